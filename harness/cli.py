@@ -1,0 +1,408 @@
+"""The `lab` command: parse, call one verb, print. Heavy imports happen inside the commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="lab",
+    help="Rebuild a customer's system in containers and prove things about it.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+images_app = typer.Typer(
+    help="Build, list and prune environment and lab images.", no_args_is_help=True
+)
+app.add_typer(images_app, name="images")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+ProjectOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--project", help="Project folder (holds labs/ and environments/).", show_default=False
+    ),
+]
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _emit_json(data: Any) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _root(project: Path | None, near: Path | None = None) -> Path:
+    from harness.scenario.catalog import find_project_root
+
+    if project is not None:
+        return project.resolve()
+    try:
+        return find_project_root()
+    except Exception:
+        if near is not None:
+            return find_project_root(near.resolve().parent)
+        raise
+
+
+def _fail(exc: BaseException, as_json: bool = False) -> NoReturn:
+    from harness.errors import HarnessError
+    from harness.scenario.problems import ScenarioInvalid
+
+    if isinstance(exc, ScenarioInvalid):
+        if as_json:
+            _emit_json({"valid": False, "problems": [p.as_dict() for p in exc.problems]})
+        for p in exc.problems:
+            _err(str(p))
+        raise typer.Exit(exc.exit_code)
+    if isinstance(exc, HarnessError):
+        if as_json:
+            _emit_json({"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code})
+        _err(f"error: {exc}")
+        raise typer.Exit(exc.exit_code)
+    if os.environ.get("LABHARNESS_DEBUG"):
+        raise exc
+    _err(f"internal error (a bug in labharness): {type(exc).__name__}: {exc}")
+    _err("hint: rerun with LABHARNESS_DEBUG=1 for the traceback, and report it")
+    raise typer.Exit(3)
+
+
+def _progress(as_json: bool) -> Any:
+    """Events from long work, one line each on stderr (never on stdout, which --json owns)."""
+    last_phase: dict[str, str] = {}
+
+    def show(event: dict[str, Any]) -> None:
+        kind = event.get("event") or event.get("phase")
+        if kind in ("run",):
+            _err(f"run {event['run']}  ({event['folder']})")
+        elif kind == "created":
+            return
+        elif kind == "started":
+            _err(f"  node {event['node']:<16} started")
+        elif kind == "ready":
+            _err(f"  node {event['node']:<16} ready in {event['seconds']}s")
+        elif kind == "networks":
+            _err(f"  creating {event['count']} network(s)")
+        elif kind == "teardown":
+            _err(f"tearing down run {event['run']} ...")
+        elif "image" in event:
+            # phase changes, and the builder's step lines; a cold debootstrap says ~700 more
+            phase, line = event.get("phase", ""), (event.get("line") or "").strip()
+            if last_phase.get(event["image"]) != phase:
+                last_phase[event["image"]] = phase
+                _err(f"  image {event['image']}: {phase} {line}".rstrip())
+            elif line.startswith(("Step ", "I: Retrieving", "I: Base system")):
+                _err(f"  image {event['image']}: {line}")
+
+    return show
+
+
+@app.command()
+def validate(
+    files: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check scenario files; print every problem as file:line:col: message. Exit 2 if any."""
+    try:
+        from harness.scenario.catalog import load_catalog
+        from harness.scenario.load import validate_file
+
+        root = _root(project, files[0])
+        catalog = load_catalog(root)
+        report = {str(f): validate_file(f, root=root, catalog=catalog) for f in files}
+    except Exception as exc:
+        _fail(exc, as_json)
+    problems = [p for ps in report.values() for p in ps]
+    if as_json:
+        _emit_json(
+            {
+                "valid": not problems,
+                "files": {f: [p.as_dict() for p in ps] for f, ps in report.items()},
+            }
+        )
+    for p in problems:
+        _err(str(p))
+    if not as_json:
+        for f, ps in report.items():
+            print(f"{f}: {'valid' if not ps else f'invalid ({len(ps)} problem(s))'}")
+    raise typer.Exit(2 if problems else 0)
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the JSON Schema ('-' = stdout).")
+    ] = Path("schemas/scenario.schema.json"),
+) -> None:
+    """Write the scenario JSON Schema, for editors (yaml-language-server) to complete and check."""
+    from harness.scenario.jsonschema import scenario_json_schema
+
+    text = json.dumps(scenario_json_schema(), indent=2) + "\n"
+    if str(output) == "-":
+        print(text, end="")
+        return
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    _err(f"wrote {output}")
+
+
+def _parse_params(values: list[str] | None) -> dict[str, str]:
+    from harness.errors import UsageError
+
+    out: dict[str, str] = {}
+    for v in values or []:
+        if "=" not in v:
+            raise UsageError(f"--param {v!r}: expected NAME=VALUE")
+        k, _, val = v.partition("=")
+        out[k.strip()] = val
+    return out
+
+
+ParamOpt = Annotated[
+    list[str] | None, typer.Option("--param", "-p", help="Override a scenario param: NAME=VALUE.")
+]
+
+
+def _serve(as_json: bool, work: Callable[[], T], render: Callable[[T], None]) -> T:
+    """Run one verb: its failures become one message and an exit code; its result is printed
+    as JSON (--json) or for a person."""
+    try:
+        result = work()
+    except typer.Exit:
+        raise
+    except BaseException as exc:  # KeyboardInterrupt too: a clean message, never a traceback
+        _fail(exc, as_json)
+    if as_json:
+        _emit_json(result)
+    else:
+        render(result)
+    return result
+
+
+def _rows(rows: list[dict[str, Any]]) -> None:
+    for r in rows:
+        print("  ".join(str(v) for v in r.values()))
+
+
+@app.command()
+def up(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
+    param: ParamOpt = None,
+    keep: Annotated[
+        bool, typer.Option("--keep", help="On failure, leave the nodes for inspection.")
+    ] = False,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build the scenario's topology and leave it running; print how to get into each node."""
+
+    def work() -> dict[str, Any]:
+        from harness.verbs.up import up as do_up
+
+        return do_up(
+            scenario,
+            root=_root(project, scenario),
+            params=_parse_params(param),
+            keep=keep,
+            on_event=_progress(as_json),
+        )
+
+    def render(result: dict[str, Any]) -> None:
+        run = result["run"]
+        print(f"run {run} is up ({result['scenario']}, {len(result['nodes'])} nodes)")
+        for n in result["nodes"]:
+            addrs = ", ".join(f"{net}={ip}" for net, ip in n["addresses"].items())
+            print(f"  {n['name']:<16} {addrs}")
+        print(f"get in:   lab shell {run} NODE      run:  lab exec {run} NODE -- CMD")
+        print(f"remove:   lab down {run}")
+
+    _serve(as_json, work, render)
+
+
+@app.command()
+def down(
+    runs: Annotated[list[str], typer.Argument(help="Run ids (or unique prefixes).")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove every container, network and volume of the runs, found by label."""
+
+    def work() -> list[dict[str, Any]]:
+        from harness.verbs.runs import down as do_down
+
+        return do_down(runs)
+
+    def render(results: list[dict[str, Any]]) -> None:
+        for r in results:
+            rm = r["removed"]
+            print(
+                f"run {r['run']} removed: {rm['containers']} containers, {rm['networks']} networks"
+            )
+
+    _serve(as_json, work, render)
+
+
+@app.command("ls")
+def ls_(as_json: JsonOpt = False) -> None:
+    """List the runs that have objects on the engine."""
+
+    def work() -> list[dict[str, Any]]:
+        from harness.verbs.runs import list_runs
+
+        return list_runs()
+
+    def render(runs: list[dict[str, Any]]) -> None:
+        if not runs:
+            print("no runs on this engine")
+            return
+        print(f"{'RUN':<20} {'SCENARIO':<24} {'STATE':<12} {'NODES':<8} OWNER")
+        for r in runs:
+            nodes = f"{r['running']}/{r['containers']}"
+            owner = "running" if r["owner_alive"] else "gone"
+            print(f"{r['run']:<20} {r['scenario']:<24} {r['state']:<12} {nodes:<8} {owner}")
+
+    _serve(as_json, work, render)
+
+
+@app.command()
+def gc(
+    remove_all: Annotated[
+        bool, typer.Option("--all", help="Remove every run, live ones included.")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove what runs whose process is gone left behind (runs left up by `lab up` stay)."""
+
+    def work() -> list[dict[str, Any]]:
+        from harness.verbs.runs import gc as do_gc
+
+        return do_gc(remove_all=remove_all, dry_run=dry_run)
+
+    def render(results: list[dict[str, Any]]) -> None:
+        if not results:
+            print("nothing to collect")
+        for r in results:
+            verb = "would remove" if r["dry_run"] else "removed"
+            print(f"{verb} run {r['run']} ({r['reason']})")
+
+    _serve(as_json, work, render)
+
+
+@app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def exec_(
+    run: Annotated[str, typer.Argument(help="Run id (or unique prefix).")],
+    node: Annotated[str, typer.Argument(help="Node name.")],
+    command: Annotated[list[str], typer.Argument(help="Command, after --.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a command in a node; exit with its exit code."""
+
+    def work() -> dict[str, Any]:
+        from harness.verbs.nodes import exec_in
+
+        return exec_in(run, node, command)
+
+    def render(result: dict[str, Any]) -> None:
+        sys.stdout.write(result["stdout"])
+        sys.stderr.write(result["stderr"])
+
+    result = _serve(as_json, work, render)
+    raise typer.Exit(result["exit_code"])
+
+
+@app.command()
+def shell(
+    run: Annotated[str, typer.Argument(help="Run id (or unique prefix).")],
+    node: Annotated[str, typer.Argument(help="Node name.")],
+    sh: Annotated[str, typer.Option("--shell", help="Shell to start.")] = "sh",
+) -> None:
+    """Open an interactive shell in a node."""
+
+    def work() -> list[str]:
+        from harness.verbs.nodes import shell_argv
+
+        return shell_argv(run, node, sh)
+
+    argv = _serve(False, work, lambda _: None)
+    os.execv(argv[0], argv)
+
+
+@images_app.command("build")
+def images_build(
+    lab: Annotated[list[str] | None, typer.Option("--lab", help="Only these labs.")] = None,
+    os_: Annotated[list[str] | None, typer.Option("--os", help="Only these environments.")] = None,
+    environments_only: Annotated[
+        bool, typer.Option("--environments-only", help="Only the base OS images.")
+    ] = False,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build (or reuse) environment and lab images; tags are hashes of their inputs."""
+
+    def work() -> list[dict[str, Any]]:
+        from harness.engine.client import connect
+        from harness.scenario.catalog import load_catalog
+        from harness.verbs.images import build_all
+
+        root = _root(project)
+        return build_all(
+            root,
+            load_catalog(root),
+            connect(),
+            labs=lab,
+            oses=os_,
+            on_progress=_progress(as_json),
+            environments_only=environments_only,
+        )
+
+    _serve(as_json, work, _rows)
+
+
+@images_app.command("ls")
+def images_ls(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+    """List the images labharness built, and whether each is current."""
+
+    def work() -> list[dict[str, Any]]:
+        from harness.engine.client import connect
+        from harness.scenario.catalog import load_catalog
+        from harness.verbs.images import list_images
+
+        return list_images(connect(), load_catalog(_root(project)))
+
+    _serve(as_json, work, _rows)
+
+
+@images_app.command("prune")
+def images_prune(
+    prune_all: Annotated[
+        bool, typer.Option("--all", help="Remove every labharness image, current ones too.")
+    ] = False,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove labharness images whose inputs changed (with --all: every one not in use)."""
+
+    def work() -> list[dict[str, Any]]:
+        from harness.engine.client import connect
+        from harness.scenario.catalog import load_catalog
+        from harness.verbs.images import prune_images
+
+        root = _root(project)
+        return prune_images(connect(), load_catalog(root), remove_all=prune_all)
+
+    _serve(as_json, work, _rows)
+
+
+def main() -> None:
+    app()

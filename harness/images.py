@@ -1,0 +1,326 @@
+"""Image planning: what goes into an environment or lab image, its content hash and its tag.
+
+Pure: reads the catalog's files, never talks to an engine. The Docker side
+(harness/engine/images.py) builds exactly what a plan describes, so the hash covers everything
+that can change the image:
+
+- an environment: its environment.yaml (as parsed) and every other file in its folder (recipes);
+- a lab image: every file in the build context (sorted relative paths, file modes and contents,
+  after .dockerignore), the Dockerfile name, the version, the build args, and the hash of the
+  environment image it builds on.
+
+Same inputs -> same tag; any change -> a new tag. Tags:
+``labharness/env-<os>:<hash12>`` and ``labharness/lab-<lab>:<version>-<os>-<hash12>``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+import re
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import UsageError
+from harness.scenario.catalog import Catalog
+from harness.scenario.resolved import EnvImage, ImageSource, LabImage, PlainImage
+
+# Bump when the builder itself changes in a way that changes images (debootstrap flags, the
+# rootfs clean-up, the env Dockerfile template...): every tag changes with it.
+BUILDER_VERSION = "1"
+REPO_PREFIX = "labharness"
+HASH_LEN = 12
+
+# Never build inputs, whatever .dockerignore says.
+ALWAYS_IGNORED = ("__pycache__", "*.pyc", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git")
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """One file of a build context: its path relative to the context, mode and content hash."""
+
+    path: str  # posix, relative
+    mode: int  # permission bits (0o755...)
+    sha256: str
+    source: Path  # absolute path on the host
+
+    def digest_line(self) -> str:
+        return f"{self.path}\0{self.mode:o}\0{self.sha256}"
+
+
+@dataclass(frozen=True)
+class EnvPlan:
+    """How to build one environment's base image."""
+
+    name: str  # debian-12
+    suite: str  # bookworm
+    distribution: str
+    registry_image: str | None
+    packages: tuple[str, ...]
+    folder: Path
+    files: tuple[InputFile, ...]  # every file in the environment folder (environment.yaml too)
+    inputs_hash: str  # full hex sha256
+
+    @property
+    def repository(self) -> str:
+        return f"{REPO_PREFIX}/env-{self.name}"
+
+    @property
+    def tag(self) -> str:
+        return f"{self.repository}:{self.inputs_hash[:HASH_LEN]}"
+
+    @property
+    def kind(self) -> str:
+        return "env"
+
+    def describe(self) -> dict[str, str]:
+        return {"kind": "env", "name": self.name, "os": self.name, "version": self.suite}
+
+
+@dataclass(frozen=True)
+class LabPlan:
+    """How to build one lab image: one version on one environment."""
+
+    lab: str
+    version: str
+    os: str
+    context: Path  # absolute build-context folder
+    dockerfile: str  # relative to the context
+    build_args: tuple[tuple[str, str], ...]  # sorted; BASE_IMAGE and LAB_VERSION included
+    files: tuple[InputFile, ...]
+    env: EnvPlan
+    inputs_hash: str
+
+    @property
+    def repository(self) -> str:
+        return f"{REPO_PREFIX}/lab-{self.lab}"
+
+    @property
+    def tag(self) -> str:
+        return (
+            f"{self.repository}:{_tag_safe(self.version)}-{self.os}-{self.inputs_hash[:HASH_LEN]}"
+        )
+
+    @property
+    def kind(self) -> str:
+        return "lab"
+
+    def args(self) -> dict[str, str]:
+        return dict(self.build_args)
+
+    def describe(self) -> dict[str, str]:
+        return {"kind": "lab", "name": self.lab, "os": self.os, "version": self.version}
+
+
+@dataclass(frozen=True)
+class PlainPlan:
+    """An image the scenario names directly; nothing to build."""
+
+    ref: str
+    files: tuple[InputFile, ...] = field(default=())
+
+    @property
+    def tag(self) -> str:
+        return self.ref
+
+    @property
+    def kind(self) -> str:
+        return "plain"
+
+
+ImagePlan = EnvPlan | LabPlan | PlainPlan
+
+
+def _tag_safe(text: str) -> str:
+    """Docker tags allow [A-Za-z0-9_.-], at most 128 characters."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:64]
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 16), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_ignore_file(context: Path) -> list[str]:
+    """Patterns from <context>/.dockerignore (simple globs; `!` exceptions are not supported)."""
+    f = context / ".dockerignore"
+    if not f.is_file():
+        return []
+    patterns: list[str] = []
+    for raw in f.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("!"):
+            raise UsageError(f"{f}: exception patterns ('{line}') are not supported")
+        patterns.append(line.strip("/").removeprefix("./"))
+    return patterns
+
+
+def _ignored(rel: str, patterns: list[str]) -> bool:
+    parts = rel.split("/")
+    for p in ALWAYS_IGNORED:
+        if any(fnmatch.fnmatchcase(part, p) for part in parts):
+            return True
+    # a pattern matches the path itself or any folder above it
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(fnmatch.fnmatchcase(pre, pat) for pat in patterns for pre in prefixes)
+
+
+def context_files(context: Path, *, honour_ignore: bool = True) -> tuple[InputFile, ...]:
+    """Every regular file under `context` (symlinks followed to files), sorted by relative path."""
+    if not context.is_dir():
+        raise UsageError(f"build context {context} is not a folder")
+    patterns = read_ignore_file(context) if honour_ignore else []
+    out: list[InputFile] = []
+    for dirpath, dirnames, filenames in os.walk(context):
+        dirnames.sort()
+        base = Path(dirpath)
+        for name in sorted(filenames):
+            p = base / name
+            rel = p.relative_to(context).as_posix()
+            if _ignored(rel, patterns):
+                continue
+            try:
+                st = p.stat()
+            except OSError as exc:
+                raise UsageError(f"{p}: cannot read: {exc}") from None
+            if not stat.S_ISREG(st.st_mode):
+                continue
+            out.append(InputFile(rel, stat.S_IMODE(st.st_mode), _sha256_file(p), p))
+    out.sort(key=lambda f: f.path)
+    return tuple(out)
+
+
+def _digest(parts: list[str]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8"))
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def plan_environment(catalog: Catalog, os_name: str) -> EnvPlan:
+    env = catalog.environment(os_name)
+    d = env.definition
+    files = context_files(env.path, honour_ignore=False)
+    # environment.yaml enters both as parsed (so comments/formatting alone do not matter...)
+    # ...and, like every recipe file, by content (anything in the folder is an input).
+    parts = [
+        f"labharness-env builder={BUILDER_VERSION}",
+        json.dumps(d.model_dump(mode="json"), sort_keys=True),
+        *(f.digest_line() for f in files),
+    ]
+    return EnvPlan(
+        name=d.name,
+        suite=d.suite,
+        distribution=d.distribution,
+        registry_image=d.registry_image,
+        packages=tuple(d.packages),
+        folder=env.path,
+        files=files,
+        inputs_hash=_digest(parts),
+    )
+
+
+def plan_lab(catalog: Catalog, lab: str, version: str, os_name: str) -> LabPlan:
+    entry = catalog.lab(lab)
+    d = entry.definition
+    spec = d.versions.get(version)
+    if spec is None:
+        known = ", ".join(d.versions)
+        raise UsageError(f"lab {lab!r} has no version {version!r}; known: {known}")
+    if os_name not in spec.os:
+        raise UsageError(
+            f"lab {lab!r} version {version!r} does not build on {os_name!r}; "
+            f"it builds on: {', '.join(spec.os)}"
+        )
+    env = plan_environment(catalog, os_name)
+    context = (entry.path / d.build.context).resolve()
+    lab_root = entry.path.resolve()
+    if context != lab_root and lab_root not in context.parents:
+        raise UsageError(f"lab {lab!r}: build context {d.build.context!r} leaves the lab folder")
+    files = context_files(context)
+    dockerfile = d.build.dockerfile
+    if not (context / dockerfile).is_file():
+        raise UsageError(f"lab {lab!r}: no {dockerfile} in {context}")
+    if dockerfile not in {f.path for f in files}:
+        raise UsageError(f"lab {lab!r}: {dockerfile} is excluded by .dockerignore")
+    args = {**d.build.args, **spec.build_args, "BASE_IMAGE": env.tag, "LAB_VERSION": version}
+    build_args = tuple(sorted(args.items()))
+    parts = [
+        f"labharness-lab builder={BUILDER_VERSION}",
+        f"lab={d.name}",
+        f"version={version}",
+        f"os={os_name}",
+        f"env={env.inputs_hash}",
+        f"dockerfile={dockerfile}",
+        *(f"arg {k}={v}" for k, v in build_args),
+        *(f.digest_line() for f in files),
+    ]
+    return LabPlan(
+        lab=d.name,
+        version=version,
+        os=os_name,
+        context=context,
+        dockerfile=dockerfile,
+        build_args=build_args,
+        files=files,
+        env=env,
+        inputs_hash=_digest(parts),
+    )
+
+
+def plan_image(catalog: Catalog, source: ImageSource) -> ImagePlan:
+    """The plan for a node's image source."""
+    if isinstance(source, LabImage):
+        return plan_lab(catalog, source.lab, source.version, source.os)
+    if isinstance(source, EnvImage):
+        return plan_environment(catalog, source.os)
+    if isinstance(source, PlainImage):
+        return PlainPlan(source.ref)
+    raise TypeError(f"unknown image source {source!r}")
+
+
+def plan_all(
+    catalog: Catalog,
+    labs: list[str] | None = None,
+    oses: list[str] | None = None,
+) -> tuple[list[EnvPlan], list[LabPlan]]:
+    """Every environment and every lab version on every OS it builds on (or a subset).
+
+    `labs`/`oses` restrict the set; unknown names are a UsageError. With `labs` given, only the
+    environments those labs need are included (restricted to `oses` when also given).
+    """
+    for name in oses or []:
+        catalog.environment(name)
+    for name in labs or []:
+        catalog.lab(name)
+    lab_plans: list[LabPlan] = []
+    for name in sorted(catalog.labs):
+        if labs is not None and name not in labs:
+            continue
+        d = catalog.labs[name].definition
+        for version, spec in d.versions.items():
+            for os_name in spec.os:
+                if oses is not None and os_name not in oses:
+                    continue
+                lab_plans.append(plan_lab(catalog, name, version, os_name))
+    if labs is None:
+        env_names = sorted(n for n in catalog.environments if oses is None or n in oses)
+    else:
+        env_names = sorted({p.os for p in lab_plans})
+    env_plans = [plan_environment(catalog, n) for n in env_names]
+    return env_plans, lab_plans
+
+
+def current_tags(catalog: Catalog) -> set[str]:
+    """The tags every current catalog entry maps to (what `prune` keeps)."""
+    envs, labs = plan_all(catalog)
+    return {p.tag for p in envs} | {p.tag for p in labs}

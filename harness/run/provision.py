@@ -1,0 +1,129 @@
+"""Bring a resolved topology up on the engine, in parallel, and take it down again.
+
+Networks first, then every node at once (a node waits only for its `depends_on`). A failure or an
+interrupt cancels the rest; the caller tears down by label, so nothing half-made is missed.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from harness.engine import objects
+from harness.engine.waits import wait_ready
+from harness.errors import Interrupted
+from harness.scenario.resolved import NetworkSpec, NodeSpec, Topology
+
+Event = dict[str, Any]
+OnEvent = Callable[[Event], None]
+
+
+def _quiet(event: Event) -> None:
+    return None
+
+
+@dataclass
+class NodeUp:
+    name: str
+    container: str
+    image: str
+    addresses: dict[str, str]
+    ready_s: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "container": self.container,
+            "image": self.image,
+            "addresses": self.addresses,
+            "ready_s": round(self.ready_s, 3),
+        }
+
+
+def bring_up(
+    client: Any,
+    topology: Topology,
+    images: dict[str, str],
+    labels: objects.RunLabels,
+    cancel: threading.Event,
+    on_event: OnEvent = _quiet,
+    parallel: int = 16,
+) -> list[NodeUp]:
+    """Create networks and nodes, start them and wait until each is ready.
+
+    Every engine call runs in a worker thread: a signal lands in the main thread, which then
+    waits for in-flight calls to finish, so an object the engine is still creating is never
+    missed by the teardown that follows.
+    """
+    ready = {n.name: threading.Event() for n in topology.nodes}
+    networks: dict[str, str] = {}
+
+    def net(spec: NetworkSpec) -> None:
+        if cancel.is_set():
+            raise Interrupted(f"cancelled before creating network {spec.name}")
+        networks[spec.name] = objects.create_network(client, labels, spec).name
+
+    def one(node: NodeSpec) -> NodeUp:
+        t0 = time.monotonic()
+        if cancel.is_set():
+            raise Interrupted(f"cancelled before creating {node.name}")
+        container = objects.create_node(client, labels, node, images[node.name], networks)
+        on_event({"event": "created", "node": node.name})
+        for dep in node.depends_on:
+            while not ready[dep].wait(0.1):
+                if cancel.is_set():
+                    raise Interrupted(f"cancelled while {node.name} waited for {dep}")
+        if cancel.is_set():
+            raise Interrupted(f"cancelled before starting {node.name}")
+        objects.start(container, node.name)
+        on_event({"event": "started", "node": node.name})
+        wait_ready(container, node.name, node.health, cancel)
+        ready[node.name].set()
+        up = NodeUp(
+            node.name,
+            container.name,
+            images[node.name],
+            objects.addresses(container),
+            time.monotonic() - t0,
+        )
+        on_event({"event": "ready", "node": node.name, "seconds": round(up.ready_s, 2)})
+        return up
+
+    size = max(1, min(parallel, max(len(topology.nodes), len(topology.networks))))
+    pool = ThreadPoolExecutor(max_workers=size)
+    try:
+        on_event({"event": "networks", "count": len(topology.networks)})
+        _all([pool.submit(net, n) for n in topology.networks])
+        futures: list[Future[NodeUp]] = [pool.submit(one, n) for n in topology.nodes]
+        _all(futures)
+        return [f.result() for f in futures]
+    except BaseException:
+        cancel.set()  # every worker stops at its next step; then the caller removes by label
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _all(futures: list[Future[Any]]) -> None:
+    """Wait for all; the first failure is raised as soon as it happens."""
+    done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+    for f in done:
+        exc = f.exception()
+        if exc is not None:
+            raise exc
+
+
+def tear_down(client: Any, run_id: str) -> dict[str, int]:
+    """Remove everything labelled with this run, whoever made it; sweep twice, since an object
+    whose creation was in flight when the run stopped may only appear a moment later."""
+    counts = objects.remove(client, objects.find(client, run_id))
+    time.sleep(0.2)
+    late = objects.find(client, run_id)
+    if not late.empty():
+        for k, v in objects.remove(client, late).items():
+            counts[k] += v
+    return counts

@@ -1,0 +1,46 @@
+"""SIGTERM behaves like Ctrl-C, and teardown is shielded from both so it always completes."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from harness.errors import Interrupted
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class SignalInterrupt(Interrupted):
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(f"received {signal.Signals(signum).name}; tore down what was created")
+        self.exit_code = 128 + signum
+
+
+def _raise(signum: int, frame: FrameType | None) -> None:
+    raise SignalInterrupt(signum)
+
+
+@contextmanager
+def interrupts_raise() -> Iterator[None]:
+    """Inside: SIGINT and SIGTERM raise SignalInterrupt in the main thread."""
+    old = {s: signal.signal(s, _raise) for s in _SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextmanager
+def shielded() -> Iterator[list[int]]:
+    """Inside: SIGINT and SIGTERM are noted, not acted on, so cleanup is never cut short."""
+    seen: list[int] = []
+    old = {s: signal.signal(s, lambda n, f: seen.append(n)) for s in _SIGNALS}
+    try:
+        yield seen
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

@@ -1,0 +1,1 @@
+"""The scenario core: schema, loading with positions, interpolation, resolution. Pure: no Docker."""

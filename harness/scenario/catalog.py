@@ -1,0 +1,160 @@
+"""The labs catalog (labs/<name>/lab.yaml) and environments (environments/<name>/environment.yaml).
+
+Read-only knowledge of what can be built: the scenario validator checks names against it and the
+image builder turns an entry into build inputs. Pure: reads files, never touches an engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import UsageError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabHealth(_Strict):
+    """Same keys as a node's `health:` override in a scenario."""
+
+    command: str | None = None
+    port: int | None = None
+    log: str | None = None
+    timeout: float = 60.0
+    interval: float = 0.25
+
+
+class LabVersion(_Strict):
+    os: list[str] = Field(min_length=1, description="environments this version builds on")
+    build_args: dict[str, str] = Field(default_factory=dict)
+    description: str | None = None
+
+
+class LabBuild(_Strict):
+    dockerfile: str = "Dockerfile"
+    context: str = "."  # relative to the lab folder; every file in it is a build input
+    args: dict[str, str] = Field(default_factory=dict)
+
+
+class LabDef(_Strict):
+    name: str
+    description: str = ""
+    kind: Literal["service", "client"] = "service"
+    versions: dict[str, LabVersion] = Field(min_length=1)
+    default_os: str | None = None
+    build: LabBuild = Field(default_factory=LabBuild)
+    command: list[str] | None = None
+    health: LabHealth | None = None
+    logs: list[str] = Field(default_factory=list)
+    ports: list[int] = Field(default_factory=list)
+    cap_add: list[str] = Field(default_factory=list)
+
+    def versions_for(self, os_name: str) -> list[str]:
+        return [v for v, spec in self.versions.items() if os_name in spec.os]
+
+    def oses(self) -> list[str]:
+        seen: list[str] = []
+        for spec in self.versions.values():
+            for o in spec.os:
+                if o not in seen:
+                    seen.append(o)
+        return seen
+
+
+class EnvironmentDef(_Strict):
+    name: str
+    description: str = ""
+    distribution: Literal["debian"] = "debian"
+    suite: str  # bookworm, bullseye, ...
+    registry_image: str | None = None  # tried first when a registry answers
+    packages: list[str] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Lab:
+    path: Path
+    definition: LabDef
+
+
+@dataclass(frozen=True)
+class Environment:
+    path: Path
+    definition: EnvironmentDef
+
+
+@dataclass(frozen=True)
+class Catalog:
+    root: Path
+    labs: dict[str, Lab]
+    environments: dict[str, Environment]
+
+    def lab(self, name: str) -> Lab:
+        try:
+            return self.labs[name]
+        except KeyError:
+            raise UsageError(
+                f"unknown lab {name!r}; known: {', '.join(sorted(self.labs))}"
+            ) from None
+
+    def environment(self, name: str) -> Environment:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(sorted(self.environments))
+            raise UsageError(f"unknown environment {name!r}; known: {known}") from None
+
+
+def _read(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+
+
+def _fail(path: Path, exc: ValidationError) -> UsageError:
+    lines = [
+        f"{path}: {'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
+        for err in exc.errors()
+    ]
+    return UsageError("\n".join(lines))
+
+
+def load_catalog(root: Path) -> Catalog:
+    """Read every labs/*/lab.yaml and environments/*/environment.yaml under the project root."""
+    labs: dict[str, Lab] = {}
+    for f in sorted((root / "labs").glob("*/lab.yaml")):
+        try:
+            d = LabDef.model_validate(_read(f))
+        except ValidationError as exc:
+            raise _fail(f, exc) from None
+        if d.name != f.parent.name:
+            raise UsageError(f"{f}: name {d.name!r} must match its folder {f.parent.name!r}")
+        labs[d.name] = Lab(f.parent, d)
+    envs: dict[str, Environment] = {}
+    for f in sorted((root / "environments").glob("*/environment.yaml")):
+        try:
+            e = EnvironmentDef.model_validate(_read(f))
+        except ValidationError as exc:
+            raise _fail(f, exc) from None
+        if e.name != f.parent.name:
+            raise UsageError(f"{f}: name {e.name!r} must match its folder {f.parent.name!r}")
+        envs[e.name] = Environment(f.parent, e)
+    return Catalog(root, labs, envs)
+
+
+def find_project_root(start: Path | None = None) -> Path:
+    """The nearest folder above `start` holding labs/ or pyproject.toml with labs beside it."""
+    here = (start or Path.cwd()).resolve()
+    for d in [here, *here.parents]:
+        if (d / "labs").is_dir() and (d / "environments").is_dir():
+            return d
+    raise UsageError(
+        f"no labharness project found at or above {here}",
+        hint="run from the project folder (it holds labs/ and environments/), or pass --project",
+    )

@@ -1,0 +1,255 @@
+"""The public API of the scenario core: load a scenario for a run, or validate a file.
+
+Pipeline: read YAML with positions -> interpolate ${params.x}/${matrix.x} on the raw tree ->
+(apply a fix) -> schema (pydantic) -> cross-reference checks -> resolve to resolved.Topology.
+Every problem is located; no exception escapes as a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from harness.scenario.catalog import Catalog
+from harness.scenario.interpolate import interpolate
+from harness.scenario.matrix import MAX_CELLS, cell_label, expand
+from harness.scenario.modelerrors import problems_from
+from harness.scenario.overlay import merge_fix
+from harness.scenario.problems import Problem, ScenarioInvalid, display_path
+from harness.scenario.resolve import resolve_topology
+from harness.scenario.resolved import Topology
+from harness.scenario.schema import FaultStep, RunStep, Scenario, WaitStep
+from harness.scenario.suggest import unknown
+from harness.scenario.validate import Checker
+from harness.scenario.yamlpos import Located, load_yaml
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    path: Path
+    raw: Scenario  # the validated model, after interpolation (and the fix, when one is applied)
+    topology: Topology
+    params: dict[str, Any]  # resolved params
+    matrix_cell: dict[str, Any]  # values used for ${matrix.x}; {} when no matrix
+    fix: str | None = None  # the fix or workaround applied, if any
+
+
+def _file_name(path: Path) -> str:
+    return str(path) if not path.is_absolute() else display_path(path)
+
+
+def _read(path: Path, file: str) -> tuple[Located | None, list[Problem]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None, [Problem(file, 1, 1, "file not found")]
+    except UnicodeDecodeError as exc:
+        return None, [Problem(file, 1, 1, f"not UTF-8 text: {exc.reason}")]
+    except OSError as exc:
+        return None, [Problem(file, 1, 1, f"cannot read the file: {exc.strerror or exc}")]
+    located, problems = load_yaml(text, file)
+    if located is not None and not isinstance(located.data, dict):
+        what = "empty" if located.data is None else f"a {type(located.data).__name__}"
+        problems.append(
+            Problem(
+                file,
+                *located.value_pos(()),
+                f"the scenario is {what}; expected a mapping with 'scenario' and 'topology'",
+            )
+        )
+        return None, problems
+    return located, problems
+
+
+def _scalar_params(data: dict[str, Any]) -> dict[str, Any]:
+    params = data.get("params")
+    if not isinstance(params, dict):
+        return {}
+    return {
+        k: v
+        for k, v in params.items()
+        if isinstance(k, str) and (v is None or isinstance(v, str | int | float | bool))
+    }
+
+
+def _coerce(default: Any, text: str) -> Any:
+    if isinstance(default, bool):
+        low = text.strip().lower()
+        if low in ("true", "yes", "on", "1"):
+            return True
+        if low in ("false", "no", "off", "0"):
+            return False
+        raise ValueError("expected true or false")
+    if isinstance(default, int):
+        try:
+            return int(text)
+        except ValueError:
+            raise ValueError("expected an integer") from None
+    if isinstance(default, float):
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError("expected a number") from None
+    return text
+
+
+def _override_params(
+    located: Located, declared: dict[str, Any], given: dict[str, str], file: str
+) -> tuple[dict[str, Any], list[Problem]]:
+    params = dict(declared)
+    problems: list[Problem] = []
+    for name, text in given.items():
+        if name not in declared:
+            line, col = located.key_pos(("params",))
+            msg = (
+                unknown("param", name, declared)
+                if declared
+                else (f"unknown param {name!r}; this scenario declares no params")
+            )
+            problems.append(Problem(file, line, col, f"--param {name}={text}: {msg}"))
+            continue
+        try:
+            params[name] = _coerce(declared[name], text)
+        except ValueError as exc:
+            line, col = located.value_pos(("params", name))
+            problems.append(Problem(file, line, col, f"--param {name}={text}: {exc}"))
+    return params, problems
+
+
+def _default_step_ids(model: Scenario) -> None:
+    lists = [model.reproduce.steps] if model.reproduce else []
+    for fix in model.fixes.values():
+        if fix.reproduce is not None and fix.reproduce.steps is not None:
+            lists.append(fix.reproduce.steps)
+    for steps in lists:
+        for i, step in enumerate(steps):
+            if isinstance(step, RunStep | WaitStep | FaultStep) and step.id is None:
+                step.id = f"step-{i + 1}"
+
+
+def _check(
+    located: Located,
+    variables: dict[str, dict[str, Any]],
+    file: str,
+    root: Path,
+    catalog: Catalog,
+    fix: str | None = None,
+) -> tuple[Scenario | None, list[Problem]]:
+    data, interpolation = interpolate(located, variables, file)
+    problems: list[Problem] = []
+    view = located
+    if fix is not None:
+        data, pairs = merge_fix(data, fix)
+        view = located.remapped(data, pairs)
+    model: Scenario | None = None
+    try:
+        model = Scenario.model_validate(data)
+    except ValidationError as exc:
+        problems += problems_from(exc, view, data, file)
+    problems += Checker(data, view, file, root, catalog).run()
+    if fix is None:
+        fixes = data.get("fixes")
+        for name in fixes if isinstance(fixes, dict) else {}:
+            merged, pairs = merge_fix(data, name)
+            remapped = located.remapped(merged, pairs)
+            problems += Checker(merged, remapped, file, root, catalog).run()
+    unresolved = {(p.line, p.col) for p in interpolation}  # later checks would repeat these
+    problems = interpolation + [p for p in problems if (p.line, p.col) not in unresolved]
+    unique = list(dict.fromkeys(problems))
+    return (model if not unique else None), unique
+
+
+def validate_file(path: Path, *, root: Path, catalog: Catalog) -> list[Problem]:
+    """Every problem in one scenario file, sorted by position; [] when it is valid."""
+    file = _file_name(path)
+    try:
+        return _validate(path, file, root, catalog)
+    except Exception as exc:  # never a traceback for bad input
+        return [Problem(file, 1, 1, f"internal error while validating: {exc!r}")]
+
+
+def _validate(path: Path, file: str, root: Path, catalog: Catalog) -> list[Problem]:
+    located, problems = _read(path, file)
+    if located is None or problems:
+        return sorted(problems)
+    data: dict[str, Any] = located.data
+    params = _scalar_params(data)
+    cells = expand(data.get("matrix"), limit=MAX_CELLS)
+    if not cells:
+        line, col = located.key_pos(("matrix",))
+        return [Problem(file, line, col, "the matrix has no cells: exclude removes every one")]
+    per_cell: list[list[Problem]] = []
+    for cell in cells:
+        _, found = _check(located, {"params": params, "matrix": cell}, file, root, catalog)
+        per_cell.append(found)
+    everywhere = set(per_cell[0]).intersection(*per_cell[1:])
+    result: list[Problem] = []
+    for cell, found in zip(cells, per_cell, strict=True):
+        for p in found:
+            if p not in everywhere and len(cells) > 1:
+                p = Problem(p.file, p.line, p.col, f"{p.message} (matrix cell {cell_label(cell)})")
+            if p not in result:
+                result.append(p)
+    # one message per location and text, even when several cells share it in different words
+    return sorted(result)
+
+
+def load_scenario(
+    path: Path,
+    *,
+    root: Path,
+    catalog: Catalog,
+    params: dict[str, str] | None = None,
+    cell: dict[str, Any] | None = None,
+    fix: str | None = None,
+) -> LoadedScenario:
+    """Load one scenario for a run (one matrix cell; the first when `cell` is None), optionally
+    with a fix or workaround applied. Raises ScenarioInvalid with every problem."""
+    file = _file_name(path)
+    try:
+        return _load(path, file, root, catalog, params or {}, cell, fix)
+    except ScenarioInvalid:
+        raise
+    except Exception as exc:  # never a traceback for bad input
+        raise ScenarioInvalid(
+            [Problem(file, 1, 1, f"internal error while loading: {exc!r}")]
+        ) from None
+
+
+def _load(
+    path: Path,
+    file: str,
+    root: Path,
+    catalog: Catalog,
+    given: dict[str, str],
+    cell: dict[str, Any] | None,
+    fix: str | None,
+) -> LoadedScenario:
+    located, problems = _read(path, file)
+    if located is None or problems:
+        raise ScenarioInvalid(problems)
+    data: dict[str, Any] = located.data
+    resolved_params, problems = _override_params(located, _scalar_params(data), given, file)
+    if cell is None:
+        cells = expand(data.get("matrix"), limit=1)
+        if not cells:
+            line, col = located.key_pos(("matrix",))
+            problems.append(Problem(file, line, col, "the matrix has no cells"))
+        cell = cells[0] if cells else {}
+    fixes = data.get("fixes")
+    if fix is not None and (not isinstance(fixes, dict) or fix not in fixes):
+        line, col = located.key_pos(("fixes",))
+        names = [str(k) for k in fixes] if isinstance(fixes, dict) else []
+        problems.append(Problem(file, line, col, unknown("fix", fix, names)))
+    if problems:
+        raise ScenarioInvalid(problems)
+    variables = {"params": resolved_params, "matrix": dict(cell)}
+    model, problems = _check(located, variables, file, root, catalog, fix=fix)
+    if model is None:
+        raise ScenarioInvalid(problems)
+    _default_step_ids(model)
+    topology = resolve_topology(model, catalog=catalog, root=root, source=path)
+    return LoadedScenario(path, model, topology, resolved_params, dict(cell), fix)

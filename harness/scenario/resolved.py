@@ -1,0 +1,96 @@
+"""The resolved topology: what the engine layer builds. Plain frozen data, no YAML positions.
+
+The raw scenario (schema.py) keeps the user's shape and positions for error messages; this is the
+form after interpolation, defaults and catalog lookups, so the provisioner never re-reads YAML.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    name: str
+    subnet: str | None = None  # CIDR; None lets the engine choose (parallel runs never collide)
+    internal: bool = False
+
+
+@dataclass(frozen=True)
+class Attachment:
+    network: str
+    ipv4: str | None = None
+
+
+@dataclass(frozen=True)
+class FileSpec:
+    target: str  # absolute path inside the node
+    source: Path  # absolute path on the host, inside the project tree
+    mode: int = 0o644
+
+
+@dataclass(frozen=True)
+class HealthSpec:
+    """How to know a node is ready. kind 'none' means running is enough."""
+
+    kind: str = "none"  # none | command | port | log
+    command: str | None = None  # run with `sh -c` inside the node; ready when exit 0
+    port: int | None = None  # ready when something listens on this TCP port inside the node
+    log: str | None = None  # ready when this regex appears in the node's output
+    timeout: float = 60.0  # seconds
+    interval: float = 0.25  # seconds between checks
+
+
+@dataclass(frozen=True)
+class LabImage:
+    """A node built from labs/<lab>/ for one version on one environment."""
+
+    lab: str
+    version: str
+    os: str
+
+
+@dataclass(frozen=True)
+class PlainImage:
+    """A node from an image the engine already has (`image:` in the scenario)."""
+
+    ref: str
+
+
+@dataclass(frozen=True)
+class EnvImage:
+    """A bare node: just the base OS image of an environment (`os:` without `lab:`)."""
+
+    os: str
+
+
+ImageSource = LabImage | PlainImage | EnvImage
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    name: str
+    image: ImageSource
+    networks: tuple[Attachment, ...]
+    files: tuple[FileSpec, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    command: tuple[str, ...] | None = None  # None: the image's (or lab's) default
+    health: HealthSpec = field(default_factory=HealthSpec)
+    log_paths: tuple[str, ...] = ()
+    cap_add: tuple[str, ...] = ()  # e.g. NET_ADMIN when impairments target this node
+    depends_on: tuple[str, ...] = ()  # nodes that must be ready before this one starts
+
+
+@dataclass(frozen=True)
+class Topology:
+    scenario: str
+    networks: tuple[NetworkSpec, ...]
+    nodes: tuple[NodeSpec, ...]
+    source: Path | None = None  # the scenario file, for the run folder
+
+    def node(self, name: str) -> NodeSpec:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)

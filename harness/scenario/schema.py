@@ -1,0 +1,508 @@
+"""The raw scenario: the user's YAML shape as pydantic models (extra keys forbidden).
+
+These models check shapes and value formats only (types, durations, rates, regexes). Names and
+references (labs, nodes, networks, files, step ids) are checked with positions in validate.py,
+and resolve.py turns a valid model into the engine's dataclasses (resolved.py).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    WithJsonSchema,
+)
+
+
+def _scalar(value: Any) -> Any:
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    kind = "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else ""
+    raise ValueError(f"expected a single value (text, number, true/false), got {kind or value!r}")
+
+
+Scalar = Annotated[
+    Any,
+    AfterValidator(_scalar),
+    WithJsonSchema({"type": ["string", "number", "boolean", "null"]}),
+]
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"  # node and network names (no trailing '-': validate.py)
+SCENARIO_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
+SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # step ids, fix names
+
+# -- value formats -----------------------------------------------------------------------------
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+DURATION_HELP = "expected a duration like '500ms', '30s', '2m' or a number of seconds"
+
+
+def parse_duration(value: object) -> float:
+    """'500ms' -> 0.5, '2m' -> 120.0, 3 -> 3.0; anything else raises ValueError."""
+    if isinstance(value, bool):
+        raise ValueError(DURATION_HELP)
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION_RE.match(value)):
+        seconds = float(m.group(1)) * _UNIT[m.group(2)]
+    else:
+        raise ValueError(f"{DURATION_HELP}, got {value!r}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"{DURATION_HELP} (greater than zero), got {value!r}")
+    return seconds
+
+
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$"},
+                {"type": "number", "exclusiveMinimum": 0},
+            ],
+            "description": "a duration: '500ms', '30s', '2m', '1h' or a number of seconds",
+        }
+    ),
+]
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_regex)]
+
+
+def _scalar_text(value: object) -> object:
+    """Numbers where text is meant (versions, tickets): 16 -> '16'. YAML reads 1.10 as 1.1."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_scalar_text)]
+
+
+def _format(pattern: str, help_text: str) -> Callable[[object], object]:
+    rx = re.compile(pattern)
+
+    def check(value: object) -> object:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(f"{help_text}, got {value!r} (a number; add the unit)")
+        if isinstance(value, str) and not rx.match(value):
+            raise ValueError(f"{help_text}, got {value!r}")
+        return value
+
+    return check
+
+
+_LOSS = r"^\d+(\.\d+)?%$"
+_RATE = r"^\d+(\.\d+)?(bit|kbit|mbit|gbit|bps|kbps|mbps|gbps)$"
+_DELAY = r"^\d+(\.\d+)?(us|ms|s)$"
+Loss = Annotated[
+    str,
+    BeforeValidator(_format(_LOSS, "expected a packet loss percentage like '5%'")),
+    Field(json_schema_extra={"pattern": _LOSS}),
+]
+Rate = Annotated[
+    str,
+    BeforeValidator(_format(_RATE, "expected a rate like '2mbit', '512kbit' or '1gbit'")),
+    Field(json_schema_extra={"pattern": _RATE}),
+]
+Delay = Annotated[
+    str,
+    BeforeValidator(_format(_DELAY, "expected a delay like '100ms', '1s' or '500us'")),
+    Field(json_schema_extra={"pattern": _DELAY}),
+]
+
+
+# -- unions chosen by shape or by key, so an error names what was expected, once ---------------
+
+
+def _shape(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "<text>"
+    if isinstance(value, list):
+        return "<list>"
+    if isinstance(value, dict):
+        return "<mapping>"
+    return None
+
+
+def _by_key(*keys: str) -> Callable[[Any], str | None]:
+    def pick(value: Any) -> str | None:
+        if isinstance(value, dict):
+            for k in keys:
+                if k in value:
+                    return f"<{k}>"
+            return None
+        if isinstance(value, BaseModel):
+            for k in keys:
+                if k in type(value).model_fields:
+                    return f"<{k}>"
+        if isinstance(value, str) and "<path>" in keys:
+            return "<path>"
+        return None
+
+    return pick
+
+
+# Tagged unions keyed by a custom error type; modelerrors.py uses KIND_KEYS to suggest a key.
+KIND_KEYS: dict[str, tuple[str, ...]] = {
+    "configure_item": ("playbook", "run"),
+    "step": ("run", "wait", "fault"),
+    "probe": ("step", "any", "all"),
+    "verify_item": ("suite", "run"),
+}
+
+StrOrList = Annotated[
+    Annotated[str, Tag("<text>")] | Annotated[list[str], Tag("<list>")],
+    Discriminator(
+        _shape,
+        custom_error_type="str_or_list",
+        custom_error_message="expected a string or a list of strings",
+    ),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- case, params, matrix ----------------------------------------------------------------------
+
+
+class Case(_Model):
+    """Where the problem came from: the ticket and customer."""
+
+    ticket: Text | None = None
+    customer: Text | None = None
+    severity: int | None = Field(default=None, ge=1, le=4, description="1 (highest) to 4")
+    product_version: Text | None = None
+
+
+class Matrix(BaseModel):
+    """Axis name -> list of values; `include`/`exclude` as in GitHub Actions matrices."""
+
+    model_config = ConfigDict(extra="allow")
+    __pydantic_extra__: dict[str, list[Scalar]] = Field(init=False)
+
+    include: list[dict[str, Scalar]] = Field(default_factory=list)
+    exclude: list[dict[str, Scalar]] = Field(default_factory=list)
+
+    def axes(self) -> dict[str, list[Scalar]]:
+        return dict(self.__pydantic_extra__ or {})
+
+
+# -- topology ----------------------------------------------------------------------------------
+
+
+class NetworkDef(_Model):
+    subnet: str | None = Field(
+        default=None, description="IPv4 CIDR, e.g. 10.90.0.0/24; omit to let the engine choose"
+    )
+    internal: bool = Field(default=False, description="no route to the outside world")
+
+
+class NodeNetwork(_Model):
+    ipv4: str | None = Field(default=None, description="static address inside the subnet")
+
+
+NodeNetworks = Annotated[
+    Annotated[list[str], Tag("<list>")]
+    | Annotated[dict[str, NodeNetwork | None], Tag("<mapping>")],
+    Discriminator(
+        _shape,
+        custom_error_type="networks",
+        custom_error_message=(
+            "expected a list of network names or a mapping of network name -> {ipv4: address}"
+        ),
+    ),
+]
+
+
+class HealthOverride(_Model):
+    """Overrides the lab's readiness check. Set one of command, port or log."""
+
+    command: str | None = Field(default=None, description="ready when this exits 0 (sh -c)")
+    port: int | None = Field(default=None, ge=1, le=65535, description="ready when listening")
+    log: Regex | None = Field(default=None, description="ready when this regex is in the output")
+    timeout: Duration | None = None
+    interval: Duration | None = None
+
+
+Health = Annotated[
+    Annotated[Literal["none"], Tag("<text>")] | Annotated[HealthOverride, Tag("<mapping>")],
+    Discriminator(
+        _shape,
+        custom_error_type="health",
+        custom_error_message=(
+            "expected 'none' (no readiness check) or a mapping with command, port or log"
+        ),
+    ),
+]
+
+
+class Node(_Model):
+    """One container: exactly one of `lab`, `image`, or just `os` (a bare OS node)."""
+
+    lab: str | None = Field(default=None, description="a lab under labs/")
+    version: Text | None = Field(default=None, description="one of the lab's versions")
+    os: str | None = Field(default=None, description="an environment under environments/")
+    image: str | None = Field(default=None, description="a plain image reference")
+    networks: NodeNetworks = Field(default_factory=list)
+    files: dict[str, str] = Field(
+        default_factory=dict, description="absolute path in the node -> file in the project"
+    )
+    env: dict[str, Scalar] = Field(default_factory=dict)
+    command: StrOrList | None = Field(
+        default=None, description="a string (run with sh -c) or a list of arguments"
+    )
+    health: Health | None = Field(
+        default=None, description="null or 'none' disables the check; a mapping overrides it"
+    )
+    cap_add: list[str] = Field(default_factory=list)
+    depends_on: list[str] = Field(
+        default_factory=list, description="nodes that must be ready before this one starts"
+    )
+
+
+class Impairment(_Model):
+    """Network conditions on one node's interface (tc netem/tbf), or a partition."""
+
+    node: str
+    network: str | None = None
+    loss: Loss | None = None
+    rate: Rate | None = None
+    delay: Delay | None = None
+    jitter: Delay | None = None
+    partition: str | None = Field(default=None, description="a node or network to cut off")
+
+
+class TopologyDef(_Model):
+    networks: dict[str, NetworkDef | None] = Field(default_factory=dict)
+    nodes: dict[str, Node] = Field(default_factory=dict)
+    impairments: list[Impairment] = Field(default_factory=list)
+
+
+# -- configure ---------------------------------------------------------------------------------
+
+
+class PlaybookItem(_Model):
+    playbook: str = Field(description="an Ansible playbook in the project")
+    hosts: StrOrList = Field(
+        default="all", description="node names, lab names, network names or 'all'"
+    )
+    vars: dict[str, Any] = Field(default_factory=dict)
+
+
+class RunItem(_Model):
+    run: str = Field(description="a shell command (sh -c)")
+    on: StrOrList = Field(description="a node name or a list of node names")
+    timeout: Duration | None = None
+
+
+ConfigureItem = Annotated[
+    Annotated[PlaybookItem, Tag("<playbook>")] | Annotated[RunItem, Tag("<run>")],
+    Discriminator(
+        _by_key("playbook", "run"),
+        custom_error_type="configure_item",
+        custom_error_message="expected a mapping with 'playbook' or 'run'",
+    ),
+]
+
+
+# -- reproduce ---------------------------------------------------------------------------------
+
+
+class RunStep(_Model):
+    id: str | None = Field(default=None, description="referenced by symptom probes")
+    on: str
+    run: str
+    timeout: Duration = 30.0
+    expect_exit: int | None = Field(
+        default=None, description="when set, any other exit code is an ERROR of the run"
+    )
+    background: bool = False
+
+
+class WaitSpec(_Model):
+    port: int | None = Field(default=None, ge=1, le=65535)
+    log: Regex | None = None
+    file: str | None = None
+    timeout: Duration = 60.0
+
+
+class WaitStep(_Model):
+    id: str | None = None
+    on: str
+    wait: WaitSpec
+
+
+FaultAction = Literal["stop", "kill", "pause", "unpause", "restart", "partition", "heal"]
+
+
+class FaultStep(_Model):
+    id: str | None = None
+    fault: FaultAction
+    node: str
+    target: str | None = Field(default=None, description="partition/heal: a node or network")
+
+
+Step = Annotated[
+    Annotated[RunStep, Tag("<run>")]
+    | Annotated[WaitStep, Tag("<wait>")]
+    | Annotated[FaultStep, Tag("<fault>")],
+    Discriminator(
+        _by_key("run", "wait", "fault"),
+        custom_error_type="step",
+        custom_error_message="expected a step with 'run', 'wait' or 'fault'",
+    ),
+]
+
+
+class StepProbe(_Model):
+    step: str = Field(description="the id of a step")
+    exit_code: int | None = None
+    stdout: Regex | None = None
+    stderr: Regex | None = None
+    duration_lt: Duration | None = None
+    duration_gt: Duration | None = None
+
+
+class AnyProbe(_Model):
+    any: list[Probe] = Field(min_length=1)
+
+
+class AllProbe(_Model):
+    all: list[Probe] = Field(min_length=1)
+
+
+Probe = Annotated[
+    Annotated[StepProbe, Tag("<step>")]
+    | Annotated[AnyProbe, Tag("<any>")]
+    | Annotated[AllProbe, Tag("<all>")],
+    Discriminator(
+        _by_key("step", "any", "all"),
+        custom_error_type="probe",
+        custom_error_message="expected a probe with 'step', 'any' or 'all'",
+    ),
+]
+
+
+class Reproduce(_Model):
+    attempts: int = Field(default=1, ge=1)
+    fresh: bool = Field(default=False, description="a new topology for every attempt")
+    steps: list[Step] = Field(default_factory=list)
+    symptom: list[Probe] = Field(default_factory=list)
+
+
+# -- verify, fixes, collect --------------------------------------------------------------------
+
+
+class SuiteItem(_Model):
+    suite: str = Field(description="a pytest file or folder in the project")
+    k: str | None = None
+    marker: str | None = None
+
+
+class VerifyRun(_Model):
+    run: str
+    on: str
+    expect_exit: int = 0
+
+
+VerifyItem = Annotated[
+    Annotated[str, Tag("<path>")]
+    | Annotated[SuiteItem, Tag("<suite>")]
+    | Annotated[VerifyRun, Tag("<run>")],
+    Discriminator(
+        _by_key("<path>", "suite", "run"),
+        custom_error_type="verify_item",
+        custom_error_message="expected a pytest path, or a mapping with 'suite' or 'run'",
+    ),
+]
+
+
+class NodeOverlay(_Model):
+    version: Text | None = None
+    os: str | None = None
+    image: str | None = None
+    files: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, Scalar] = Field(default_factory=dict)
+    command: StrOrList | None = None
+
+
+class TopologyOverlay(_Model):
+    nodes: dict[str, NodeOverlay] = Field(default_factory=dict)
+
+
+class ReproduceOverlay(_Model):
+    attempts: int | None = Field(default=None, ge=1)
+    fresh: bool | None = None
+    steps: list[Step] | None = None
+    symptom: list[Probe] | None = None
+
+
+class Fix(_Model):
+    kind: Literal["fix", "workaround"]
+    description: str | None = None
+    topology: TopologyOverlay | None = None
+    configure: list[ConfigureItem] = Field(
+        default_factory=list, description="run after the scenario's own configure items"
+    )
+    reproduce: ReproduceOverlay | None = None
+
+
+class Collect(_Model):
+    capture: list[str] = Field(default_factory=list, description="networks to capture (pcap)")
+    logs: list[str] = Field(default_factory=list, description="'node:/absolute/path' entries")
+
+
+class Scenario(_Model):
+    """One customer problem: a topology and what to do in it."""
+
+    scenario: str = Field(
+        description="DNS-safe name: lowercase letters, digits and '-', at most 40 characters",
+        json_schema_extra={"pattern": SCENARIO_PATTERN},
+    )
+    title: str | None = None
+    description: str | None = None
+    case: Case | None = None
+    params: dict[str, Scalar] = Field(
+        default_factory=dict, description="name -> default; override with --param name=value"
+    )
+    matrix: Matrix | None = None
+    topology: TopologyDef
+    configure: list[ConfigureItem] = Field(default_factory=list)
+    reproduce: Reproduce | None = None
+    verify: list[VerifyItem] = Field(default_factory=list)
+    fixes: dict[str, Fix] = Field(default_factory=dict)
+    collect: Collect | None = None
+
+
+AnyProbe.model_rebuild()
+AllProbe.model_rebuild()
+Reproduce.model_rebuild()
+ReproduceOverlay.model_rebuild()
+Fix.model_rebuild()
+Scenario.model_rebuild()
+
+# Allowed keys per model, for did-you-mean on unknown keys.
+TOP_LEVEL_KEYS = tuple(Scenario.model_fields)

@@ -1,0 +1,687 @@
+"""Cross-reference checks: names, references, addresses and paths, each problem located.
+
+Pure functions over the raw (interpolated) tree, so they run even when the schema found type
+errors elsewhere and every problem in a file is reported at once. Anything of the wrong shape is
+skipped here: the schema (schema.py) reports it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from harness.scenario.catalog import Catalog, LabDef
+from harness.scenario.problems import Problem
+from harness.scenario.schema import NAME_PATTERN, SCENARIO_PATTERN, SLUG_PATTERN
+from harness.scenario.suggest import did_you_mean, unknown
+from harness.scenario.yamlpos import Located, YPath
+
+_NAME_RE = re.compile(NAME_PATTERN)
+_SCENARIO_RE = re.compile(SCENARIO_PATTERN)
+_SLUG_RE = re.compile(SLUG_PATTERN)
+_VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CAP_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+_SEARCH_LIMIT = 5000
+
+
+def _d(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _l(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _names(value: Any) -> list[tuple[int | None, str]]:
+    """A string or list of strings, with list indexes (None for a single string)."""
+    if isinstance(value, str):
+        return [(None, value)]
+    return [(i, v) for i, v in enumerate(_l(value)) if isinstance(v, str)]
+
+
+def dns_name_problem(name: Any, what: str) -> str | None:
+    if not isinstance(name, str):
+        return f"{what} name {name!r} must be text"
+    if _NAME_RE.match(name) and not name.endswith("-"):
+        return None
+    return (
+        f"{what} name {name!r} is not DNS-safe: start with a lowercase letter, then lowercase "
+        "letters, digits or '-', at most 31 characters, not ending in '-'"
+    )
+
+
+class Checker:
+    """Collects located problems for one scenario tree (one matrix cell, maybe one fix)."""
+
+    def __init__(
+        self, data: dict[str, Any], located: Located, file: str, root: Path, catalog: Catalog
+    ) -> None:
+        self.data = data
+        self.located = located
+        self.file = file
+        self.root = root
+        self.root_resolved = root.resolve()
+        self.catalog = catalog
+        self.problems: list[Problem] = []
+        topo = _d(data.get("topology"))
+        self.networks: dict[str, Any] = {
+            k: v for k, v in _d(topo.get("networks")).items() if isinstance(k, str)
+        }
+        self.nodes: dict[str, Any] = {
+            k: v for k, v in _d(topo.get("nodes")).items() if isinstance(k, str)
+        }
+        self.subnets: dict[str, ipaddress.IPv4Network] = {}
+        self.attached: dict[str, list[str]] = {}
+
+    # -- reporting -----------------------------------------------------------------------------
+
+    def at(self, path: YPath, message: str) -> None:
+        line, col = self.located.value_pos(path)
+        self._add(Problem(self.file, line, col, message))
+
+    def at_key(self, path: YPath, message: str) -> None:
+        line, col = self.located.key_pos(path)
+        self._add(Problem(self.file, line, col, message))
+
+    def _add(self, problem: Problem) -> None:
+        if problem not in self.problems:
+            self.problems.append(problem)
+
+    # -- entry point ---------------------------------------------------------------------------
+
+    def run(self) -> list[Problem]:
+        self.check_name()
+        self.check_params()
+        self.check_matrix()
+        self.check_networks()
+        self.check_nodes()
+        self.check_impairments()
+        for i, item in enumerate(_l(self.data.get("configure"))):
+            self.check_configure_item(("configure", i), item)
+        self.check_reproduce(("reproduce",), self.data.get("reproduce"))
+        self.check_verify()
+        self.check_collect()
+        self.check_fix_names()
+        return self.problems
+
+    def check_name(self) -> None:
+        name = self.data.get("scenario")
+        if isinstance(name, str) and not _SCENARIO_RE.match(name):
+            extra = f" ({len(name)} characters)" if len(name) > 40 else ""
+            self.at(
+                ("scenario",),
+                f"scenario name {name!r} is not DNS-safe{extra}: use lowercase letters, digits "
+                "and '-', at most 40 characters, not starting or ending with '-'",
+            )
+
+    def check_params(self) -> None:
+        for key in _d(self.data.get("params")):
+            if not isinstance(key, str) or not _VAR_RE.match(key):
+                self.at_key(
+                    ("params", key),
+                    f"param name {key!r} must start with a letter or '_' and use letters, "
+                    "digits, '_' or '-'",
+                )
+
+    def check_matrix(self) -> None:
+        matrix = self.data.get("matrix")
+        if not isinstance(matrix, dict):
+            return
+        axes = [k for k in matrix if k not in ("include", "exclude")]
+        for key in axes:
+            if not isinstance(key, str) or not _VAR_RE.match(key):
+                self.at_key(
+                    ("matrix", key),
+                    f"matrix axis name {key!r} must start with a letter or '_' and use letters, "
+                    "digits, '_' or '-'",
+                )
+            elif matrix[key] == []:
+                self.at(("matrix", key), f"matrix axis {key!r} has no values")
+        for i, entry in enumerate(_l(matrix.get("exclude"))):
+            for key in _d(entry):
+                if key not in axes:
+                    self.at_key(("matrix", "exclude", i, key), unknown("matrix axis", key, axes))
+
+    # -- topology ------------------------------------------------------------------------------
+
+    def check_networks(self) -> None:
+        for name, spec in self.networks.items():
+            path: YPath = ("topology", "networks", name)
+            msg = dns_name_problem(name, "network")
+            if msg:
+                self.at_key(path, msg)
+            if name in self.nodes:
+                self.at_key(
+                    path, f"{name!r} is both a network and a node; give them different names"
+                )
+            subnet = _d(spec).get("subnet")
+            if isinstance(subnet, str):
+                net = self._subnet((*path, "subnet"), subnet)
+                if net is not None:
+                    for other, other_net in self.subnets.items():
+                        if net.overlaps(other_net):
+                            self.at(
+                                (*path, "subnet"),
+                                f"subnet {net} overlaps network {other!r} ({other_net})",
+                            )
+                            break
+                    self.subnets[name] = net
+
+    def _subnet(self, path: YPath, text: str) -> ipaddress.IPv4Network | None:
+        try:
+            net = ipaddress.ip_network(text, strict=True)
+        except ValueError:
+            try:
+                loose = ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                self.at(path, f"expected an IPv4 network like 10.90.0.0/24, got {text!r}")
+                return None
+            self.at(
+                path,
+                f"subnet {text!r} has host bits set; the network address is {loose.with_prefixlen}",
+            )
+            return None
+        if not isinstance(net, ipaddress.IPv4Network):
+            self.at(path, f"only IPv4 subnets are supported, got {text!r}")
+            return None
+        if net.prefixlen > 30:
+            self.at(path, f"subnet {text!r} is too small; use a prefix of /30 or shorter")
+            return None
+        return net
+
+    def check_nodes(self) -> None:
+        topo = _d(self.data.get("topology"))
+        if isinstance(topo.get("nodes"), dict) and not self.nodes:
+            self.at_key(("topology", "nodes"), "topology has no nodes; declare at least one")
+        elif "topology" in self.data and isinstance(topo, dict) and "nodes" not in topo:
+            self.at_key(("topology",), "missing required key 'nodes' (the containers to run)")
+        used: dict[tuple[str, ipaddress.IPv4Address], tuple[str, int]] = {}
+        for name, node in self.nodes.items():
+            path: YPath = ("topology", "nodes", name)
+            msg = dns_name_problem(name, "node")
+            if msg:
+                self.at_key(path, msg)
+            if isinstance(node, dict):
+                self.check_node(name, node, path, used)
+        self.check_depends_on()
+
+    def check_depends_on(self) -> None:
+        graph: dict[str, list[str]] = {}
+        for name, node in self.nodes.items():
+            deps = _d(node).get("depends_on")
+            graph[name] = []
+            for i, dep in enumerate(_l(deps)):
+                if not isinstance(dep, str):
+                    continue
+                path: YPath = ("topology", "nodes", name, "depends_on", i)
+                if dep == name:
+                    self.at(path, f"node {name!r} cannot depend on itself")
+                elif dep not in self.nodes:
+                    self.at(path, unknown("node", dep, self.nodes))
+                else:
+                    graph[name].append(dep)
+        state: dict[str, int] = {}  # 1 visiting, 2 done
+
+        def visit(n: str, trail: list[str]) -> None:
+            state[n] = 1
+            for dep in graph.get(n, []):
+                if state.get(dep) == 1:
+                    cycle = [*trail[trail.index(dep) :], dep] if dep in trail else [n, dep]
+                    self.at_key(
+                        ("topology", "nodes", n, "depends_on"),
+                        f"depends_on makes a cycle: {' -> '.join(cycle)}",
+                    )
+                elif dep not in state:
+                    visit(dep, [*trail, dep])
+            state[n] = 2
+
+        for n in graph:
+            if n not in state:
+                visit(n, [n])
+
+    def check_node(
+        self,
+        name: str,
+        node: dict[str, Any],
+        path: YPath,
+        used: dict[tuple[str, ipaddress.IPv4Address], tuple[str, int]],
+    ) -> None:
+        self.check_image(name, node, path)
+        self.check_node_networks(name, node, path, used)
+        for target, source in _d(node.get("files")).items():
+            fpath = (*path, "files", target)
+            if isinstance(target, str) and not target.startswith("/"):
+                self.at_key(fpath, f"file target {target!r} must be an absolute path in the node")
+            if isinstance(source, str):
+                self.check_project_file(fpath, source, "file")
+        for key in _d(node.get("env")):
+            if not isinstance(key, str) or not _ENV_RE.match(key):
+                self.at_key(
+                    (*path, "env", key),
+                    f"environment variable name {key!r} must use letters, digits and '_'",
+                )
+        health = node.get("health")
+        if isinstance(health, dict):
+            given = [k for k in ("command", "port", "log") if health.get(k) is not None]
+            if len(given) > 1:
+                self.at_key(
+                    (*path, "health", given[1]),
+                    f"set only one of command, port, log in health (found {', '.join(given)})",
+                )
+        for i, cap in enumerate(_l(node.get("cap_add"))):
+            if isinstance(cap, str) and not _CAP_RE.match(cap):
+                self.at(
+                    (*path, "cap_add", i),
+                    f"expected a capability name in capitals like NET_ADMIN, got {cap!r}",
+                )
+
+    def check_image(self, name: str, node: dict[str, Any], path: YPath) -> None:
+        lab_name, image, os_name = node.get("lab"), node.get("image"), node.get("os")
+        version = node.get("version")
+        if lab_name is not None and image is not None:
+            self.at_key((*path, "image"), "a node has either 'lab' or 'image', not both")
+            return
+        if image is not None:
+            for key in ("os", "version"):
+                if key in node:
+                    self.at_key(
+                        (*path, key),
+                        f"{key!r} applies to lab and bare nodes; an 'image' node runs its image "
+                        "as it is",
+                    )
+            return
+        if lab_name is None:
+            if "version" in node:
+                self.at_key((*path, "version"), "'version' needs 'lab' (the lab to build)")
+            if os_name is None:
+                self.at_key(
+                    path,
+                    f"node {name!r} needs 'lab' (a lab under labs/), 'image' (an image "
+                    "reference) or 'os' (a bare node of that environment)",
+                )
+            elif isinstance(os_name, str):
+                self.check_os((*path, "os"), os_name)
+            return
+        if not isinstance(lab_name, str):
+            return
+        lab_entry = self.catalog.labs.get(lab_name)
+        os_ok = isinstance(os_name, str) and self.check_os((*path, "os"), os_name)
+        if lab_entry is None:
+            self.at((*path, "lab"), unknown("lab", lab_name, self.catalog.labs))
+            return
+        lab = lab_entry.definition
+        if isinstance(os_name, str) and os_ok and os_name not in lab.oses():
+            self.at(
+                (*path, "os"),
+                f"lab {lab_name!r} is not built for os {os_name!r}; it builds on: "
+                f"{', '.join(lab.oses())}",
+            )
+            return
+        if version is not None:
+            self.check_version(path, node, lab, str(version), os_name if os_ok else None)
+
+    def check_os(self, path: YPath, os_name: str) -> bool:
+        if os_name in self.catalog.environments:
+            return True
+        self.at(path, unknown("os", os_name, self.catalog.environments))
+        return False
+
+    def check_version(
+        self, path: YPath, node: dict[str, Any], lab: LabDef, version: str, os_name: Any
+    ) -> None:
+        raw = node.get("version")
+        if version not in lab.versions:
+            msg = unknown("version", version, lab.versions, of=f" of lab {lab.name!r}")
+            if isinstance(raw, int | float) and not isinstance(raw, bool):
+                msg += (
+                    f" (YAML read it as the number {raw!r}; write versions in quotes, "
+                    f'e.g. version: "{next(iter(lab.versions))}")'
+                )
+            self.at((*path, "version"), msg)
+            return
+        builds_on = lab.versions[version].os
+        if isinstance(os_name, str) and os_name not in builds_on:
+            for_os = ", ".join(lab.versions_for(os_name)) or "none"
+            self.at(
+                (*path, "version"),
+                f"{lab.name} {version} is not built for {os_name}; it builds on "
+                f"{', '.join(builds_on)}; versions for {os_name}: {for_os}",
+            )
+
+    def check_node_networks(
+        self,
+        name: str,
+        node: dict[str, Any],
+        path: YPath,
+        used: dict[tuple[str, ipaddress.IPv4Address], tuple[str, int]],
+    ) -> None:
+        nets = node.get("networks")
+        if nets is None or nets == [] or nets == {}:
+            where = (
+                f"attach it to one of: {', '.join(self.networks)}"
+                if self.networks
+                else "declare one under topology.networks and list it here"
+            )
+            target = (*path, "networks") if "networks" in node else path
+            self.at_key(target, f"node {name!r} has no networks; {where}")
+            return
+        entries: list[tuple[YPath, str, Any]] = []
+        if isinstance(nets, list):
+            seen: set[str] = set()
+            for i, net in enumerate(nets):
+                if not isinstance(net, str):
+                    continue
+                if net in seen:
+                    self.at((*path, "networks", i), f"network {net!r} is listed twice")
+                seen.add(net)
+                entries.append(((*path, "networks", i), net, None))
+        elif isinstance(nets, dict):
+            for net, spec in nets.items():
+                if isinstance(net, str):
+                    entries.append(((*path, "networks", net), net, spec))
+        for npath, net, spec in entries:
+            if net not in self.networks:
+                self.at_key(npath, unknown("network", net, self.networks))
+                continue
+            if net not in self.attached.setdefault(name, []):
+                self.attached[name].append(net)
+            ipv4 = _d(spec).get("ipv4")
+            if isinstance(ipv4, str):
+                self.check_address((*npath, "ipv4"), name, net, ipv4, used)
+
+    def check_address(
+        self,
+        path: YPath,
+        node: str,
+        net: str,
+        text: str,
+        used: dict[tuple[str, ipaddress.IPv4Address], tuple[str, int]],
+    ) -> None:
+        subnet_text = _d(self.networks.get(net)).get("subnet")
+        if subnet_text is None:
+            self.at(
+                path,
+                f"a static address needs a subnet on network {net!r}; add "
+                f"'subnet: 10.x.y.0/24' under topology.networks.{net}",
+            )
+            return
+        subnet = self.subnets.get(net)
+        if subnet is None:
+            return  # the subnet itself is wrong; reported there
+        try:
+            addr = ipaddress.IPv4Address(text)
+        except ValueError:
+            self.at(
+                path, f"expected an IPv4 address like {subnet.network_address + 10}, got {text!r}"
+            )
+            return
+        if addr not in subnet:
+            self.at(path, f"address {addr} is outside network {net!r} ({subnet})")
+            return
+        if addr == subnet.network_address:
+            self.at(path, f"address {addr} is the network address of {net!r} ({subnet})")
+            return
+        if addr == subnet.broadcast_address:
+            self.at(path, f"address {addr} is the broadcast address of {net!r} ({subnet})")
+            return
+        if addr == subnet.network_address + 1:
+            self.at(path, f"address {addr} is reserved for the gateway of {net!r}; use another")
+            return
+        line = self.located.value_pos(path)[0]
+        if (net, addr) in used:
+            other, other_line = used[(net, addr)]
+            self.at(
+                path,
+                f"address {addr} on network {net!r} is already used by node {other!r} "
+                f"(line {other_line})",
+            )
+            return
+        used[(net, addr)] = (node, line)
+
+    def check_impairments(self) -> None:
+        topo = _d(self.data.get("topology"))
+        for i, imp in enumerate(_l(topo.get("impairments"))):
+            if not isinstance(imp, dict):
+                continue
+            path: YPath = ("topology", "impairments", i)
+            node = imp.get("node")
+            net = imp.get("network")
+            node_ok = isinstance(node, str) and node in self.nodes
+            if isinstance(node, str) and not node_ok:
+                self.at((*path, "node"), unknown("node", node, self.nodes))
+            if isinstance(net, str):
+                if net not in self.networks:
+                    self.at((*path, "network"), unknown("network", net, self.networks))
+                elif node_ok and net not in self.attached.get(str(node), [net]):
+                    self.at(
+                        (*path, "network"),
+                        f"node {node!r} is not attached to network {net!r}; it is on: "
+                        f"{', '.join(self.attached.get(str(node), [])) or 'none'}",
+                    )
+            elif net is None and node_ok and len(self.attached.get(str(node), [])) > 1:
+                self.at_key(
+                    path,
+                    f"node {node!r} is on several networks "
+                    f"({', '.join(self.attached[str(node)])}); say which with 'network'",
+                )
+            part = imp.get("partition")
+            if isinstance(part, str):
+                if part not in self.nodes and part not in self.networks:
+                    self.at(
+                        (*path, "partition"),
+                        unknown("node or network", part, [*self.nodes, *self.networks]),
+                    )
+                elif part == node:
+                    self.at((*path, "partition"), "a node cannot be partitioned from itself")
+            effects = [k for k in ("loss", "rate", "delay", "jitter", "partition") if k in imp]
+            if not effects:
+                self.at_key(path, "an impairment needs one of loss, rate, delay, jitter, partition")
+            if "jitter" in imp and "delay" not in imp:
+                self.at_key((*path, "jitter"), "'jitter' needs 'delay'")
+
+    # -- configure, reproduce, verify, collect -------------------------------------------------
+
+    def host_groups(self) -> list[str]:
+        labs = [n.get("lab") for n in self.nodes.values() if isinstance(n, dict)]
+        return ["all", *self.nodes, *[x for x in labs if isinstance(x, str)], *self.networks]
+
+    def check_nodes_ref(self, path: YPath, value: Any, what: str, allow: list[str]) -> None:
+        for i, name in _names(value):
+            if name not in allow:
+                p = (*path, i) if i is not None else path
+                self.at(p, unknown(what, name, allow))
+
+    def check_configure_item(self, path: YPath, item: Any) -> None:
+        if not isinstance(item, dict):
+            return
+        if "playbook" in item:
+            if isinstance(item["playbook"], str):
+                self.check_project_file((*path, "playbook"), item["playbook"], "playbook")
+            self.check_nodes_ref((*path, "hosts"), item.get("hosts"), "host", self.host_groups())
+        elif "run" in item:
+            self.check_nodes_ref((*path, "on"), item.get("on"), "node", ["all", *self.nodes])
+
+    def check_reproduce(self, path: YPath, repro: Any) -> None:
+        if not isinstance(repro, dict):
+            return
+        ids: dict[str, int] = {}
+        for i, step in enumerate(_l(repro.get("steps"))):
+            if not isinstance(step, dict):
+                continue
+            spath = (*path, "steps", i)
+            sid = step.get("id")
+            line = self.located.value_pos(spath)[0]
+            if isinstance(sid, str):
+                if not _SLUG_RE.match(sid):
+                    self.at(
+                        (*spath, "id"),
+                        f"step id {sid!r} must use lowercase letters, digits, '-' or '_'",
+                    )
+                if sid in ids:
+                    self.at(
+                        (*spath, "id"), f"duplicate step id {sid!r} (first used on line {ids[sid]})"
+                    )
+                else:
+                    ids[sid] = self.located.value_pos((*spath, "id"))[0]
+            elif sid is None:
+                ids.setdefault(f"step-{i + 1}", line)
+            for key in ("on", "node"):
+                ref = step.get(key)
+                if isinstance(ref, str) and ref not in self.nodes:
+                    self.at((*spath, key), unknown("node", ref, self.nodes))
+            if "fault" in step:
+                self.check_fault(spath, step)
+            wait = step.get("wait")
+            if isinstance(wait, dict):
+                given = [k for k in ("port", "log", "file") if wait.get(k) is not None]
+                if len(given) != 1:
+                    self.at_key(
+                        (*spath, "wait"),
+                        "a wait needs exactly one of port, log, file"
+                        + (f" (found {', '.join(given)})" if given else ""),
+                    )
+        self.check_probes((*path, "symptom"), repro.get("symptom"), list(ids))
+
+    def check_fault(self, spath: YPath, step: dict[str, Any]) -> None:
+        action, target = step.get("fault"), step.get("target")
+        if action in ("partition", "heal"):
+            if target is None:
+                self.at_key(
+                    (*spath, "fault"), f"fault {action!r} needs 'target' (a node or network)"
+                )
+            elif (
+                isinstance(target, str) and target not in self.nodes and target not in self.networks
+            ):
+                self.at(
+                    (*spath, "target"),
+                    unknown("node or network", target, [*self.nodes, *self.networks]),
+                )
+        elif "target" in step:
+            self.at_key((*spath, "target"), f"fault {action!r} takes no 'target'")
+
+    def check_probes(self, path: YPath, probes: Any, ids: list[str]) -> None:
+        for i, probe in enumerate(_l(probes)):
+            if not isinstance(probe, dict):
+                continue
+            ppath = (*path, i)
+            if "step" in probe:
+                ref = probe["step"]
+                if isinstance(ref, str) and ref not in ids:
+                    if ids:
+                        self.at((*ppath, "step"), unknown("step", ref, ids))
+                    else:
+                        self.at((*ppath, "step"), f"unknown step {ref!r}; reproduce has no steps")
+                conditions = ("exit_code", "stdout", "stderr", "duration_lt", "duration_gt")
+                if not any(k in probe for k in conditions):
+                    self.at_key(
+                        ppath,
+                        "a probe needs a condition: exit_code, stdout, stderr, duration_lt or "
+                        "duration_gt",
+                    )
+            for key in ("any", "all"):
+                if key in probe:
+                    self.check_probes((*ppath, key), probe[key], ids)
+
+    def check_verify(self) -> None:
+        for i, item in enumerate(_l(self.data.get("verify"))):
+            path: YPath = ("verify", i)
+            if isinstance(item, str):
+                self.check_project_file(path, item.split("::")[0], "test suite")
+            elif isinstance(item, dict):
+                if isinstance(item.get("suite"), str):
+                    self.check_project_file(
+                        (*path, "suite"), item["suite"].split("::")[0], "test suite"
+                    )
+                on = item.get("on")
+                if "run" in item and isinstance(on, str) and on not in self.nodes:
+                    self.at((*path, "on"), unknown("node", on, self.nodes))
+
+    def check_collect(self) -> None:
+        collect = _d(self.data.get("collect"))
+        for i, net in enumerate(_l(collect.get("capture"))):
+            if isinstance(net, str) and net not in self.networks:
+                self.at(("collect", "capture", i), unknown("network", net, self.networks))
+        for i, entry in enumerate(_l(collect.get("logs"))):
+            if not isinstance(entry, str):
+                continue
+            node, sep, where = entry.partition(":")
+            path: YPath = ("collect", "logs", i)
+            if not sep or not where.startswith("/"):
+                self.at(path, f"expected 'node:/absolute/path', got {entry!r}")
+            elif node not in self.nodes:
+                self.at(path, unknown("node", node, self.nodes))
+
+    def check_fix_names(self) -> None:
+        for name, fix in _d(self.data.get("fixes")).items():
+            path: YPath = ("fixes", name)
+            if not isinstance(name, str) or not _SLUG_RE.match(name):
+                self.at_key(
+                    path, f"fix name {name!r} must use lowercase letters, digits, '-' or '_'"
+                )
+            topo = _d(_d(fix).get("topology"))
+            for node in _d(topo.get("nodes")):
+                if node not in self.nodes:
+                    self.at_key(
+                        (*path, "topology", "nodes", node), unknown("node", node, self.nodes)
+                    )
+
+    # -- paths ---------------------------------------------------------------------------------
+
+    def check_project_file(self, path: YPath, text: str, what: str) -> Path | None:
+        """A path relative to the project root that exists and stays inside the project."""
+        if not text.strip():
+            self.at(path, f"{what} path is empty")
+            return None
+        given = Path(text)
+        full = given if given.is_absolute() else self.root / given
+        lexical = Path(os.path.normpath(full))
+        resolved = full.resolve()
+        if not lexical.is_relative_to(self.root_resolved) and not lexical.is_relative_to(self.root):
+            if given.is_absolute():
+                self.at(
+                    path,
+                    f"{what} {text!r} is outside the project folder; copy it under "
+                    "fixtures/<case>/ and use a path relative to the project",
+                )
+            else:
+                self.at(
+                    path,
+                    f"{what} {text!r} points outside the project with '..'; paths are relative "
+                    "to the project root and must stay inside it",
+                )
+            return None
+        if resolved.exists() and not resolved.is_relative_to(self.root_resolved):
+            self.at(path, f"{what} {text!r} is a symlink to {resolved}, outside the project")
+            return None
+        if not full.exists():
+            rel = os.path.relpath(
+                lexical,
+                self.root_resolved if lexical.is_relative_to(self.root_resolved) else self.root,
+            )
+            hint = did_you_mean(rel, self._candidates(rel))
+            msg = f"{what} not found: {text!r} (paths are relative to the project root)"
+            self.at(path, f"{msg}; {hint}" if hint else msg)
+            return None
+        return resolved
+
+    def _candidates(self, rel: str) -> list[str]:
+        parts = Path(rel).parts
+        tops = {"fixtures"}
+        if parts and (self.root / parts[0]).is_dir():
+            tops.add(parts[0])
+        suffix = Path(rel).suffix
+        found: list[str] = []
+        for top in sorted(tops):
+            base = self.root / top
+            if not base.is_dir():
+                continue
+            for p in base.rglob("*"):
+                if len(found) >= _SEARCH_LIMIT:
+                    return found
+                if p.is_file() and (not suffix or p.suffix == suffix or top == "fixtures"):
+                    found.append(p.relative_to(self.root).as_posix())
+        return found

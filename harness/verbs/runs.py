@@ -1,0 +1,112 @@
+"""`lab ls`, `lab down`, `lab gc`: runs as the engine knows them, found by label alone."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from harness.engine import client as engine
+from harness.engine import objects
+from harness.engine.client import LABEL_FOLDER, LABEL_NODE, LABEL_OWNER, LABEL_RUN, LABEL_SCENARIO
+from harness.errors import UsageError
+from harness.run.folder import LIVE_STATES, RunFolder, run_state
+from harness.run.ids import owner_alive
+
+
+def _runs(client: Any) -> dict[str, objects.RunObjects]:
+    found = objects.find(client)
+    by_run: dict[str, objects.RunObjects] = defaultdict(objects.RunObjects)
+    for c in found.containers:
+        by_run[c.labels[LABEL_RUN]].containers.append(c)
+    for n in found.networks:
+        by_run[n.attrs.get("Labels", {})[LABEL_RUN]].networks.append(n)
+    for v in found.volumes:
+        by_run[v.attrs.get("Labels", {})[LABEL_RUN]].volumes.append(v)
+    return dict(by_run)
+
+
+def _labels(objs: objects.RunObjects) -> dict[str, str]:
+    for c in objs.containers:
+        return dict(c.labels)
+    for n in objs.networks:
+        return dict(n.attrs.get("Labels", {}))
+    for v in objs.volumes:
+        return dict(v.attrs.get("Labels", {}))
+    return {}
+
+
+def _describe(run: str, objs: objects.RunObjects) -> dict[str, Any]:
+    labels = _labels(objs)
+    folder = labels.get(LABEL_FOLDER)
+    owner = labels.get(LABEL_OWNER, "")
+    return {
+        "run": run,
+        "scenario": labels.get(LABEL_SCENARIO, "?"),
+        "state": run_state(folder) or "unknown",
+        "owner_alive": owner_alive(owner),
+        "nodes": sorted(
+            {"name": c.labels.get(LABEL_NODE, c.name), "status": c.status}.items()
+            for c in objs.containers
+        ),
+        "containers": len(objs.containers),
+        "running": sum(1 for c in objs.containers if c.status == "running"),
+        "networks": len(objs.networks),
+        "folder": folder,
+    }
+
+
+def list_runs() -> list[dict[str, Any]]:
+    client = engine.connect()
+    out = [_describe(r, objs) for r, objs in sorted(_runs(client).items())]
+    for d in out:
+        d["nodes"] = [dict(pairs) for pairs in d["nodes"]]
+    return out
+
+
+def resolve_run(runs: list[str], wanted: str) -> str:
+    """A run id or a unique prefix of one."""
+    if wanted in runs:
+        return wanted
+    hits = [r for r in runs if r.startswith(wanted)]
+    if len(hits) == 1:
+        return hits[0]
+    if not hits:
+        raise UsageError(
+            f"no run {wanted!r} on this engine", hint="`lab ls` lists the runs that are up"
+        )
+    raise UsageError(f"run {wanted!r} is ambiguous: {', '.join(hits)}")
+
+
+def down(wanted: list[str]) -> list[dict[str, Any]]:
+    client = engine.connect()
+    runs = _runs(client)
+    results = []
+    for w in wanted:
+        run = resolve_run(list(runs), w)
+        objs = runs[run]
+        folder = _labels(objs).get(LABEL_FOLDER)
+        removed = objects.remove(client, objs)
+        if folder and Path(folder).is_dir():
+            RunFolder(Path(folder)).write(state="down", removed=removed)
+        results.append({"run": run, "removed": removed})
+    return results
+
+
+def gc(remove_all: bool = False, dry_run: bool = False) -> list[dict[str, Any]]:
+    """Remove runs whose owning process is gone and that were not left up on purpose."""
+    client = engine.connect()
+    results = []
+    for run, objs in sorted(_runs(client).items()):
+        labels = _labels(objs)
+        state = run_state(labels.get(LABEL_FOLDER))
+        alive = owner_alive(labels.get(LABEL_OWNER, ""))
+        if not remove_all and (alive or state in LIVE_STATES):
+            continue
+        reason = "all" if remove_all else f"owner gone, state {state or 'unknown'}"
+        removed = {} if dry_run else objects.remove(client, objs)
+        folder = labels.get(LABEL_FOLDER)
+        if not dry_run and folder and Path(folder).is_dir():
+            RunFolder(Path(folder)).write(state="collected", removed=removed)
+        results.append({"run": run, "reason": reason, "removed": removed, "dry_run": dry_run})
+    return results

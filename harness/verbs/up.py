@@ -1,0 +1,93 @@
+"""`lab up`: build the images, bring the topology up, leave it running, say how to get in."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from harness.engine import client as engine
+from harness.engine import images as engine_images
+from harness.engine.objects import RunLabels
+from harness.errors import HarnessError
+from harness.run.evidence import save_node_evidence
+from harness.run.folder import RunFolder, now_iso, reports_root
+from harness.run.ids import new_run_id, owner_token
+from harness.run.journal import Journal
+from harness.run.provision import OnEvent, _quiet, bring_up, tear_down
+from harness.run.signals import SignalInterrupt, interrupts_raise, shielded
+from harness.scenario.catalog import load_catalog
+from harness.scenario.load import load_scenario
+
+
+def up(
+    scenario: Path,
+    *,
+    root: Path,
+    params: dict[str, str] | None = None,
+    keep: bool = False,
+    on_event: OnEvent = _quiet,
+) -> dict[str, Any]:
+    """Bring the scenario's topology up. On any failure or signal everything made is removed
+    (unless keep), after the nodes' logs are saved to the run folder."""
+    catalog = load_catalog(root)
+    loaded = load_scenario(scenario, root=root, catalog=catalog, params=params)
+    topo = loaded.topology
+    client = engine.connect()
+    run_id = new_run_id()
+    folder = RunFolder.create(reports_root(root), topo.scenario, run_id)
+    labels = RunLabels(run_id, topo.scenario, owner_token(), str(folder.path.resolve()))
+    version = engine.engine_version(client)
+    folder.write(
+        run=run_id,
+        scenario=topo.scenario,
+        source=str(scenario),
+        state="provisioning",
+        owner=labels.owner,
+        engine=version,
+        created=now_iso(),
+    )
+    journal = Journal(
+        folder.path / "journal.json",
+        {"run": run_id, "scenario": topo.scenario, "verb": "up", "engine": version},
+    )
+    on_event({"event": "run", "run": run_id, "folder": str(folder.path)})
+    cancel = threading.Event()
+    with interrupts_raise():
+        try:
+            with journal.phase("build") as rec:
+                images = engine_images.ensure_images(client, topo, catalog, on_progress=on_event)
+                rec["images"] = images
+            with journal.phase("up") as rec:
+                nodes = bring_up(client, topo, images, labels, cancel, on_event)
+                rec["nodes"] = [n.as_dict() for n in nodes]
+        except BaseException as exc:
+            cancel.set()
+            with shielded():
+                on_event({"event": "teardown", "run": run_id})
+                save_node_evidence(client, run_id, folder.path)
+                removed = {} if keep else tear_down(client, run_id)
+                state = (
+                    "interrupted"
+                    if isinstance(exc, SignalInterrupt | KeyboardInterrupt)
+                    else "failed"
+                )
+                if keep and state == "failed":
+                    state = "up"  # kept for inspection: `lab down` removes it
+                folder.write(state=state, error=str(exc), removed=removed)
+                journal.set(result=state, ended=now_iso())
+            if isinstance(exc, KeyboardInterrupt):
+                raise SignalInterrupt(2) from None
+            if isinstance(exc, HarnessError):
+                exc.run_id = run_id  # type: ignore[attr-defined]
+            raise
+    result = {
+        "run": run_id,
+        "scenario": topo.scenario,
+        "folder": str(folder.path),
+        "engine": version,
+        "nodes": [n.as_dict() for n in nodes],
+    }
+    folder.write(state="up", nodes=result["nodes"])
+    journal.set(result="up", ended=now_iso())
+    return result

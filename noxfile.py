@@ -1,0 +1,35 @@
+"""Sessions run in the project's own .venv (scripts/setup.sh makes it): no second install."""
+
+from __future__ import annotations
+
+import sys
+
+import nox
+
+nox.options.sessions = ["lint", "tests"]
+PY = sys.executable
+
+
+@nox.session(python=False)
+def tests(session: nox.Session) -> None:
+    """The whole suite against the real engine. pytest exit 5 (no tests ran) fails it."""
+    session.run(PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *session.posargs)
+
+
+@nox.session(python=False)
+def lint(session: nox.Session) -> None:
+    session.run(PY, "-m", "ruff", "check", "harness", "tests", "bench", "noxfile.py")
+    session.run(PY, "-m", "ruff", "format", "--check", "harness", "tests", "bench", "noxfile.py")
+    session.run(PY, "-m", "mypy", "harness")
+
+
+@nox.session(python=False)
+def demo(session: nox.Session) -> None:
+    """Bring the example web tier up, prove client -> proxy -> backend -> db, take it down."""
+    session.run(PY, "scripts/demo.py", *session.posargs)
+
+
+@nox.session(python=False)
+def bench(session: nox.Session) -> None:
+    """Bring-up/teardown against the SDK floor and docker compose, and `lab --help` start-up."""
+    session.run(PY, "bench/bring_up.py", *session.posargs)
