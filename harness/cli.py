@@ -93,6 +93,25 @@ def _progress(as_json: bool) -> Any:
             _err(f"  node {event['node']:<16} ready in {event['seconds']}s")
         elif kind == "networks":
             _err(f"  creating {event['count']} network(s)")
+        elif kind == "phase":
+            _err(f"- {event['phase']}")
+        elif kind == "side":
+            _err(f"== {event['side']}")
+        elif kind == "step":
+            _err(f"  [{event['attempt']}] {event['step']}: {event['description']}")
+        elif kind == "step-done":
+            _err(f"  [{event['attempt']}] {event['step']}: {event['result']}")
+        elif kind == "attempt":
+            state = (
+                "ERROR"
+                if event.get("error")
+                else ("symptom observed" if event["observed"] else "symptom absent")
+            )
+            _err(f"  attempt {event['attempt']}/{event['of']}: {state}")
+        elif kind == "ansible":
+            if event.get("task") and event.get("host"):
+                status = event.get("status", "")
+                _err(f"    ansible {event['host']}: {event['task']} {status}")
         elif kind == "teardown":
             _err(f"tearing down run {event['run']} ...")
         elif "image" in event:
@@ -144,17 +163,27 @@ def schema(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Where to write the JSON Schema ('-' = stdout).")
     ] = Path("schemas/scenario.schema.json"),
+    as_json: JsonOpt = False,
 ) -> None:
     """Write the scenario JSON Schema, for editors (yaml-language-server) to complete and check."""
-    from harness.scenario.jsonschema import scenario_json_schema
 
-    text = json.dumps(scenario_json_schema(), indent=2) + "\n"
-    if str(output) == "-":
-        print(text, end="")
-        return
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(text)
-    _err(f"wrote {output}")
+    def work() -> dict[str, Any]:
+        from harness.scenario.jsonschema import scenario_json_schema_text
+
+        text = scenario_json_schema_text()
+        if str(output) == "-":
+            return {"schema": json.loads(text)}
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text)
+        return {"written": str(output)}
+
+    def render(result: dict[str, Any]) -> None:
+        if "schema" in result:
+            print(json.dumps(result["schema"], indent=2))
+        else:
+            _err(f"wrote {result['written']}")
+
+    _serve(as_json, work, render)
 
 
 def _parse_params(values: list[str] | None) -> dict[str, str]:
@@ -336,6 +365,107 @@ def shell(
 
     argv = _serve(False, work, lambda _: None)
     os.execv(argv[0], argv)
+
+
+DestroyOpt = Annotated[
+    str,
+    typer.Option(
+        "--destroy",
+        help="passing (default): remove the lab unless its verdict needs a look; always; never.",
+    ),
+]
+FixFileOpt = Annotated[
+    Path | None, typer.Option("--fix-file", help="A YAML overlay kept outside the scenario.")
+]
+
+
+def _kept_hint(r: dict[str, Any]) -> None:
+    if r.get("kept"):
+        print(f"  lab kept for a look: lab shell {r['run']} NODE  |  remove: lab down {r['run']}")
+
+
+def _render_run(r: dict[str, Any], title: str = "") -> None:
+    head = f"{title}: " if title else ""
+    print(f"{head}{r['verdict']} ({r['rate']}) - {r['reason']}")
+    for a in r.get("attempt_results", []):
+        state = "ERROR" if a.get("error") else ("observed" if a["observed"] else "absent")
+        print(
+            f"  attempt {a['attempt']}: symptom {state}"
+            + (f" ({a['error']})" if a.get("error") else "")
+        )
+    for c in r.get("checks", []):
+        print(f"  check {'ok    ' if c.get('passed') else 'FAILED'} {c['name']}")
+    if r.get("error"):
+        print(f"  error: {r['error']}")
+        if r.get("hint"):
+            print(f"  hint: {r['hint']}")
+    print(f"  evidence: {r['folder']}  (REPRODUCE.md, journal.json)")
+    _kept_hint(r)
+
+
+@app.command()
+def reproduce(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
+    param: ParamOpt = None,
+    fix: Annotated[str | None, typer.Option("--fix", help="Apply this fix first.")] = None,
+    fix_file: FixFileOpt = None,
+    destroy: DestroyOpt = "passing",
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay the customer's actions and say whether the symptom shows: REPRODUCED k/n (exit 0),
+    NOT_REPRODUCED (1), ERROR (3)."""
+
+    def work() -> dict[str, Any]:
+        from harness.verbs.reproduce import reproduce as do
+
+        return do(
+            scenario,
+            root=_root(project, scenario),
+            params=_parse_params(param),
+            fix=fix,
+            fix_file=fix_file,
+            destroy=destroy,
+            on_event=_progress(as_json),
+        )
+
+    result = _serve(as_json, work, _render_run)
+    raise typer.Exit(result["exit_code"])
+
+
+@app.command("verify-fix")
+def verify_fix(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
+    fix: Annotated[str | None, typer.Option("--fix", help="The fix or workaround to test.")] = None,
+    fix_file: FixFileOpt = None,
+    param: ParamOpt = None,
+    destroy: DestroyOpt = "passing",
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Baseline and candidate on fresh labs: FIXED (exit 0), NOT_FIXED, REGRESSION or
+    INCONCLUSIVE (1), ERROR (3)."""
+
+    def work() -> dict[str, Any]:
+        from harness.verbs.reproduce import verify_fix as do
+
+        return do(
+            scenario,
+            root=_root(project, scenario),
+            fix=fix,
+            fix_file=fix_file,
+            params=_parse_params(param),
+            destroy=destroy,
+            on_event=_progress(as_json),
+        )
+
+    def render(r: dict[str, Any]) -> None:
+        _render_run(r["baseline"], "baseline")
+        _render_run(r["candidate"], f"candidate {r['kind'] or 'fix'} {r['fix']}")
+        print(f"{r['verdict']} - {r['reason']}")
+
+    result = _serve(as_json, work, render)
+    raise typer.Exit(result["exit_code"])
 
 
 @images_app.command("build")

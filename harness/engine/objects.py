@@ -213,3 +213,19 @@ def interactive_argv(container_name: str, shell: str = "sh") -> list[str]:
 def logs(container: Any) -> bytes:
     with engine_errors("read the node's logs"):
         return bytes(container.logs(stdout=True, stderr=True, timestamps=False))
+
+
+def network_subnet(client: Any, run: str, network: str) -> str:
+    """The subnet the engine gave a run's network (CIDR)."""
+    import docker.errors
+
+    try:
+        with engine_errors(f"look up network {network}"):
+            net = client.networks.get(object_name(run, network))
+    except docker.errors.NotFound:
+        raise InfraError(f"run {run} has no network {network}") from None
+    configs = (net.attrs.get("IPAM") or {}).get("Config") or []
+    for cfg in configs:
+        if cfg.get("Subnet") and ":" not in cfg["Subnet"]:
+            return str(cfg["Subnet"])
+    raise InfraError(f"network {network} of run {run} has no IPv4 subnet")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -16,16 +16,29 @@ from typing import Any
 from harness.errors import HarnessError, Interrupted
 from harness.run.folder import now_iso
 
+JOURNAL_VERSION = 1  # docs/journal.md; bump on any incompatible change
+
 
 class Journal:
-    def __init__(self, path: Path, header: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        path: Path,
+        header: dict[str, Any],
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
         self.path = path
-        self.data: dict[str, Any] = {**header, "started": now_iso(), "phases": []}
+        self.redact = redact or (lambda text: text)
+        self.data: dict[str, Any] = {
+            "journal_version": JOURNAL_VERSION,
+            **header,
+            "started": now_iso(),
+            "phases": [],
+        }
         self.flush()
 
     def flush(self) -> None:
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, default=str))
+        tmp.write_text(self.redact(json.dumps(self.data, indent=2, default=str)))
         tmp.replace(self.path)
 
     def set(self, **fields: Any) -> None:

@@ -21,7 +21,7 @@ from harness.scenario.overlay import merge_fix
 from harness.scenario.problems import Problem, ScenarioInvalid, display_path
 from harness.scenario.resolve import resolve_topology
 from harness.scenario.resolved import Topology
-from harness.scenario.schema import FaultStep, RunStep, Scenario, WaitStep
+from harness.scenario.schema import FaultStep, FixFile, RunStep, Scenario, WaitStep
 from harness.scenario.suggest import unknown
 from harness.scenario.validate import Checker
 from harness.scenario.yamlpos import Located, load_yaml
@@ -205,18 +205,67 @@ def load_scenario(
     params: dict[str, str] | None = None,
     cell: dict[str, Any] | None = None,
     fix: str | None = None,
+    fix_file: Path | None = None,
 ) -> LoadedScenario:
     """Load one scenario for a run (one matrix cell; the first when `cell` is None), optionally
-    with a fix or workaround applied. Raises ScenarioInvalid with every problem."""
+    with a fix or workaround applied, from the scenario's `fixes:` or from `fix_file` (a YAML
+    file with its own `fixes:` mapping, kept apart from the scenario). Raises ScenarioInvalid
+    with every problem."""
     file = _file_name(path)
     try:
-        return _load(path, file, root, catalog, params or {}, cell, fix)
+        extra: dict[str, Any] = {}
+        if fix_file is not None:
+            extra, fix = _read_fix_file(fix_file, fix)
+        return _load(path, file, root, catalog, params or {}, cell, fix, extra)
     except ScenarioInvalid:
         raise
     except Exception as exc:  # never a traceback for bad input
         raise ScenarioInvalid(
             [Problem(file, 1, 1, f"internal error while loading: {exc!r}")]
         ) from None
+
+
+def _read_fix_file(path: Path, fix: str | None) -> tuple[dict[str, Any], str]:
+    """The `fixes:` of an overlay file, and which one to apply (the only one, or `fix`)."""
+    file = _file_name(path)
+    located, problems = _read(path, file)
+    if located is None or problems:
+        raise ScenarioInvalid(problems)
+    data = located.data
+    fixes = data.get("fixes") if isinstance(data, dict) else None
+    if not isinstance(fixes, dict) or not fixes or set(data) - {"fixes"}:
+        line, col = located.value_pos(())
+        raise ScenarioInvalid(
+            [
+                Problem(
+                    file, line, col, "expected a mapping with one key, 'fixes': {name: {kind: ...}}"
+                )
+            ]
+        )
+    try:
+        FixFile.model_validate(data)
+    except ValidationError as exc:
+        raise ScenarioInvalid(problems_from(exc, located, data, file)) from None
+    if fix is None:
+        if len(fixes) != 1:
+            line, col = located.key_pos(("fixes",))
+            raise ScenarioInvalid(
+                [
+                    Problem(
+                        file,
+                        line,
+                        col,
+                        f"several fixes here ({', '.join(fixes)}): name one with --fix",
+                    )
+                ]
+            )
+        fix = str(next(iter(fixes)))
+    elif fix not in fixes:
+        line, col = located.key_pos(("fixes",))
+        raise ScenarioInvalid(
+            [Problem(file, line, col, unknown("fix", fix, [str(k) for k in fixes]))]
+        )
+    return fixes, fix
 
 
 def _load(
@@ -227,11 +276,15 @@ def _load(
     given: dict[str, str],
     cell: dict[str, Any] | None,
     fix: str | None,
+    extra_fixes: dict[str, Any] | None = None,
 ) -> LoadedScenario:
     located, problems = _read(path, file)
     if located is None or problems:
         raise ScenarioInvalid(problems)
     data: dict[str, Any] = located.data
+    if extra_fixes:
+        own = data.get("fixes")
+        data["fixes"] = {**(own if isinstance(own, dict) else {}), **extra_fixes}
     resolved_params, problems = _override_params(located, _scalar_params(data), given, file)
     if cell is None:
         cells = expand(data.get("matrix"), limit=1)

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    PlainValidator,
     Tag,
     WithJsonSchema,
 )
@@ -166,8 +167,8 @@ def _by_key(*keys: str) -> Callable[[Any], str | None]:
 # Tagged unions keyed by a custom error type; modelerrors.py uses KIND_KEYS to suggest a key.
 KIND_KEYS: dict[str, tuple[str, ...]] = {
     "configure_item": ("playbook", "run"),
-    "step": ("run", "wait", "fault"),
-    "probe": ("step", "any", "all"),
+    "step": ("run", "http", "wait", "sleep", "fault"),
+    "probe": ("step", "log", "file", "any", "all"),
     "verify_item": ("suite", "run"),
 }
 
@@ -334,12 +335,31 @@ ConfigureItem = Annotated[
 class RunStep(_Model):
     id: str | None = Field(default=None, description="referenced by symptom probes")
     on: str
-    run: str
+    run: str = Field(description="a shell command (sh -c) in the node")
     timeout: Duration = 30.0
     expect_exit: int | None = Field(
         default=None, description="when set, any other exit code is an ERROR of the run"
     )
-    background: bool = False
+    background: bool = Field(
+        default=False, description="runs while the next steps run; stopped at the attempt's end"
+    )
+
+
+class HttpSpec(_Model):
+    url: str
+    method: str = "GET"
+    data: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    insecure: bool = Field(default=False, description="accept any TLS certificate")
+    timeout: Duration = 10.0
+
+
+class HttpStep(_Model):
+    """An HTTP request from a node (with its curl); the result carries the status (0: none)."""
+
+    id: str | None = None
+    on: str
+    http: HttpSpec
 
 
 class WaitSpec(_Model):
@@ -355,7 +375,14 @@ class WaitStep(_Model):
     wait: WaitSpec
 
 
-FaultAction = Literal["stop", "kill", "pause", "unpause", "restart", "partition", "heal"]
+class SleepStep(_Model):
+    id: str | None = None
+    sleep: Duration
+
+
+FaultAction = Literal[
+    "stop", "kill", "pause", "unpause", "restart", "partition", "heal", "impair", "clear"
+]
 
 
 class FaultStep(_Model):
@@ -363,27 +390,93 @@ class FaultStep(_Model):
     fault: FaultAction
     node: str
     target: str | None = Field(default=None, description="partition/heal: a node or network")
+    network: str | None = Field(default=None, description="impair/clear: the node's network")
+    loss: Loss | None = None
+    rate: Rate | None = None
+    delay: Delay | None = None
+    jitter: Delay | None = None
 
 
 Step = Annotated[
     Annotated[RunStep, Tag("<run>")]
+    | Annotated[HttpStep, Tag("<http>")]
     | Annotated[WaitStep, Tag("<wait>")]
+    | Annotated[SleepStep, Tag("<sleep>")]
     | Annotated[FaultStep, Tag("<fault>")],
     Discriminator(
-        _by_key("run", "wait", "fault"),
+        _by_key("run", "http", "wait", "sleep", "fault"),
         custom_error_type="step",
-        custom_error_message="expected a step with 'run', 'wait' or 'fault'",
+        custom_error_message="expected a step with 'run', 'http', 'wait', 'sleep' or 'fault'",
+    ),
+]
+
+
+TOLERANCE_HELP = "expected an integer, a list of integers, or {not: integer}"
+
+
+def _int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _tolerance(value: object) -> object:
+    """An exact value, a list of accepted values, or {not: value}: kept as plain data."""
+    if _int(value):
+        return value
+    if isinstance(value, list) and value and all(_int(v) for v in value):
+        return value
+    if isinstance(value, dict) and list(value) == ["not"] and _int(value["not"]):
+        return value
+    raise ValueError(TOLERANCE_HELP)
+
+
+IntTolerance = Annotated[
+    int | list[int] | dict[str, int],
+    PlainValidator(_tolerance),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer"},
+                {"type": "array", "items": {"type": "integer"}, "minItems": 1},
+                {
+                    "type": "object",
+                    "properties": {"not": {"type": "integer"}},
+                    "required": ["not"],
+                    "additionalProperties": False,
+                },
+            ],
+            "description": "a value, a list of accepted values, or {not: value}",
+        }
     ),
 ]
 
 
 class StepProbe(_Model):
+    """Conditions on one step's result; all given must hold."""
+
     step: str = Field(description="the id of a step")
-    exit_code: int | None = None
+    exit_code: IntTolerance | None = None
     stdout: Regex | None = None
     stderr: Regex | None = None
+    output: Regex | None = Field(default=None, description="regex on stdout or stderr")
+    status: IntTolerance | None = Field(default=None, description="HTTP status of an http step")
     duration_lt: Duration | None = None
     duration_gt: Duration | None = None
+
+
+class LogProbe(_Model):
+    """A line in a node's output (or in a file of the node, with `path`), read at attempt end."""
+
+    on: str
+    log: Regex
+    path: str | None = None
+
+
+class FileProbe(_Model):
+    """A file in a node whose content matches (or, with matches omitted, that exists)."""
+
+    on: str
+    file: str
+    matches: Regex | None = None
 
 
 class AnyProbe(_Model):
@@ -396,12 +489,14 @@ class AllProbe(_Model):
 
 Probe = Annotated[
     Annotated[StepProbe, Tag("<step>")]
+    | Annotated[LogProbe, Tag("<log>")]
+    | Annotated[FileProbe, Tag("<file>")]
     | Annotated[AnyProbe, Tag("<any>")]
     | Annotated[AllProbe, Tag("<all>")],
     Discriminator(
-        _by_key("step", "any", "all"),
+        _by_key("step", "log", "file", "any", "all"),
         custom_error_type="probe",
-        custom_error_message="expected a probe with 'step', 'any' or 'all'",
+        custom_error_message="expected a probe with 'step', 'log', 'file', 'any' or 'all'",
     ),
 ]
 
@@ -470,6 +565,12 @@ class Fix(_Model):
     reproduce: ReproduceOverlay | None = None
 
 
+class FixFile(_Model):
+    """An overlay kept outside the scenario (`--fix-file`): the same shape as its `fixes:`."""
+
+    fixes: dict[str, Fix] = Field(min_length=1)
+
+
 class Collect(_Model):
     capture: list[str] = Field(default_factory=list, description="networks to capture (pcap)")
     logs: list[str] = Field(default_factory=list, description="'node:/absolute/path' entries")
@@ -495,6 +596,10 @@ class Scenario(_Model):
     verify: list[VerifyItem] = Field(default_factory=list)
     fixes: dict[str, Fix] = Field(default_factory=dict)
     collect: Collect | None = None
+    redact: list[Regex] = Field(
+        default_factory=list,
+        description="extra regexes whose matches are redacted from everything the run writes",
+    )
 
 
 AnyProbe.model_rebuild()

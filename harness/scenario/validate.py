@@ -562,6 +562,29 @@ class Checker:
                 )
         elif "target" in step:
             self.at_key((*spath, "target"), f"fault {action!r} takes no 'target'")
+        node, net = step.get("node"), step.get("network")
+        if action in ("impair", "clear") and isinstance(net, str):
+            if net not in self.networks:
+                self.at((*spath, "network"), unknown("network", net, self.networks))
+            elif isinstance(node, str) and net not in self.attached.get(node, [net]):
+                self.at(
+                    (*spath, "network"),
+                    f"node {node!r} is not attached to network {net!r}; it is on: "
+                    f"{', '.join(self.attached.get(node, [])) or 'none'}",
+                )
+        elif action == "impair" and isinstance(node, str) and len(self.attached.get(node, [])) > 1:
+            self.at_key(
+                (*spath, "fault"),
+                f"node {node!r} is on several networks ({', '.join(self.attached[node])}); "
+                "say which with 'network'",
+            )
+        effects = [k for k in ("loss", "rate", "delay", "jitter") if k in step]
+        if action == "impair" and not effects:
+            self.at_key((*spath, "fault"), "fault 'impair' needs one of loss, rate, delay")
+        elif action != "impair" and effects:
+            self.at_key((*spath, effects[0]), f"fault {action!r} takes no {effects[0]!r}")
+        if action not in ("impair", "clear") and "network" in step:
+            self.at_key((*spath, "network"), f"fault {action!r} takes no 'network'")
 
     def check_probes(self, path: YPath, probes: Any, ids: list[str]) -> None:
         for i, probe in enumerate(_l(probes)):
@@ -575,13 +598,30 @@ class Checker:
                         self.at((*ppath, "step"), unknown("step", ref, ids))
                     else:
                         self.at((*ppath, "step"), f"unknown step {ref!r}; reproduce has no steps")
-                conditions = ("exit_code", "stdout", "stderr", "duration_lt", "duration_gt")
+                conditions = (
+                    "exit_code",
+                    "stdout",
+                    "stderr",
+                    "output",
+                    "status",
+                    "duration_lt",
+                    "duration_gt",
+                )
                 if not any(k in probe for k in conditions):
                     self.at_key(
                         ppath,
-                        "a probe needs a condition: exit_code, stdout, stderr, duration_lt or "
-                        "duration_gt",
+                        f"a probe needs a condition: {', '.join(conditions)}",
                     )
+            elif "log" in probe or "file" in probe:
+                on = probe.get("on")
+                if isinstance(on, str) and on not in self.nodes:
+                    self.at((*ppath, "on"), unknown("node", on, self.nodes))
+                for key in ("path", "file"):
+                    val = probe.get(key)
+                    if isinstance(val, str) and not val.startswith("/"):
+                        self.at(
+                            (*ppath, key), f"expected an absolute path in the node, got {val!r}"
+                        )
             for key in ("any", "all"):
                 if key in probe:
                     self.check_probes((*ppath, key), probe[key], ids)

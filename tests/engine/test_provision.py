@@ -157,3 +157,27 @@ def test_sigkilled_run_is_collected_by_gc(
     collected = run_json("gc", reports=reports)
     assert run in [r["run"] for r in collected]
     assert nothing_left(docker_client, run)
+
+
+def test_fixed_subnet_taken_by_another_run_is_a_clear_error(
+    docker_client: Any, reports: Path, cleanup_runs: list[str]
+) -> None:
+    first = run_json("up", f"{SCEN}/three-nodes.yaml", reports=reports)
+    cleanup_runs.append(first["run"])
+    second = run_lab("up", f"{SCEN}/three-nodes.yaml", reports=reports)
+    second_run = second.stderr.split()[1]
+    cleanup_runs.append(second_run)
+    assert second.returncode == 3, second.stderr
+    assert "subnet 10.231.7.0/24 is already used on this engine" in second.stderr
+    assert "hint:" in second.stderr
+    assert nothing_left(docker_client, second_run)
+    assert len(labelled(docker_client, first["run"])["containers"]) == 3  # the first is untouched
+
+
+def test_images_verbs_report_the_catalog(reports: Path) -> None:
+    built = run_json("images", "build", "--environments-only", reports=reports)
+    assert {r["name"] for r in built} == {"debian-11", "debian-12"}
+    assert all(r["status"] in ("built", "reused") for r in built)
+    listed = run_json("images", "ls", reports=reports)
+    current = {r["tag"] for r in listed if r["current"]}
+    assert {r["tag"] for r in built} <= current

@@ -66,6 +66,7 @@ def test_schema_has_the_top_level_keys() -> None:
         "verify",
         "fixes",
         "collect",
+        "redact",
     ]
     assert set(schema["required"]) == {"scenario", "topology"}
     node = schema["$defs"]["Node"]["properties"]

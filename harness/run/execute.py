@@ -1,0 +1,468 @@
+"""One run of a scenario: build, up, capture, impair, configure, attempts, verify, collect, down.
+
+Every phase goes into journal.json as it happens; whatever ends the run (a verdict, a failure,
+Ctrl-C, SIGTERM), the evidence is collected and the topology removed per the destroy policy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness.engine import capture, execs, objects
+from harness.engine import client as engine
+from harness.engine import images as engine_images
+from harness.errors import HarnessError, InfraError, UsageError
+from harness.run import faults, probes, verdicts
+from harness.run.collect import collect_nodes, sweep
+from harness.run.folder import RunFolder, now_iso, reports_root
+from harness.run.ids import new_run_id, owner_token
+from harness.run.journal import Journal
+from harness.run.manual import write_reproduce_md
+from harness.run.provision import OnEvent, _quiet, bring_up, tear_down
+from harness.run.redact import Redactor
+from harness.run.signals import SignalInterrupt, interrupts_raise, shielded
+from harness.run.steps import StepRunner
+from harness.scenario.catalog import Catalog
+from harness.scenario.load import LoadedScenario
+from harness.scenario.resolved import Topology
+from harness.scenario.schema import PlaybookItem, Reproduce, RunItem, VerifyRun
+
+DESTROY = ("passing", "always", "never")
+
+
+@dataclass
+class RunOptions:
+    destroy: str = "passing"
+    role: str = "reproduce"  # reproduce | baseline | candidate
+    on_event: OnEvent = _quiet
+
+
+@dataclass
+class _Live:
+    """What one bring-up of the topology holds: addresses and running captures."""
+
+    addresses: dict[str, dict[str, str]] = field(default_factory=dict)
+    captures: list[capture.Capture] = field(default_factory=list)
+    capture_results: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _secrets_env(loaded: LoadedScenario) -> list[tuple[str, str]]:
+    pairs = [(k, v) for n in loaded.topology.nodes for k, v in n.env]
+    pairs += [(k, str(v)) for k, v in loaded.params.items() if v is not None]
+    return pairs
+
+
+def _passing(role: str, verdict: str, checks_ok: bool) -> bool:
+    if role == "candidate":
+        return verdict == verdicts.NOT_REPRODUCED and checks_ok
+    return verdict == verdicts.REPRODUCED and checks_ok
+
+
+class Run:
+    def __init__(
+        self, loaded: LoadedScenario, root: Path, catalog: Catalog, opts: RunOptions
+    ) -> None:
+        if opts.destroy not in DESTROY:
+            raise UsageError(f"--destroy {opts.destroy!r}: expected one of {', '.join(DESTROY)}")
+        self.loaded = loaded
+        self.raw = loaded.raw
+        self.repro = self.raw.reproduce or Reproduce()
+        self.root = root
+        self.catalog = catalog
+        self.opts = opts
+        self.emit = opts.on_event
+        suites = [v for v in self.raw.verify if not isinstance(v, VerifyRun)]
+        if suites:
+            raise UsageError(
+                "this version runs `verify` command checks ({run, on, expect_exit}) only; "
+                "pytest suites in `verify` are not supported yet",
+                hint="replace the suite with a command check, or drop it for now",
+            )
+        impairments = self.raw.topology.impairments
+        needs = faults.nodes_needing_net_admin(impairments, self.repro.steps)
+        self.topology: Topology = faults.with_net_admin(loaded.topology, needs)
+        self.redactor = Redactor.build(self.raw.redact, _secrets_env(loaded))
+        self.client = engine.connect()
+        self.run_id = new_run_id()
+        self.folder = RunFolder.create(reports_root(root), self.topology.scenario, self.run_id)
+        self.labels = objects.RunLabels(
+            self.run_id, self.topology.scenario, owner_token(), str(self.folder.path.resolve())
+        )
+        self.engine_version = engine.engine_version(self.client)
+        self.cancel = threading.Event()
+        self.live = _Live()
+        self.images: dict[str, str] = {}
+        self.journal = Journal(
+            self.folder.path / "journal.json",
+            {
+                "run": self.run_id,
+                "scenario": self.topology.scenario,
+                "source": str(loaded.path),
+                "role": opts.role,
+                "fix": loaded.fix,
+                "params": loaded.params,
+                "matrix_cell": loaded.matrix_cell,
+                "case": self.raw.case.model_dump(exclude_none=True) if self.raw.case else {},
+                "engine": self.engine_version,
+            },
+            redact=self.redactor.text,
+        )
+        self.folder.write(
+            run=self.run_id,
+            scenario=self.topology.scenario,
+            source=str(loaded.path),
+            role=opts.role,
+            fix=loaded.fix,
+            state="running",
+            owner=self.labels.owner,
+            engine=self.engine_version,
+            created=now_iso(),
+        )
+
+    # -- phases ---------------------------------------------------------------------------
+
+    def phase(self, name: str, **info: Any) -> Any:
+        self.emit({"event": "phase", "phase": name, "run": self.run_id})
+        return self.journal.phase(name, **info)
+
+    def build(self) -> None:
+        with self.phase("build") as rec:
+            self.images = engine_images.ensure_images(
+                self.client, self.topology, self.catalog, on_progress=self.emit
+            )
+            rec["images"] = self.images
+
+    def preflight(self) -> None:
+        """Refuse, before anything starts, what this engine cannot do (delay without netem)."""
+        from harness.engine import impair
+
+        reqs = faults.requested(self.raw.topology.impairments, self.repro.steps)
+        with self.phase("preflight") as rec:
+            rec["impairments"] = reqs
+            if not reqs:
+                return
+            probe_image = next(iter(self.images.values()))
+            caps = impair.capabilities(self.client, probe_image)
+            rec["capabilities"] = caps
+            missing = impair.unsupported(reqs, caps, impair.engine_kernel(self.client))
+            if missing:
+                raise InfraError(
+                    "this engine cannot apply what the scenario asks for:\n  "
+                    + "\n  ".join(missing),
+                    hint="run it on an engine whose kernel has the missing qdisc (netem is in "
+                    "most distribution kernels), or drop that impairment",
+                )
+
+    def bring_up(self, tag: str = "") -> None:
+        with self.phase(f"up{tag}") as rec:
+            nodes = bring_up(
+                self.client, self.topology, self.images, self.labels, self.cancel, self.emit
+            )
+            self.live.addresses = {n.name: n.addresses for n in nodes}
+            rec["nodes"] = [n.as_dict() for n in nodes]
+        self.folder.write(nodes=rec["nodes"])
+        collect = self.raw.collect
+        if collect and collect.capture:
+            with self.phase(f"capture{tag}") as rec:
+                for net in collect.capture:
+                    suffix = tag.replace("-", "-attempt-") if tag else ""
+                    out = self.folder.path / "captures" / f"{net}{suffix}.pcap"
+                    cap = capture.start(self.client, objects.object_name(self.run_id, net), out)
+                    self.live.captures.append(cap)
+                    rec.setdefault("captures", []).append(
+                        {"network": net, "path": str(out), "warning": cap.warning}
+                    )
+        if self.raw.topology.impairments:
+            with self.phase(f"impair{tag}") as rec:
+                rec["applied"] = faults.topology_impairments(
+                    self.client, self.run_id, self.raw.topology.impairments, self.live.addresses
+                )
+
+    def configure(self, tag: str = "") -> None:
+        items = self.raw.configure
+        if not items:
+            return
+        with self.phase(f"configure{tag}") as rec:
+            rec["items"] = []
+            for i, item in enumerate(items):
+                if isinstance(item, RunItem):
+                    rec["items"].append(self._configure_run(item))
+                else:
+                    rec["items"].append(self._configure_playbook(item, i, tag))
+                self.journal.flush()
+
+    def _configure_run(self, item: RunItem) -> dict[str, Any]:
+        nodes = [item.on] if isinstance(item.on, str) else list(item.on)
+        if "all" in nodes:
+            nodes = [n.name for n in self.topology.nodes]
+        out: dict[str, Any] = {"run": item.run, "on": nodes, "results": []}
+        for node in nodes:
+            c = objects.container_for(self.client, self.run_id, node)
+            res = execs.run(c, node, item.run, item.timeout or 300.0)
+            out["results"].append(
+                {
+                    "node": node,
+                    "exit_code": res.exit_code,
+                    "stdout": res.stdout[-4000:],
+                    "stderr": res.stderr[-4000:],
+                    "duration_s": round(res.duration_s, 3),
+                }
+            )
+            if res.exit_code != 0:
+                raise ConfigureFailed(
+                    f"configure command failed on {node} (exit {res.exit_code}): {item.run}\n"
+                    f"{(res.stderr or res.stdout).strip()[-1500:]}"
+                )
+        return out
+
+    def _configure_playbook(self, item: PlaybookItem, index: int, tag: str) -> dict[str, Any]:
+        from harness import ansible
+
+        node_labs = ansible.node_labs_of(self.topology)
+        inv = ansible.inventory(self.topology, self.run_id, self.live.addresses, node_labs)
+        limit = ansible.resolve_hosts(self.topology, node_labs, item.hosts)
+        result = ansible.run_playbook(
+            self.root / item.playbook,
+            inventory=inv,
+            limit=limit,
+            extra_vars=dict(item.vars),
+            private_dir=self.folder.path / "artifacts" / "ansible",
+            ident=f"configure-{index + 1}{tag}",
+            on_event=lambda e: self.emit({"event": "ansible", **e}),
+        )
+        if not result.ok:
+            raise ConfigureFailed(f"playbook {item.playbook} failed: {result.summary()}")
+        return {"playbook": item.playbook, **result.as_dict()}
+
+    def attempts(self) -> list[dict[str, Any]]:
+        n = self.repro.attempts
+        out: list[dict[str, Any]] = []
+        for i in range(1, n + 1):
+            if i > 1 and self.repro.fresh:
+                self.refresh(i)
+            rec = self.attempt(i)
+            out.append(rec)
+            self.emit(
+                {
+                    "event": "attempt",
+                    "attempt": i,
+                    "of": n,
+                    "observed": rec["observed"],
+                    "error": rec.get("error"),
+                }
+            )
+            if rec.get("error"):
+                break
+        return out
+
+    def refresh(self, i: int) -> None:
+        """A fresh topology for attempt i: the old one's captures closed, then down and up."""
+        self.stop_captures()
+        with self.phase(f"down-{i - 1}") as rec:
+            rec["removed"] = tear_down(self.client, self.run_id)
+        self.live = _Live(capture_results=self.live.capture_results)
+        self.bring_up(f"-{i}")
+        self.configure(f"-{i}")
+
+    def attempt(self, i: int) -> dict[str, Any]:
+        since = datetime.now(UTC)
+        runner = StepRunner(self.client, self.run_id, self.live.addresses, self.emit)
+        with self.phase(f"attempt-{i}", attempt=i) as rec:
+            results: dict[str, dict[str, Any]] = {}
+            rec["steps"] = []
+            error: str | None = None
+            try:
+                for idx, step in enumerate(self.repro.steps):
+                    r = runner.run(step, idx, i)
+                    rec["steps"].append(r)
+                    results[r["id"]] = r
+                    self.journal.flush()
+                    if r.get("error"):
+                        error = r["error"]
+                        break
+            finally:
+                runner.stop_background()  # fills the background steps' records in place
+            obs = self.observe(since) if error is None else {}
+            sym = probes.symptom(self.repro.symptom, results, obs)
+            rec["symptom"] = sym.as_dict()
+            rec["observed"] = bool(sym.held and error is None)
+            rec["error"] = error
+            rec["result_override"] = (
+                "error" if error else ("observed" if rec["observed"] else "absent")
+            )
+            if not self.repro.fresh and i < self.repro.attempts and error is None:
+                rec["undo"] = runner.undo_faults()
+        return {
+            "attempt": i,
+            "observed": rec["observed"],
+            "error": error,
+            "symptom": rec["symptom"],
+        }
+
+    def observe(self, since: datetime) -> probes.Observations:
+        obs: probes.Observations = {}
+        for kind, node, path in probes.observations_needed(self.repro.symptom):
+            try:
+                c = objects.container_for(self.client, self.run_id, node)
+                if kind == "log" and not path:
+                    obs[(kind, node, path)] = execs.logs_since(c, since)
+                else:
+                    data = execs.read_file(c, path)
+                    obs[(kind, node, path)] = (
+                        None if data is None else data.decode("utf-8", errors="replace")
+                    )
+            except HarnessError:
+                obs[(kind, node, path)] = None
+        return obs
+
+    def verify(self) -> list[dict[str, Any]]:
+        checks: list[dict[str, Any]] = []
+        items = [v for v in self.raw.verify if isinstance(v, VerifyRun)]
+        if not items:
+            return checks
+        with self.phase("verify") as rec:
+            for item in items:
+                name = f"{item.on}$ {item.run}"
+                try:
+                    c = objects.container_for(self.client, self.run_id, item.on)
+                    res = execs.run(c, item.on, item.run, 60.0)
+                    checks.append(
+                        {
+                            "name": name,
+                            "passed": res.exit_code == item.expect_exit,
+                            "exit_code": res.exit_code,
+                            "expected": item.expect_exit,
+                            "output": (res.stdout + res.stderr)[-2000:],
+                            "duration_s": round(res.duration_s, 3),
+                        }
+                    )
+                except HarnessError as exc:
+                    checks.append({"name": name, "passed": False, "error": exc.message})
+            rec["checks"] = checks
+        return checks
+
+    def stop_captures(self) -> None:
+        for cap in self.live.captures:
+            try:
+                self.live.capture_results.append(cap.stop())
+            except Exception as exc:  # a capture must never cost the rest of the evidence
+                self.live.capture_results.append({"warning": f"capture stop failed: {exc}"})
+        self.live.captures = []
+
+    def collect(self) -> dict[str, Any]:
+        with shielded():
+            self.stop_captures()
+            extra = list(self.raw.collect.logs) if self.raw.collect else []
+            files = collect_nodes(
+                self.client, self.run_id, self.topology, extra, self.folder.path, self.redactor
+            )
+            return {"nodes": files, "captures": self.live.capture_results}
+
+    # -- the whole run ------------------------------------------------------------------------
+
+    def execute(self) -> dict[str, Any]:
+        self.emit({"event": "run", "run": self.run_id, "folder": str(self.folder.path)})
+        t0 = time.monotonic()
+        attempts: list[dict[str, Any]] = []
+        checks: list[dict[str, Any]] = []
+        failure: BaseException | None = None
+        with interrupts_raise():
+            try:
+                self.build()
+                self.preflight()
+                self.bring_up()
+                self.configure()
+                attempts = self.attempts()
+                if not any(a.get("error") for a in attempts):
+                    checks = self.verify()
+            except BaseException as exc:
+                failure = exc
+                self.cancel.set()
+            with shielded():
+                return self.finish(attempts, checks, failure, time.monotonic() - t0)
+
+    def finish(
+        self,
+        attempts: list[dict[str, Any]],
+        checks: list[dict[str, Any]],
+        failure: BaseException | None,
+        seconds: float,
+    ) -> dict[str, Any]:
+        interrupted = isinstance(failure, SignalInterrupt | KeyboardInterrupt)
+        with self.journal.phase("collect") as rec:
+            rec.update(self.collect())
+        if failure is not None:
+            msg = failure.message if isinstance(failure, HarnessError) else repr(failure)
+            repro = verdicts.Reproduction(
+                verdicts.ERROR,
+                sum(a["observed"] for a in attempts),
+                len(attempts),
+                self.repro.attempts,
+                msg,
+            )
+        else:
+            repro = verdicts.reproduction(attempts, self.repro.attempts)
+        checks_ok = verdicts.checks_green(checks)
+        destroy = self.opts.destroy
+        keep = destroy == "never" or (
+            destroy == "passing"
+            and not interrupted
+            and not _passing(self.opts.role, repro.verdict, checks_ok)
+        )
+        write_reproduce_md(self, repro, checks)
+        removed: dict[str, int] = {}
+        if not keep:
+            with self.journal.phase("down") as rec:
+                removed = tear_down(self.client, self.run_id)
+                rec["removed"] = removed
+        state = "interrupted" if interrupted else ("kept" if keep else "done")
+        result: dict[str, Any] = {
+            "run": self.run_id,
+            "scenario": self.topology.scenario,
+            "role": self.opts.role,
+            "fix": self.loaded.fix,
+            "folder": str(self.folder.path),
+            "engine": self.engine_version,
+            **repro.as_dict(),
+            "attempt_results": attempts,
+            "checks": checks,
+            "checks_green": checks_ok,
+            "kept": keep,
+            "seconds": round(seconds, 2),
+        }
+        self.journal.set(
+            result=repro.verdict,
+            reproduction=repro.as_dict(),
+            checks=checks,
+            kept=keep,
+            ended=now_iso(),
+        )
+        self.folder.write(
+            state=state, verdict=repro.verdict, rate=repro.rate, kept=keep, removed=removed
+        )
+        sweep(self.folder.path, self.redactor)
+        if interrupted:
+            raise SignalInterrupt(getattr(failure, "signum", 2))
+        if isinstance(failure, UsageError):
+            raise failure
+        if failure is not None and not isinstance(failure, HarnessError):
+            raise failure
+        if isinstance(failure, HarnessError):
+            result["error"] = failure.message
+            result["hint"] = failure.hint
+        return result
+
+
+class ConfigureFailed(InfraError):
+    """The customer's configuration did not apply: the run cannot go on (verdict ERROR)."""
+
+
+def run_scenario(
+    loaded: LoadedScenario, *, root: Path, catalog: Catalog, opts: RunOptions
+) -> dict[str, Any]:
+    return Run(loaded, root, catalog, opts).execute()

@@ -1,0 +1,110 @@
+"""`lab reproduce` and `lab verify-fix`: runs composed into a verdict."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.run import verdicts
+from harness.run.execute import RunOptions, run_scenario
+from harness.run.provision import OnEvent, _quiet
+from harness.scenario.catalog import load_catalog
+from harness.scenario.load import LoadedScenario, load_scenario
+
+
+def _load(
+    scenario: Path,
+    root: Path,
+    params: dict[str, str] | None,
+    fix: str | None = None,
+    fix_file: Path | None = None,
+) -> LoadedScenario:
+    catalog = load_catalog(root)
+    loaded = load_scenario(
+        scenario, root=root, catalog=catalog, params=params, fix=fix, fix_file=fix_file
+    )
+    if loaded.raw.reproduce is None or not loaded.raw.reproduce.steps:
+        raise UsageError(
+            f"{scenario}: no `reproduce:` steps: there is nothing to replay",
+            hint="add reproduce.steps and reproduce.symptom (docs/scenario-format.md)",
+        )
+    if not loaded.raw.reproduce.symptom:
+        raise UsageError(
+            f"{scenario}: no `reproduce.symptom`: there is nothing to observe",
+            hint="write the customer's symptom as probes on the steps' results",
+        )
+    return loaded
+
+
+def reproduce(
+    scenario: Path,
+    *,
+    root: Path,
+    params: dict[str, str] | None = None,
+    fix: str | None = None,
+    fix_file: Path | None = None,
+    destroy: str = "passing",
+    on_event: OnEvent = _quiet,
+) -> dict[str, Any]:
+    loaded = _load(scenario, root, params, fix, fix_file)
+    result = run_scenario(
+        loaded,
+        root=root,
+        catalog=load_catalog(root),
+        opts=RunOptions(destroy=destroy, role="reproduce", on_event=on_event),
+    )
+    result["exit_code"] = verdicts.EXIT[result["verdict"]]
+    return result
+
+
+def verify_fix(
+    scenario: Path,
+    *,
+    root: Path,
+    fix: str | None,
+    fix_file: Path | None = None,
+    params: dict[str, str] | None = None,
+    destroy: str = "passing",
+    on_event: OnEvent = _quiet,
+) -> dict[str, Any]:
+    """The baseline and the candidate, each on a fresh topology, then one verdict."""
+    if fix is None and fix_file is None:
+        raise UsageError("verify-fix needs --fix NAME (or --fix-file FILE)")
+    baseline_loaded = _load(scenario, root, params)
+    candidate_loaded = _load(scenario, root, params, fix, fix_file)  # bad fix: fail before runs
+    catalog = load_catalog(root)
+    on_event({"event": "side", "side": "baseline"})
+    baseline = run_scenario(
+        baseline_loaded,
+        root=root,
+        catalog=catalog,
+        opts=RunOptions(destroy=destroy, role="baseline", on_event=on_event),
+    )
+    on_event({"event": "side", "side": f"candidate ({candidate_loaded.fix})"})
+    candidate = run_scenario(
+        candidate_loaded,
+        root=root,
+        catalog=catalog,
+        opts=RunOptions(destroy=destroy, role="candidate", on_event=on_event),
+    )
+
+    def rep(r: dict[str, Any]) -> verdicts.Reproduction:
+        return verdicts.Reproduction(
+            r["verdict"], r["observed"], r["attempts"], r["planned"], r["reason"]
+        )
+
+    verdict, reason = verdicts.fix_verdict(
+        rep(baseline), rep(candidate), baseline["checks"], candidate["checks"]
+    )
+    fix_def = candidate_loaded.raw.fixes.get(candidate_loaded.fix or "")
+    return {
+        "verdict": verdict,
+        "reason": reason,
+        "fix": candidate_loaded.fix,
+        "kind": fix_def.kind if fix_def else None,
+        "scenario": baseline["scenario"],
+        "baseline": baseline,
+        "candidate": candidate,
+        "exit_code": verdicts.EXIT[verdict],
+    }
