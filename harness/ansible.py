@@ -17,6 +17,7 @@ sequential):
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shlex
@@ -405,7 +406,7 @@ def run_playbook(
         ident=ident,
         quiet=True,
         event_handler=handler,
-        timeout=int(timeout) if timeout else None,
+        timeout=max(1, math.ceil(timeout)) if timeout else None,
     )
     result.status = str(runner.status)
     result.rc = runner.rc

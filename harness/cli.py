@@ -56,7 +56,7 @@ def _root(project: Path | None, near: Path | None = None) -> Path:
 
 
 def _fail(exc: BaseException, as_json: bool = False) -> NoReturn:
-    from harness.errors import HarnessError
+    from harness.errors import HarnessError, Interrupted
     from harness.scenario.problems import ScenarioInvalid
 
     if isinstance(exc, ScenarioInvalid):
@@ -65,7 +65,7 @@ def _fail(exc: BaseException, as_json: bool = False) -> NoReturn:
         for p in exc.problems:
             _err(str(p))
         raise typer.Exit(exc.exit_code)
-    if isinstance(exc, HarnessError):
+    if isinstance(exc, HarnessError | Interrupted):
         if as_json:
             _emit_json({"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code})
         _err(f"error: {exc}")
@@ -395,10 +395,10 @@ def _render_run(r: dict[str, Any], title: str = "") -> None:
         )
     for c in r.get("checks", []):
         print(f"  check {'ok    ' if c.get('passed') else 'FAILED'} {c['name']}")
-    if r.get("error"):
+    if r.get("error") and r["error"] != r.get("reason"):
         print(f"  error: {r['error']}")
-        if r.get("hint"):
-            print(f"  hint: {r['hint']}")
+    if r.get("hint"):
+        print(f"  hint: {r['hint']}")
     print(f"  evidence: {r['folder']}  (REPRODUCE.md, journal.json)")
     _kept_hint(r)
 

@@ -32,7 +32,16 @@ class InfraError(HarnessError):
     exit_code = INFRA
 
 
-class Interrupted(HarnessError):
-    """SIGINT or SIGTERM arrived; what was created has been torn down."""
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived (or a run was cancelled); what was created is torn down.
+
+    A BaseException, like KeyboardInterrupt, so no `except Exception` or `except HarnessError`
+    on the way up can swallow it and carry on as if the step had merely failed.
+    """
 
     exit_code = 130
+    hint: str | None = None
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

@@ -14,6 +14,8 @@ command -v dockerd >/dev/null 2>&1 || need_apt+=(docker.io)
 [ -x /usr/bin/docker ] || need_apt+=(docker.io)
 command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
+command -v tcpdump >/dev/null 2>&1 || need_apt+=(tcpdump)   # captures, on the network bridges
+command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)     # reading captures (tests, engineers)
 if [ "${#need_apt[@]}" -gt 0 ]; then
   log "installing ${need_apt[*]}"
   $SUDO apt-get update -qq

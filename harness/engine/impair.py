@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import shlex
 import threading
@@ -497,7 +498,7 @@ def capabilities(client: Any, image: str, refresh: bool = False) -> dict[str, bo
         if refresh or not isinstance(entry, dict) or set(entry) != set(CAPABILITIES):
             entry = _probe(client, image)
             stored[key] = entry
-            tmp = path.with_suffix(".tmp")
+            tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
             tmp.write_text(json.dumps(stored, indent=1, sort_keys=True))
             tmp.replace(path)
         caps = {k: bool(entry[k]) for k in CAPABILITIES}

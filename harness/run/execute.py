@@ -6,6 +6,7 @@ Ctrl-C, SIGTERM), the evidence is collected and the topology removed per the des
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -455,7 +456,9 @@ class Run:
         if isinstance(failure, HarnessError):
             result["error"] = failure.message
             result["hint"] = failure.hint
-        return result
+        # what is printed obeys the same rule as what is written
+        clean: dict[str, Any] = json.loads(self.redactor.text(json.dumps(result, default=str)))
+        return clean
 
 
 class ConfigureFailed(InfraError):

@@ -95,20 +95,19 @@ def apply(client: Any, run: str, step: FaultStep, addresses: Addresses) -> dict[
 def revert(client: Any, run: str, step: FaultStep, addresses: Addresses) -> dict[str, Any]:
     """Undo one fault step so the next attempt starts from the same topology."""
     c = objects.container_for(client, run, step.node)
+    detail: Any = None
     if step.fault in ("stop", "kill"):
         objects.start(c, step.node)
-        return {"reverted": step.fault, "node": step.node}
-    if step.fault == "pause":
+        detail = "started again"
+    elif step.fault == "pause":
         c.reload()
-        if c.status == "paused":
-            return node_faults.unpause(c, step.node)
-        return {"reverted": "pause", "node": step.node, "detail": "already unpaused"}
-    if step.fault == "partition":
-        return heal(client, run, step.node, str(step.target), addresses)
-    if step.fault == "impair":
+        detail = node_faults.unpause(c, step.node) if c.status == "paused" else "not paused"
+    elif step.fault == "partition":
+        detail = heal(client, run, step.node, str(step.target), addresses)
+    elif step.fault == "impair":
         net = _only_network(step.node, addresses, step.network)
-        return impair.clear(c, net, addresses[step.node][net])
-    return {"reverted": None, "node": step.node}
+        detail = impair.clear(c, net, addresses[step.node][net])
+    return {"reverted": step.fault, "node": step.node, "detail": detail}
 
 
 def topology_impairments(

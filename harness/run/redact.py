@@ -41,9 +41,9 @@ _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (
         re.compile(
             r"""(?ix)
-            (?P<pre>["']?[\w.-]*(?:pass(?:word|wd)?|secret|token|api[_-]?key|credential)[\w.-]*
-               ["']?\s*(?:=|:)\s*)
-            (?P<q>["']?)[^\s"',;&}]{1,512}(?P=q)
+            (?P<pre>["']?[\w.-]*(?:password|passwd|passphrase|pass|pwd|secret|token|api[_-]?key
+               |credential)s?["']?\s*(?:=|:)\s*)
+            (?P<q>["']?)[^\s"',;&}\\]{1,512}(?P=q)
             """
         ),
         _keep(),

@@ -99,6 +99,9 @@ class StepRunner:
             rec.update(self._dispatch(step, sid))
         except HarnessError as exc:
             rec["error"] = exc.message
+        handle = rec.pop("_handle", None)
+        if handle is not None:  # its record is completed when it is stopped
+            self.background[sid] = (handle, rec)
         rec.setdefault("duration_s", round(time.monotonic() - t0, 3))
         rec["end"] = now_iso()
         self.on_event(
@@ -134,9 +137,7 @@ class StepRunner:
         c = self.container(step.on)
         if step.background:
             bg = execs.start_background(c, step.on, step.run, f"{self.run_id}-{sid}")
-            rec: dict[str, Any] = {"command": step.run, "background": True}
-            self.background[sid] = (bg, rec)
-            return rec
+            return {"command": step.run, "background": True, "_handle": bg}
         res = execs.run(c, step.on, step.run, step.timeout)
         rec = {
             "command": step.run,
