@@ -235,3 +235,25 @@ def test_sigterm_during_reproduce_tears_down(
     folder = next(reports.glob(f"*/{run}"))
     assert json.loads((folder / "run.json").read_text())["state"] == "interrupted"
     assert (folder / "artifacts" / "server" / "container.log").is_file()  # evidence kept
+
+
+@pytest.mark.parametrize(("fresh", "rate"), [("true", "2/2"), ("false", "1/2")])
+def test_fresh_attempts_start_from_a_new_topology(
+    fresh: str, rate: str, docker_client: Any, reports: Path, cleanup_runs: list[str]
+) -> None:
+    code, r, err = lab_json(
+        "reproduce",
+        f"{SCEN}/repro-fresh.yaml",
+        "-p",
+        f"fresh={fresh}",
+        "--destroy",
+        "always",
+        reports=reports,
+    )
+    cleanup_runs.append(r["run"])
+    assert (code, r["rate"]) == (0, rate), err
+    phases = [
+        p["phase"] for p in json.loads((Path(r["folder"]) / "journal.json").read_text())["phases"]
+    ]
+    assert ("up-2" in phases) is (fresh == "true")
+    assert nothing_left(docker_client, r["run"])
