@@ -75,9 +75,11 @@ def _tar_files(files: Iterable[FileSpec]) -> bytes:
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for f in files:
             data = f.source.read_bytes()
+            st = f.source.stat()
             info = tarfile.TarInfo(f.target.lstrip("/"))
             info.size = len(data)
-            info.mode = f.mode
+            info.mode = st.st_mode & 0o777  # scripts stay executable
+            info.mtime = int(st.st_mtime)
             tar.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 
@@ -148,7 +150,8 @@ def find(client: Any, run: str | None = None) -> RunObjects:
     flt = {"label": f"{LABEL_RUN}={run}" if run else LABEL_RUN}
     with engine_errors("list the run's objects"):
         return RunObjects(
-            containers=client.containers.list(all=True, filters=flt),
+            # ignore_removed: another run's container may vanish between list and inspect
+            containers=client.containers.list(all=True, filters=flt, ignore_removed=True),
             networks=client.networks.list(filters=flt),
             volumes=client.volumes.list(filters=flt),
         )

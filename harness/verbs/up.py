@@ -10,6 +10,7 @@ from harness.engine import client as engine
 from harness.engine import images as engine_images
 from harness.engine.objects import RunLabels
 from harness.errors import HarnessError
+from harness.run import faults
 from harness.run.evidence import save_node_evidence
 from harness.run.folder import RunFolder, now_iso, reports_root
 from harness.run.ids import new_run_id, owner_token
@@ -32,7 +33,12 @@ def up(
     (unless keep), after the nodes' logs are saved to the run folder."""
     catalog = load_catalog(root)
     loaded = load_scenario(scenario, root=root, catalog=catalog, params=params)
-    topo = loaded.topology
+    steps = loaded.raw.reproduce.steps if loaded.raw.reproduce else []
+    impairments = loaded.raw.topology.impairments
+    # the nodes that impairments and partition steps will touch need NET_ADMIN, by hand too
+    topo = faults.with_net_admin(
+        loaded.topology, faults.nodes_needing_net_admin(impairments, steps)
+    )
     client = engine.connect()
     run_id = new_run_id()
     folder = RunFolder.create(reports_root(root), topo.scenario, run_id)
@@ -61,6 +67,12 @@ def up(
             with journal.phase("up") as rec:
                 nodes = bring_up(client, topo, images, labels, cancel, on_event)
                 rec["nodes"] = [n.as_dict() for n in nodes]
+            if impairments:
+                with journal.phase("impair") as rec:
+                    addresses = {n.name: n.addresses for n in nodes}
+                    rec["applied"] = faults.topology_impairments(
+                        client, run_id, impairments, addresses
+                    )
         except BaseException as exc:
             cancel.set()
             with shielded():

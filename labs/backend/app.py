@@ -3,11 +3,16 @@
 
 GET /health -> 200 "ok"
 GET /db     -> runs `select version()` on PostgreSQL, JSON {"version": ...} (503 JSON on error)
-GET /cache  -> INCR a Redis key, JSON {"key": ..., "count": n} (503 JSON on error)
+GET /cache  -> INCR a Redis key, JSON {"key": ..., "count": n} (503 JSON on error; with
+               CACHE_OPTIONAL=1, 200 JSON {"key": ..., "count": null, "cache": "unavailable",
+               "error": ...} instead: the cache is optional and the request degrades)
 
 Configuration from the environment: PORT (8080), POSTGRES_HOST (postgres), POSTGRES_PORT
 (5432), POSTGRES_DB (app), POSTGRES_USER (app), POSTGRES_PASSWORD (app), REDIS_HOST (redis),
-REDIS_PORT (6379), REDIS_KEY (hits), BACKEND_LOG (/var/log/backend/backend.log).
+REDIS_PORT (6379), REDIS_KEY (hits), BACKEND_LOG (/var/log/backend/backend.log),
+CACHE_TIMEOUT (3: seconds for connecting to Redis and for each reply, so a lost cache fails a
+request fast instead of hanging), CACHE_OPTIONAL (0; 1/true/yes/on: a Redis failure degrades
+/cache to 200 with "cache": "unavailable" instead of 503).
 """
 
 import json
@@ -24,6 +29,18 @@ log = logging.getLogger("backend")
 
 def env(name, default):
     return os.environ.get(name) or default
+
+
+def env_flag(name):
+    return env(name, "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def cache_timeout():
+    """Seconds for the Redis connect and each reply (CACHE_TIMEOUT, default 3, at least 0.1)."""
+    try:
+        return max(0.1, float(env("CACHE_TIMEOUT", "3")))
+    except ValueError:
+        return 3.0
 
 
 def query_db():
@@ -49,13 +66,27 @@ def incr_cache():
     import redis
 
     key = env("REDIS_KEY", "hits")
+    timeout = cache_timeout()
     client = redis.Redis(
         host=env("REDIS_HOST", "redis"),
         port=int(env("REDIS_PORT", "6379")),
-        socket_connect_timeout=3,
-        socket_timeout=3,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        retry_on_timeout=False,
     )
-    return {"key": key, "count": int(client.incr(key))}
+    try:
+        count = int(client.incr(key))
+    except Exception as exc:
+        if not env_flag("CACHE_OPTIONAL"):
+            raise
+        error = f"{type(exc).__name__}: {exc}".strip()
+        log.warning("/cache: cache unavailable, degrading (CACHE_OPTIONAL): %s", error)
+        return {"key": key, "count": None, "cache": "unavailable", "error": error}
+    finally:
+        close = getattr(client, "close", None)  # redis-py >= 3.5; older: the pool is dropped
+        if close is not None:
+            close()
+    return {"key": key, "count": count}
 
 
 class Handler(BaseHTTPRequestHandler):
