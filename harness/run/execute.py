@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness import __version__
 from harness.engine import capture, execs, objects
 from harness.engine import client as engine
 from harness.engine import images as engine_images
@@ -30,7 +31,7 @@ from harness.run.signals import SignalInterrupt, interrupts_raise, shielded
 from harness.run.steps import StepRunner
 from harness.scenario.catalog import Catalog
 from harness.scenario.load import LoadedScenario
-from harness.scenario.resolved import Topology
+from harness.scenario.resolved import EnvImage, LabImage, Topology
 from harness.scenario.schema import PlaybookItem, Reproduce, RunItem, VerifyRun
 
 DESTROY = ("passing", "always", "never")
@@ -110,6 +111,9 @@ class Run:
                 "matrix_cell": loaded.matrix_cell,
                 "case": self.raw.case.model_dump(exclude_none=True) if self.raw.case else {},
                 "engine": self.engine_version,
+                "harness": __version__,
+                "title": self.raw.title,
+                "topology": topology_summary(self.topology, self.raw),
             },
             redact=self.redactor.text,
         )
@@ -459,6 +463,39 @@ class Run:
         # what is printed obeys the same rule as what is written
         clean: dict[str, Any] = json.loads(self.redactor.text(json.dumps(result, default=str)))
         return clean
+
+
+def topology_summary(topology: Topology, raw: Any) -> dict[str, Any]:
+    """The topology as reports draw it: networks, nodes (what they run, where) and impairments."""
+    nodes = []
+    for n in topology.nodes:
+        img = n.image
+        what = (
+            {"lab": img.lab, "version": img.version, "os": img.os}
+            if isinstance(img, LabImage)
+            else {"os": img.os}
+            if isinstance(img, EnvImage)
+            else {"image": img.ref}
+        )
+        nodes.append(
+            {
+                "name": n.name,
+                **what,
+                "networks": [
+                    {"network": a.network, **({"ipv4": a.ipv4} if a.ipv4 else {})}
+                    for a in n.networks
+                ],
+                "depends_on": list(n.depends_on),
+            }
+        )
+    return {
+        "networks": [
+            {"name": net.name, "subnet": net.subnet, "internal": net.internal}
+            for net in topology.networks
+        ],
+        "nodes": nodes,
+        "impairments": [i.model_dump(exclude_none=True) for i in raw.topology.impairments],
+    }
 
 
 class ConfigureFailed(InfraError):
