@@ -77,53 +77,24 @@ def _fail(exc: BaseException, as_json: bool = False) -> NoReturn:
     raise typer.Exit(3)
 
 
+_STATE: dict[str, Any] = {"quiet": False, "reporter": None}
+
+
+@app.callback()
+def _options(
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress output (errors still show).")
+    ] = False,
+) -> None:
+    """Rebuild a customer's system in containers and prove things about it."""
+    _STATE["quiet"] = quiet
+
+
 def _progress(as_json: bool) -> Any:
-    """Events from long work, one line each on stderr (never on stdout, which --json owns)."""
-    last_phase: dict[str, str] = {}
+    """The reporter of the command being served: events go to stderr, never to stdout."""
+    from harness.console import Quiet
 
-    def show(event: dict[str, Any]) -> None:
-        kind = event.get("event") or event.get("phase")
-        if kind in ("run",):
-            _err(f"run {event['run']}  ({event['folder']})")
-        elif kind == "created":
-            return
-        elif kind == "started":
-            _err(f"  node {event['node']:<16} started")
-        elif kind == "ready":
-            _err(f"  node {event['node']:<16} ready in {event['seconds']}s")
-        elif kind == "networks":
-            _err(f"  creating {event['count']} network(s)")
-        elif kind == "phase":
-            _err(f"- {event['phase']}")
-        elif kind == "side":
-            _err(f"== {event['side']}")
-        elif kind == "step":
-            _err(f"  [{event['attempt']}] {event['step']}: {event['description']}")
-        elif kind == "step-done":
-            _err(f"  [{event['attempt']}] {event['step']}: {event['result']}")
-        elif kind == "attempt":
-            state = (
-                "ERROR"
-                if event.get("error")
-                else ("symptom observed" if event["observed"] else "symptom absent")
-            )
-            _err(f"  attempt {event['attempt']}/{event['of']}: {state}")
-        elif kind == "ansible":
-            if event.get("task") and event.get("host"):
-                status = event.get("status", "")
-                _err(f"    ansible {event['host']}: {event['task']} {status}")
-        elif kind == "teardown":
-            _err(f"tearing down run {event['run']} ...")
-        elif "image" in event:
-            # phase changes, and the builder's step lines; a cold debootstrap says ~700 more
-            phase, line = event.get("phase", ""), (event.get("line") or "").strip()
-            if last_phase.get(event["image"]) != phase:
-                last_phase[event["image"]] = phase
-                _err(f"  image {event['image']}: {phase} {line}".rstrip())
-            elif line.startswith(("Step ", "I: Retrieving", "I: Base system")):
-                _err(f"  image {event['image']}: {line}")
-
-    return show
+    return _STATE["reporter"] or Quiet()
 
 
 @app.command()
@@ -206,8 +177,12 @@ ParamOpt = Annotated[
 def _serve(as_json: bool, work: Callable[[], T], render: Callable[[T], None]) -> T:
     """Run one verb: its failures become one message and an exit code; its result is printed
     as JSON (--json) or for a person."""
+    from harness.console import reporter
+
     try:
-        result = work()
+        with reporter(bool(_STATE["quiet"])) as rep:
+            _STATE["reporter"] = rep
+            result = work()
     except typer.Exit:
         raise
     except BaseException as exc:  # KeyboardInterrupt too: a clean message, never a traceback
@@ -379,28 +354,27 @@ FixFileOpt = Annotated[
 ]
 
 
-def _kept_hint(r: dict[str, Any]) -> None:
-    if r.get("kept"):
-        print(f"  lab kept for a look: lab shell {r['run']} NODE  |  remove: lab down {r['run']}")
-
-
 def _render_run(r: dict[str, Any], title: str = "") -> None:
-    head = f"{title}: " if title else ""
-    print(f"{head}{r['verdict']} ({r['rate']}) - {r['reason']}")
+    from harness.console import summary_table
+
+    rows: list[tuple[str, str]] = [("run", r["run"])]
+    if r.get("fix"):
+        rows.append(("fix", str(r["fix"])))
     for a in r.get("attempt_results", []):
         state = "ERROR" if a.get("error") else ("observed" if a["observed"] else "absent")
-        print(
-            f"  attempt {a['attempt']}: symptom {state}"
-            + (f" ({a['error']})" if a.get("error") else "")
-        )
+        detail = f" ({a['error']})" if a.get("error") else ""
+        rows.append((f"attempt {a['attempt']}", f"symptom {state}{detail}"))
     for c in r.get("checks", []):
-        print(f"  check {'ok    ' if c.get('passed') else 'FAILED'} {c['name']}")
+        rows.append(("check", f"{'ok' if c.get('passed') else 'FAILED'}  {c['name']}"))
     if r.get("error") and r["error"] != r.get("reason"):
-        print(f"  error: {r['error']}")
+        rows.append(("error", r["error"]))
     if r.get("hint"):
-        print(f"  hint: {r['hint']}")
-    print(f"  evidence: {r['folder']}  (REPRODUCE.md, journal.json)")
-    _kept_hint(r)
+        rows.append(("hint", r["hint"]))
+    rows.append(("evidence", f"{r['folder']}  (report.html, REPRODUCE.md, journal.json)"))
+    if r.get("kept"):
+        rows.append(("kept", f"lab shell {r['run']} NODE  |  remove: lab down {r['run']}"))
+    head = f"{title}: " if title else ""
+    summary_table(rows, f"{head}{r['verdict']} ({r['rate']}) - {r['reason']}")
 
 
 @app.command()

@@ -399,7 +399,7 @@ class Run:
         seconds: float,
     ) -> dict[str, Any]:
         interrupted = isinstance(failure, SignalInterrupt | KeyboardInterrupt)
-        with self.journal.phase("collect") as rec:
+        with self.phase("collect") as rec:
             rec.update(self.collect())
         if failure is not None:
             msg = failure.message if isinstance(failure, HarnessError) else repr(failure)
@@ -422,7 +422,7 @@ class Run:
         write_reproduce_md(self, repro, checks)
         removed: dict[str, int] = {}
         if not keep:
-            with self.journal.phase("down") as rec:
+            with self.phase("down") as rec:
                 removed = tear_down(self.client, self.run_id)
                 rec["removed"] = removed
         state = "interrupted" if interrupted else ("kept" if keep else "done")

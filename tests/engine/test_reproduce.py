@@ -257,3 +257,37 @@ def test_fresh_attempts_start_from_a_new_topology(
     ]
     assert ("up-2" in phases) is (fresh == "true")
     assert nothing_left(docker_client, r["run"])
+
+
+def test_terminal_output_modes(reports: Path, cleanup_runs: list[str]) -> None:
+    """CI logs (no terminal): plain lines, no colour codes; --quiet: no progress at all;
+    a terminal: the live view and the summary table."""
+    import shutil
+    import subprocess
+
+    from tests.conftest import LAB, ROOT, lab_env
+
+    p = run_lab("reproduce", QUICK, "--destroy", "always", reports=reports)
+    assert p.returncode == 0
+    assert "\x1b[" not in p.stdout + p.stderr
+    assert "- attempt-1" in p.stderr and p.stdout.startswith("REPRODUCED (2/2)")
+    q = run_lab("-q", "reproduce", QUICK, "--destroy", "always", reports=reports)
+    assert q.returncode == 0 and q.stderr == "" and q.stdout.startswith("REPRODUCED")
+    script = shutil.which("script")
+    assert script, "util-linux `script` gives the test a terminal"
+    cmd = " ".join([*LAB, "reproduce", QUICK, "--destroy", "always"])
+    t = subprocess.run(
+        [script, "-qec", cmd, "/dev/null"],
+        cwd=ROOT,
+        env={**lab_env(reports), "TERM": "xterm"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert t.returncode == 0, t.stdout
+    assert "\x1b[" in t.stdout  # colour and cursor control: the live view
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", t.stdout)
+    assert "attempts: 1/2 symptom observed" in text
+    assert "┌" in text and "REPRODUCED (2/2)" in text  # the summary table

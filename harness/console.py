@@ -1,0 +1,203 @@
+"""What a person sees on the terminal while long work runs, and the summary at the end.
+
+Three modes: a live view (rich) when stderr is a terminal; one plain line per event when it is
+not (CI logs stay readable: no colour, no cursor tricks); nothing with --quiet. Events are the
+plain dicts the verbs emit; stdout stays free for results and --json.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from types import TracebackType
+from typing import Any
+
+Event = dict[str, Any]
+
+
+def _err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+class Quiet:
+    def __call__(self, event: Event) -> None:
+        return None
+
+    def __enter__(self) -> Quiet:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+
+class Plain(Quiet):
+    """One line per event on stderr."""
+
+    def __init__(self) -> None:
+        self.last_phase: dict[str, str] = {}
+
+    def __call__(self, event: Event) -> None:
+        line = self.line(event)
+        if line is not None:
+            _err(line)
+
+    def line(self, event: Event) -> str | None:
+        kind = event.get("event")
+        if kind == "run":
+            return f"run {event['run']}  ({event['folder']})"
+        if kind == "started":
+            return f"  node {event['node']:<16} started"
+        if kind == "ready":
+            return f"  node {event['node']:<16} ready in {event['seconds']}s"
+        if kind == "networks":
+            return f"  creating {event['count']} network(s)"
+        if kind == "phase":
+            return f"- {event['phase']}"
+        if kind == "side":
+            return f"== {event['side']}"
+        if kind == "step":
+            return f"  [{event['attempt']}] {event['step']}: {event['description']}"
+        if kind == "step-done":
+            return f"  [{event['attempt']}] {event['step']}: {event['result']}"
+        if kind == "attempt":
+            return f"  attempt {event['attempt']}/{event['of']}: {attempt_state(event)}"
+        if kind == "ansible":
+            if event.get("task") and event.get("host"):
+                return f"    ansible {event['host']}: {event['task']} {event.get('status', '')}"
+            return None
+        if kind == "teardown":
+            return f"tearing down run {event['run']} ..."
+        if "image" in event:
+            # phase changes and the builder's step lines; a cold debootstrap says ~700 more
+            phase, text = event.get("phase", ""), (event.get("line") or "").strip()
+            if self.last_phase.get(event["image"]) != phase:
+                self.last_phase[event["image"]] = phase
+                return f"  image {event['image']}: {phase} {text}".rstrip()
+            if text.startswith(("Step ", "I: Retrieving", "I: Base system")):
+                return f"  image {event['image']}: {text}"
+        return None
+
+
+def attempt_state(event: Event) -> str:
+    if event.get("error"):
+        return "ERROR"
+    return "symptom observed" if event.get("observed") else "symptom absent"
+
+
+class LiveView(Plain):
+    """A live panel: phases with timings, nodes coming up, the current attempt's steps, builds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from rich.console import Console
+        from rich.live import Live
+
+        self.console = Console(stderr=True)
+        self.live = Live(console=self.console, refresh_per_second=8, transient=False)
+        self.title = ""
+        self.phases: list[list[Any]] = []  # [name, started, seconds or None]
+        self.nodes: dict[str, str] = {}
+        self.steps: list[str] = []
+        self.attempts: list[str] = []
+        self.image = ""
+
+    def __enter__(self) -> LiveView:
+        self.live.__enter__()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._close_phase()
+        self.live.update(self.render(), refresh=True)
+        self.live.__exit__(exc_type, exc, tb)
+
+    def _close_phase(self) -> None:
+        if self.phases and self.phases[-1][2] is None:
+            self.phases[-1][2] = time.monotonic() - self.phases[-1][1]
+
+    def __call__(self, event: Event) -> None:
+        kind = event.get("event")
+        if kind == "run":
+            self.title = f"run {event['run']}"
+            self.nodes, self.steps, self.attempts = {}, [], []
+        elif kind == "side":
+            self.live.console.print(f"[bold]== {event['side']}[/bold]")
+        elif kind == "phase":
+            self._close_phase()
+            self.phases.append([event["phase"], time.monotonic(), None])
+            if event["phase"].startswith("attempt-"):
+                self.steps = []
+        elif kind in ("created", "started", "ready"):
+            state = f"ready {event['seconds']}s" if kind == "ready" else kind
+            self.nodes[event["node"]] = state
+        elif kind == "step-done":
+            self.steps.append(f"{event['step']}: {event['result']}")
+        elif kind == "step":
+            self.steps.append(f"{event['step']}: {event['description']} ...")
+        elif kind == "attempt":
+            self.attempts.append(f"{event['attempt']}/{event['of']} {attempt_state(event)}")
+        elif "image" in event:
+            text = (event.get("line") or "").strip()
+            self.image = f"{event['image']}: {event.get('phase', '')} {text}"[:120]
+        elif kind == "teardown":
+            self.live.console.print(f"tearing down run {event['run']} ...")
+        self.live.update(self.render())
+
+    def render(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+
+        t = Table.grid(padding=(0, 2))
+        t.add_column(style="bold")
+        t.add_column()
+        now = time.monotonic()
+        for name, started, secs in self.phases[-12:]:
+            took = secs if secs is not None else now - started
+            mark = "[green]done[/green]" if secs is not None else "[yellow]...[/yellow]"
+            t.add_row(name, f"{mark} {took:.1f}s")
+        parts: list[Any] = [f"[bold]{self.title}[/bold]", t]
+        if self.nodes:
+            parts.append("nodes: " + ", ".join(f"{n} {s}" for n, s in self.nodes.items()))
+        if self.image and not self.nodes:
+            parts.append(f"image {self.image}")
+        parts += [f"  {s}" for s in self.steps[-6:]]
+        if self.attempts:
+            parts.append("attempts: " + "; ".join(self.attempts))
+        return Group(*parts)
+
+
+def reporter(quiet: bool = False) -> Quiet:
+    if quiet:
+        return Quiet()
+    if sys.stderr.isatty() and os.environ.get("TERM") != "dumb":
+        return LiveView()
+    return Plain()
+
+
+def summary_table(rows: list[tuple[str, str]], title: str) -> None:
+    """The end-of-run table: rich on a terminal, plain aligned text otherwise."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=title, show_header=False)
+        t.add_column(style="bold")
+        t.add_column()
+        for k, v in rows:
+            t.add_row(k, v)
+        Console().print(t)
+        return
+    width = max((len(k) for k, _ in rows), default=0)
+    print(title)
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
