@@ -442,6 +442,176 @@ def verify_fix(
     raise typer.Exit(result["exit_code"])
 
 
+def _parse_cells(values: list[str] | None) -> dict[str, str]:
+    from harness.errors import UsageError
+
+    out: dict[str, str] = {}
+    for v in values or []:
+        k, sep, val = v.partition("=")
+        if not sep:
+            raise UsageError(f"--only {v!r}: expected AXIS=VALUE")
+        out[k.strip()] = val
+    return out
+
+
+def _render_matrix(r: dict[str, Any]) -> None:
+    axes = list(r.get("axes") or {})
+    cells = r["cells"]
+    names = axes or sorted({k for c in cells for k in c["cell"]})
+    header = [*names, "STATUS", "VERDICT", "RATE", "TIME", "RUN"]
+    rows = [
+        [
+            *[str(c["cell"].get(n, "")) for n in names],
+            c["status"],
+            str(c.get("verdict", "")),
+            str(c.get("rate", "")),
+            f"{c['seconds']}s" if "seconds" in c else "",
+            str(c.get("run", c.get("reason", ""))),
+        ]
+        for c in cells
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    for row in rows:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    s = r["summary"]
+    print(
+        f"{s['PASS']} PASS, {s['FAIL']} FAIL, {s['ERROR']} ERROR, {s['SKIP']} SKIP "
+        f"in {r['seconds']}s (-j {r['jobs']})"
+    )
+    print(f"results: {r['folder']}/results.json  heatmap: {r['folder']}/matrix.html")
+
+
+@app.command()
+def matrix(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file with a `matrix:`.")],
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Cells run at once.")] = 1,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Only cells with AXIS=VALUE.")
+    ] = None,
+    param: ParamOpt = None,
+    destroy: Annotated[
+        str, typer.Option("--destroy", help="always (default), passing or never, per cell.")
+    ] = "always",
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run every cell on its own topology: a table of PASS / FAIL / ERROR / SKIP. Exit 0 when
+    no cell is FAIL or ERROR."""
+
+    def work() -> dict[str, Any]:
+        from harness.verbs.matrix import run_matrix
+
+        return run_matrix(
+            scenario,
+            root=_root(project, scenario),
+            jobs=jobs,
+            params=_parse_params(param),
+            only=_parse_cells(only),
+            destroy=destroy,
+            on_event=_progress(as_json),
+        )
+
+    result = _serve(as_json, work, _render_matrix)
+    raise typer.Exit(result["exit_code"])
+
+
+@app.command()
+def gate(
+    gate_file: Annotated[Path, typer.Argument(help="Gate file (scenarios/gates/<release>.yaml).")],
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Cells run at once.")] = None,
+    save_baseline: Annotated[
+        bool, typer.Option("--save-baseline", help="Write the results as the gate's baseline.")
+    ] = False,
+    baseline_to: Annotated[
+        Path | None, typer.Option("--baseline-file", help="Where --save-baseline writes.")
+    ] = None,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a release's suites and compare with the last release's results: PASS (exit 0) only
+    with no regression and no ERROR, else FAIL (exit 1)."""
+
+    def work() -> dict[str, Any]:
+        from harness.verbs.gate import load_gate, run_gate
+
+        root = _root(project, gate_file)
+        target = None
+        if save_baseline:
+            target = baseline_to or (
+                Path(load_gate(gate_file).baseline or f"baselines/{gate_file.stem}.json")
+            )
+        return run_gate(
+            gate_file, root=root, jobs=jobs, save_baseline=target, on_event=_progress(as_json)
+        )
+
+    def render(r: dict[str, Any]) -> None:
+        from harness.console import summary_table
+
+        rows = [(c["key"], c["status"]) for c in r["cells"]]
+        for kind in ("regressions", "fixed", "new", "removed"):
+            for d in r[kind]:
+                rows.append((kind.rstrip("s") if kind != "fixed" else "fixed", d["cell"]))
+        rows.append(("results", f"{r['folder']}/results.json, junit.xml"))
+        if r.get("saved_baseline"):
+            rows.append(("baseline saved", r["saved_baseline"]))
+        summary_table(rows, f"gate {r['gate']}: {r['verdict']} - {r['reason']}")
+
+    result = _serve(as_json, work, render)
+    raise typer.Exit(result["exit_code"])
+
+
+@app.command()
+def bisect(
+    scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
+    axis: Annotated[str, typer.Option("--axis", help="A matrix axis, or a param with --values.")],
+    values: Annotated[
+        str | None, typer.Option("--values", help="Ordered values, comma-separated.")
+    ] = None,
+    fixed: Annotated[
+        bool, typer.Option("--fixed", help="Find where the symptom disappears instead.")
+    ] = False,
+    only: Annotated[
+        list[str] | None, typer.Option("--only", help="Fix another axis: AXIS=VALUE.")
+    ] = None,
+    param: ParamOpt = None,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Binary search for the first value where the symptom appears (exit 0 when found, 1 when
+    there is no transition, 3 when a probe stayed ERROR)."""
+
+    def work() -> dict[str, Any]:
+        from harness.verbs.bisect import run_bisect
+
+        return run_bisect(
+            scenario,
+            root=_root(project, scenario),
+            axis=axis,
+            values=[v.strip() for v in values.split(",")] if values else None,
+            fixed=fixed,
+            only=_parse_cells(only),
+            params=_parse_params(param),
+            on_event=_progress(as_json),
+        )
+
+    def render(r: dict[str, Any]) -> None:
+        from harness.console import summary_table
+
+        rows = []
+        if r["verdict"] == "FOUND":
+            first = "first fixed" if fixed else "first bad"
+            last = "last unfixed" if fixed else "last good"
+            rows += [(first, str(r["first"])), (last, str(r["last_before"]))]
+        rows.append(("runs used", f"{len(r['probes'])} of at most {len(r['values'])}"))
+        for p in r["probes"]:
+            rows.append((f"{r['axis']}={p['value']}", f"{p['verdict']} {p['rate']}  {p['folder']}"))
+        summary_table(rows, f"bisect {r['axis']}: {r['verdict']} - {r['reason']}")
+
+    result = _serve(as_json, work, render)
+    raise typer.Exit(result["exit_code"])
+
+
 @images_app.command("build")
 def images_build(
     lab: Annotated[list[str] | None, typer.Option("--lab", help="Only these labs.")] = None,

@@ -45,10 +45,19 @@ class Plain(Quiet):
     def __call__(self, event: Event) -> None:
         line = self.line(event)
         if line is not None:
-            _err(line)
+            cell = event.get("cell") if event.get("event") != "cell" else None
+            _err(f"[{cell}] {line.strip()}" if cell else line)
 
     def line(self, event: Event) -> str | None:
         kind = event.get("event")
+        if kind == "matrix":
+            return (
+                f"matrix {event['matrix']}: {event['cells']} cells, -j {event['jobs']}"
+                f"  ({event['folder']})"
+            )
+        if kind == "cell":
+            took = f" in {event['seconds']}s" if "seconds" in event else ""
+            return f"cell {event['cell']}: {event['state']}{took}"
         if kind == "run":
             return f"run {event['run']}  ({event['folder']})"
         if kind == "started":
@@ -106,6 +115,7 @@ class LiveView(Plain):
         self.steps: list[str] = []
         self.attempts: list[str] = []
         self.image = ""
+        self.cells: dict[str, str] | None = None  # a matrix: cell -> state
 
     def __enter__(self) -> LiveView:
         self.live.__enter__()
@@ -118,7 +128,8 @@ class LiveView(Plain):
         tb: TracebackType | None,
     ) -> None:
         self._close_phase()
-        self.live.update(self.render(), refresh=True)
+        final = self.render_cells(self.cells) if self.cells is not None else self.render()
+        self.live.update(final, refresh=True)
         self.live.__exit__(exc_type, exc, tb)
 
     def _close_phase(self) -> None:
@@ -127,6 +138,15 @@ class LiveView(Plain):
 
     def __call__(self, event: Event) -> None:
         kind = event.get("event")
+        if kind == "matrix":
+            self.title = f"matrix {event['matrix']} ({event['cells']} cells, -j {event['jobs']})"
+            self.cells = {}
+        elif kind == "cell" and self.cells is not None:
+            took = f" {event['seconds']}s" if "seconds" in event else ""
+            self.cells[event["cell"]] = f"{event['state']}{took}"
+        if self.cells is not None and "image" not in event:
+            self.live.update(self.render_cells(self.cells))
+            return
         if kind == "run":
             self.title = f"run {event['run']}"
             self.nodes, self.steps, self.attempts = {}, [], []
@@ -152,6 +172,19 @@ class LiveView(Plain):
         elif kind == "teardown":
             self.live.console.print(f"tearing down run {event['run']} ...")
         self.live.update(self.render())
+
+    def render_cells(self, cells: dict[str, str]) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+
+        t = Table.grid(padding=(0, 2))
+        t.add_column(style="bold")
+        t.add_column()
+        colour = {"PASS": "green", "FAIL": "red", "ERROR": "magenta", "SKIP": "dim"}
+        for label, state in cells.items():
+            c = colour.get(state.split()[0], "yellow")
+            t.add_row(label, f"[{c}]{state}[/{c}]")
+        return Group(f"[bold]{self.title}[/bold]", t)
 
     def render(self) -> Any:
         from rich.console import Group

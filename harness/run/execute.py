@@ -18,7 +18,7 @@ from harness import __version__
 from harness.engine import capture, execs, objects
 from harness.engine import client as engine
 from harness.engine import images as engine_images
-from harness.errors import HarnessError, InfraError, UsageError
+from harness.errors import HarnessError, InfraError, Interrupted, UsageError
 from harness.run import faults, probes, verdicts
 from harness.run.collect import collect_nodes, sweep
 from harness.run.folder import RunFolder, now_iso, reports_root
@@ -40,8 +40,10 @@ DESTROY = ("passing", "always", "never")
 @dataclass
 class RunOptions:
     destroy: str = "passing"
-    role: str = "reproduce"  # reproduce | baseline | candidate
+    role: str = "reproduce"  # reproduce | baseline | candidate | cell
     on_event: OnEvent = _quiet
+    cancel: threading.Event | None = None  # set by a matrix on Ctrl-C: stop and tear down
+    cell: str | None = None  # the matrix cell's label, for the journal and reports
 
 
 @dataclass
@@ -78,13 +80,6 @@ class Run:
         self.catalog = catalog
         self.opts = opts
         self.emit = opts.on_event
-        suites = [v for v in self.raw.verify if not isinstance(v, VerifyRun)]
-        if suites:
-            raise UsageError(
-                "this version runs `verify` command checks ({run, on, expect_exit}) only; "
-                "pytest suites in `verify` are not supported yet",
-                hint="replace the suite with a command check, or drop it for now",
-            )
         impairments = self.raw.topology.impairments
         needs = faults.nodes_needing_net_admin(impairments, self.repro.steps)
         self.topology: Topology = faults.with_net_admin(loaded.topology, needs)
@@ -96,8 +91,17 @@ class Run:
             self.run_id, self.topology.scenario, owner_token(), str(self.folder.path.resolve())
         )
         self.engine_version = engine.engine_version(self.client)
-        self.cancel = threading.Event()
+        self.cancel = threading.Event()  # this run's own: its failure must not stop others
+        if opts.cancel is not None:  # a matrix's Ctrl-C reaches every cell through this
+            outer, mine = opts.cancel, self.cancel
+
+            def relay() -> None:
+                outer.wait()
+                mine.set()
+
+            threading.Thread(target=relay, daemon=True).start()
         self.live = _Live()
+        self.finishing = False
         self.images: dict[str, str] = {}
         self.journal = Journal(
             self.folder.path / "journal.json",
@@ -106,6 +110,7 @@ class Run:
                 "scenario": self.topology.scenario,
                 "source": str(loaded.path),
                 "role": opts.role,
+                "cell": opts.cell,
                 "fix": loaded.fix,
                 "params": loaded.params,
                 "matrix_cell": loaded.matrix_cell,
@@ -132,8 +137,13 @@ class Run:
     # -- phases ---------------------------------------------------------------------------
 
     def phase(self, name: str, **info: Any) -> Any:
-        self.emit({"event": "phase", "phase": name, "run": self.run_id})
+        self.check_cancel()
+        self.emit({"event": "phase", "phase": name, "run": self.run_id, "cell": self.opts.cell})
         return self.journal.phase(name, **info)
+
+    def check_cancel(self) -> None:
+        if self.cancel.is_set() and not self.finishing:
+            raise Interrupted("cancelled")
 
     def build(self) -> None:
         with self.phase("build") as rec:
@@ -283,6 +293,7 @@ class Run:
             error: str | None = None
             try:
                 for idx, step in enumerate(self.repro.steps):
+                    self.check_cancel()
                     r = runner.run(step, idx, i)
                     rec["steps"].append(r)
                     results[r["id"]] = r
@@ -328,7 +339,8 @@ class Run:
     def verify(self) -> list[dict[str, Any]]:
         checks: list[dict[str, Any]] = []
         items = [v for v in self.raw.verify if isinstance(v, VerifyRun)]
-        if not items:
+        suites = [v for v in self.raw.verify if not isinstance(v, VerifyRun)]
+        if not items and not suites:
             return checks
         with self.phase("verify") as rec:
             for item in items:
@@ -348,6 +360,19 @@ class Run:
                     )
                 except HarnessError as exc:
                     checks.append({"name": name, "passed": False, "error": exc.message})
+            if suites:  # pytest + testinfra, attached to this run (harness/testsuites.py)
+                from harness import testsuites
+
+                rec["checks"] = checks
+                rec["suites"] = []
+                self.journal.flush()
+                checks += testsuites.run_suites(
+                    suites,
+                    root=self.root,
+                    run_folder=self.folder.path,
+                    out_dir=self.folder.path / "verify",
+                    invocations=rec["suites"],
+                )
             rec["checks"] = checks
         return checks
 
@@ -398,7 +423,8 @@ class Run:
         failure: BaseException | None,
         seconds: float,
     ) -> dict[str, Any]:
-        interrupted = isinstance(failure, SignalInterrupt | KeyboardInterrupt)
+        self.finishing = True
+        interrupted = isinstance(failure, Interrupted | KeyboardInterrupt)
         with self.phase("collect") as rec:
             rec.update(self.collect())
         if failure is not None:
@@ -451,6 +477,8 @@ class Run:
             state=state, verdict=repro.verdict, rate=repro.rate, kept=keep, removed=removed
         )
         sweep(self.folder.path, self.redactor)
+        if isinstance(failure, Interrupted) and not isinstance(failure, SignalInterrupt):
+            raise failure  # a cancelled matrix cell: the matrix reports it
         if interrupted:
             raise SignalInterrupt(getattr(failure, "signum", 2))
         if isinstance(failure, UsageError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -25,7 +26,11 @@ def _raise(signum: int, frame: FrameType | None) -> None:
 
 @contextmanager
 def interrupts_raise() -> Iterator[None]:
-    """Inside: SIGINT and SIGTERM raise SignalInterrupt in the main thread."""
+    """Inside: SIGINT and SIGTERM raise SignalInterrupt in the main thread. Elsewhere (a matrix
+    cell in a worker thread) nothing is installed: the main thread owns signals and cancels."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     old = {s: signal.signal(s, _raise) for s in _SIGNALS}
     try:
         yield
@@ -38,6 +43,9 @@ def interrupts_raise() -> Iterator[None]:
 def shielded() -> Iterator[list[int]]:
     """Inside: SIGINT and SIGTERM are noted, not acted on, so cleanup is never cut short."""
     seen: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield seen
+        return
     old = {s: signal.signal(s, lambda n, f: seen.append(n)) for s in _SIGNALS}
     try:
         yield seen

@@ -502,6 +502,11 @@ Probe = Annotated[
 
 
 class Reproduce(_Model):
+    expect: Literal["REPRODUCED", "NOT_REPRODUCED"] = Field(
+        default="NOT_REPRODUCED",
+        description="the verdict a healthy matrix cell gives (a cell PASSes when it gets this "
+        "and its checks are green); may come from the matrix: ${matrix.expect}",
+    )
     attempts: int = Field(default=1, ge=1)
     fresh: bool = Field(default=False, description="a new topology for every attempt")
     steps: list[Step] = Field(default_factory=list)

@@ -1,0 +1,153 @@
+"""`lab bisect FILE --axis A`: the first value of an ordered axis where the symptom appears (or,
+with --fixed, disappears), by binary search on the reproduce verdict.
+
+Values are ordered as versions when they all look like versions (1.10 after 1.9), else as
+written. The two ends are probed first (the first must be 'before', the last 'after'), then at
+most ceil(log2(n)) more. A probe that ends ERROR is retried once, then reported: never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.run import verdicts
+from harness.run.execute import RunOptions, run_scenario
+from harness.run.provision import OnEvent, _quiet
+from harness.scenario.catalog import load_catalog
+from harness.scenario.load import load_scenario
+from harness.scenario.matrix import axes_of
+from harness.verbs.matrix import raw_matrix
+
+_VERSION = re.compile(r"^v?\d+(\.\d+)*$")
+
+
+def order_values(values: list[Any]) -> list[Any]:
+    """Versions as versions (1.9 < 1.10); anything else in the order written."""
+    texts = [str(v) for v in values]
+    if texts and all(_VERSION.match(t) for t in texts):
+        return sorted(values, key=lambda v: tuple(int(x) for x in str(v).lstrip("v").split(".")))
+    return list(values)
+
+
+def run_bisect(
+    scenario: Path,
+    *,
+    root: Path,
+    axis: str,
+    values: list[str] | None = None,
+    fixed: bool = False,
+    only: dict[str, str] | None = None,
+    params: dict[str, str] | None = None,
+    on_event: OnEvent = _quiet,
+) -> dict[str, Any]:
+    catalog = load_catalog(root)
+    axes = axes_of(raw_matrix(scenario))
+    cell: dict[str, Any] = {k: v[0] for k, v in axes.items()}
+    for k, v in (only or {}).items():
+        if k not in axes:
+            raise UsageError(f"--only {k}: not a matrix axis of {scenario} ({', '.join(axes)})")
+        match = [x for x in axes[k] if str(x) == v]
+        if not match:
+            raise UsageError(f"--only {k}={v}: not one of {axes[k]}")
+        cell[k] = match[0]
+    if axis in axes:
+        ordered = order_values(values if values else list(axes[axis]))
+        as_param = False
+    else:
+        if not values:
+            known = ", ".join(axes) or "none"
+            raise UsageError(
+                f"--axis {axis}: not a matrix axis of {scenario} (axes: {known})",
+                hint="for a param, give the ordered values: --values 1.0,1.1,1.2",
+            )
+        ordered = order_values(values)
+        as_param = True
+    if len(ordered) < 2:
+        raise UsageError("bisect needs at least two values")
+    after = verdicts.NOT_REPRODUCED if fixed else verdicts.REPRODUCED
+    probes: list[dict[str, Any]] = []
+
+    def probe(i: int) -> bool:
+        """True when values[i] is in the 'after' state."""
+        value = ordered[i]
+        for attempt in (1, 2):
+            ps = dict(params or {})
+            c = dict(cell)
+            if as_param:
+                ps[axis] = str(value)
+            else:
+                c[axis] = value
+            loaded = load_scenario(scenario, root=root, catalog=catalog, params=ps, cell=c)
+            on_event({"event": "side", "side": f"probe {axis}={value}"})
+            r = run_scenario(
+                loaded,
+                root=root,
+                catalog=catalog,
+                opts=RunOptions(
+                    destroy="always", role="probe", on_event=on_event, cell=f"{axis}={value}"
+                ),
+            )
+            rec = {
+                "value": value,
+                "verdict": r["verdict"],
+                "rate": r["rate"],
+                "run": r["run"],
+                "folder": r["folder"],
+                "try": attempt,
+            }
+            probes.append(rec)
+            if r["verdict"] != verdicts.ERROR:
+                return bool(r["verdict"] == after)
+        raise _ProbeError(value, r["reason"])
+
+    what = "fixed" if fixed else "bad"
+    result: dict[str, Any] = {
+        "axis": axis,
+        "values": ordered,
+        "looking_for": f"first {what}",
+        "probes": probes,
+    }
+    try:
+        if probe(0):
+            result.update(
+                verdict="NO_TRANSITION", reason=f"already {what} at the first value {ordered[0]}"
+            )
+            return {**result, "exit_code": 1}
+        if not probe(len(ordered) - 1):
+            result.update(
+                verdict="NO_TRANSITION", reason=f"still not {what} at the last value {ordered[-1]}"
+            )
+            return {**result, "exit_code": 1}
+        lo, hi = 0, len(ordered) - 1
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if probe(mid):
+                hi = mid
+            else:
+                lo = mid
+    except _ProbeError as exc:
+        result.update(
+            verdict="ERROR", reason=f"probe {axis}={exc.value} was ERROR twice: {exc.reason}"
+        )
+        return {**result, "exit_code": 3}
+    label = "first_fixed" if fixed else "first_bad"
+    last = "last_unfixed" if fixed else "last_good"
+    result.update(
+        verdict="FOUND",
+        **{label: ordered[hi], last: ordered[lo]},
+        first=ordered[hi],
+        last_before=ordered[lo],
+        reason=f"{what} from {axis}={ordered[hi]} (last before: {ordered[lo]})",
+        runs=len(probes),
+    )
+    return {**result, "exit_code": 0}
+
+
+class _ProbeError(Exception):
+    def __init__(self, value: Any, reason: str) -> None:
+        super().__init__(reason)
+        self.value = value
+        self.reason = reason

@@ -1,0 +1,221 @@
+"""`lab gate GATE`: a release's compatibility suites, compared cell by cell with the baseline
+saved from the previous release's gate run.
+
+A cell is named by its suite and its matrix values without the release axis (the product
+version differs between releases by definition). PASS only with no regression (a cell that
+passed in the baseline and fails now) and no ERROR.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.errors import UsageError
+from harness.run.folder import now_iso, reports_root
+from harness.run.ids import new_run_id
+from harness.run.provision import OnEvent, _quiet
+from harness.scenario.matrix import cell_label
+from harness.verbs.matrix import ERROR, FAIL, PASS, SKIP, run_matrix
+
+
+class _M(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class GateSuite(_M):
+    scenario: str = Field(description="a matrix scenario, relative to the project")
+    only: dict[str, str] = Field(default_factory=dict, description="cells this release runs")
+    params: dict[str, str] = Field(default_factory=dict)
+
+
+class GateFile(_M):
+    gate: str
+    description: str | None = None
+    release: str | None = None
+    release_axis: str | None = Field(
+        default=None, description="the matrix axis naming the release; left out of cell names"
+    )
+    suites: list[GateSuite] = Field(min_length=1)
+    baseline: str | None = Field(default=None, description="results file of the previous gate")
+    jobs: int = Field(default=1, ge=1)
+    on_missing_baseline: Literal["fail", "pass"] = "fail"
+
+
+def load_gate(path: Path) -> GateFile:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise UsageError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    try:
+        return GateFile.model_validate(data)
+    except ValidationError as exc:
+        lines = [
+            f"{path}: {'.'.join(str(p) for p in e['loc']) or '(top)'}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        raise UsageError("\n".join(lines)) from None
+
+
+def cell_key(suite: str, cell: dict[str, Any], release_axis: str | None) -> str:
+    rest = {k: v for k, v in cell.items() if k != release_axis}
+    return f"{suite}[{cell_label(rest)}]"
+
+
+def compare(now: dict[str, str], base: dict[str, str] | None) -> dict[str, list[dict[str, str]]]:
+    """Regressions, fixed, new and removed cells; pure."""
+    out: dict[str, list[dict[str, str]]] = {
+        "regressions": [],
+        "fixed": [],
+        "new": [],
+        "removed": [],
+    }
+    if base is None:
+        return out
+    for key, status in now.items():
+        before = base.get(key)
+        if before is None:
+            out["new"].append({"cell": key, "now": status})
+        elif before == PASS and status == FAIL:
+            out["regressions"].append({"cell": key, "baseline": before, "now": status})
+        elif before == FAIL and status == PASS:
+            out["fixed"].append({"cell": key, "baseline": before, "now": status})
+    for key, status in base.items():
+        if key not in now:
+            out["removed"].append({"cell": key, "baseline": status})
+    return out
+
+
+def run_gate(
+    gate_path: Path,
+    *,
+    root: Path,
+    jobs: int | None = None,
+    save_baseline: Path | None = None,
+    on_event: OnEvent = _quiet,
+) -> dict[str, Any]:
+    gate = load_gate(gate_path)
+    base_path = (root / gate.baseline) if gate.baseline else None
+    baseline: dict[str, str] | None = None
+    if base_path is not None and base_path.is_file():
+        try:
+            baseline = {c["key"]: c["status"] for c in json.loads(base_path.read_text())["cells"]}
+        except (ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{base_path}: not a gate results file ({exc})") from None
+    gate_id = f"gate-{new_run_id()}"
+    folder = reports_root(root) / "gates" / gate.gate / gate_id
+    folder.mkdir(parents=True)
+    cells: list[dict[str, Any]] = []
+    matrices = []
+    for suite in gate.suites:
+        scen = root / suite.scenario
+        if not scen.is_file():
+            raise UsageError(f"{gate_path}: suite {suite.scenario} does not exist")
+        on_event({"event": "side", "side": f"suite {suite.scenario}"})
+        m = run_matrix(
+            scen,
+            root=root,
+            jobs=jobs or gate.jobs,
+            params=suite.params or None,
+            only=suite.only or None,
+            on_event=on_event,
+        )
+        matrices.append(
+            {"scenario": suite.scenario, "folder": m["folder"], "summary": m["summary"]}
+        )
+        for c in m["cells"]:
+            cells.append(
+                {
+                    "key": cell_key(m["scenario"], c["cell"], gate.release_axis),
+                    "suite": m["scenario"],
+                    "cell": c["cell"],
+                    "status": c["status"],
+                    "verdict": c.get("verdict"),
+                    "reason": c.get("reason"),
+                    "run": c.get("run"),
+                    "folder": c.get("folder"),
+                }
+            )
+    now = {c["key"]: c["status"] for c in cells}
+    diff = compare(now, baseline)
+    errors = [c["key"] for c in cells if c["status"] == ERROR]
+    missing = baseline is None
+    failed = bool(diff["regressions"] or errors or (missing and gate.on_missing_baseline == "fail"))
+    if missing and gate.on_missing_baseline == "fail":
+        reason = (
+            f"no baseline at {gate.baseline}: save one with --save-baseline from the last release"
+        )
+    elif failed:
+        parts = []
+        if diff["regressions"]:
+            parts.append("regressed: " + ", ".join(r["cell"] for r in diff["regressions"]))
+        if errors:
+            parts.append("ERROR: " + ", ".join(errors))
+        reason = "; ".join(parts)
+    else:
+        reason = f"no regression against {gate.baseline}" if not missing else "no baseline"
+    result: dict[str, Any] = {
+        "gate": gate.gate,
+        "release": gate.release,
+        "verdict": "FAIL" if failed else "PASS",
+        "reason": reason,
+        "baseline": gate.baseline,
+        "cells": cells,
+        **diff,
+        "errors": errors,
+        "matrices": matrices,
+        "folder": str(folder),
+        "ended": now_iso(),
+    }
+    (folder / "results.json").write_text(json.dumps(result, indent=2, default=str))
+    write_gate_junit(folder / "junit.xml", result)
+    if save_baseline is not None:
+        target = save_baseline if save_baseline.is_absolute() else root / save_baseline
+        target.parent.mkdir(parents=True, exist_ok=True)
+        saved = {
+            "gate": gate.gate,
+            "release": gate.release,
+            "saved": now_iso(),
+            "cells": [
+                {"key": c["key"], "status": c["status"], "verdict": c["verdict"]} for c in cells
+            ],
+        }
+        target.write_text(json.dumps(saved, indent=2) + "\n")
+        result["saved_baseline"] = str(target)
+    result["exit_code"] = 1 if failed else 0
+    return result
+
+
+def write_gate_junit(path: Path, result: dict[str, Any]) -> None:
+    """One testcase per cell: regressions fail, ERROR cells error, SKIP cells are skipped."""
+    from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
+
+    regressed = {r["cell"] for r in result["regressions"]}
+    suite = TestSuite(f"gate {result['gate']}")
+    suite.add_property("gate", result["gate"])
+    suite.add_property("verdict", result["verdict"])
+    suite.add_property("baseline", str(result["baseline"]))
+    for c in result["cells"]:
+        case = TestCase(c["key"], classname=f"gate.{result['gate']}")
+        if c["key"] in regressed:
+            case.result = [Failure(f"regression: PASS in the baseline, {c['status']} now")]
+        elif c["status"] == ERROR:
+            case.result = [Error(c.get("reason") or "infrastructure error")]
+        elif c["status"] == FAIL:
+            case.result = [Failure(f"FAIL (also failing in the baseline): {c.get('reason')}")]
+        elif c["status"] == SKIP:
+            case.result = [Skipped(c.get("reason") or "skipped")]
+        if c.get("folder"):
+            case.system_out = f"[[ATTACHMENT|{Path(c['folder']) / 'report.html'}]]"
+        suite.add_testcase(case)
+    xml = JUnitXml()
+    xml.add_testsuite(suite)
+    xml.write(str(path), pretty=True)

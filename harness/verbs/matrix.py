@@ -1,0 +1,282 @@
+"""`lab matrix`: every cell of a scenario's matrix on its own isolated topology, in parallel.
+
+A cell PASSes when its checks are green and, with `reproduce`, its verdict is the expected one
+(`reproduce.expect`, NOT_REPRODUCED by default: the symptom is the failure); FAIL otherwise;
+ERROR when the engine or a build failed (never counted as FAIL); SKIP when the cell cannot be
+built as written (a version not made for that OS) or was not run (interrupted).
+Results are written after every cell, so nothing finished is lost to a Ctrl-C or a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from pathlib import Path
+from typing import Any
+
+from harness.engine import client as engine
+from harness.engine import images as engine_images
+from harness.errors import HarnessError, Interrupted, UsageError
+from harness.run import verdicts
+from harness.run.execute import RunOptions, run_scenario
+from harness.run.folder import now_iso, reports_root
+from harness.run.ids import new_run_id
+from harness.run.provision import OnEvent, _quiet
+from harness.run.signals import SignalInterrupt, interrupts_raise
+from harness.scenario.catalog import Catalog, load_catalog
+from harness.scenario.load import LoadedScenario, load_scenario
+from harness.scenario.matrix import axes_of, cell_label, expand
+from harness.scenario.problems import ScenarioInvalid
+from harness.scenario.yamlpos import load_yaml
+
+PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
+
+
+def cell_status(result: dict[str, Any], expect: str | None) -> str:
+    if result["verdict"] == verdicts.ERROR:
+        return ERROR
+    if not result.get("checks_green", True):
+        return FAIL
+    if expect is not None and result["verdict"] != expect:
+        return FAIL
+    return PASS
+
+
+def raw_matrix(path: Path) -> Any:
+    try:
+        located, problems = load_yaml(path.read_text(encoding="utf-8"), str(path))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    if located is None or problems or not isinstance(located.data, dict):
+        return None
+    return located.data.get("matrix")
+
+
+def plan_cells(
+    scenario: Path,
+    root: Path,
+    catalog: Catalog,
+    params: dict[str, str] | None,
+    only: dict[str, str] | None = None,
+) -> tuple[list[tuple[dict[str, Any], LoadedScenario | None, str | None]], dict[str, list[Any]]]:
+    """Each cell with its loaded scenario, or None and why it is skipped. A scenario broken in
+    every cell is bad input (exit 2), not a table of SKIPs."""
+    matrix = raw_matrix(scenario)
+    cells = expand(matrix)
+    if only:
+        cells = [c for c in cells if all(str(c.get(k)) == v for k, v in only.items())]
+        if not cells:
+            raise UsageError(f"no cell of {scenario} matches {only}")
+    planned: list[tuple[dict[str, Any], LoadedScenario | None, str | None]] = []
+    first_error: ScenarioInvalid | None = None
+    for cell in cells:
+        try:
+            loaded = load_scenario(scenario, root=root, catalog=catalog, params=params, cell=cell)
+            planned.append((cell, loaded, None))
+        except ScenarioInvalid as exc:
+            first_error = first_error or exc
+            planned.append((cell, None, "; ".join(p.message for p in exc.problems)))
+    if first_error is not None and all(p[1] is None for p in planned):
+        raise first_error
+    return planned, axes_of(matrix)
+
+
+class MatrixResults:
+    """results.json, rewritten (atomically) after every cell."""
+
+    def __init__(self, folder: Path, header: dict[str, Any]) -> None:
+        self.folder = folder
+        self.data: dict[str, Any] = {**header, "cells": []}
+        self.lock = threading.Lock()
+        self.flush()
+
+    def add(self, cell: dict[str, Any]) -> None:
+        with self.lock:
+            self.data["cells"].append(cell)
+            self.flush()
+
+    def flush(self) -> None:
+        tmp = self.folder / "results.tmp"
+        tmp.write_text(json.dumps(self.data, indent=2, default=str))
+        tmp.replace(self.folder / "results.json")
+
+
+def _skip(cell: dict[str, Any], reason: str) -> dict[str, Any]:
+    return {"cell": cell, "label": cell_label(cell), "status": SKIP, "reason": reason}
+
+
+def in_order(cells: list[dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
+    """Cells in matrix order (they finish in any order)."""
+    rank = {label: i for i, label in enumerate(order)}
+    return sorted(cells, key=lambda c: rank.get(c["label"], len(rank)))
+
+
+def run_matrix(
+    scenario: Path,
+    *,
+    root: Path,
+    jobs: int = 1,
+    params: dict[str, str] | None = None,
+    only: dict[str, str] | None = None,
+    destroy: str = "always",
+    on_event: OnEvent = _quiet,
+    name: str | None = None,
+) -> dict[str, Any]:
+    if jobs < 1:
+        raise UsageError("-j must be at least 1")
+    catalog = load_catalog(root)
+    planned, axes = plan_cells(scenario, root, catalog, params, only)
+    runnable = [(c, ld) for c, ld, _ in planned if ld is not None]
+    scen_name = runnable[0][1].topology.scenario
+    matrix_id = name or f"matrix-{new_run_id()}"
+    folder = reports_root(root) / scen_name / matrix_id
+    folder.mkdir(parents=True, exist_ok=False)
+    client = engine.connect()
+    results = MatrixResults(
+        folder,
+        {
+            "matrix": matrix_id,
+            "scenario": scen_name,
+            "source": str(scenario),
+            "axes": axes,
+            "jobs": jobs,
+            "engine": engine.engine_version(client),
+            "started": now_iso(),
+        },
+    )
+    on_event(
+        {
+            "event": "matrix",
+            "matrix": matrix_id,
+            "folder": str(folder),
+            "cells": len(planned),
+            "jobs": jobs,
+        }
+    )
+    for cell, _, why in planned:
+        if why is not None:
+            results.add(_skip(cell, why))
+    cancel = threading.Event()
+    t0 = time.monotonic()
+    interrupted: BaseException | None = None
+    with interrupts_raise():
+        try:
+            # images first, one at a time: cells in parallel then only start containers
+            for _, loaded in runnable:
+                engine_images.ensure_images(client, loaded.topology, catalog, on_progress=on_event)
+            _run_cells(runnable, catalog, root, jobs, destroy, cancel, results, on_event)
+        except (SignalInterrupt, KeyboardInterrupt) as exc:
+            interrupted = exc
+    done = {c["label"] for c in results.data["cells"]}
+    for cell, _ in runnable:
+        if cell_label(cell) not in done:
+            results.add(_skip(cell, "not run: interrupted"))
+    results.data["cells"] = in_order(results.data["cells"], [cell_label(c) for c, _, _ in planned])
+    summary = summarize(results.data["cells"])
+    results.data.update(
+        summary=summary,
+        seconds=round(time.monotonic() - t0, 2),
+        ended=now_iso(),
+        interrupted=interrupted is not None,
+    )
+    results.flush()
+    write_outputs(folder, results.data)
+    if interrupted is not None:
+        raise SignalInterrupt(getattr(interrupted, "signum", 2))
+    return {
+        **results.data,
+        "folder": str(folder),
+        "exit_code": 0 if not (summary[FAIL] or summary[ERROR]) else 1,
+    }
+
+
+def _run_cells(
+    runnable: list[tuple[dict[str, Any], LoadedScenario]],
+    catalog: Catalog,
+    root: Path,
+    jobs: int,
+    destroy: str,
+    cancel: threading.Event,
+    results: MatrixResults,
+    on_event: OnEvent,
+) -> None:
+    def one(cell: dict[str, Any], loaded: LoadedScenario) -> dict[str, Any]:
+        label = cell_label(cell)
+        on_event({"event": "cell", "cell": label, "state": "started"})
+        t = time.monotonic()
+        expect = loaded.raw.reproduce.expect if loaded.raw.reproduce else None
+        try:
+            r = run_scenario(
+                loaded,
+                root=root,
+                catalog=catalog,
+                opts=RunOptions(destroy=destroy, role="cell", cancel=cancel, cell=label),
+            )
+        except Interrupted:
+            return _skip(cell, "interrupted while running: torn down")
+        except HarnessError as exc:  # before the run existed (engine gone, bad option)
+            out = {
+                "cell": cell,
+                "label": label,
+                "status": ERROR,
+                "reason": exc.message,
+                "seconds": round(time.monotonic() - t, 2),
+            }
+            results.add(out)
+            return out
+        out = {
+            "cell": cell,
+            "label": label,
+            "status": cell_status(r, expect if loaded.raw.reproduce else None),
+            "verdict": r["verdict"],
+            "expected": expect,
+            "rate": r["rate"],
+            "reason": r["reason"],
+            "checks": [{"name": c["name"], "passed": c.get("passed")} for c in r["checks"]],
+            "run": r["run"],
+            "folder": r["folder"],
+            "seconds": round(time.monotonic() - t, 2),
+        }
+        results.add(out)
+        on_event(
+            {"event": "cell", "cell": label, "state": out["status"], "seconds": out["seconds"]}
+        )
+        return out
+
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    futures: list[Future[dict[str, Any]]] = [pool.submit(one, c, ld) for c, ld in runnable]
+    try:
+        pending = set(futures)
+        while pending:
+            _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+    except BaseException:
+        cancel.set()  # running cells tear down; cells not started never start
+        for f in futures:
+            f.cancel()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def summarize(cells: list[dict[str, Any]]) -> dict[str, int]:
+    out = {PASS: 0, FAIL: 0, ERROR: 0, SKIP: 0}
+    for c in cells:
+        out[c["status"]] += 1
+    return out
+
+
+def write_outputs(folder: Path, data: dict[str, Any]) -> None:
+    """The heatmap and the merged JUnit beside results.json; never fails the matrix."""
+    from harness.reports.heatmap import write_heatmap
+
+    write_heatmap(folder, data)
+    try:
+        from harness.reports.junit import merge_junit  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return
+    files = [Path(c["folder"]) / "junit.xml" for c in data["cells"] if c.get("folder")]
+    files = [f for f in files if f.is_file()]
+    if files:
+        merge_junit(files, folder / "junit.xml")
