@@ -212,7 +212,9 @@ def _run_cells(
                 loaded,
                 root=root,
                 catalog=catalog,
-                opts=RunOptions(destroy=destroy, role="cell", cancel=cancel, cell=label),
+                opts=RunOptions(
+                    destroy=destroy, role="cell", cancel=cancel, cell=label, on_event=on_event
+                ),
             )
         except Interrupted:
             return _skip(cell, "interrupted while running: torn down")
