@@ -8,6 +8,7 @@ import tarfile
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from harness.engine.client import (
@@ -84,6 +85,23 @@ def _tar_files(files: Iterable[FileSpec]) -> bytes:
     return buf.getvalue()
 
 
+@lru_cache(maxsize=256)
+def _image_entrypoint(client: Any, image: str) -> tuple[str, ...]:
+    try:
+        ep = client.images.get(image).attrs.get("Config", {}).get("Entrypoint") or []
+    except Exception:  # unknown image: create_container reports it properly
+        return ()
+    return tuple(ep)
+
+
+def _has_own_init(client: Any, image: str) -> bool:
+    """Environment images start with tini; Docker's --init in front would make it complain."""
+    return any(
+        part.rsplit("/", 1)[-1] in ("tini", "docker-init", "dumb-init")
+        for part in _image_entrypoint(client, image)
+    )
+
+
 def create_node(
     client: Any, labels: RunLabels, node: NodeSpec, image: str, networks: dict[str, str]
 ) -> Any:
@@ -102,7 +120,7 @@ def create_node(
             labels={**labels.base(), LABEL_NODE: node.name},
             detach=True,
             host_config=api.create_host_config(
-                init=True,
+                init=not _has_own_init(client, image),
                 cap_add=list(node.cap_add) or None,
                 network_mode=networks[first.network],
             ),

@@ -11,7 +11,7 @@ from typing import Any
 
 from tests.conftest import LAB, ROOT, lab_env, nothing_left, run_lab
 
-SMALL = "tests/engine/scenarios/matrix-small.yaml"
+SMALL = "tests/engine/matrices/matrix-small.yaml"  # some cells unbuildable on purpose: SKIP
 
 
 def test_matrix_table_statuses_and_outputs(docker_client: Any, reports: Path) -> None:

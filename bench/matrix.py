@@ -1,0 +1,59 @@
+"""An 8-cell matrix with warm images at -j1, -j2 and -j4, in the same run: wall time and the
+speed-up ratios (target: -j2 at least 1.6x faster than -j1 on a 2-core machine)."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIO = ROOT / "bench" / "scenarios" / "matrix-eight.yaml"
+ROUNDS = int(os.environ.get("BENCH_MATRIX_ROUNDS", "2"))
+
+
+def run(jobs: int, env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    p = subprocess.run(
+        [sys.executable, "-m", "harness", "-q", "matrix", str(SCENARIO), "-j", str(jobs), "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    dt = time.perf_counter() - t0
+    r = json.loads(p.stdout)
+    if r["summary"]["PASS"] != 8:
+        raise SystemExit(f"-j{jobs}: expected 8 PASS, got {r['summary']}\n{p.stderr[-2000:]}")
+    return dt
+
+
+def main() -> None:
+    env = {**os.environ, "LABHARNESS_REPORTS": tempfile.mkdtemp(prefix="lab-bench-matrix-")}
+    run(4, env)  # warm-up: images built or reused
+    times: dict[int, list[float]] = {1: [], 2: [], 4: []}
+    for i in range(ROUNDS):
+        for jobs in (1, 2, 4):
+            times[jobs].append(run(jobs, env))
+        print(f"matrix round {i + 1}/{ROUNDS} done", file=sys.stderr)
+    med = {j: statistics.median(t) for j, t in times.items()}
+    print(
+        f"\n8-cell matrix (2 attempts per cell), warm images, {ROUNDS} rounds, medians (s), "
+        f"{os.cpu_count()} cores"
+    )
+    for j in (1, 2, 4):
+        print(f"  -j{j}: {med[j]:.2f}s  speed-up {med[1] / med[j]:.2f}x")
+    ok = med[1] / med[2] >= 1.6
+    print(f"-j2 vs -j1: {med[1] / med[2]:.2f}x (target >= 1.6: {'met' if ok else 'MISSED'})")
+    out = ROOT / "reports" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "matrix.json").write_text(json.dumps({"medians": med, "runs": times}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
