@@ -612,6 +612,32 @@ def bisect(
     raise typer.Exit(result["exit_code"])
 
 
+@app.command()
+def report(
+    run: Annotated[str, typer.Argument(help="Run id (or prefix), run folder or journal.json.")],
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Regenerate every report of a run (JUnit, Allure results, report.html) from journal.json."""
+
+    def work() -> dict[str, Any]:
+        from harness.verbs.report import report as do
+
+        try:
+            root = _root(project)
+        except Exception:
+            root = None
+        return do(run, root=root)
+
+    def render(r: dict[str, Any]) -> None:
+        for kind, path in r["reports"].items():
+            print(f"{kind:<9} {path}")
+        if r.get("errors"):
+            print(f"not written: {r['errors']}")
+
+    _serve(as_json, work, render)
+
+
 @images_app.command("build")
 def images_build(
     lab: Annotated[list[str] | None, typer.Option("--lab", help="Only these labs.")] = None,

@@ -45,6 +45,16 @@ def main() -> int:
             failures += not ok
             out = (r.stdout or r.stderr).strip().splitlines()
             print(f"  [{'ok' if ok else 'FAILED'}] {what}: {out[0] if out else r.returncode}")
+        # the labs' own health suites (the scenario's `verify`), through the pytest plugin
+        suites = ["labs/curl/tests", "labs/nginx/tests", "labs/backend/tests"]
+        suites += ["labs/postgres/tests", "labs/redis/tests"]
+        cmd = [sys.executable, "-m", "pytest", "--lab-run", run, *suites]
+        cmd += ["--import-mode=importlib", "-p", "no:cacheprovider", "-q", "--no-header"]
+        print(f"$ pytest --lab-run {run} {' '.join(suites)}", flush=True)
+        r = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True)
+        tail = (r.stdout or r.stderr).strip().splitlines()
+        print(f"  [{'ok' if r.returncode == 0 else 'FAILED'}] lab health suites: {tail[-1]}")
+        failures += r.returncode != 0
     finally:
         print(f"$ lab down {run}")
         lab("down", run)

@@ -16,6 +16,10 @@ command -v debootstrap >/dev/null 2>&1 || need_apt+=(debootstrap)
 command -v ip >/dev/null 2>&1 || need_apt+=(iproute2)
 command -v tcpdump >/dev/null 2>&1 || need_apt+=(tcpdump)   # captures, on the network bridges
 command -v tshark >/dev/null 2>&1 || need_apt+=(tshark)     # reading captures (tests, engineers)
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium chromium-driver)  # report.html checks
+command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)       # Allure commandline
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v script >/dev/null 2>&1 || need_apt+=(util-linux)                  # terminal tests
 if [ "${#need_apt[@]}" -gt 0 ]; then
   log "installing ${need_apt[*]}"
   $SUDO apt-get update -qq
@@ -43,6 +47,12 @@ log "installing labharness into .venv"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v -i "warning" || true
 .venv/bin/python -c "import harness" 
+
+ALLURE_PREFIX="${LABHARNESS_CACHE:-$HOME/.cache/labharness}/allure"
+if [ ! -x "$ALLURE_PREFIX/node_modules/.bin/allure" ]; then
+  log "installing the Allure commandline (npm allure-commandline@2) into $ALLURE_PREFIX"
+  npm install --silent --prefix "$ALLURE_PREFIX" allure-commandline@2 >/dev/null
+fi
 
 log "building base images (reused when their inputs did not change)"
 .venv/bin/lab images build --environments-only

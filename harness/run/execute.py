@@ -476,6 +476,11 @@ class Run:
         self.folder.write(
             state=state, verdict=repro.verdict, rate=repro.rate, kept=keep, removed=removed
         )
+        from harness.reports import write_reports
+
+        reports = write_reports(self.folder.path)
+        if reports.get("errors"):
+            result["report_errors"] = reports["errors"]
         sweep(self.folder.path, self.redactor)
         if isinstance(failure, Interrupted) and not isinstance(failure, SignalInterrupt):
             raise failure  # a cancelled matrix cell: the matrix reports it

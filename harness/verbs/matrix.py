@@ -272,12 +272,9 @@ def summarize(cells: list[dict[str, Any]]) -> dict[str, int]:
 def write_outputs(folder: Path, data: dict[str, Any]) -> None:
     """The heatmap and the merged JUnit beside results.json; never fails the matrix."""
     from harness.reports.heatmap import write_heatmap
+    from harness.reports.junit import merge_junit
 
     write_heatmap(folder, data)
-    try:
-        from harness.reports.junit import merge_junit  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return
     files = [Path(c["folder"]) / "junit.xml" for c in data["cells"] if c.get("folder")]
     files = [f for f in files if f.is_file()]
     if files:

@@ -97,6 +97,10 @@ def verify_fix(
     verdict, reason = verdicts.fix_verdict(
         rep(baseline), rep(candidate), baseline["checks"], candidate["checks"]
     )
+    from harness.reports import merge_runs
+
+    merged = Path(candidate["folder"]) / "verify-fix-junit.xml"
+    merge_runs([Path(baseline["folder"]), Path(candidate["folder"])], merged)
     fix_def = candidate_loaded.raw.fixes.get(candidate_loaded.fix or "")
     return {
         "verdict": verdict,
@@ -106,5 +110,6 @@ def verify_fix(
         "scenario": baseline["scenario"],
         "baseline": baseline,
         "candidate": candidate,
+        "junit": str(merged),
         "exit_code": verdicts.EXIT[verdict],
     }

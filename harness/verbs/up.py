@@ -12,6 +12,7 @@ from harness.engine.objects import RunLabels
 from harness.errors import HarnessError
 from harness.run import faults
 from harness.run.evidence import save_node_evidence
+from harness.run.execute import topology_summary
 from harness.run.folder import RunFolder, now_iso, reports_root
 from harness.run.ids import new_run_id, owner_token
 from harness.run.journal import Journal
@@ -55,7 +56,14 @@ def up(
     )
     journal = Journal(
         folder.path / "journal.json",
-        {"run": run_id, "scenario": topo.scenario, "verb": "up", "engine": version},
+        {
+            "run": run_id,
+            "scenario": topo.scenario,
+            "verb": "up",
+            "engine": version,
+            # what each node runs (lab, version, os): the pytest plugin's `lab` reads it
+            "topology": topology_summary(topo, loaded.raw),
+        },
     )
     on_event({"event": "run", "run": run_id, "folder": str(folder.path)})
     cancel = threading.Event()

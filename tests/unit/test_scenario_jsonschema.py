@@ -87,7 +87,8 @@ def scenario_files() -> list[Path]:
     found = []
     for dirpath, dirnames, filenames in os.walk(REPO):
         dirnames[:] = [d for d in dirnames if d not in SKIP_DIRS]
-        if "scenarios" not in Path(dirpath).relative_to(REPO).parts:
+        parts = Path(dirpath).relative_to(REPO).parts
+        if "scenarios" not in parts or "gates" in parts:  # gate files are not scenarios
             continue
         found += [Path(dirpath) / f for f in filenames if f.endswith((".yaml", ".yml"))]
     return sorted(found)

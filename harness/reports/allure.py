@@ -1,0 +1,583 @@
+"""Allure 2 results for one run, in <folder>/allure-results/ (rewritten each time).
+
+A result per phase-level test: `setup` (build, preflight, up, capture, impair), `configure`,
+each `attempt-N`, each verify check, `collect` (collect and down). Labels: epic = scenario,
+feature = each lab in the topology, story = phase, severity from the case; steps per phase and
+per scenario step; attachments (step output, node logs, pcaps, REPRODUCE.md, the topology
+picture) copied in. `environment.properties` and `categories.json` (infrastructure errors
+apart from product failures) beside them. Built with allure_commons' model classes.
+See docs/reports.md."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from allure_commons.model2 import (
+    Attachment,
+    Label,
+    Parameter,
+    Status,
+    StatusDetails,
+    TestResult,
+    TestStepResult,
+)
+from attr import asdict
+
+from harness.reports.journal import (
+    INFRA_PHASES,
+    TEARDOWN_PHASES,
+    Outcome,
+    Run,
+    attempt_outcome,
+    check_outcome,
+    configure_items,
+    d,
+    is_log,
+    ls,
+    phase_outcome,
+    s,
+    step_outcome,
+    step_output,
+    symptom_evidence,
+)
+
+RESULTS = "allure-results"
+STATUS = {
+    "passed": Status.PASSED,
+    "failed": Status.FAILED,
+    "error": Status.BROKEN,
+    "skipped": Status.SKIPPED,
+}
+MIME = {
+    ".log": "text/plain",
+    ".txt": "text/plain",
+    ".md": "text/plain",
+    ".conf": "text/plain",
+    ".yml": "text/plain",
+    ".yaml": "text/plain",
+    ".json": "application/json",
+    ".xml": "application/xml",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".html": "text/html",
+    ".pcap": "application/vnd.tcpdump.pcap",
+}
+CATEGORIES: list[dict[str, Any]] = [
+    {
+        "name": "Infrastructure errors",
+        "description": "The run could not do what it meant to (engine, build, node, "
+        "configure, a step that could not run): verdict ERROR, never a product failure.",
+        "matchedStatuses": ["broken"],
+    },
+    {
+        "name": "Symptom not reproduced",
+        "description": "The customer's symptom was absent where a reproduction expected it.",
+        "matchedStatuses": ["failed"],
+        "messageRegex": "(?s)symptom absent.*",
+    },
+    {
+        "name": "Symptom still present",
+        "description": "The fix or workaround was applied and the symptom was still observed.",
+        "matchedStatuses": ["failed"],
+        "messageRegex": "(?s)symptom observed.*",
+    },
+    {
+        "name": "Product failures",
+        "description": "A verify check failed: the product misbehaves.",
+        "matchedStatuses": ["failed"],
+    },
+    {
+        "name": "Intermittent: symptom absent in this attempt",
+        "matchedStatuses": ["skipped"],
+        "messageRegex": "(?s)symptom absent in this attempt.*",
+    },
+]
+
+
+def _ms(iso: Any) -> int | None:
+    try:
+        return int(datetime.fromisoformat(s(iso)).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+def _uuid(*parts: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, "labharness:" + "/".join(parts)))
+
+
+def _md5(*parts: str) -> str:
+    return hashlib.md5("/".join(parts).encode(), usedforsecurity=False).hexdigest()
+
+
+class _Writer:
+    def __init__(self, run: Run, out: Path) -> None:
+        self.run = run
+        self.out = out
+        self.copied: dict[str, str] = {}
+        self.names: dict[str, str] = {}
+        self.count = 0
+
+    def file(self, rel: str, name: str | None = None) -> Attachment | None:
+        """Attach a file of the run folder (copied once, shared by every result)."""
+        src = self.run.folder / rel
+        if not src.is_file():
+            return None
+        ext = src.suffix.lower() if src.suffix else ".txt"
+        if rel not in self.copied:
+            target = f"{_md5(self.run.run_id, rel)}-attachment{ext}"
+            try:
+                os.link(src, self.out / target)
+            except OSError:
+                shutil.copyfile(src, self.out / target)
+            self.copied[rel] = target
+        # Allure shows a file once, under one name: keep the first name given.
+        name = self.names.setdefault(rel, name or rel)
+        return Attachment(name=name, source=self.copied[rel], type=MIME.get(ext, "text/plain"))
+
+    def text(self, name: str, body: str, key: str) -> Attachment | None:
+        if not body:
+            return None
+        target = f"{_md5(self.run.run_id, 'text', key)}-attachment.txt"
+        (self.out / target).write_text(body, encoding="utf-8")
+        return Attachment(name=name, source=target, type="text/plain")
+
+    def labels(self, story: str) -> list[Label]:
+        run = self.run
+        labels = [
+            Label(name="epic", value=run.scenario),
+            Label(name="story", value=story),
+            Label(name="parentSuite", value=run.scenario),
+            Label(name="suite", value=run.label),
+            Label(name="subSuite", value=story),
+            Label(name="framework", value="labharness"),
+            Label(name="language", value="labharness"),
+        ]
+        labs = []
+        for node in ls(d(run.journal.get("topology")).get("nodes")):
+            lab = s(d(node).get("lab")) or s(d(node).get("os")) or s(d(node).get("image"))
+            if lab and lab not in labs:
+                labs.append(lab)
+        labels += [Label(name="feature", value=lab) for lab in labs]
+        if run.severity:
+            labels.append(Label(name="severity", value=run.severity))
+        for key in ("ticket", "customer"):
+            if run.case.get(key):
+                labels.append(Label(name="tag", value=s(run.case[key])))
+        if run.fix:
+            labels.append(Label(name="tag", value=f"fix:{run.fix}"))
+        return labels
+
+    def params(self) -> list[Parameter]:
+        run = self.run
+        out = [Parameter(name="role", value=run.role), Parameter(name="run", value=run.run_id)]
+        if run.fix:
+            out.append(Parameter(name="fix", value=run.fix))
+        if run.cell:
+            out.append(Parameter(name="cell", value=run.cell))
+        return out
+
+    def result(
+        self,
+        name: str,
+        story: str,
+        outcome: Outcome,
+        start: Any,
+        stop: Any,
+        steps: list[TestStepResult],
+        attachments: list[Attachment | None],
+        description: str = "",
+        key: str = "",
+    ) -> None:
+        run = self.run
+        key = key or name
+        result = TestResult(
+            uuid=_uuid(run.run_id, story, key),
+            historyId=_md5(run.label, story, key),
+            testCaseId=_md5(run.scenario, story, key),
+            fullName=f"{run.label}.{story}.{key}",
+            name=name,
+            status=STATUS[outcome.status],
+            statusDetails=StatusDetails(
+                message=outcome.message or None, trace=outcome.detail or None
+            )
+            if outcome.status != "passed" or outcome.detail
+            else None,
+            stage="finished",
+            description=description or None,
+            steps=steps,
+            attachments=[a for a in attachments if a is not None],
+            parameters=self.params(),
+            start=_ms(start),
+            stop=_ms(stop),
+            labels=self.labels(story),
+            titlePath=[run.scenario, run.label, story],
+        )
+        self.write_json(f"{result.uuid}-result.json", asdict(result, filter=_keep))
+        self.count += 1
+
+    def write_json(self, name: str, data: Any) -> None:
+        (self.out / name).write_text(
+            json.dumps(data, ensure_ascii=False, indent=1), encoding="utf-8"
+        )
+
+
+def _keep(_attr: Any, value: Any) -> bool:
+    return bool(value) or value is False
+
+
+def _step(
+    name: str,
+    outcome: Outcome,
+    start: Any,
+    stop: Any,
+    steps: list[TestStepResult] | None = None,
+    attachments: list[Attachment | None] | None = None,
+    params: dict[str, Any] | None = None,
+) -> TestStepResult:
+    return TestStepResult(
+        name=name,
+        status=STATUS[outcome.status],
+        statusDetails=StatusDetails(message=outcome.message) if outcome.message else None,
+        stage="finished",
+        steps=steps or [],
+        attachments=[a for a in attachments or [] if a is not None],
+        parameters=[
+            Parameter(name=k, value=s(v)) for k, v in (params or {}).items() if v not in (None, "")
+        ],
+        start=_ms(start),
+        stop=_ms(stop),
+    )
+
+
+def _worst(outcomes: list[Outcome]) -> Outcome:
+    for status in ("error", "failed"):
+        for o in outcomes:
+            if o.status == status:
+                return o
+    return Outcome("passed")
+
+
+def _probe_steps(node: Any) -> list[TestStepResult]:
+    out = []
+    for child in ls(d(node).get("children")):
+        child = d(child)
+        oc = Outcome("passed" if child.get("held") else "failed")
+        sub = _probe_steps(child)
+        sub += [_step(s(e), Outcome("passed"), None, None) for e in ls(child.get("evidence"))]
+        out.append(
+            _step(
+                f"{'held' if child.get('held') else 'not held'}: {s(child.get('probe'))}",
+                oc,
+                None,
+                None,
+                sub,
+            )
+        )
+    return out
+
+
+def build_allure(run: Run, out: Path, topology_svg: Path | None) -> int:
+    w = _Writer(run, out)
+    topo = w.file(topology_svg.name, "topology.svg") if topology_svg else None
+    artifacts = run.artifacts()
+    captures = [w.file(rel, f"capture {label}") for g, label, rel in artifacts if g == "captures"]
+    logs = [
+        w.file(rel, f"{g}: {label}")
+        for g, label, rel in artifacts
+        if g not in ("captures", "run", "verify") and is_log(rel)
+    ]
+    reproduce_md = w.file("REPRODUCE.md") if (run.folder / "REPRODUCE.md").is_file() else None
+
+    # setup: the infrastructure phases before configure
+    setup = [
+        p
+        for p in run.phases
+        if s(p.get("phase")) in INFRA_PHASES or s(p.get("phase")).startswith("up-")
+    ]
+    if setup or run.journal:
+        steps, outcomes = [], []
+        for p in setup:
+            oc = phase_outcome(p)
+            outcomes.append(oc)
+            params: dict[str, Any] = {}
+            if p.get("phase") == "build":
+                params = {k: v for k, v in d(p.get("images")).items()}
+            nodes = [
+                _step(
+                    f"node {s(d(n).get('name'))}",
+                    Outcome("passed"),
+                    None,
+                    None,
+                    params={
+                        "image": d(n).get("image"),
+                        "ready_s": d(n).get("ready_s"),
+                        **{f"address {k}": v for k, v in d(d(n).get("addresses")).items()},
+                    },
+                )
+                for n in ls(p.get("nodes"))
+            ]
+            applied = [
+                _step(
+                    f"impair {s(d(a).get('node'))} {s(d(a).get('network'))}",
+                    Outcome("passed"),
+                    None,
+                    None,
+                    attachments=[
+                        w.text(
+                            "commands",
+                            "\n".join(s(c) for c in ls(d(a).get("commands"))),
+                            f"impair-{s(p.get('phase'))}-{i}",
+                        )
+                    ],
+                )
+                for i, a in enumerate(ls(p.get("applied")))
+            ]
+            steps.append(
+                _step(
+                    s(p.get("phase")),
+                    oc,
+                    p.get("start"),
+                    p.get("end"),
+                    nodes + applied,
+                    params=params,
+                )
+            )
+        first = setup[0] if setup else {}
+        last = setup[-1] if setup else {}
+        w.result(
+            "setup",
+            "setup",
+            _worst(outcomes),
+            first.get("start"),
+            last.get("end"),
+            steps,
+            [topo],
+            "Build, preflight, bring-up, captures and impairments.",
+        )
+
+    configure = run.phase("configure")
+    if configure is not None:
+        items = configure_items(configure)
+        steps = [
+            _step(
+                i.name,
+                i.outcome,
+                None,
+                None,
+                attachments=[w.text("output", i.output, f"configure-{n}")],
+                params={"duration_s": round(i.duration, 3)},
+            )
+            for n, i in enumerate(items)
+        ]
+        w.result(
+            "configure",
+            "configure",
+            _worst([i.outcome for i in items]),
+            configure.get("start"),
+            configure.get("end"),
+            steps,
+            [w.file(rel) for rel in run.ansible_artifacts()],
+            "The customer's configuration: run commands and Ansible tasks.",
+        )
+
+    for p in run.attempts():
+        phase = s(p.get("phase"))
+        steps = []
+        for step in ls(p.get("steps")):
+            step = d(step)
+            text = step_output(step)
+            steps.append(
+                _step(
+                    f"{s(step.get('id'), 'step')}: {s(step.get('description'))}",
+                    step_outcome(step),
+                    step.get("start"),
+                    step.get("end"),
+                    attachments=[w.text("output", text, f"{phase}-{s(step.get('index'))}")],
+                    params={
+                        "node": step.get("node"),
+                        "kind": step.get("kind"),
+                        "exit_code": step.get("exit_code"),
+                    },
+                )
+            )
+        oc = attempt_outcome(run, p)
+        evidence = "\n".join(symptom_evidence(p.get("symptom")))
+        steps.append(
+            _step(
+                "symptom",
+                Outcome("passed" if p.get("observed") else "failed"),
+                None,
+                None,
+                _probe_steps(p.get("symptom")),
+                [w.text("evidence", evidence, f"{phase}-symptom")],
+            )
+        )
+        w.result(
+            phase,
+            phase,
+            oc,
+            p.get("start"),
+            p.get("end"),
+            steps,
+            [topo, reproduce_md, *captures, *logs],
+            f"Attempt {s(p.get('attempt'))}: the scenario's steps, then the symptom "
+            f"probes. Verdict of the run: {run.verdict} {run.rate}".rstrip(),
+        )
+
+    verify = run.phase("verify") or {}
+    for n, check in enumerate(run.checks()):
+        oc = check_outcome(check)
+        full = s(check.get("name"), f"check-{n + 1}")
+        # A pytest node id (suite checks) shows as its test name, as allure-pytest does.
+        name = full.rsplit("::", 1)[-1]
+        w.result(
+            name,
+            "verify",
+            oc,
+            verify.get("start"),
+            verify.get("end"),
+            [],
+            [w.text("output", s(check.get("output")), f"check-{n}")]
+            + ([w.file("verify/verify-junit.xml")] if n == 0 else []),
+            full if full != name else "",
+            key=full,
+        )
+    if verify and phase_outcome(verify).status == "error" and not run.checks():
+        w.result(
+            "verify",
+            "verify",
+            phase_outcome(verify),
+            verify.get("start"),
+            verify.get("end"),
+            [],
+            [],
+        )
+
+    teardown = [p for p in run.phases if s(p.get("phase")) in TEARDOWN_PHASES]
+    if teardown:
+        steps = []
+        for p in teardown:
+            sub = []
+            for node, files in d(p.get("nodes")).items():
+                sub.append(
+                    _step(
+                        f"node {s(node)}",
+                        Outcome("passed"),
+                        None,
+                        None,
+                        attachments=[
+                            w.file(f"artifacts/{s(node)}/{s(f)}", f"{s(node)}: {s(f)}")
+                            for f in ls(files)
+                        ],
+                    )
+                )
+            for cap in ls(p.get("captures")):
+                cap = d(cap)
+                rel = run.rel(cap.get("path"))
+                sub.append(
+                    _step(
+                        f"capture {s(cap.get('network'))}",
+                        Outcome("passed"),
+                        None,
+                        None,
+                        attachments=[w.file(rel, f"capture {Path(rel).name}") if rel else None],
+                        params={k: cap.get(k) for k in ("packets", "bytes", "dropped", "warning")},
+                    )
+                )
+            steps.append(
+                _step(
+                    s(p.get("phase")),
+                    phase_outcome(p),
+                    p.get("start"),
+                    p.get("end"),
+                    sub,
+                    params={k: v for k, v in d(p.get("removed")).items()},
+                )
+            )
+        w.result(
+            "collect",
+            "collect",
+            _worst([phase_outcome(p) for p in teardown]),
+            teardown[0].get("start"),
+            teardown[-1].get("end"),
+            steps,
+            [reproduce_md, *captures],
+            "Evidence collected, then teardown.",
+        )
+
+    if not run.phases and run.journal:  # a journal with no phase yet: the run never started
+        w.result(
+            "run",
+            "setup",
+            Outcome("error", f"ERROR: run did not start ({run.verdict})"),
+            run.journal.get("started"),
+            run.journal.get("ended"),
+            [],
+            [],
+        )
+    return w.count
+
+
+def environment(run: Run) -> list[tuple[str, str]]:
+    j = run.journal
+    env = [
+        ("scenario", run.scenario),
+        ("run", run.run_id),
+        ("role", run.role),
+        ("fix", run.fix),
+        ("cell", run.cell),
+        ("verdict", f"{run.verdict} {run.rate}".strip()),
+        ("ticket", s(run.case.get("ticket"))),
+        ("customer", s(run.case.get("customer"))),
+        ("product_version", s(run.case.get("product_version"))),
+        ("engine", s(j.get("engine"))),
+        ("harness", s(j.get("harness"))),
+    ]
+    for node, image in sorted(run.images().items()):
+        env.append((f"image.{node}", image))
+    for item in ls(d(j.get("topology")).get("nodes")):
+        n = d(item)
+        if n.get("name") and (n.get("os") or n.get("image")):
+            env.append((f"os.{s(n['name'])}", s(n.get("os")) or s(n.get("image"))))
+    return [(k, v) for k, v in env if v]
+
+
+def _prop_escape(text: str, key: bool = False) -> str:
+    out = []
+    for ch in text:
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ch in "=:#!" or (key and ch == " "):
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) > 0x7E:
+            out.append(f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else "?")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def write_allure(run: Run, folder: Path, topology_svg: Path | None = None) -> Path:
+    out = folder / RESULTS
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    build_allure(run, out, topology_svg)
+    (out / "environment.properties").write_text(
+        "".join(f"{_prop_escape(k, True)}={_prop_escape(v)}\n" for k, v in environment(run)),
+        encoding="ascii",
+    )
+    (out / "categories.json").write_text(json.dumps(CATEGORIES, indent=1), encoding="utf-8")
+    return out

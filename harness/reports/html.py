@@ -1,0 +1,179 @@
+"""report.html: one self-contained page (inline CSS, inline SVG, no script, nothing fetched),
+opened from file://. The verdict first, then the case, the topology picture, every phase and
+step with timings and output, the symptom evidence per attempt, the checks, and links to the
+collected artifacts (relative, so the folder can move). Jinja2 autoescaping escapes every
+value from the journal. See docs/reports.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from harness.reports.journal import (
+    Run,
+    attempt_outcome,
+    check_outcome,
+    configure_items,
+    d,
+    ls,
+    num,
+    phase_outcome,
+    s,
+    step_outcome,
+    step_output,
+    symptom_evidence,
+)
+from harness.reports.topology import impairment_text, render_svg
+
+_ENV: Environment | None = None
+
+
+def _env() -> Environment:
+    global _ENV
+    if _ENV is None:
+        _ENV = Environment(
+            loader=PackageLoader("harness.reports", "templates"),
+            autoescape=select_autoescape(default=True, default_for_string=True),
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        _ENV.filters["href"] = lambda rel: quote(s(rel), safe="/")
+        _ENV.filters["secs"] = lambda v: f"{num(v):.2f} s"
+    return _ENV
+
+
+def verdict_class(run: Run) -> str:
+    v = run.verdict
+    if v == "ERROR" or v in ("INCOMPLETE", "UNKNOWN"):
+        return "error"
+    hoped = "NOT_REPRODUCED" if run.hopes_absent else "REPRODUCED"
+    return "good" if v == hoped else "bad"
+
+
+def context(run: Run) -> dict[str, Any]:
+    j = run.journal
+    attempts = []
+    for p in run.attempts():
+        steps = []
+        for step in ls(p.get("steps")):
+            step = d(step)
+            steps.append(
+                {
+                    "id": s(step.get("id")),
+                    "kind": s(step.get("kind")),
+                    "node": s(step.get("node")),
+                    "description": s(step.get("description")),
+                    "duration": step.get("duration_s"),
+                    "exit_code": step.get("exit_code"),
+                    "status": step_outcome(step).status,
+                    "output": step_output(step),
+                    "error": s(step.get("error")),
+                }
+            )
+        oc = attempt_outcome(run, p)
+        attempts.append(
+            {
+                "phase": s(p.get("phase")),
+                "attempt": s(p.get("attempt")),
+                "result": s(p.get("result")),
+                "status": oc.status,
+                "message": oc.message,
+                "duration": p.get("duration_s"),
+                "steps": steps,
+                "evidence": symptom_evidence(p.get("symptom")),
+                "error": s(p.get("error")),
+                "undo": [s(u) for u in ls(p.get("undo"))],
+            }
+        )
+    phases = [
+        {
+            "phase": s(p.get("phase")),
+            "result": s(p.get("result")) or "(running)",
+            "status": attempt_outcome(run, p).status
+            if s(p.get("phase")).startswith("attempt-")
+            else phase_outcome(p).status,
+            "start": s(p.get("start")),
+            "duration": p.get("duration_s"),
+            "error": s(p.get("error")),
+        }
+        for p in run.phases
+    ]
+    configure = run.phase("configure")
+    groups: dict[str, list[tuple[str, str]]] = {}
+    for group, label, rel in run.artifacts():
+        groups.setdefault(group, []).append((label, rel))
+    for rel in run.ansible_artifacts():
+        groups.setdefault("ansible", []).append((rel.split("/", 2)[-1], rel))
+    topo = d(j.get("topology"))
+    nodes = []
+    addresses = run.addresses()
+    images = run.images()
+    for n in ls(topo.get("nodes")):
+        n = d(n)
+        name = s(n.get("name"))
+        nodes.append(
+            {
+                "name": name,
+                "lab": " ".join(x for x in (s(n.get("lab")), s(n.get("version"))) if x),
+                "os": s(n.get("os")) or s(n.get("image")),
+                "image": images.get(name, ""),
+                "addresses": ", ".join(f"{k} {v}" for k, v in addresses.get(name, {}).items()),
+            }
+        )
+    return {
+        "run": run,
+        "j": j,
+        "case": run.case,
+        "verdict_class": verdict_class(run),
+        "title": s(j.get("title")),
+        "svg": Markup(render_svg(run)),  # built escaped by topology.render_svg
+        "phases": phases,
+        "attempts": attempts,
+        "configure": configure_items(configure) if configure is not None else None,
+        "checks": [
+            {
+                "name": s(c.get("name")),
+                "outcome": check_outcome(c),
+                "duration": c.get("duration_s"),
+                "output": s(c.get("output")),
+            }
+            for c in run.checks()
+        ],
+        "artifacts": groups,
+        "nodes": nodes,
+        "impairments": [
+            impairment_text(d(i))
+            + f" on {s(d(i).get('node'))}"
+            + (f"/{s(d(i).get('network'))}" if d(i).get("network") else "")
+            for i in ls(topo.get("impairments"))
+        ],
+        "params": {s(k): s(v) for k, v in d(j.get("params")).items()},
+        "reports": [
+            r
+            for r in (
+                "junit.xml",
+                "topology.svg",
+                "allure-results/",
+                "verify/verify-junit.xml",
+                "report.png",
+            )
+            if (run.folder / r.rstrip("/")).exists()
+            or r in ("junit.xml", "topology.svg", "allure-results/")
+        ],
+    }
+
+
+def render_html(run: Run) -> str:
+    return _env().get_template("report.html.j2").render(**context(run))
+
+
+def write_html(run: Run, folder: Path) -> Path:
+    path = folder / "report.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(render_html(run), encoding="utf-8")
+    tmp.replace(path)
+    return path

@@ -1,0 +1,139 @@
+"""The topology as an SVG picture: nodes as boxes in a row, networks as horizontal bars below,
+a line from each node to each network it is on, the address on the line, impairments marked
+on the link they apply to (red, dashed, with their values). Built from journal["topology"]
+and the addresses of the `up` phase. Every text is escaped."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from harness.reports.journal import Run, d, ls, s
+
+COL = 190  # width per node column
+BOX_W, BOX_H = 160, 62
+TOP = 20
+BAR_GAP = 64
+IMPAIR_KEYS = ("loss", "rate", "delay", "jitter", "partition")
+
+
+def _t(text: Any) -> str:
+    return escape(s(text), quote=True)
+
+
+def impairment_text(imp: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {s(imp[k])}" for k in IMPAIR_KEYS if imp.get(k) not in (None, ""))
+
+
+def render_svg(run: Run) -> str:
+    topo = d(run.journal.get("topology"))
+    nodes = [d(n) for n in ls(topo.get("nodes")) if d(n).get("name")]
+    networks = [d(n) for n in ls(topo.get("networks")) if d(n).get("name")]
+    net_names = [s(n["name"]) for n in networks]
+    addresses = run.addresses()
+    for node in nodes:  # a network only a node mentions still gets a bar
+        for link in ls(node.get("networks")):
+            name = s(d(link).get("network"))
+            if name and name not in net_names:
+                net_names.append(name)
+                networks.append({"name": name})
+    impairments: dict[tuple[str, str], list[str]] = {}
+    node_impair: dict[str, list[str]] = {}
+    for imp in ls(topo.get("impairments")):
+        imp = d(imp)
+        text = impairment_text(imp)
+        if not text:
+            continue
+        if imp.get("network"):
+            impairments.setdefault((s(imp.get("node")), s(imp["network"])), []).append(text)
+        else:
+            node_impair.setdefault(s(imp.get("node")), []).append(text)
+
+    width = max(640, COL * max(1, len(nodes)) + 40)
+    bar_top = TOP + BOX_H + 70
+    height = bar_top + BAR_GAP * max(1, len(networks)) + 10
+    out: list[str] = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" class="topology" width="{width}" '
+        f'height="{height}" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="topology of {_t(run.scenario)}" font-family="sans-serif" font-size="12">',
+        f"<title>topology of {_t(run.scenario)}</title>",
+    ]
+    if not nodes and not networks:
+        out.append('<text x="20" y="40">no topology recorded in the journal</text></svg>')
+        return "\n".join(out)
+    bar_y = {name: bar_top + i * BAR_GAP for i, name in enumerate(net_names)}
+    # networks
+    for net in networks:
+        y = bar_y[s(net["name"])]
+        label = s(net["name"])
+        if net.get("subnet"):
+            label += f"  {s(net['subnet'])}"
+        if net.get("internal"):
+            label += "  (internal)"
+        out.append(
+            f'<g class="network" data-network="{_t(net["name"])}">'
+            f'<rect x="10" y="{y}" width="{width - 20}" height="14" rx="4" fill="#5b7db1"/>'
+            f'<text x="16" y="{y + 28}" fill="#1d3557" font-weight="bold">{_t(label)}</text></g>'
+        )
+    # nodes and links
+    for i, node in enumerate(nodes):
+        name = s(node["name"])
+        cx = 20 + COL * i + COL // 2
+        x = cx - BOX_W // 2
+        kind = " ".join(k for k in (s(node.get("lab")), s(node.get("version"))) if k)
+        os_name = s(node.get("os")) or s(node.get("image"))
+        for j, link in enumerate(ls(node.get("networks"))):
+            net_name = s(d(link).get("network"))
+            if net_name not in bar_y:
+                continue
+            y2 = bar_y[net_name]
+            imps = impairments.get((name, net_name), [])
+            style = (
+                'stroke="#c0392b" stroke-width="3" stroke-dasharray="6 4"'
+                if imps
+                else ('stroke="#333" stroke-width="2"')
+            )
+            lx = cx + (j - (len(ls(node.get("networks"))) - 1) / 2) * 14
+            out.append(
+                f'<g class="link" data-node="{_t(name)}" data-network="{_t(net_name)}">'
+                f'<line x1="{lx:.0f}" y1="{TOP + BOX_H}" x2="{lx:.0f}" y2="{y2}" {style}/>'
+                f'<circle cx="{lx:.0f}" cy="{y2 + 7}" r="5" fill="#1d3557"/>'
+            )
+            ip = addresses.get(name, {}).get(net_name, "")
+            if ip:
+                out.append(
+                    f'<text x="{lx + 6:.0f}" y="{y2 - 6}" class="address" fill="#222">'
+                    f"{_t(ip)}</text>"
+                )
+            for k, text in enumerate(imps):
+                out.append(
+                    f'<text x="{lx + 6:.0f}" y="{TOP + BOX_H + 18 + 14 * k}" class="impairment" '
+                    f'fill="#c0392b" font-weight="bold">⚡ {_t(text)}</text>'
+                )
+            out.append("</g>")
+        out.append(
+            f'<g class="node" data-node="{_t(name)}">'
+            f'<rect x="{x}" y="{TOP}" width="{BOX_W}" height="{BOX_H}" rx="6" fill="#f1f5fb" '
+            f'stroke="#1d3557" stroke-width="1.5"/>'
+            f'<text x="{cx}" y="{TOP + 20}" text-anchor="middle" font-weight="bold" '
+            f'font-size="14">{_t(name)}</text>'
+            f'<text x="{cx}" y="{TOP + 37}" text-anchor="middle">{_t(kind)}</text>'
+            f'<text x="{cx}" y="{TOP + 53}" text-anchor="middle" fill="#555">{_t(os_name)}</text>'
+            "</g>"
+        )
+        for k, text in enumerate(node_impair.get(name, [])):
+            out.append(
+                f'<text x="{x}" y="{TOP + BOX_H + 18 + 14 * k}" class="impairment" fill="#c0392b" '
+                f'font-weight="bold">⚡ {_t(text)}</text>'
+            )
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def write_svg(run: Run, folder: Path) -> Path:
+    path = folder / "topology.svg"
+    path.write_text(
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + render_svg(run) + "\n", encoding="utf-8"
+    )
+    return path

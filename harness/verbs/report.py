@@ -1,0 +1,52 @@
+"""`lab report RUN`: regenerate every report of a run (junit.xml, allure-results/,
+topology.svg, report.html) from its journal.json alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UsageError
+from harness.reports import write_reports
+from harness.run.folder import reports_root
+
+
+def find_run_folder(run: str, root: Path) -> Path:
+    """A run folder from a path, or a run id (or unique prefix) under the reports root
+    ($LABHARNESS_REPORTS or <project>/reports, as `<scenario>/<run-id>`)."""
+    path = Path(run)
+    if (path / "journal.json").is_file():
+        return path
+    if path.name == "journal.json" and path.is_file():
+        return path.parent
+    base = reports_root(root)
+    exact = sorted(p for p in base.glob(f"*/{run}") if (p / "journal.json").is_file())
+    if len(exact) == 1:
+        return exact[0]
+    found = exact or sorted(
+        p for p in base.glob("*/*") if p.name.startswith(run) and (p / "journal.json").is_file()
+    )
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise UsageError(
+            f"no run {run!r}: not a folder with a journal.json, nor a run id under {base}",
+            hint="give the run folder, or a run id as `lab reproduce` printed it",
+        )
+    raise UsageError(
+        f"run {run!r} is ambiguous: " + ", ".join(str(p) for p in found[:5]),
+        hint="give more of the run id, or the folder",
+    )
+
+
+def report(run: str, *, root: Path | None = None) -> dict[str, Any]:
+    """Regenerate the reports of `run`; {'run', 'folder', 'reports': {name: path}}."""
+    folder = find_run_folder(run, root or Path.cwd())
+    written = write_reports(folder)
+    errors = written.pop("errors", None)
+    return {
+        "run": folder.name,
+        "folder": str(folder),
+        "reports": written,
+        "errors": errors,
+    }

@@ -1,0 +1,97 @@
+"""The sample product across versions and OS generations: the interop table, the release gate
+against the previous release's baseline, and bisecting the customer's defect."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import nothing_left, run_lab
+
+INTEROP = "scenarios/interop/sample-product-redis.yaml"
+CASE = "scenarios/cases/sample-product-separator.yaml"
+
+# product 1.4 settles with LMPOP, which Redis 6.0 (debian-11) does not have
+EXPECTED = {
+    (p, os): ("FAIL" if (p, os) == ("1.4", "debian-11") else "PASS")
+    for p in ("1.0", "1.1", "1.2", "1.3", "1.4")
+    for os in ("debian-11", "debian-12")
+}
+
+
+def test_interop_matrix_expected_table(docker_client: Any, reports: Path) -> None:
+    p = run_lab("matrix", INTEROP, "-j", "2", "--json", reports=reports)
+    r = json.loads(p.stdout)
+    table = {(c["cell"]["product"], c["cell"]["os"]): c["status"] for c in r["cells"]}
+    assert table == EXPECTED
+    fail = next(c for c in r["cells"] if c["status"] == "FAIL")
+    assert fail["verdict"] == "REPRODUCED"
+    assert p.returncode == 1
+    folder = Path(r["folder"])
+    merged = (folder / "junit.xml").read_text()
+    assert merged.count("<testsuite ") >= 10  # every cell's suites, merged
+    for c in r["cells"]:
+        assert nothing_left(docker_client, c["run"])
+
+
+def test_gate_passes_a_good_release_and_fails_a_bad_one(reports: Path, tmp_path: Path) -> None:
+    good = run_lab("gate", "scenarios/gates/release-1.3.yaml", "--json", reports=reports)
+    g = json.loads(good.stdout)
+    assert (good.returncode, g["verdict"]) == (0, "PASS"), g["reason"]
+    assert g["regressions"] == [] and len(g["cells"]) == 2
+    bad = run_lab(
+        "gate",
+        "scenarios/gates/release-1.4.yaml",
+        "--json",
+        "--save-baseline",
+        "--baseline-file",
+        str(tmp_path / "release-1.4.json"),
+        reports=reports,
+    )
+    b = json.loads(bad.stdout)
+    assert (bad.returncode, b["verdict"]) == (1, "FAIL")
+    assert [x["cell"] for x in b["regressions"]] == ["sample-product-redis[os=debian-11]"]
+    assert "regressed: sample-product-redis[os=debian-11]" in b["reason"]
+    junit = (Path(b["folder"]) / "junit.xml").read_text()
+    assert "regression: PASS in the baseline" in junit
+    saved = json.loads((tmp_path / "release-1.4.json").read_text())
+    assert {c["key"]: c["status"] for c in saved["cells"]} == {
+        "sample-product-redis[os=debian-11]": "FAIL",
+        "sample-product-redis[os=debian-12]": "PASS",
+    }
+
+
+def test_bisect_finds_the_version_that_brought_the_defect(reports: Path) -> None:
+    values = "1.1,1.0,1.2,1.3"  # out of order on purpose: ordered as versions
+    p = run_lab(
+        "bisect", CASE, "--axis", "product_version", "--values", values, "--json", reports=reports
+    )
+    assert p.returncode == 1  # 1.3 fixed it: no single transition from 1.0 to 1.3
+    p = run_lab(
+        "bisect",
+        CASE,
+        "--axis",
+        "product_version",
+        "--values",
+        "1.0,1.1,1.2",
+        "--json",
+        reports=reports,
+    )
+    r = json.loads(p.stdout)
+    assert (p.returncode, r["first_bad"], r["last_good"]) == (0, "1.2", "1.1")
+    assert len(r["probes"]) <= 2 + 2  # ceil(log2 3) + 2
+    assert all(Path(x["folder"]).is_dir() for x in r["probes"])
+    p = run_lab(
+        "bisect",
+        CASE,
+        "--axis",
+        "product_version",
+        "--values",
+        "1.2,1.3,1.4",
+        "--fixed",
+        "--json",
+        reports=reports,
+    )
+    r = json.loads(p.stdout)
+    assert (p.returncode, r["first_fixed"], r["last_unfixed"]) == (0, "1.3", "1.2")
