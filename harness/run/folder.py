@@ -11,7 +11,7 @@ from typing import Any
 
 # provisioning -> up (lab up finished; the lab stays) -> down
 # provisioning -> failed | interrupted (torn down) ; any -> running (a verb's own run)
-LIVE_STATES = ("up",)
+LIVE_STATES = ("up", "kept")  # left up on purpose: gc leaves them
 
 
 def reports_root(project: Path) -> Path:

@@ -74,6 +74,15 @@ def test_not_reproduced_keeps_the_lab_and_says_how_to_get_in(
     assert f"lab shell {run} NODE" in p.stdout and f"lab down {run}" in p.stdout
     assert not nothing_left(docker_client, run)
     assert run in [r["run"] for r in json.loads(run_lab("ls", "--json", reports=reports).stdout)]
+    gc = json.loads(run_lab("gc", "--json", reports=reports).stdout)
+    assert run not in [r["run"] for r in gc]  # kept on purpose: gc leaves it
+    # every report can be regenerated from the journal alone
+    folder = next(reports.glob(f"*/{run}"))
+    for name in ("report.html", "junit.xml"):
+        (folder / name).unlink()
+    rep = json.loads(run_lab("report", run, "--json", reports=reports).stdout)
+    assert (folder / "report.html").is_file() and (folder / "junit.xml").is_file()
+    assert set(rep["reports"]) >= {"html", "junit", "allure"}
     run_lab("down", run, reports=reports)
     assert nothing_left(docker_client, run)
 
