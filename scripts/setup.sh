@@ -39,6 +39,11 @@ log "engine $(/usr/bin/docker version --format '{{.Server.Version}}') answers"
 
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null 2>&1 || PY=python3
+if ! "$PY" -c "import venv, ensurepip" >/dev/null 2>&1; then   # Debian splits venv out
+  log "installing python3-venv"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+fi
 if [ ! -x .venv/bin/python ]; then
   log "creating .venv with $($PY --version)"
   "$PY" -m venv .venv
