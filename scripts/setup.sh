@@ -20,6 +20,7 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium chromium-driver)  # r
 command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)       # Allure commandline
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v script >/dev/null 2>&1 || need_apt+=(util-linux)                  # terminal tests
+[ -d /usr/share/redmine ] || need_apt+=(redmine redmine-sqlite)             # tracker tests: a real Redmine
 if [ "${#need_apt[@]}" -gt 0 ]; then
   log "installing ${need_apt[*]}"
   $SUDO apt-get update -qq
