@@ -638,6 +638,117 @@ def report(
     _serve(as_json, work, render)
 
 
+@app.command()
+def escalate(
+    run: Annotated[str, typer.Argument(help="Run id (or prefix), run folder or journal.json.")],
+    ticket: Annotated[str, typer.Option("--ticket", help="The ticket to attach to (SUP-48213).")],
+    tracker: Annotated[
+        str | None,
+        typer.Option("--tracker", help="Tracker from trackers.yaml (default: local only)."),
+    ] = None,
+    note: Annotated[
+        str | None, typer.Option("--note", help="A line for the ticket comment and manifest.")
+    ] = None,
+    fix_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--fix-file",
+            help="The overlay the run used (its --fix-file), if the journal does not name it.",
+        ),
+    ] = None,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Bundle a run (scenario, fixtures, labs, journal, reports, captures, logs, REPRODUCE.md,
+    manifest with checksums; redacted) and attach it to a ticket: always in `local`, then in
+    --tracker. Exit 0 attached, 2 bad ticket/token, 3 tracker down (what was attached is said)."""
+
+    def work() -> dict[str, Any]:
+        from harness.verbs.escalate import escalate as do
+
+        return do(
+            run, ticket=ticket, root=_root(project), tracker=tracker, note=note, fix_file=fix_file
+        )
+
+    def render(r: dict[str, Any]) -> None:
+        from harness.verbs.escalate import render_lines
+
+        for line in render_lines(r):
+            print(line)
+
+    result = _serve(as_json, work, render)
+    raise typer.Exit(result["exit_code"])
+
+
+@app.command()
+def replay(
+    bundle: Annotated[Path, typer.Argument(help="An escalation bundle (.tar.gz).")],
+    workdir: Annotated[
+        Path | None,
+        typer.Option("--workdir", help="Fresh folder to extract into (default ./replay-RUN)."),
+    ] = None,
+    secrets_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--secrets-dir",
+            help="Originals of redacted files, by their path in the project (DIR/fixtures/...).",
+        ),
+    ] = None,
+    param: ParamOpt = None,
+    destroy: Annotated[
+        str, typer.Option("--destroy", help="always (default), passing or never.")
+    ] = "always",
+    as_json: JsonOpt = False,
+) -> None:
+    """Check every checksum, extract safely, rebuild the images from the bundled labs and rerun
+    the reproduction; print the original verdict beside the new one. Exit as `reproduce`;
+    2 for a tampered, truncated or unsafe bundle."""
+
+    def work() -> dict[str, Any]:
+        from harness.verbs.replay import replay as do
+
+        return do(
+            bundle,
+            workdir=workdir,
+            destroy=destroy,
+            secrets_dir=secrets_dir,
+            params=_parse_params(param),
+            on_event=_progress(as_json),
+        )
+
+    def render(r: dict[str, Any]) -> None:
+        from harness.verbs.replay import render_lines
+
+        _render_run(r["replay"], "replay")
+        for line in render_lines(r):
+            print(line)
+
+    result = _serve(as_json, work, render)
+    raise typer.Exit(result["exit_code"])
+
+
+@app.command()
+def escalations(
+    ticket: Annotated[str | None, typer.Option("--ticket", help="Only this ticket.")] = None,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List what was attached where (from the local ledger kept by `lab escalate`)."""
+
+    def work() -> dict[str, Any]:
+        from harness.verbs.escalations import escalations as do
+
+        return do(root=_root(project), ticket=ticket)
+
+    def render(r: dict[str, Any]) -> None:
+        from harness.verbs.escalations import render_lines
+
+        for line in render_lines(r):
+            print(line)
+
+    _serve(as_json, work, render)
+
+
 @images_app.command("build")
 def images_build(
     lab: Annotated[list[str] | None, typer.Option("--lab", help="Only these labs.")] = None,

@@ -44,6 +44,7 @@ class RunOptions:
     on_event: OnEvent = _quiet
     cancel: threading.Event | None = None  # set by a matrix on Ctrl-C: stop and tear down
     cell: str | None = None  # the matrix cell's label, for the journal and reports
+    fix_file: str | None = None  # the overlay file the fix came from (--fix-file), if any
 
 
 @dataclass
@@ -112,6 +113,7 @@ class Run:
                 "role": opts.role,
                 "cell": opts.cell,
                 "fix": loaded.fix,
+                "fix_file": opts.fix_file,
                 "params": loaded.params,
                 "matrix_cell": loaded.matrix_cell,
                 "case": self.raw.case.model_dump(exclude_none=True) if self.raw.case else {},

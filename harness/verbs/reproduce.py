@@ -52,7 +52,12 @@ def reproduce(
         loaded,
         root=root,
         catalog=load_catalog(root),
-        opts=RunOptions(destroy=destroy, role="reproduce", on_event=on_event),
+        opts=RunOptions(
+            destroy=destroy,
+            role="reproduce",
+            on_event=on_event,
+            fix_file=str(fix_file) if fix_file else None,
+        ),
     )
     result["exit_code"] = verdicts.EXIT[result["verdict"]]
     return result
@@ -86,7 +91,12 @@ def verify_fix(
         candidate_loaded,
         root=root,
         catalog=catalog,
-        opts=RunOptions(destroy=destroy, role="candidate", on_event=on_event),
+        opts=RunOptions(
+            destroy=destroy,
+            role="candidate",
+            on_event=on_event,
+            fix_file=str(fix_file) if fix_file else None,
+        ),
     )
 
     def rep(r: dict[str, Any]) -> verdicts.Reproduction:

@@ -1,0 +1,642 @@
+"""Build an escalation bundle: a run folder plus the project files that made it, redacted, with a
+manifest, as one deterministic tar.gz (docs/escalations.md).
+
+Same run, same project files, same note -> the same bytes: members in a fixed order, every
+member's mtime set to the run's start, uid/gid 0 and no user names, the gzip header without a
+name or time. A tracker can then tell by content that a bundle is already attached.
+
+Layout::
+
+    bundle/manifest.json          first member; every other member's sha256, size and mode
+    bundle/project/...            scenario, fix overlay, fixtures, playbooks, suites, labs,
+                                  environments, schemas: a project `lab replay` runs from
+    bundle/run/...                the run folder (journal, reports, captures, logs, REPRODUCE.md)
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import stat
+import tarfile
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness import __version__
+from harness.errors import HarnessError, UsageError
+from harness.escalation import BUNDLE_VERSION
+from harness.escalation.redaction import FULL, PRECISE, ProjectRedactor
+from harness.images import ALWAYS_IGNORED, plan_image
+from harness.run.redact import MASK, Redactor
+from harness.scenario.catalog import Catalog, load_catalog
+from harness.scenario.load import LoadedScenario, load_scenario
+from harness.scenario.problems import ScenarioInvalid
+from harness.scenario.resolved import EnvImage, LabImage
+from harness.scenario.schema import PlaybookItem, SuiteItem, VerifyRun
+
+TOP = "bundle"
+MANIFEST = f"{TOP}/manifest.json"
+PROJECT = f"{TOP}/project"
+RUN = f"{TOP}/run"
+KIND = "labharness-escalation"
+REDACTION_NOTE = (
+    "Files listed under redaction.files were redacted before bundling (their sha256 is of the "
+    "redacted content): secrets in them read REDACTED (project files) or ***REDACTED*** (run "
+    "folder). A replay runs with the redacted copies, which may change its verdict; give the "
+    "originals with `lab replay BUNDLE --secrets-dir DIR` (DIR holds them by their path in the "
+    "project, e.g. DIR/fixtures/CASE/app.conf)."
+)
+_SKIP_TOP = {"reports", "escalations", "node_modules"}
+_MAX_WALK = 2000  # files taken from one referenced folder
+
+
+@dataclass
+class Member:
+    name: str  # path inside the archive
+    data: bytes
+    mode: int
+    redacted: bool = False
+    rules: str = ""
+
+
+@dataclass
+class Bundle:
+    path: Path
+    sha256: str
+    manifest: dict[str, Any]
+    members: list[str] = field(default_factory=list)
+    redactor: Redactor = field(default_factory=Redactor)
+    side: dict[str, bytes] = field(default_factory=dict)  # run/REPRODUCE.md, run/report.html
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: not a JSON object")
+    return data
+
+
+def _ignored(rel: str) -> bool:
+    import fnmatch
+
+    return any(fnmatch.fnmatchcase(part, p) for part in rel.split("/") for p in ALWAYS_IGNORED)
+
+
+class _Collector:
+    """Project files by their path relative to the root, each with the redaction rules it gets."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve()
+        self.files: dict[str, str] = {}
+
+    def rel(self, path: Path) -> str | None:
+        full = path if path.is_absolute() else self.root / path
+        full = Path(os.path.normpath(full))
+        try:
+            rel = full.relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+        if rel in ("", ".") or rel.split("/")[0] in _SKIP_TOP or rel.startswith("."):
+            return None
+        real = full.resolve()
+        if real != self.root and self.root not in real.parents:
+            return None  # a symlink out of the project: never bundled
+        return rel
+
+    def add(self, path: Path, rules: str = FULL) -> bool:
+        rel = self.rel(path)
+        if rel is None:
+            return False
+        full = self.root / rel
+        if full.is_dir():
+            return self.add_dir(full, rules)
+        if not full.is_file() or _ignored(rel):
+            return False
+        if rel.split("/")[0] in ("labs", "environments", "schemas"):
+            rules = PRECISE
+        if self.files.get(rel) != PRECISE:
+            self.files[rel] = rules
+        return True
+
+    def add_dir(self, folder: Path, rules: str = FULL) -> bool:
+        n = 0
+        for dirpath, dirnames, filenames in os.walk(folder):
+            dirnames[:] = sorted(d for d in dirnames if not _ignored(d))
+            for name in sorted(filenames):
+                if n >= _MAX_WALK:
+                    return True
+                if self.add(Path(dirpath) / name, rules):
+                    n += 1
+        return n > 0
+
+
+def _source_path(source: str, root: Path) -> Path:
+    given = Path(source)
+    for cand in [given] if given.is_absolute() else [root / given, Path.cwd() / given]:
+        if cand.is_file():
+            return cand.resolve()
+    raise UsageError(
+        f"the run's scenario {source!r} is not there any more (looked under {root})",
+        hint="escalate from the project folder the run was made in (--project DIR)",
+    )
+
+
+def _arc_rel(path: Path, root: Path, kind: str) -> str:
+    """Where a scenario or fix file goes under bundle/project/."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return f"{kind}/escalated/{path.name}"  # made outside the project: keep it beside
+
+
+def _own_fixes(path: Path) -> list[str]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return []
+    fixes = data.get("fixes") if isinstance(data, dict) else None
+    return [str(k) for k in fixes] if isinstance(fixes, dict) else []
+
+
+def replay_params(params: dict[str, Any]) -> dict[str, str]:
+    """The run's params as --param values; redacted ones are left to the scenario's default."""
+    out: dict[str, str] = {}
+    for k, v in params.items():
+        if v is None or (isinstance(v, str) and MASK in v):
+            continue
+        out[k] = str(v).lower() if isinstance(v, bool) else str(v)
+    return out
+
+
+@dataclass
+class RunSource:
+    """What the run was made from, found from its journal and the project."""
+
+    journal: dict[str, Any]
+    run_json: dict[str, Any]
+    scenario: Path
+    scenario_rel: str
+    fix: str | None
+    fix_file: Path | None
+    fix_file_rel: str | None
+    params: dict[str, str]
+    cell: dict[str, Any] | None
+    variants: list[LoadedScenario]  # the scenario without a fix, then with each fix
+    own: LoadedScenario  # as the run had it (with its fix)
+
+
+def find_sources(
+    run_folder: Path, root: Path, catalog: Catalog, fix_file: Path | None = None
+) -> RunSource:
+    journal = _read_json(run_folder / "journal.json")
+    run_json = _read_json(run_folder / "run.json") if (run_folder / "run.json").is_file() else {}
+    source = journal.get("source") or run_json.get("source")
+    if not source:
+        raise UsageError(f"{run_folder}: the journal does not say which scenario ran")
+    scenario = _source_path(str(source), root)
+    fix = journal.get("fix")
+    if fix_file is None and journal.get("fix_file"):
+        fix_file = _source_path(str(journal["fix_file"]), root)
+    own_fixes = _own_fixes(scenario)
+    if fix and fix not in own_fixes and fix_file is None:
+        raise UsageError(
+            f"the run applied fix {fix!r}, which is not in {source}: it came from a --fix-file "
+            "the journal does not name",
+            hint="give the overlay file: lab escalate RUN --ticket T --fix-file FILE",
+        )
+    file_fixes = _own_fixes(fix_file) if fix_file is not None else []
+    if fix_file is not None and fix and fix not in file_fixes and fix not in own_fixes:
+        raise UsageError(f"{fix_file} has no fix {fix!r} (it has: {', '.join(file_fixes)})")
+    params = replay_params(dict(journal.get("params") or {}))
+    cell = journal.get("matrix_cell") or None
+
+    def load(name: str | None, with_file: bool) -> LoadedScenario:
+        try:
+            return load_scenario(
+                scenario,
+                root=root,
+                catalog=catalog,
+                params=params,
+                cell=cell,
+                fix=name,
+                fix_file=fix_file if with_file else None,
+            )
+        except ScenarioInvalid as exc:
+            first = exc.problems[0] if exc.problems else "invalid"
+            raise UsageError(
+                f"the run's scenario no longer loads as it ran: {first}",
+                hint="escalate before changing the scenario, or restore it",
+            ) from None
+
+    variants = [load(None, False)]
+    variants += [load(n, False) for n in own_fixes]
+    variants += [load(n, True) for n in file_fixes if n not in own_fixes]
+    own = variants[0]
+    for v in variants:
+        if v.fix == fix:
+            own = v
+    return RunSource(
+        journal=journal,
+        run_json=run_json,
+        scenario=scenario,
+        scenario_rel=_arc_rel(scenario, root, "scenarios"),
+        fix=fix,
+        fix_file=fix_file,
+        fix_file_rel=_arc_rel(fix_file, root, "fixes") if fix_file is not None else None,
+        params=params,
+        cell=cell,
+        variants=variants,
+        own=own,
+    )
+
+
+def run_redactor(src: RunSource) -> Redactor:
+    """Built like the run's: the scenario's `redact:` patterns and the secret-named env vars and
+    params, of every variant the bundle carries."""
+    pairs: list[tuple[str, str]] = []
+    patterns: list[str] = []
+    for v in src.variants:
+        pairs += [(k, val) for n in v.topology.nodes for k, val in n.env]
+        pairs += [(k, str(val)) for k, val in v.params.items() if val is not None]
+        patterns += [p for p in v.raw.redact if p not in patterns]
+    return Redactor.build(patterns, pairs)
+
+
+def _walk_strings(data: Any) -> list[str]:
+    out: list[str] = []
+    if isinstance(data, dict):
+        for v in data.values():
+            out += _walk_strings(v)
+    elif isinstance(data, list):
+        for v in data:
+            out += _walk_strings(v)
+    elif isinstance(data, str):
+        out.append(data)
+    return out
+
+
+def project_files(src: RunSource, root: Path) -> dict[str, str]:
+    """rel path -> redaction rules, for every project file the run used."""
+    c = _Collector(root)
+    labs: set[str] = set()
+    oses: set[str] = set()
+    for v in src.variants:
+        for node in v.topology.nodes:
+            for f in node.files:
+                c.add(f.source)
+            img = node.image
+            if isinstance(img, LabImage):
+                labs.add(img.lab)
+                oses.add(img.os)
+            elif isinstance(img, EnvImage):
+                oses.add(img.os)
+        for item in v.raw.configure:
+            if isinstance(item, PlaybookItem):
+                pb = root / item.playbook
+                c.add(pb)
+                parent = pb.parent
+                if parent.resolve() != root.resolve() and "labs" not in parent.parts:
+                    c.add_dir(parent)  # its templates, files, roles, vars
+        for s in v.raw.verify:
+            if isinstance(s, VerifyRun):
+                continue
+            rel = s.suite if isinstance(s, SuiteItem) else s
+            if c.add(root / rel):
+                d = (root / rel).parent
+                while d.resolve() != root.resolve() and root.resolve() in d.resolve().parents:
+                    c.add(d / "conftest.py")
+                    d = d.parent
+    # any other path the scenario or overlay names (a fixture a run: command reads...)
+    for yf in (src.scenario, src.fix_file):
+        if yf is None:
+            continue
+        try:
+            data = yaml.safe_load(yf.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue
+        for s in _walk_strings(data):
+            pathlike = "/" in s and "://" not in s and "$" not in s and len(s) < 300
+            if pathlike and not s.startswith("/") and not any(ch.isspace() for ch in s):
+                c.add(root / s)
+    for lab in sorted(labs):
+        c.add_dir(root / "labs" / lab, PRECISE)
+    for os_name in sorted(oses):
+        c.add_dir(root / "environments" / os_name, PRECISE)
+    c.add_dir(root / "schemas", PRECISE)
+    # the scenario and the overlay go where the manifest says (outside the project: beside it)
+    c.files.pop(_arc_rel(src.scenario, root, "scenarios"), None)
+    if src.fix_file is not None and src.fix_file_rel is not None:
+        c.files.pop(src.fix_file_rel, None)
+    return dict(sorted(c.files.items()))
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode) & 0o777
+
+
+def _image_ids(run_folder: Path) -> dict[str, str]:
+    """node -> image id, from the `docker inspect` the run saved (artifacts/<node>/inspect.json)."""
+    out: dict[str, str] = {}
+    base = run_folder / "artifacts"
+    if not base.is_dir():
+        return out
+    for f in sorted(base.glob("*/inspect.json")):
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and isinstance(data.get("Image"), str):
+            out[f.parent.name] = data["Image"]
+    return out
+
+
+def _built_tags(journal: dict[str, Any]) -> dict[str, str]:
+    for p in journal.get("phases") or []:
+        if p.get("phase") == "build" and isinstance(p.get("images"), dict):
+            return {str(k): str(v) for k, v in p["images"].items()}
+    return {}
+
+
+def _files_of(files: Any) -> list[dict[str, Any]]:
+    return [{"path": f.path, "mode": f"{f.mode:o}", "sha256": f.sha256} for f in files]
+
+
+def images_and_nodes(
+    src: RunSource, catalog: Catalog, run_folder: Path, redacted: set[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The run's images (tag, id, build inputs) and nodes (what they ran, on which OS)."""
+    tags = _built_tags(src.journal)
+    ids = _image_ids(run_folder)
+    images: dict[str, dict[str, Any]] = {}
+    nodes: list[dict[str, Any]] = []
+    for node in src.own.topology.nodes:
+        img = node.image
+        run_tag = tags.get(node.name)
+        entry: dict[str, Any] = {
+            "name": node.name,
+            "image": run_tag,
+            "image_id": ids.get(node.name),
+        }
+        os_name = img.os if isinstance(img, LabImage | EnvImage) else None
+        if isinstance(img, LabImage):
+            entry.update(lab=img.lab, version=img.version)
+        if os_name is not None:
+            entry["os"] = os_name
+            env = catalog.environments.get(os_name)
+            if env is not None:
+                d = env.definition
+                entry["os_release"] = f"{d.distribution} {d.suite}"
+        else:
+            entry["os"] = None
+            entry["os_release"] = "as in the image (not built by the harness)"
+        nodes.append(entry)
+        key = run_tag or repr(img)
+        if key in images:
+            images[key]["nodes"].append(node.name)
+            continue
+        rec: dict[str, Any] = {"tag": run_tag, "image_id": ids.get(node.name), "nodes": [node.name]}
+        try:
+            plan = plan_image(catalog, img)
+        except HarnessError as exc:
+            rec["plan_error"] = exc.message
+            images[key] = rec
+            continue
+        if isinstance(img, LabImage):
+            from harness.images import LabPlan
+
+            assert isinstance(plan, LabPlan)
+            ctx = plan.context.relative_to(catalog.root.resolve()).as_posix()
+            env_rel = plan.env.folder.resolve().relative_to(catalog.root.resolve()).as_posix()
+            rec.update(
+                kind="lab",
+                lab=plan.lab,
+                version=plan.version,
+                os=plan.os,
+                bundled_tag=plan.tag,
+                inputs_hash=plan.inputs_hash,
+                context=ctx,
+                dockerfile=plan.dockerfile,
+                build_args=dict(plan.build_args),
+                files=_files_of(plan.files),
+                env={
+                    "tag": plan.env.tag,
+                    "inputs_hash": plan.env.inputs_hash,
+                    "suite": plan.env.suite,
+                    "registry_image": plan.env.registry_image,
+                    "folder": env_rel,
+                    "files": _files_of(plan.env.files),
+                },
+            )
+            touched = [p for p in redacted if p.startswith((ctx + "/", env_rel + "/"))]
+        elif isinstance(img, EnvImage):
+            from harness.images import EnvPlan
+
+            assert isinstance(plan, EnvPlan)
+            env_rel = plan.folder.resolve().relative_to(catalog.root.resolve()).as_posix()
+            rec.update(
+                kind="env",
+                os=plan.name,
+                bundled_tag=plan.tag,
+                inputs_hash=plan.inputs_hash,
+                suite=plan.suite,
+                registry_image=plan.registry_image,
+                folder=env_rel,
+                files=_files_of(plan.files),
+            )
+            touched = [p for p in redacted if p.startswith(env_rel + "/")]
+        else:
+            rec.update(kind="plain", bundled_tag=plan.tag)
+            touched = []
+        rec["matches_run"] = run_tag is None or plan.tag == run_tag
+        if touched:
+            rec["redacted_inputs"] = sorted(touched)
+        images[key] = rec
+    return list(images.values()), nodes
+
+
+def _mtime(journal: dict[str, Any]) -> int:
+    try:
+        return int(datetime.fromisoformat(str(journal.get("started"))).timestamp())
+    except ValueError:
+        return 0
+
+
+def _summary(journal: dict[str, Any], run_json: dict[str, Any]) -> dict[str, Any]:
+    rep = journal.get("reproduction") or {}
+    checks = journal.get("checks") or []
+    return {
+        "verdict": rep.get("verdict") or journal.get("result") or run_json.get("verdict"),
+        "rate": rep.get("rate") or run_json.get("rate"),
+        "reason": rep.get("reason"),
+        "observed": rep.get("observed"),
+        "attempts": rep.get("attempts"),
+        "planned": rep.get("planned"),
+        "checks": {
+            "passed": sum(1 for c in checks if c.get("passed")),
+            "failed": sum(1 for c in checks if not c.get("passed")),
+        },
+    }
+
+
+def collect_members(run_folder: Path, root: Path, src: RunSource) -> tuple[list[Member], Redactor]:
+    redactor = run_redactor(src)
+    proj = ProjectRedactor(redactor)
+    members: list[Member] = []
+
+    def add_project(rel: str, path: Path, rules: str) -> None:
+        raw = path.read_bytes()
+        data = proj.bytes_(raw, rules)
+        members.append(Member(f"{PROJECT}/{rel}", data, _mode(path), data != raw, rules))
+
+    add_project(src.scenario_rel, src.scenario, FULL)
+    if src.fix_file is not None and src.fix_file_rel is not None:
+        add_project(src.fix_file_rel, src.fix_file, FULL)
+    for rel, rules in project_files(src, root).items():
+        add_project(rel, root / rel, rules)
+    for dirpath, dirnames, filenames in os.walk(run_folder):
+        dirnames.sort()
+        for name in sorted(filenames):
+            p = Path(dirpath) / name
+            if p.is_symlink() or not p.is_file():
+                continue
+            rel = p.relative_to(run_folder).as_posix()
+            raw = p.read_bytes()
+            data = redactor.bytes_(raw)
+            members.append(Member(f"{RUN}/{rel}", data, _mode(p), data != raw, "run"))
+    members.sort(key=lambda m: m.name)
+    return members, redactor
+
+
+def build_manifest(
+    run_folder: Path,
+    root: Path,
+    src: RunSource,
+    catalog: Catalog,
+    members: list[Member],
+    note: str | None,
+    redactor: Redactor,
+) -> dict[str, Any]:
+    j = src.journal
+    redacted_project = {
+        m.name.removeprefix(PROJECT + "/") for m in members if m.redacted and m.rules != "run"
+    }
+    images, nodes = images_and_nodes(src, catalog, run_folder, redacted_project)
+    case = {k: v for k, v in (j.get("case") or {}).items() if v is not None}
+    manifest: dict[str, Any] = {
+        "kind": KIND,
+        "bundle_version": BUNDLE_VERSION,
+        "harness": {"bundled_by": __version__, "run": j.get("harness")},
+        "engine": j.get("engine"),
+        "case": case,
+        "note": redactor.text(note) if note else None,
+        "run": {
+            "id": j.get("run"),
+            "scenario": j.get("scenario"),
+            "title": j.get("title"),
+            "role": j.get("role"),
+            "cell": j.get("cell"),
+            "scenario_file": f"project/{src.scenario_rel}",
+            "fix": src.fix,
+            "fix_file": f"project/{src.fix_file_rel}" if src.fix_file_rel else None,
+            "params": j.get("params") or {},
+            "replay_params": src.params,
+            "matrix_cell": j.get("matrix_cell") or {},
+            "started": j.get("started"),
+            "ended": j.get("ended"),
+            "folder": "run",
+            **_summary(j, src.run_json),
+        },
+        "nodes": nodes,
+        "images": images,
+        "redaction": {
+            "note": REDACTION_NOTE,
+            "patterns": [p.pattern for p in redactor.extra],
+            "files": [{"path": m.name, "rules": m.rules} for m in members if m.redacted],
+        },
+        "files": [
+            {
+                "path": m.name,
+                "sha256": sha256_bytes(m.data),
+                "size": len(m.data),
+                "mode": f"{m.mode:o}",
+            }
+            for m in members
+        ],
+    }
+    clean: dict[str, Any] = json.loads(redactor.text(json.dumps(manifest)))
+    return clean
+
+
+def write_tar(path: Path, members: list[Member], manifest: dict[str, Any], mtime: int) -> None:
+    """The archive, byte for byte the same for the same members and manifest."""
+    head = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+    entries = [Member(MANIFEST, head, 0o644), *members]
+    with (
+        path.open("wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar,
+    ):
+        for m in entries:
+            ti = tarfile.TarInfo(m.name)
+            ti.size = len(m.data)
+            ti.mode = m.mode
+            ti.mtime = mtime
+            ti.uid = ti.gid = 0
+            ti.uname = ti.gname = ""
+            ti.type = tarfile.REGTYPE
+            tar.addfile(ti, io.BytesIO(m.data))
+
+
+def build_bundle(
+    run_folder: Path,
+    *,
+    root: Path,
+    out_dir: Path,
+    note: str | None = None,
+    fix_file: Path | None = None,
+) -> Bundle:
+    """Bundle `run_folder` (and the project files under `root` it used) into out_dir/
+    <scenario>-<run>-<sha10>.tar.gz. Nothing is written to the run folder."""
+    catalog = load_catalog(root)
+    src = find_sources(run_folder, root, catalog, fix_file)
+    members, redactor = collect_members(run_folder, root, src)
+    manifest = build_manifest(run_folder, root, src, catalog, members, note, redactor)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".bundle-{os.getpid()}.tmp"
+    write_tar(tmp, members, manifest, _mtime(src.journal))
+    digest = sha256_file(tmp)
+    name = f"{src.journal.get('scenario')}-{src.journal.get('run')}-{digest[:10]}.tar.gz"
+    final = out_dir / name
+    tmp.replace(final)
+    side = {
+        m.name.removeprefix(RUN + "/"): m.data
+        for m in members
+        if m.name in (f"{RUN}/REPRODUCE.md", f"{RUN}/report.html")
+    }
+    return Bundle(final, digest, manifest, [MANIFEST, *(m.name for m in members)], redactor, side)

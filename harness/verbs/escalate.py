@@ -1,0 +1,239 @@
+"""`lab escalate RUN --ticket T [--tracker NAME] [--note TEXT]`: bundle a run and attach it.
+
+The bundle always goes to the `local` tracker first (escalations/<ticket>/), so nothing is lost
+whatever the named tracker does; then to the named tracker. Attached files: the bundle, and
+for people who will not extract it, the run's report.html and REPRODUCE.md (redacted copies).
+A tracker that is down after its retries: exit 3, saying exactly what was and was not attached
+where. A bad token or an unknown ticket: exit 2. The trackers record every file that reached a
+ticket in their index (<escalations>/index.json); this verb adds one line per escalation to
+<escalations>/ledger.json (run, verdict, bundle, and what failed where), which
+`lab escalations` shows beside the index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from harness.errors import InfraError, UsageError
+from harness.escalation.bundle import build_bundle
+from harness.escalation.comment import ticket_comment
+from harness.verbs.report import find_run_folder
+
+LEDGER = "ledger.json"
+_TICKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._#-]{0,127}$")
+
+
+def escalations_root(root: Path) -> Path:
+    """Where the local tracker keeps tickets and the index (harness.trackers.config): the ledger
+    of escalations goes beside them."""
+    from harness.trackers.config import escalations_dir
+
+    return escalations_dir(root)
+
+
+def _names(res: Any, key: str) -> list[str]:
+    return [str(x) for x in (getattr(res, key, None) or [])]
+
+
+# -- the verb ----------------------------------------------------------------------------------
+
+
+def escalate(
+    run: str,
+    *,
+    ticket: str,
+    root: Path,
+    tracker: str | None = None,
+    note: str | None = None,
+    fix_file: Path | None = None,
+) -> dict[str, Any]:
+    if not _TICKET.match(ticket):
+        raise UsageError(
+            f"--ticket {ticket!r}: expected a ticket id like SUP-48213 (letters, digits, . _ - #)"
+        )
+    from harness.trackers import get_tracker
+
+    local = get_tracker(None, root=root)
+    remote = None if tracker in (None, "local") else get_tracker(tracker, root=root)
+    # (an unknown tracker, a missing token variable: exit 2 here, before anything is built)
+    folder = find_run_folder(run, root)
+    with tempfile.TemporaryDirectory(prefix="lab-escalate-") as tmp:
+        out = Path(tmp)
+        bundle = build_bundle(folder, root=root, out_dir=out, note=note, fix_file=fix_file)
+        run_id = str(bundle.manifest["run"]["id"])
+        files = [bundle.path]
+        for rel, name in (("report.html", "report.html"), ("REPRODUCE.md", "REPRODUCE.md")):
+            if rel in bundle.side:
+                p = out / f"{run_id}-{name}"
+                p.write_bytes(bundle.side[rel])
+                files.append(p)
+        names = [f.name for f in files]
+        comment = ticket_comment(
+            bundle.manifest,
+            ticket=ticket,
+            bundle_name=bundle.name,
+            bundle_sha256=bundle.sha256,
+            attachments=names,
+            reproduce_md=bundle.side.get("REPRODUCE.md", b"").decode("utf-8", "replace"),
+            redact=bundle.redactor.text,
+        )
+        results: list[dict[str, Any]] = []
+        lres = local.attach(ticket, files, comment)
+        results.append(_record(local.name, names, lres))
+        exit_code = 0
+        if remote is not None:
+            try:
+                rres = remote.attach(ticket, files, comment)
+            except UsageError as exc:
+                _ledger_add(root, _entry(ticket, bundle, folder, results, note))
+                raise UsageError(
+                    f"{remote.name}: {exc.message}\nnothing was attached to {remote.name}; "
+                    f"the bundle is kept in local: {results[0].get('url') or ''}",
+                    hint=exc.hint,
+                ) from None
+            except InfraError as exc:
+                got = [str(n) for n in getattr(exc, "attached", [])]
+                results.append(
+                    {
+                        "tracker": remote.name,
+                        "attached": got,
+                        "already": [],
+                        "not_attached": [n for n in names if n not in got],
+                        "comment": None,
+                        "url": None,
+                        "error": exc.message,
+                    }
+                )
+                exit_code = 3
+            else:
+                results.append(_record(remote.name, names, rres))
+        _ledger_add(root, _entry(ticket, bundle, folder, results, note))
+        size = bundle.path.stat().st_size
+    verdict = bundle.manifest["run"]
+    failed = [r for r in results if r.get("error")]
+    return {
+        "ticket": ticket,
+        "run": run_id,
+        "scenario": verdict.get("scenario"),
+        "folder": str(folder),
+        "verdict": verdict.get("verdict"),
+        "rate": verdict.get("rate"),
+        "bundle": bundle.name,
+        "sha256": bundle.sha256,
+        "size": size,
+        "attachments": names,
+        "trackers": results,
+        "redacted": [f["path"] for f in bundle.manifest["redaction"]["files"]],
+        "comment": comment,
+        "error": (
+            f"{failed[0]['tracker']}: {failed[0]['error']}; the bundle is kept in local "
+            f"({results[0].get('url') or escalations_root(root) / ticket}); rerun this command "
+            "when the tracker is back"
+            if failed
+            else None
+        ),
+        "exit_code": exit_code,
+    }
+
+
+def _record(tracker: str, names: list[str], res: Any) -> dict[str, Any]:
+    attached, already = _names(res, "attached"), _names(res, "already")
+    return {
+        "tracker": tracker,
+        "attached": attached,
+        "already": already,
+        "not_attached": [n for n in names if n not in attached and n not in already],
+        "comment": getattr(res, "comment", None),
+        "url": getattr(res, "url", None),
+        "error": None,
+    }
+
+
+def _entry(
+    ticket: str, bundle: Any, folder: Path, results: list[dict[str, Any]], note: str | None
+) -> dict[str, Any]:
+    run = bundle.manifest["run"]
+    return {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "ticket": ticket,
+        "run": run.get("id"),
+        "scenario": run.get("scenario"),
+        "verdict": run.get("verdict"),
+        "rate": run.get("rate"),
+        "bundle": bundle.name,
+        "sha256": bundle.sha256,
+        "folder": str(folder),
+        "note": bundle.redactor.text(note) if note else None,
+        "trackers": [
+            {
+                k: r.get(k)
+                for k in ("tracker", "attached", "already", "not_attached", "url", "error")
+            }
+            for r in results
+        ],
+    }
+
+
+def ledger_path(root: Path) -> Path:
+    return escalations_root(root) / LEDGER
+
+
+def read_ledger(root: Path) -> list[dict[str, Any]]:
+    path = ledger_path(root)
+    if not path.is_file():
+        return []
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot read: {exc}") from None
+    entries = data.get("escalations") if isinstance(data, dict) else None
+    return [e for e in entries or [] if isinstance(e, dict)]
+
+
+def _ledger_add(root: Path, entry: dict[str, Any]) -> None:
+    """Append under a lock (two escalations at once both land), written then renamed."""
+    import fcntl
+
+    path = ledger_path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with (path.parent / f".{LEDGER}.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        entries = read_ledger(root)
+        entries.append(entry)
+        tmp = path.with_name(f".{LEDGER}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"ledger_version": 1, "escalations": entries}, indent=2))
+        tmp.replace(path)
+
+
+def render_lines(r: dict[str, Any]) -> list[str]:
+    """For a person: the bundle, then per tracker exactly what was and was not attached."""
+    lines = [
+        f"{r['ticket']}: {r['scenario']} run {r['run']}, {r['verdict']} ({r.get('rate') or '-'})",
+        f"bundle    {r['bundle']}  sha256 {r['sha256']}  {r.get('size') or 0} bytes",
+    ]
+    for t in r["trackers"]:
+        where = f"  ({t['url']})" if t.get("url") else ""
+        if t.get("error"):
+            lines.append(f"{t['tracker']:<9} NOT attached: {', '.join(t['not_attached'])}")
+            lines.append(f"{'':<9} {t['error']}")
+            continue
+        if t.get("attached"):
+            lines.append(f"{t['tracker']:<9} attached: {', '.join(t['attached'])}{where}")
+        if t.get("already"):
+            lines.append(
+                f"{t['tracker']:<9} already there, not added again: "
+                f"{', '.join(t['already'])}{where}"
+            )
+        if t.get("not_attached"):
+            lines.append(f"{t['tracker']:<9} NOT attached: {', '.join(t['not_attached'])}")
+    if r.get("redacted"):
+        lines.append(f"redacted  {len(r['redacted'])} file(s) in the bundle (manifest.json)")
+    if r.get("error"):
+        lines.append(f"error: {r['error']}")
+    return lines
