@@ -384,6 +384,10 @@ def reproduce(
     fix: Annotated[str | None, typer.Option("--fix", help="Apply this fix first.")] = None,
     fix_file: FixFileOpt = None,
     destroy: DestroyOpt = "passing",
+    cell: Annotated[
+        list[str] | None,
+        typer.Option("--cell", help="Reproduce one matrix cell: AXIS=VALUE (repeat per axis)."),
+    ] = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -401,6 +405,7 @@ def reproduce(
             fix_file=fix_file,
             destroy=destroy,
             on_event=_progress(as_json),
+            cell=_parse_cells(cell) or None,
         )
 
     result = _serve(as_json, work, _render_run)

@@ -451,7 +451,7 @@ class Run:
         removed: dict[str, int] = {}
         if not keep:
             with self.phase("down") as rec:
-                removed = tear_down(self.client, self.run_id)
+                removed = tear_down(self.client, self.run_id, interrupted=failure is not None)
                 rec["removed"] = removed
         state = "interrupted" if interrupted else ("kept" if keep else "done")
         result: dict[str, Any] = {

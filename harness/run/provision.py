@@ -117,10 +117,13 @@ def _all(futures: list[Future[Any]]) -> None:
             raise exc
 
 
-def tear_down(client: Any, run_id: str) -> dict[str, int]:
-    """Remove everything labelled with this run, whoever made it; sweep twice, since an object
-    whose creation was in flight when the run stopped may only appear a moment later."""
+def tear_down(client: Any, run_id: str, interrupted: bool = True) -> dict[str, int]:
+    """Remove everything labelled with this run, whoever made it. After an interrupt or a
+    failure, sweep twice: an object whose creation was in flight may only appear a moment
+    later. A run that ended normally has nothing in flight."""
     counts = objects.remove(client, objects.find(client, run_id))
+    if not interrupted:
+        return counts
     time.sleep(0.2)
     late = objects.find(client, run_id)
     if not late.empty():

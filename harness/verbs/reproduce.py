@@ -13,16 +13,37 @@ from harness.scenario.catalog import load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
 
 
+def pick_cell(scenario: Path, wanted: dict[str, str]) -> dict[str, Any]:
+    """The matrix cell whose values read as `wanted` (AXIS=VALUE from the command line)."""
+    from harness.scenario.matrix import cell_label, expand
+    from harness.verbs.matrix import raw_matrix
+
+    cells = expand(raw_matrix(scenario))
+    hits = [c for c in cells if all(str(c.get(k)) == v for k, v in wanted.items())]
+    if len(hits) != 1:
+        labels = ", ".join(cell_label(c) for c in cells[:8])
+        what = "no cell" if not hits else f"{len(hits)} cells"
+        raise UsageError(f"--cell {wanted}: {what} of {scenario} match (cells: {labels} ...)")
+    return hits[0]
+
+
 def _load(
     scenario: Path,
     root: Path,
     params: dict[str, str] | None,
     fix: str | None = None,
     fix_file: Path | None = None,
+    cell: dict[str, str] | None = None,
 ) -> LoadedScenario:
     catalog = load_catalog(root)
     loaded = load_scenario(
-        scenario, root=root, catalog=catalog, params=params, fix=fix, fix_file=fix_file
+        scenario,
+        root=root,
+        catalog=catalog,
+        params=params,
+        fix=fix,
+        fix_file=fix_file,
+        cell=pick_cell(scenario, cell) if cell else None,
     )
     if loaded.raw.reproduce is None or not loaded.raw.reproduce.steps:
         raise UsageError(
@@ -46,15 +67,18 @@ def reproduce(
     fix_file: Path | None = None,
     destroy: str = "passing",
     on_event: OnEvent = _quiet,
+    cell: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    loaded = _load(scenario, root, params, fix, fix_file)
+    loaded = _load(scenario, root, params, fix, fix_file, cell)
+    label = ",".join(f"{k}={v}" for k, v in loaded.matrix_cell.items()) if cell else None
     result = run_scenario(
         loaded,
         root=root,
         catalog=load_catalog(root),
         opts=RunOptions(
             destroy=destroy,
-            role="reproduce",
+            role="cell" if cell else "reproduce",
+            cell=label,
             on_event=on_event,
             fix_file=str(fix_file) if fix_file else None,
         ),

@@ -67,3 +67,24 @@ def test_ctrl_c_tears_running_cells_down_and_keeps_finished_ones(
     for folder in reports.glob("matrix-small/2*"):
         assert nothing_left(docker_client, folder.name)
     assert runs is not None
+
+
+def test_reproduce_one_cell(reports: Path) -> None:
+    p = run_lab(
+        "reproduce",
+        SMALL,
+        "--cell",
+        "nginx=1.18",
+        "--cell",
+        "os=debian-11",
+        "--cell",
+        "page=missing.html",
+        "--destroy",
+        "always",
+        "--json",
+        reports=reports,
+    )
+    r = json.loads(p.stdout)
+    assert (p.returncode, r["verdict"], r["role"]) == (0, "REPRODUCED", "cell")
+    bad = run_lab("reproduce", SMALL, "--cell", "nginx=9.9", reports=reports)
+    assert bad.returncode == 2 and "no cell" in bad.stderr
