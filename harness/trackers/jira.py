@@ -23,7 +23,7 @@ from jira import JIRA, JIRAError
 from harness.errors import UsageError
 from harness.trackers import AttachResult, TrackerAuthError, TrackerNotFound, TrackerUnavailable
 from harness.trackers.config import RetryPolicy, TrackerEntry
-from harness.trackers.local import LocalFile, append_entries, files_of, make_entry
+from harness.trackers.local import LocalFile, files_of, record_attach
 from harness.trackers.retry import (
     Exhausted,
     Transient,
@@ -211,30 +211,4 @@ class JiraTracker:
         return key
 
     def _record(self, result: AttachResult, done: list[tuple[LocalFile, str]]) -> None:
-        if self.index_dir is None:
-            return
-        entries = [
-            make_entry(
-                ticket=result.ticket,
-                tracker=self.name,
-                file=f.name,
-                sha256=f.sha256,
-                size=f.size,
-                where=where,
-                comment=result.comment,
-            )
-            for f, where in done
-        ]
-        if not entries and result.comment:
-            entries.append(
-                make_entry(
-                    ticket=result.ticket,
-                    tracker=self.name,
-                    file=None,
-                    sha256=None,
-                    size=None,
-                    where=result.comment,
-                    comment=result.comment,
-                )
-            )
-        append_entries(self.index_dir, entries)
+        record_attach(self.index_dir, self.name, result, list(done))

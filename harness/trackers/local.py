@@ -157,6 +157,28 @@ def read_index(directory: Path) -> list[dict[str, Any]]:
     return [e for e in entries if isinstance(e, dict)]
 
 
+def record_attach(
+    directory: Path | None,
+    tracker: str,
+    result: Any,
+    placed: list[tuple[Any, str | None]],
+) -> None:
+    """Index what a remote attach placed: one entry per new file (`placed`: the local file
+    with its name/sha256/size, and where it landed), or the comment alone when no file was new."""
+    if directory is None:
+        return
+    common = {"ticket": result.ticket, "tracker": tracker, "comment": result.comment}
+    entries = [
+        make_entry(**common, file=f.name, sha256=f.sha256, size=f.size, where=where)
+        for f, where in placed
+    ]
+    if not entries and result.comment:
+        entries.append(
+            make_entry(**common, file=None, sha256=None, size=None, where=result.comment)
+        )
+    append_entries(directory, entries)
+
+
 def append_entries(directory: Path, entries: list[dict[str, Any]]) -> None:
     if not entries:
         return

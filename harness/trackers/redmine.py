@@ -19,7 +19,7 @@ import requests
 from harness.errors import UsageError
 from harness.trackers import AttachResult, TrackerAuthError, TrackerNotFound, TrackerUnavailable
 from harness.trackers.config import RetryPolicy, TrackerEntry
-from harness.trackers.local import LocalFile, append_entries, files_of, make_entry
+from harness.trackers.local import LocalFile, files_of, record_attach
 from harness.trackers.retry import (
     Exhausted,
     Transient,
@@ -296,40 +296,16 @@ class RedmineTracker:
     def _record(
         self, result: AttachResult, new: list[LocalFile], after: dict[str, Any] | None
     ) -> None:
-        if self.index_dir is None:
-            return
         atts = (after or {}).get("attachments") or []
-        entries = []
+        placed: list[tuple[Any, str | None]] = []
         for f in new:
             where = result.url
             for a in reversed(atts):
                 if a.get("filename") == f.name and _same(f, a):
                     where = a.get("content_url") or f"{self.url}/attachments/{a.get('id')}"
                     break
-            entries.append(
-                make_entry(
-                    ticket=result.ticket,
-                    tracker=self.name,
-                    file=f.name,
-                    sha256=f.sha256,
-                    size=f.size,
-                    where=where,
-                    comment=result.comment,
-                )
-            )
-        if not entries and result.comment:
-            entries.append(
-                make_entry(
-                    ticket=result.ticket,
-                    tracker=self.name,
-                    file=None,
-                    sha256=None,
-                    size=None,
-                    where=result.comment,
-                    comment=result.comment,
-                )
-            )
-        append_entries(self.index_dir, entries)
+            placed.append((f, where))
+        record_attach(self.index_dir, self.name, result, placed)
 
     def _unavailable(
         self, exc: Exhausted, attached: list[str], not_attached: list[str]
