@@ -35,3 +35,4 @@ def bench(session: nox.Session) -> None:
     an 8-cell matrix at -j1/-j2/-j4."""
     session.run(PY, "bench/bring_up.py", *session.posargs)
     session.run(PY, "bench/matrix.py")
+    session.run(PY, "bench/scale_out.py")  # one engine vs two, through Dask

@@ -172,6 +172,22 @@ def _parse_params(values: list[str] | None) -> dict[str, str]:
 ParamOpt = Annotated[
     list[str] | None, typer.Option("--param", "-p", help="Override a scenario param: NAME=VALUE.")
 ]
+# scale-out (docs/scale-out.md)
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option("--cluster", help="Dask scheduler ADDR: run every cell on `lab worker`s."),
+]
+ResumeOpt = Annotated[
+    bool,
+    typer.Option("--resume", help="With --cluster: run only the cells the last run lacks."),
+]
+EngineOpt = Annotated[
+    str | None,
+    typer.Option("--engine", help="Docker engine URL (unix://, tcp://, ssh://) or targets name."),
+]
+TargetsOpt = Annotated[
+    Path | None, typer.Option("--targets", help="Targets file listing the engines.")
+]
 
 
 def _serve(as_json: bool, work: Callable[[], T], render: Callable[[T], None]) -> T:
@@ -285,13 +301,20 @@ def gc(
     ] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only say what would go.")] = False,
     as_json: JsonOpt = False,
+    engine_opt: EngineOpt = None,
+    targets: TargetsOpt = None,
 ) -> None:
     """Remove what runs whose process is gone left behind (runs left up by `lab up` stay)."""
 
     def work() -> list[dict[str, Any]]:
         from harness.verbs.runs import gc as do_gc
 
-        return do_gc(remove_all=remove_all, dry_run=dry_run)
+        url = None
+        if engine_opt:
+            from harness.engine.targets import resolve
+
+            url = resolve(engine_opt, targets).url
+        return do_gc(remove_all=remove_all, dry_run=dry_run, engine_url=url)
 
     def render(results: list[dict[str, Any]]) -> None:
         if not results:
@@ -500,6 +523,8 @@ def matrix(
     ] = "always",
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
+    cluster: ClusterOpt = None,
+    resume: ResumeOpt = False,
 ) -> None:
     """Run every cell on its own topology: a table of PASS / FAIL / ERROR / SKIP. Exit 0 when
     no cell is FAIL or ERROR."""
@@ -515,6 +540,8 @@ def matrix(
             only=_parse_cells(only),
             destroy=destroy,
             on_event=_progress(as_json),
+            cluster=cluster,
+            resume=resume,
         )
 
     result = _serve(as_json, work, _render_matrix)
@@ -533,6 +560,8 @@ def gate(
     ] = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
+    cluster: ClusterOpt = None,
+    resume: ResumeOpt = False,
 ) -> None:
     """Run a release's suites and compare with the last release's results: PASS (exit 0) only
     with no regression and no ERROR, else FAIL (exit 1)."""
@@ -547,7 +576,13 @@ def gate(
                 Path(load_gate(gate_file).baseline or f"baselines/{gate_file.stem}.json")
             )
         return run_gate(
-            gate_file, root=root, jobs=jobs, save_baseline=target, on_event=_progress(as_json)
+            gate_file,
+            root=root,
+            jobs=jobs,
+            save_baseline=target,
+            on_event=_progress(as_json),
+            cluster=cluster,
+            resume=resume,
         )
 
     def render(r: dict[str, Any]) -> None:
@@ -797,6 +832,46 @@ def images_ls(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
         return list_images(connect(), load_catalog(_root(project)))
 
     _serve(as_json, work, _rows)
+
+
+@app.command()
+def worker(
+    engine_opt: EngineOpt = None,
+    scheduler: Annotated[str, typer.Option("--scheduler", help="Dask scheduler ADDR.")] = "",
+    slots: Annotated[
+        int | None, typer.Option("--slots", help="Cells at once (default: the targets file's).")
+    ] = None,
+    images: Annotated[
+        str | None,
+        typer.Option("--images", help="build (on this engine) or copy (save/load from local)."),
+    ] = None,
+    targets: TargetsOpt = None,
+) -> None:
+    """A Dask worker that owns one Docker engine and runs matrix cells on it."""
+    from harness.errors import UsageError
+
+    try:
+        if not scheduler:
+            raise UsageError("--scheduler ADDR is required (the Dask scheduler's address)")
+        from harness.distributed import serve_worker
+        from harness.engine.client import engine_url
+        from harness.engine.targets import resolve
+
+        target = resolve(engine_opt, targets)
+        if slots is not None:
+            if slots < 1:
+                raise UsageError("--slots must be at least 1")
+            target = target.model_copy(update={"slots": slots})
+        mode = images or target.images
+        if mode not in ("build", "copy"):
+            raise UsageError(f"--images {mode!r}: expected build or copy")
+        copy_from = engine_url() if mode == "copy" and target.url != engine_url() else None
+        code = serve_worker(
+            target, scheduler, copy_from=copy_from, on_event=lambda ev: _err(f"lab worker: {ev}")
+        )
+    except Exception as exc:
+        _fail(exc)
+    raise typer.Exit(code)
 
 
 @images_app.command("prune")

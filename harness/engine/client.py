@@ -24,12 +24,38 @@ def engine_url() -> str:
     return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
 
 
+# tcp engines with TLS: url -> (ca, cert, key); set from a targets file (harness/engine/targets.py)
+_TLS: dict[str, tuple[str | None, str | None, str | None]] = {}
+
+
+def register_tls(url: str, ca: str | None, cert: str | None, key: str | None) -> None:
+    """How to reach a tcp:// engine over TLS; before the first connect(url)."""
+    _TLS[url] = (ca, cert, key)
+
+
+def _tls_config(url: str) -> Any:
+    if url not in _TLS:
+        return None
+    import docker.tls
+
+    ca, cert, key = _TLS[url]
+    return docker.tls.TLSConfig(
+        ca_cert=ca, client_cert=(cert, key) if cert and key else None, verify=bool(ca)
+    )
+
+
 @lru_cache(maxsize=8)
 def _client(url: str) -> Any:
     import docker  # lazy: keeps `lab --help` fast
 
     try:
-        client = docker.DockerClient(base_url=url, version="auto", timeout=120)
+        client = docker.DockerClient(
+            base_url=url,
+            version="auto",
+            timeout=120,
+            tls=_tls_config(url) or False,
+            use_ssh_client=url.startswith("ssh://"),
+        )
         client.ping()
     except Exception as exc:  # the SDK raises many kinds; all mean the same to the user
         raise InfraError(
@@ -42,6 +68,27 @@ def _client(url: str) -> Any:
 def connect(url: str | None = None) -> Any:
     """A ready DockerClient, or InfraError with one sentence."""
     return _client(url or engine_url())
+
+
+def answers(url: str | None = None, timeout: float = 10) -> bool:
+    """Whether the engine answers now: a fresh connection, not the cached client."""
+    import docker
+
+    target = url or engine_url()
+    try:
+        fresh = docker.DockerClient(
+            base_url=target,
+            version="auto",
+            timeout=timeout,
+            tls=_tls_config(target) or False,
+            use_ssh_client=target.startswith("ssh://"),
+        )
+        try:
+            return bool(fresh.ping())
+        finally:
+            fresh.close()
+    except Exception:  # any failure means: does not answer
+        return False
 
 
 def engine_version(client: Any) -> str:

@@ -45,6 +45,8 @@ class RunOptions:
     cancel: threading.Event | None = None  # set by a matrix on Ctrl-C: stop and tear down
     cell: str | None = None  # the matrix cell's label, for the journal and reports
     fix_file: str | None = None  # the overlay file the fix came from (--fix-file), if any
+    engine: str | None = None  # the engine's URL (scale-out: a worker's engine); None: local
+    copy_images_from: str | None = None  # build images there and docker save/load them over
 
 
 @dataclass
@@ -85,7 +87,7 @@ class Run:
         needs = faults.nodes_needing_net_admin(impairments, self.repro.steps)
         self.topology: Topology = faults.with_net_admin(loaded.topology, needs)
         self.redactor = Redactor.build(self.raw.redact, _secrets_env(loaded))
-        self.client = engine.connect()
+        self.client = engine.connect(opts.engine)
         self.run_id = new_run_id()
         self.folder = RunFolder.create(reports_root(root), self.topology.scenario, self.run_id)
         self.labels = objects.RunLabels(
@@ -149,9 +151,20 @@ class Run:
 
     def build(self) -> None:
         with self.phase("build") as rec:
-            self.images = engine_images.ensure_images(
-                self.client, self.topology, self.catalog, on_progress=self.emit
-            )
+            if self.opts.copy_images_from:
+                from harness.engine.targets import ensure_images_on
+
+                self.images = ensure_images_on(
+                    self.client,
+                    self.topology,
+                    self.catalog,
+                    copy_from=self.opts.copy_images_from,
+                    on_progress=self.emit,
+                )
+            else:
+                self.images = engine_images.ensure_images(
+                    self.client, self.topology, self.catalog, on_progress=self.emit
+                )
             rec["images"] = self.images
 
     def preflight(self) -> None:

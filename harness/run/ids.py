@@ -40,4 +40,12 @@ def owner_alive(token: str) -> bool:
         return False
     if host != socket.gethostname():
         return True  # another machine's run: never ours to judge dead
-    return Path(f"/proc/{pid}").exists() and _start_time(pid) == start
+    return Path(f"/proc/{pid}").exists() and _start_time(pid) == start and not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Killed but not yet reaped by its parent: gone, for what it owned."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False

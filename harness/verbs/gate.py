@@ -101,6 +101,8 @@ def run_gate(
     jobs: int | None = None,
     save_baseline: Path | None = None,
     on_event: OnEvent = _quiet,
+    cluster: str | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     gate = load_gate(gate_path)
     base_path = (root / gate.baseline) if gate.baseline else None
@@ -127,6 +129,8 @@ def run_gate(
             params=suite.params or None,
             only=suite.only or None,
             on_event=on_event,
+            cluster=cluster,
+            resume=resume,
         )
         matrices.append(
             {"scenario": suite.scenario, "folder": m["folder"], "summary": m["summary"]}

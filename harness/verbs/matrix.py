@@ -123,7 +123,25 @@ def run_matrix(
     destroy: str = "always",
     on_event: OnEvent = _quiet,
     name: str | None = None,
+    cluster: str | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
+    if cluster or resume:  # scale-out: every cell to a Dask scheduler (harness/distributed.py)
+        from harness.distributed import check_cluster_options, run_matrix_cluster
+
+        check_cluster_options(cluster, resume)
+        assert cluster is not None
+        return run_matrix_cluster(
+            scenario,
+            root=root,
+            cluster=cluster,
+            params=params,
+            only=only,
+            destroy=destroy,
+            on_event=on_event,
+            name=name,
+            resume=resume,
+        )
     if jobs < 1:
         raise UsageError("-j must be at least 1")
     catalog = load_catalog(root)

@@ -93,12 +93,25 @@ def down(wanted: list[str]) -> list[dict[str, Any]]:
     return results
 
 
-def gc(remove_all: bool = False, dry_run: bool = False) -> list[dict[str, Any]]:
-    """Remove runs whose owning process is gone and that were not left up on purpose."""
-    client = engine.connect()
+def gc(
+    remove_all: bool = False,
+    dry_run: bool = False,
+    engine_url: str | None = None,
+    owner: str | None = None,
+    runs: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """Remove runs whose owning process is gone and that were not left up on purpose.
+
+    `engine_url`: on that engine (default: the local one). `owner`, `runs`: only runs created by
+    that process (host:pid:start) or with those ids (a dead scale-out worker's cell)."""
+    client = engine.connect(engine_url)
     results = []
     for run, objs in sorted(_runs(client).items()):
         labels = _labels(objs)
+        if runs is not None and run not in runs and labels.get(LABEL_OWNER) != owner:
+            continue
+        if runs is None and owner is not None and labels.get(LABEL_OWNER) != owner:
+            continue
         state = run_state(labels.get(LABEL_FOLDER))
         alive = owner_alive(labels.get(LABEL_OWNER, ""))
         if not remove_all and (alive or state in LIVE_STATES):
