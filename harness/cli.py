@@ -696,6 +696,10 @@ def escalate(
             help="The overlay the run used (its --fix-file), if the journal does not name it.",
         ),
     ] = None,
+    trackers_file: Annotated[
+        Path | None,
+        typer.Option("--trackers", help="Tracker configuration (default: trackers.yaml)."),
+    ] = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -707,7 +711,13 @@ def escalate(
         from harness.verbs.escalate import escalate as do
 
         return do(
-            run, ticket=ticket, root=_root(project), tracker=tracker, note=note, fix_file=fix_file
+            run,
+            ticket=ticket,
+            root=_root(project),
+            tracker=tracker,
+            note=note,
+            fix_file=fix_file,
+            trackers_file=trackers_file,
         )
 
     def render(r: dict[str, Any]) -> None:

@@ -52,6 +52,7 @@ def escalate(
     tracker: str | None = None,
     note: str | None = None,
     fix_file: Path | None = None,
+    trackers_file: Path | None = None,
 ) -> dict[str, Any]:
     if not _TICKET.match(ticket):
         raise UsageError(
@@ -59,8 +60,12 @@ def escalate(
         )
     from harness.trackers import get_tracker
 
-    local = get_tracker(None, root=root)
-    remote = None if tracker in (None, "local") else get_tracker(tracker, root=root)
+    local = get_tracker(None, root=root, config=trackers_file)
+    remote = (
+        None
+        if tracker in (None, "local")
+        else get_tracker(tracker, root=root, config=trackers_file)
+    )
     # (an unknown tracker, a missing token variable: exit 2 here, before anything is built)
     folder = find_run_folder(run, root)
     with tempfile.TemporaryDirectory(prefix="lab-escalate-") as tmp:

@@ -311,7 +311,9 @@ def test_tracker_down_exit_3_and_bad_token_exit_2_keep_the_bundle_local(
     monkeypatch.setattr(
         harness.trackers,
         "get_tracker",
-        lambda name, *, root: fakes[name] if name in fakes else real(name, root=root),
+        lambda name, *, root, config=None: (
+            fakes[name] if name in fakes else real(name, root=root, config=config)
+        ),
     )
     monkeypatch.setenv("LABHARNESS_REPORTS", str(area / "reports"))
     monkeypatch.setenv("LABHARNESS_ESCALATIONS", str(area / "esc-down"))
@@ -327,3 +329,41 @@ def test_tracker_down_exit_3_and_bad_token_exit_2_keep_the_bundle_local(
         escalate(quick_run["run"], ticket="SUP-90005", root=ROOT, tracker="redmine")
     assert exc.value.exit_code == 2 and "kept in local" in exc.value.message
     assert any((area / "esc-down" / "SUP-90005").glob("*.tar.gz"))
+
+
+def test_a_tracker_that_is_down_through_the_cli(
+    area: Path, quick_run: dict[str, Any], tmp_path: Path
+) -> None:
+    """No stand-in: a Redmine tracker whose server does not answer (a closed loopback port)."""
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = tmp_path / "trackers.yaml"
+    cfg.write_text(
+        "trackers:\n  dead:\n    kind: redmine\n"
+        f"    url: http://127.0.0.1:{port}\n    project: support\n"
+        "    api_key_env: LAB_TEST_REDMINE_KEY\n    retries: [0.1, 0.2]\n    timeout: 2\n"
+    )
+    p = run_lab(
+        "escalate",
+        quick_run["run"],
+        "--ticket",
+        "42",
+        "--tracker",
+        "dead",
+        "--trackers",
+        str(cfg),
+        "--json",
+        reports=area / "reports",
+        LABHARNESS_ESCALATIONS=str(area / "esc-dead"),
+        LAB_TEST_REDMINE_KEY="k-123456",
+    )
+    assert p.returncode == 3, p.stderr
+    r = json.loads(p.stdout)
+    local, dead = r["trackers"]
+    assert sorted(local["attached"]) == sorted(r["attachments"])  # nothing lost
+    assert dead["attached"] == [] and sorted(dead["not_attached"]) == sorted(r["attachments"])
+    assert "k-123456" not in p.stdout + p.stderr
+    assert (area / "esc-dead" / "42" / r["bundle"]).is_file()
