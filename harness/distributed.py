@@ -64,29 +64,11 @@ def _log(event: dict[str, Any]) -> None:
         get_worker().log_event(TOPIC, event)
 
 
-def cell_result(
-    cell: dict[str, Any], r: dict[str, Any], expect: str | None, seconds: float
-) -> dict[str, Any]:
-    from harness.verbs.matrix import cell_status
-
-    return {
-        "cell": cell,
-        "label": cell_label(cell),
-        "status": cell_status(r, expect),
-        "verdict": r["verdict"],
-        "expected": expect,
-        "rate": r["rate"],
-        "reason": r["reason"],
-        "checks": [{"name": c["name"], "passed": c.get("passed")} for c in r["checks"]],
-        "run": r["run"],
-        "folder": r["folder"],
-        "seconds": round(seconds, 2),
-    }
-
-
 def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     """One cell on this worker's engine (the Dask task). Never raises for a cell's own
     failure: an ERROR result says whether the engine still answers (`engine_lost`)."""
+    from harness.verbs.matrix import cell_result
+
     if _TARGET is None:
         raise InfraError("this Dask worker owns no engine: start workers with `lab worker`")
     target = _TARGET

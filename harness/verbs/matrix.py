@@ -44,6 +44,25 @@ def cell_status(result: dict[str, Any], expect: str | None) -> str:
     return PASS
 
 
+def cell_result(
+    cell: dict[str, Any], r: dict[str, Any], expect: str | None, seconds: float
+) -> dict[str, Any]:
+    """A finished cell as results.json records it, from its run's result."""
+    return {
+        "cell": cell,
+        "label": cell_label(cell),
+        "status": cell_status(r, expect),
+        "verdict": r["verdict"],
+        "expected": expect,
+        "rate": r["rate"],
+        "reason": r["reason"],
+        "checks": [{"name": c["name"], "passed": c.get("passed")} for c in r["checks"]],
+        "run": r["run"],
+        "folder": r["folder"],
+        "seconds": round(seconds, 2),
+    }
+
+
 def raw_matrix(path: Path) -> Any:
     try:
         located, problems = load_yaml(path.read_text(encoding="utf-8"), str(path))
@@ -246,19 +265,7 @@ def _run_cells(
             }
             results.add(out)
             return out
-        out = {
-            "cell": cell,
-            "label": label,
-            "status": cell_status(r, expect if loaded.raw.reproduce else None),
-            "verdict": r["verdict"],
-            "expected": expect,
-            "rate": r["rate"],
-            "reason": r["reason"],
-            "checks": [{"name": c["name"], "passed": c.get("passed")} for c in r["checks"]],
-            "run": r["run"],
-            "folder": r["folder"],
-            "seconds": round(time.monotonic() - t, 2),
-        }
+        out = cell_result(cell, r, expect if loaded.raw.reproduce else None, time.monotonic() - t)
         results.add(out)
         on_event(
             {"event": "cell", "cell": label, "state": out["status"], "seconds": out["seconds"]}
