@@ -56,6 +56,10 @@ def _client(url: str) -> Any:
             tls=_tls_config(url) or False,
             use_ssh_client=url.startswith("ssh://"),
         )
+        if not url.startswith("tcp://"):
+            # requests scans the whole environment for proxy settings on every call: a third of
+            # the harness's CPU per API call; a local socket or ssh tunnel never uses a proxy
+            client.api.trust_env = False
         client.ping()
     except Exception as exc:  # the SDK raises many kinds; all mean the same to the user
         raise InfraError(
@@ -91,8 +95,19 @@ def answers(url: str | None = None, timeout: float = 10) -> bool:
         return False
 
 
+@lru_cache(maxsize=8)
 def engine_version(client: Any) -> str:
-    return str(client.version().get("Version", "unknown"))
+    """Asked once per client: the engine runs `runc --version` and `docker-init --version` to
+    answer, which is more than a cell should pay each time."""
+    with engine_errors("read the engine's version"):
+        return str(client.version().get("Version", "unknown"))
+
+
+@lru_cache(maxsize=8)
+def engine_info(client: Any) -> dict[str, Any]:
+    """`docker info`, once per client: its id, kernel and CPU count do not change under us."""
+    with engine_errors("read the engine's info"):
+        return dict(client.info())
 
 
 @contextmanager

@@ -73,7 +73,7 @@ import shlex
 import threading
 from typing import Any
 
-from harness.engine.client import engine_errors
+from harness.engine.client import engine_errors, engine_info
 from harness.errors import InfraError, UsageError
 
 CHAIN_IN = "LABHARNESS-IN"
@@ -438,8 +438,7 @@ _caps_memo: dict[str, dict[str, bool]] = {}
 
 
 def _engine_key(client: Any) -> tuple[str, str]:
-    with engine_errors("read the engine's info"):
-        info = client.info()
+    info = engine_info(client)
     return str(info.get("ID", "unknown")), str(info.get("KernelVersion", "unknown"))
 
 

@@ -59,8 +59,9 @@ class ProjectRedactor:
             text = text.replace(v, PROJECT_MASK)
         text = _PEM.sub(f"{PROJECT_MASK} (private key)", text)
         if rules == FULL:
-            for p, _ in _PATTERNS[1:]:
-                text = p.sub(_keep_refs, text)
+            for hint, p, _ in _PATTERNS[1:]:
+                if hint.search(text):
+                    text = p.sub(_keep_refs, text)
         for p in self.base.extra:
             text = p.sub(PROJECT_MASK, text)
         return text

@@ -37,8 +37,11 @@ class Journal:
         self.flush()
 
     def flush(self) -> None:
+        # compact while the run lives: json's C encoder skips any indented output, and this runs
+        # at every phase edge; the last write, once `ended` is set, is indented for people
+        indent = 2 if "ended" in self.data else None
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(self.redact(json.dumps(self.data, indent=2, default=str)))
+        tmp.write_text(self.redact(json.dumps(self.data, indent=indent, default=str)))
         tmp.replace(self.path)
 
     def set(self, **fields: Any) -> None:

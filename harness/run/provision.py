@@ -121,11 +121,11 @@ def tear_down(client: Any, run_id: str, interrupted: bool = True) -> dict[str, i
     """Remove everything labelled with this run, whoever made it. After an interrupt or a
     failure, sweep twice: an object whose creation was in flight may only appear a moment
     later. A run that ended normally has nothing in flight."""
-    counts = objects.remove(client, objects.find(client, run_id))
+    counts = objects.remove(client, objects.find(client, run_id, sparse=True))
     if not interrupted:
         return counts
     time.sleep(0.2)
-    late = objects.find(client, run_id)
+    late = objects.find(client, run_id, sparse=True)
     if not late.empty():
         for k, v in objects.remove(client, late).items():
             counts[k] += v

@@ -29,9 +29,14 @@ def _keep() -> Callable[[re.Match[str]], str]:
     return repl
 
 
-_PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+_KEYWORDS = r"password|passwd|passphrase|pass|pwd|secret|token|api[_-]?key|credential"
+
+# (hint, pattern, replacement): a pattern runs only where its hint occurs, a plain search the
+# pattern cannot match without, so most texts (logs, inspect output) skip the costly ones.
+_PATTERNS: list[tuple[re.Pattern[str], re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     # PEM private keys, whole block
     (
+        re.compile(r"PRIVATE KEY-----"),
         re.compile(
             r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.DOTALL
         ),
@@ -39,19 +44,30 @@ _PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     ),
     # key=value / key: value / "key": "value" where the key names a secret
     (
+        re.compile(f"(?i){_KEYWORDS}"),
+        # starts only where a word starts: from inside a word, `[\w.-]*` made it quadratic
         re.compile(
-            r"""(?ix)
-            (?P<pre>["']?[\w.-]*(?:password|passwd|passphrase|pass|pwd|secret|token|api[_-]?key
-               |credential)s?["']?\s*(?:=|:)\s*)
-            (?P<q>["']?)[^\s"',;&}\\]{1,512}(?P=q)
-            """
+            rf"""(?i)(?P<pre>(?<![\w.-])["']?[\w.-]*(?:{_KEYWORDS})s?["']?\s*(?:=|:)\s*)"""
+            r"""(?P<q>["']?)[^\s"',;&}\\]{1,512}(?P=q)"""
         ),
         _keep(),
     ),
-    (re.compile(r"(?i)(?P<pre>authorization:\s*(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"), _keep()),
-    (re.compile(r"(?i)(?P<pre>\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}"), _keep()),
+    (
+        re.compile(r"(?i)authorization:"),
+        re.compile(r"(?i)(?P<pre>authorization:\s*(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"),
+        _keep(),
+    ),
+    (
+        re.compile(r"(?i)\bbearer\s"),
+        re.compile(r"(?i)(?P<pre>\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
+        _keep(),
+    ),
     # scheme://user:password@host
-    (re.compile(r"(?i)(?P<pre>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(?P<post>@)"), _keep()),
+    (
+        re.compile(r"://[^/\s:@]+:[^@\s/]+@"),
+        re.compile(r"(?i)(?P<pre>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(?P<post>@)"),
+        _keep(),
+    ),
 ]
 
 
@@ -71,8 +87,9 @@ class Redactor:
     def text(self, text: str) -> str:
         for v in sorted(self.values, key=len, reverse=True):
             text = text.replace(v, MASK)
-        for p, repl in _PATTERNS:
-            text = p.sub(repl, text)
+        for hint, p, repl in _PATTERNS:
+            if hint.search(text):
+                text = p.sub(repl, text)
         for p in self.extra:
             text = p.sub(MASK, text)
         return text
