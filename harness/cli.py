@@ -483,6 +483,8 @@ def _parse_cells(values: list[str] | None) -> dict[str, str]:
 
 
 def _render_matrix(r: dict[str, Any]) -> None:
+    from harness.console import where
+
     axes = list(r.get("axes") or {})
     cells = r["cells"]
     names = axes or sorted({k for c in cells for k in c["cell"]})
@@ -505,7 +507,7 @@ def _render_matrix(r: dict[str, Any]) -> None:
     s = r["summary"]
     print(
         f"{s['PASS']} PASS, {s['FAIL']} FAIL, {s['ERROR']} ERROR, {s['SKIP']} SKIP "
-        f"in {r['seconds']}s (-j {r['jobs']})"
+        f"in {r['seconds']}s ({where(r)})"
     )
     print(f"results: {r['folder']}/results.json  heatmap: {r['folder']}/matrix.html")
 

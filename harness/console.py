@@ -20,6 +20,15 @@ def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def where(matrix: Event) -> str:
+    """How a matrix runs: `-j N` here, or on the cluster's engines (which have no -j)."""
+    if matrix.get("jobs") is not None:
+        return f"-j {matrix['jobs']}"
+    engines = matrix.get("engines") or []
+    todo = f", {matrix['todo']} to run" if "todo" in matrix else ""
+    return f"on {len(engines)} engine(s){todo}"
+
+
 class Quiet:
     def __call__(self, event: Event) -> None:
         return None
@@ -51,10 +60,8 @@ class Plain(Quiet):
     def line(self, event: Event) -> str | None:
         kind = event.get("event")
         if kind == "matrix":
-            return (
-                f"matrix {event['matrix']}: {event['cells']} cells, -j {event['jobs']}"
-                f"  ({event['folder']})"
-            )
+            head = f"matrix {event['matrix']}: {event['cells']} cells"
+            return f"{head}, {where(event)}  ({event['folder']})"
         if kind == "cell":
             took = f" in {event['seconds']}s" if "seconds" in event else ""
             return f"cell {event['cell']}: {event['state']}{took}"
@@ -139,7 +146,7 @@ class LiveView(Plain):
     def __call__(self, event: Event) -> None:
         kind = event.get("event")
         if kind == "matrix":
-            self.title = f"matrix {event['matrix']} ({event['cells']} cells, -j {event['jobs']})"
+            self.title = f"matrix {event['matrix']} ({event['cells']} cells, {where(event)})"
             self.cells = {}
         elif kind == "cell" and self.cells is not None:
             took = f" {event['seconds']}s" if "seconds" in event else ""

@@ -318,8 +318,12 @@ def run_matrix_cluster(
     finished = {c["label"] for c in results.data["cells"]}
     for cell, _ in runnable:
         if cell_label(cell) not in finished:
-            why = "not run: interrupted" if interrupted else f"not run: {lost or 'cluster lost'}"
-            results.add(_skip(cell, why))
+            if interrupted:
+                results.add(_skip(cell, "not run: interrupted"))
+            else:  # the infrastructure failed these cells: ERROR, and --resume runs them
+                label = cell_label(cell)
+                why = f"not run: {lost or 'cluster lost'}"
+                results.add({"cell": cell, "label": label, "status": ERROR, "reason": why})
     results.data["cells"] = in_order(results.data["cells"], [cell_label(c) for c, _, _ in planned])
     summary = summarize(results.data["cells"])
     results.data.update(
@@ -335,7 +339,8 @@ def run_matrix_cluster(
     return {
         **results.data,
         "folder": str(folder),
-        "exit_code": 0 if not (summary[FAIL] or summary[ERROR]) else 1,
+        # the cluster went away before every cell ran: an infrastructure error (exit 3)
+        "exit_code": 3 if lost else 0 if not (summary[FAIL] or summary[ERROR]) else 1,
     }
 
 

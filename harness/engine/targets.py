@@ -9,9 +9,16 @@ A targets file (YAML) lists engines and how many cells each runs at once:
         slots: 4
         tls: {ca: certs/ca.pem, cert: certs/cert.pem, key: certs/key.pem}
         images: copy          # docker save/load from the local engine (no archive there)
-      - {name: rack3, url: "ssh://lab@rack3", slots: 2}
+      - name: rack3
+        url: ssh://lab@rack3:22
+        ssh: {identity: keys/id_ed25519, known_hosts: keys/known_hosts}   # relative to the file
 
 Without a file there is one target: the local engine (DOCKER_HOST, else the default socket).
+`tls` needs a tcp:// URL: `ca` verifies the engine's certificate, `cert` and `key` are the client
+certificate it asks for. `ssh` needs an ssh:// URL (the remote user runs `docker system
+dial-stdio`): `identity` is the only key offered, `known_hosts` the host keys trusted besides
+~/.ssh/known_hosts, `strict_host_key_checking: false` accepts an unknown host key (never a changed
+one). Without an `ssh` block: ~/.ssh/config, ~/.ssh/known_hosts, the default keys and the agent.
 `images: build` (the default) builds a missing image on the engine itself; the content-hash tag
 makes that a no-op when it is present. `images: copy` builds it (if needed) on the local engine
 and streams `docker save` into `docker load` on the target.
@@ -24,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.engine import client as engine
 from harness.engine.images import ProgressFn, ensure_plan, image_exists
@@ -46,22 +53,55 @@ class Tls(_M):
     key: str | None = None
 
 
+class Ssh(_M):
+    identity: str | None = None  # private key; the only one offered
+    known_hosts: str | None = None  # host keys trusted, besides ~/.ssh/known_hosts
+    strict_host_key_checking: bool = True  # false: accept an unknown (never a changed) host key
+
+
 class Target(_M):
     name: str
     url: str = Field(pattern=r"^(unix|tcp|ssh|npipe)://")
     slots: int = Field(default=1, ge=1)
     tls: Tls | None = None
+    ssh: Ssh | None = None
     images: Literal["build", "copy"] = "build"
 
+    @model_validator(mode="after")
+    def _scheme_fits(self) -> Target:
+        if self.tls is not None and not self.url.startswith("tcp://"):
+            raise ValueError(f"tls: is for tcp:// engines, not {self.url}")
+        if self.tls is not None and (self.tls.cert is None) != (self.tls.key is None):
+            raise ValueError("tls: give both cert and key (the client certificate and its key)")
+        if self.ssh is not None and not self.url.startswith("ssh://"):
+            raise ValueError(f"ssh: is for ssh:// engines, not {self.url}")
+        return self
+
     def register(self, base: Path | None = None) -> None:
-        """Make engine.connect(url) use this target's TLS files."""
-        if self.tls is None:
-            return
+        """Make engine.connect(url) use this target's TLS or ssh settings (files relative to
+        base, the targets file's folder); a missing file is a usage error."""
 
-        def rel(p: str | None) -> str | None:
-            return None if p is None or base is None else str((base / p).resolve())
+        def rel(field: str, p: str | None) -> str | None:
+            if p is None:
+                return None
+            full = (base / Path(p).expanduser() if base else Path(p).expanduser()).resolve()
+            if not full.is_file():
+                raise UsageError(f"engine {self.name}: {field}: no such file: {full}")
+            return str(full)
 
-        engine.register_tls(self.url, rel(self.tls.ca), rel(self.tls.cert), rel(self.tls.key))
+        if self.tls is not None:
+            t = self.tls
+            engine.register_tls(
+                self.url, rel("tls.ca", t.ca), rel("tls.cert", t.cert), rel("tls.key", t.key)
+            )
+        if self.ssh is not None:
+            s = self.ssh
+            engine.register_ssh(
+                self.url,
+                rel("ssh.identity", s.identity),
+                rel("ssh.known_hosts", s.known_hosts),
+                s.strict_host_key_checking,
+            )
 
 
 class TargetsFile(_M):
@@ -97,7 +137,10 @@ def load_targets(path: Path | None = None) -> list[Target]:
     if len(set(names)) != len(names):
         raise UsageError(f"{path}: engine names must be unique: {', '.join(names)}")
     for t in targets:
-        t.register(path.parent)
+        try:
+            t.register(path.parent)
+        except UsageError as exc:
+            raise UsageError(f"{path}: {exc.message}") from None
     return targets
 
 

@@ -50,12 +50,32 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+HOST_ENGINE = "unix:///var/run/docker.sock"
+
+
 @dataclass
 class Cluster:
     scheduler: str
     reports: Path
     procs: list[subprocess.Popen[str]] = field(default_factory=list)
     workers: dict[str, subprocess.Popen[str]] = field(default_factory=dict)
+    scheduler_proc: subprocess.Popen[str] | None = None
+
+    def start_scheduler(self) -> None:
+        port = int(self.scheduler.rsplit(":", 1)[1])
+        self.scheduler_proc = subprocess.Popen(
+            [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+             "--port", str(port), "--dashboard-address", ":0", "--no-show"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        self.procs.append(self.scheduler_proc)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"the Dask scheduler did not listen on {self.scheduler}")
 
     def start_worker(self, name: str, url: str, slots: int = 1, images: str = "build") -> None:
         log = open(self.reports / f"worker-{name}.log", "w")  # noqa: SIM115
@@ -87,21 +107,8 @@ class Cluster:
 
 @pytest.fixture
 def cluster(engine2: SecondEngine, tmp_path: Path) -> Iterator[Cluster]:
-    port = free_port()
-    addr = f"tcp://127.0.0.1:{port}"
-    sched = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-         "--port", str(port), "--dashboard-address", ":0", "--no-show"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    c = Cluster(addr, tmp_path)
-    c.procs.append(sched)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.2)
+    c = Cluster(f"tcp://127.0.0.1:{free_port()}", tmp_path)
+    c.start_scheduler()
     try:
         yield c
     finally:
