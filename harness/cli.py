@@ -189,6 +189,29 @@ TargetsOpt = Annotated[
     Path | None, typer.Option("--targets", help="Targets file listing the engines.")
 ]
 
+ClusterTargetsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--targets",
+        help="With --cluster: targets file with the TLS/ssh settings of the workers' engines,"
+        " so a dead attempt's containers can be removed there.",
+    ),
+]
+
+
+def _cluster_targets(cluster: str | None, targets: Path | None) -> None:
+    """The client reaches the workers' engines only to clean up after a lost attempt; for
+    tcp+TLS and ssh engines it needs their settings (a targets file, or LABHARNESS_TARGETS)."""
+    import os
+
+    from harness.engine.targets import TARGETS_ENV, load_targets
+    from harness.errors import UsageError
+
+    if targets is not None and not cluster:
+        raise UsageError("--targets needs --cluster", hint="without it the local engine runs all")
+    if targets is not None or (cluster and os.environ.get(TARGETS_ENV)):
+        load_targets(targets)
+
 
 def _serve(as_json: bool, work: Callable[[], T], render: Callable[[T], None]) -> T:
     """Run one verb: its failures become one message and an exit code; its result is printed
@@ -527,6 +550,7 @@ def matrix(
     as_json: JsonOpt = False,
     cluster: ClusterOpt = None,
     resume: ResumeOpt = False,
+    targets: ClusterTargetsOpt = None,
 ) -> None:
     """Run every cell on its own topology: a table of PASS / FAIL / ERROR / SKIP. Exit 0 when
     no cell is FAIL or ERROR."""
@@ -534,6 +558,7 @@ def matrix(
     def work() -> dict[str, Any]:
         from harness.verbs.matrix import run_matrix
 
+        _cluster_targets(cluster, targets)
         return run_matrix(
             scenario,
             root=_root(project, scenario),
@@ -564,6 +589,7 @@ def gate(
     as_json: JsonOpt = False,
     cluster: ClusterOpt = None,
     resume: ResumeOpt = False,
+    targets: ClusterTargetsOpt = None,
 ) -> None:
     """Run a release's suites and compare with the last release's results: PASS (exit 0) only
     with no regression and no ERROR, else FAIL (exit 1)."""
@@ -571,6 +597,7 @@ def gate(
     def work() -> dict[str, Any]:
         from harness.verbs.gate import load_gate, run_gate
 
+        _cluster_targets(cluster, targets)
         root = _root(project, gate_file)
         target = None
         if save_baseline:

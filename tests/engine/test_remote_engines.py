@@ -234,3 +234,46 @@ def test_ssh_engine_refuses_wrong_key_or_unknown_host(sshd: Sshd, tmp_path: Path
     changed = ssh_targets(sshd, tmp_path / "c", sshd.identity, forged + "\n")
     p = lab("gc", "--engine", "rack-ssh", "--targets", str(changed), reports=tmp_path)
     assert_one_sentence(p, sshd.url, "host key differs")
+
+
+def test_client_cleans_a_dead_tls_worker_s_cell_with_the_targets_file(
+    tls: TlsEngine, images: list[str], scheduler: Cluster, tmp_path: Path
+) -> None:
+    """`lab matrix --cluster ... --targets FILE`: the client reaches the TLS engine of a worker
+    killed mid-cell and removes that attempt's containers there."""
+    import signal
+
+    targets = tls_folder(tls, tmp_path / "conf", "ca.pem", client=True)
+    log = open(scheduler.reports / "worker-dying.log", "w")  # noqa: SIM115
+    w = subprocess.Popen(
+        [*LAB, "worker", "--engine", "rack-tls", "--targets", str(targets),
+         "--scheduler", scheduler.scheduler],
+        cwd=ROOT, env=lab_env(scheduler.reports), stdout=log, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    scheduler.procs.append(w)
+    scheduler.wait_workers(1, timeout=60)
+    client = subprocess.Popen(
+        [*LAB, "-q", "matrix", MATRIX, "--cluster", scheduler.scheduler, "--targets",
+         str(targets), "--json"],
+        cwd=ROOT, env={**lab_env(scheduler.reports), "LABHARNESS_CLUSTER_WAIT": "5"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not engine_leftovers(tls.engine.url):
+        time.sleep(0.2)
+    assert engine_leftovers(tls.engine.url), "no cell ever started on the TLS engine"
+    w.send_signal(signal.SIGKILL)
+    out, err = client.communicate(timeout=300)
+    r = json.loads(out)
+    # no other engine to re-run on: ERROR, never FAIL (exit 1; exit 3 if a cell was never
+    # handed to the worker and waited in vain for another)
+    assert client.returncode in (1, 3), err[-2000:]
+    assert {c["status"] for c in r["cells"]} == {"ERROR"}, r["cells"]
+    lost = [c for c in r["cells"] if c.get("attempts")]
+    assert lost, r["cells"]
+    started = [c["attempts"][0] for c in lost if c["attempts"][0].get("engine")]
+    for attempt in started:  # a cell queued behind it never started: nothing to clean
+        assert "worker lost" in attempt["error"] and attempt["engine"] == tls.url, attempt
+        assert isinstance(attempt["cleaned"], list), attempt  # the engine answered the client
+    assert any(a["cleaned"] for a in started), lost  # the cell with containers up: removed there
+    assert engine_leftovers(tls.engine.url) == []
