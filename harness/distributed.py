@@ -44,6 +44,7 @@ TOPIC = "labharness-cells"
 SLOTS = "slots"  # the Dask resource every lab worker offers and every cell takes one of
 NO_WORKER_WAIT = float(os.environ.get("LABHARNESS_CLUSTER_WAIT", "120"))  # s without workers
 PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
+LATE_OBJECTS_S = 1.0  # how long after a lost attempt's cleanup to look for late objects
 
 # -- the worker side ---------------------------------------------------------------------------
 
@@ -198,7 +199,10 @@ def _clean(info: dict[str, Any]) -> dict[str, Any]:
     if not engine.answers(url):
         return {"cleaned": f"engine {url} does not answer: `lab gc --engine {url}` later"}
     removed = gc(engine_url=url, owner=info.get("owner"), runs=info["runs"] or None)
-    return {"cleaned": [r["run"] for r in removed]}
+    # a create the worker sent just before it died is finished by the engine a moment later
+    time.sleep(LATE_OBJECTS_S)
+    removed += gc(engine_url=url, owner=info.get("owner"), runs=info["runs"] or None)
+    return {"cleaned": sorted({r["run"] for r in removed})}
 
 
 def find_resumable(folder_parent: Path, header: dict[str, Any]) -> Path | None:
@@ -357,6 +361,8 @@ def _submit_all(
 ) -> tuple[bool, str | None]:
     """Submit every cell, re-run lost ones once elsewhere, record each as it finishes.
     Returns (interrupted, why the cluster was lost or None)."""
+    from distributed import wait as wait_futures
+    from distributed.client import FuturesCancelledError
 
     def submit(cell: dict[str, Any], attempt: int, workers: list[str] | None) -> Any:
         key = f"lab-{matrix_id}-{cell_label(cell)}-try{attempt}"
@@ -392,7 +398,9 @@ def _submit_all(
             if not done_:
                 if client.status not in ("running", "connecting", "newly-created"):
                     return False, "scheduler lost; rerun with --resume"
-                time.sleep(0.3)
+                # woken by the first to finish; a cancelled one is looked at below
+                with contextlib.suppress(TimeoutError, FuturesCancelledError):
+                    wait_futures(list(pending), timeout=1, return_when="FIRST_COMPLETED")  # type: ignore[no-untyped-call]
             pending -= set(done_)
             for fut in done_:
                 cell, attempt, history = meta.pop(fut)

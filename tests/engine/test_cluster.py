@@ -188,6 +188,7 @@ def test_scheduler_killed_mid_matrix_then_resume(cluster: Cluster) -> None:
     assert cluster.scheduler_proc is not None
     cluster.scheduler_proc.send_signal(signal.SIGKILL)
     out, err = client.communicate(timeout=300)
+    assert out, err[-3000:]
     r = json.loads(out)
     assert client.returncode == 3, err[-2000:]  # an infrastructure error, results kept
     finished = [c for c in r["cells"] if c["status"] in ("PASS", "FAIL")]
