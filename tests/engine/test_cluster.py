@@ -245,3 +245,48 @@ def test_gc_engine_collects_a_dead_run_on_another_engine(
     assert gc.returncode == 0, gc.stderr
     assert {x["run"] for x in json.loads(gc.stdout)} == run
     assert engine_leftovers(engine2.url) == []
+
+
+def test_client_killed_mid_matrix_then_resume(cluster: Cluster) -> None:
+    """The client dies (SIGKILL): what finished is in results.json; the workers tear their
+    cells down; `--resume` runs only the rest."""
+    cluster.start_worker("one", HOST_ENGINE)
+    cluster.wait_workers(1)
+    client = _cluster_matrix(cluster)
+    saved: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not saved:
+        for res in cluster.reports.glob("cluster-small/matrix-*/results.json"):
+            saved = json.loads(res.read_text() or "{}").get("cells", [])
+        time.sleep(0.2)
+    assert saved, "no cell finished"
+    client.send_signal(signal.SIGKILL)
+    client.wait(30)
+    results = next(cluster.reports.glob("cluster-small/matrix-*/results.json"))
+    before = {c["label"]: c for c in json.loads(results.read_text())["cells"]}
+    assert before and all(_expected(c) for c in before.values())
+    p = run_lab(
+        "-q", "matrix", CLUSTER_MATRIX, "--cluster", cluster.scheduler, "--resume", "--json",
+        reports=cluster.reports,
+    )  # fmt: skip
+    again = json.loads(p.stdout)
+    assert again["resumed"] and Path(again["folder"]) == results.parent, p.stderr[-2000:]
+    assert len(again["cells"]) == 6 and {c["status"] for c in again["cells"]} <= {"PASS", "FAIL"}
+    assert all(_expected(c) for c in again["cells"])
+    for c in again["cells"]:  # finished before the kill: kept as they were, not run again
+        if c["label"] in before:
+            assert c["run"] == before[c["label"]]["run"]
+    _none_left_on_host(again["cells"])
+
+    # the cell that was running when the client died finished on its worker and tore down
+    def stray() -> list[Any]:
+        return [
+            o for o in engine_leftovers(HOST_ENGINE)
+            if (o.attrs.get("Labels") or o.attrs["Config"]["Labels"]).get("labharness.scenario")
+            == "cluster-small"
+        ]  # fmt: skip
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and stray():
+        time.sleep(0.5)
+    assert stray() == []
