@@ -28,7 +28,7 @@ PROJECT_MASK = "REDACTED"
 FULL = "full"  # customer material: scenario, fix overlay, fixtures, playbooks, suites
 PRECISE = "precise"  # labs/, environments/, schemas/
 
-_PEM = _PATTERNS[0][0]
+_PEM = _PATTERNS[0].pattern
 _REFERENCE = re.compile(r"^(?:\$|\{\{|%\(|<%|@@)|\($|REDACTED")
 
 
@@ -59,9 +59,9 @@ class ProjectRedactor:
             text = text.replace(v, PROJECT_MASK)
         text = _PEM.sub(f"{PROJECT_MASK} (private key)", text)
         if rules == FULL:
-            for hint, p, _ in _PATTERNS[1:]:
-                if hint.search(text):
-                    text = p.sub(_keep_refs, text)
+            for rule in _PATTERNS[1:]:
+                if rule.hint.search(text):
+                    text = rule.pattern.sub(_keep_refs, text)
         for p in self.base.extra:
             text = p.sub(PROJECT_MASK, text)
         return text

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 MASK = "***REDACTED***"
 SECRET_NAME = re.compile(
@@ -31,11 +32,18 @@ def _keep() -> Callable[[re.Match[str]], str]:
 
 _KEYWORDS = r"password|passwd|passphrase|pass|pwd|secret|token|api[_-]?key|credential"
 
+
 # (hint, pattern, replacement): a pattern runs only where its hint occurs, a plain search the
 # pattern cannot match without, so most texts (logs, inspect output) skip the costly ones.
-_PATTERNS: list[tuple[re.Pattern[str], re.Pattern[str], Callable[[re.Match[str]], str]]] = [
+class Rule(NamedTuple):
+    hint: re.Pattern[str]
+    pattern: re.Pattern[str]
+    repl: Callable[[re.Match[str]], str]
+
+
+_PATTERNS: list[Rule] = [
     # PEM private keys, whole block
-    (
+    Rule(
         re.compile(r"PRIVATE KEY-----"),
         re.compile(
             r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.DOTALL
@@ -43,7 +51,7 @@ _PATTERNS: list[tuple[re.Pattern[str], re.Pattern[str], Callable[[re.Match[str]]
         lambda m: MASK,
     ),
     # key=value / key: value / "key": "value" where the key names a secret
-    (
+    Rule(
         re.compile(f"(?i){_KEYWORDS}"),
         # starts only where a word starts: from inside a word, `[\w.-]*` made it quadratic
         re.compile(
@@ -52,18 +60,18 @@ _PATTERNS: list[tuple[re.Pattern[str], re.Pattern[str], Callable[[re.Match[str]]
         ),
         _keep(),
     ),
-    (
+    Rule(
         re.compile(r"(?i)authorization:"),
         re.compile(r"(?i)(?P<pre>authorization:\s*(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"),
         _keep(),
     ),
-    (
+    Rule(
         re.compile(r"(?i)\bbearer\s"),
         re.compile(r"(?i)(?P<pre>\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
         _keep(),
     ),
     # scheme://user:password@host
-    (
+    Rule(
         re.compile(r"://[^/\s:@]+:[^@\s/]+@"),
         re.compile(r"(?i)(?P<pre>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(?P<post>@)"),
         _keep(),

@@ -56,3 +56,14 @@ def test_secrets_inside_json_escaped_text() -> None:
 def test_words_that_only_look_like_secrets_stay() -> None:
     text = '{"passed": true, "bypassed": 3, "token_type": "x"}'
     assert R.text(text) == text
+
+
+def test_project_files_lose_whole_private_key_blocks() -> None:
+    """Bundled project files (escalations) mask a PEM key block whole, body included."""
+    from harness.escalation.redaction import PROJECT_MASK, ProjectRedactor
+
+    body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC"
+    pem = f"-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"
+    out = ProjectRedactor(Redactor()).text(f"key: |\n{pem}done: true\n")
+    assert body not in out and "BEGIN" not in out
+    assert f"{PROJECT_MASK} (private key)" in out and out.endswith("done: true\n")
