@@ -30,16 +30,9 @@ def test_worker_killed_mid_matrix(
     cluster.start_worker("one", "unix:///var/run/docker.sock")
     cluster.start_worker("two", engine2.url, images="copy")
     cluster.wait_workers(2)
-    client = subprocess.Popen(
-        [*LAB, "-q", "matrix", CLUSTER_MATRIX, "--cluster", cluster.scheduler, "--json"],
-        cwd=ROOT, env=lab_env(cluster.reports), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+    client = _cluster_matrix(cluster)
     # kill the second engine's worker as soon as one of its cells has containers up
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not engine_leftovers(engine2.url):
-        time.sleep(0.2)
-    assert engine_leftovers(engine2.url), "no cell ever started on the second engine"
+    _until_objects_on(engine2.url, "no cell ever started on the second engine")
     cluster.workers["two"].send_signal(signal.SIGKILL)
     out, err = client.communicate(timeout=600)
     r = json.loads(out)
@@ -91,6 +84,14 @@ def _cluster_matrix(cluster: Cluster) -> subprocess.Popen[str]:
         cwd=ROOT, env=lab_env(cluster.reports), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
+
+
+def _until_objects_on(url: str, why: str, timeout: float = 180) -> None:
+    """Until something labelled is on the engine: a cell (or run) has come up there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not engine_leftovers(url):
+        time.sleep(0.1)
+    assert engine_leftovers(url), why
 
 
 def _runs(cells: list[dict[str, Any]]) -> set[str]:
@@ -151,10 +152,7 @@ def test_engine_killed_mid_matrix(cluster: Cluster) -> None:
         cluster.start_worker("dying", dying.url)
         cluster.wait_workers(2)
         client = _cluster_matrix(cluster)
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not engine_leftovers(dying.url):
-            time.sleep(0.2)
-        assert engine_leftovers(dying.url), "no cell ever started on the dying engine"
+        _until_objects_on(dying.url, "no cell ever started on the dying engine")
         pid = dying.pid()
         assert pid is not None
         os.kill(pid, signal.SIGKILL)
@@ -229,10 +227,7 @@ def test_gc_engine_collects_a_dead_run_on_another_engine(
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not engine_leftovers(engine2.url):
-        time.sleep(0.1)
-    assert engine_leftovers(engine2.url), "the run never came up on the second engine"
+    _until_objects_on(engine2.url, "the run never came up on the second engine")
     os.killpg(p.pid, signal.SIGKILL)
     p.wait(30)
     left = engine_leftovers(engine2.url)
