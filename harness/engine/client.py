@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -64,8 +65,7 @@ def _ssh_adapter(url: str, timeout: float) -> Any:
     keeping to one pool of at most SSH_SESSIONS sessions (docker-py keeps a pool per request
     URL, whose idle sessions soon pass sshd's MaxSessions: "ChannelException: Connect failed")."""
     import paramiko  # type: ignore[import-untyped]
-    from docker.transport import SSHHTTPAdapter
-    from docker.transport.sshconn import SSHConnectionPool
+    from docker.transport.sshconn import SSHConnectionPool, SSHHTTPAdapter
 
     identity, known_hosts, strict = _SSH.get(url, (None, None, True))
 
@@ -107,9 +107,32 @@ def _ssh_adapter(url: str, timeout: float) -> Any:
     return Adapter(url, timeout, pool_connections=1, max_pool_size=SSH_SESSIONS)
 
 
+def _docker_sdk(ssh: bool) -> Any:
+    """The docker package. When this process imports it first, paramiko (a tenth of a second,
+    for ssh:// engines only) is kept out of that import; an ssh engine loads it when needed
+    and hands docker-py the transport it would have found."""
+    if "docker" not in sys.modules and "paramiko" not in sys.modules:
+        sys.modules["paramiko"] = None  # type: ignore[assignment]  # an ImportError for docker-py
+        try:
+            import docker
+        finally:
+            if sys.modules.get("paramiko", 0) is None:
+                del sys.modules["paramiko"]
+    import docker
+    import docker.api.client
+    import docker.transport
+
+    if ssh and not hasattr(docker.api.client, "SSHHTTPAdapter"):
+        from docker.transport.sshconn import SSHHTTPAdapter
+
+        docker.transport.SSHHTTPAdapter = SSHHTTPAdapter
+        docker.api.client.SSHHTTPAdapter = SSHHTTPAdapter
+    return docker
+
+
 def _new_client(url: str, timeout: float) -> Any:
     """A DockerClient for url (TLS or ssh settings applied) that has talked to the engine."""
-    import docker
+    docker = _docker_sdk(url.startswith("ssh://"))
     from docker import constants, errors, utils
 
     # built without touching the network (a fixed version asks nothing; the ssh transport in

@@ -277,3 +277,20 @@ def test_client_cleans_a_dead_tls_worker_s_cell_with_the_targets_file(
         assert isinstance(attempt["cleaned"], list), attempt  # the engine answered the client
     assert any(a["cleaned"] for a in started), lost  # the cell with containers up: removed there
     assert engine_leftovers(tls.engine.url) == []
+
+
+def test_paramiko_is_loaded_only_for_ssh_engines(sshd: Sshd) -> None:
+    """A local engine does not pay for paramiko's import (~0.1 s per command); an ssh engine
+    reached later in the same process still gets docker-py's ssh transport."""
+    code = f"""
+import sys
+from harness.engine.client import connect, register_ssh
+connect("unix:///var/run/docker.sock")
+assert "paramiko" not in sys.modules, "paramiko loaded for a local engine"
+register_ssh({sshd.url!r}, {str(sshd.identity)!r}, {str(sshd.known_hosts)!r})
+assert connect({sshd.url!r}).version()["Version"]
+assert "paramiko" in sys.modules
+print("ok")
+"""
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert p.returncode == 0 and p.stdout.strip() == "ok", p.stderr[-2000:]
