@@ -241,14 +241,7 @@ def run_matrix_cluster(
 ) -> dict[str, Any]:
     from distributed import Client
 
-    from harness.verbs.matrix import (
-        MatrixResults,
-        _skip,
-        in_order,
-        plan_cells,
-        summarize,
-        write_outputs,
-    )
+    from harness.verbs.matrix import MatrixResults, _skip, close_results, plan_cells
 
     catalog = load_catalog(root)
     planned, axes = plan_cells(scenario, root, catalog, params, only)
@@ -319,25 +312,15 @@ def run_matrix_cluster(
             )
     finally:
         client.close()  # type: ignore[no-untyped-call]
-    finished = {c["label"] for c in results.data["cells"]}
-    for cell, _ in runnable:
-        if cell_label(cell) not in finished:
-            if interrupted:
-                results.add(_skip(cell, "not run: interrupted"))
-            else:  # the infrastructure failed these cells: ERROR, and --resume runs them
-                label = cell_label(cell)
-                why = f"not run: {lost or 'cluster lost'}"
-                results.add({"cell": cell, "label": label, "status": ERROR, "reason": why})
-    results.data["cells"] = in_order(results.data["cells"], [cell_label(c) for c, _, _ in planned])
-    summary = summarize(results.data["cells"])
-    results.data.update(
-        summary=summary,
-        seconds=round(time.monotonic() - t0, 2),
-        ended=now_iso(),
-        interrupted=interrupted,
-    )
-    results.flush()
-    write_outputs(folder, results.data)
+
+    def not_run(cell: dict[str, Any]) -> dict[str, Any]:
+        if interrupted:
+            return _skip(cell, "not run: interrupted")
+        # the infrastructure failed these cells: ERROR, and --resume runs them
+        why = f"not run: {lost or 'cluster lost'}"
+        return {"cell": cell, "label": cell_label(cell), "status": ERROR, "reason": why}
+
+    summary = close_results(results, [c for c, _, _ in planned], not_run, t0, interrupted)
     if interrupted:
         raise SignalInterrupt(2)
     return {

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
@@ -206,20 +207,13 @@ def run_matrix(
             _run_cells(runnable, catalog, root, jobs, destroy, cancel, results, on_event)
         except (SignalInterrupt, KeyboardInterrupt) as exc:
             interrupted = exc
-    done = {c["label"] for c in results.data["cells"]}
-    for cell, _ in runnable:
-        if cell_label(cell) not in done:
-            results.add(_skip(cell, "not run: interrupted"))
-    results.data["cells"] = in_order(results.data["cells"], [cell_label(c) for c, _, _ in planned])
-    summary = summarize(results.data["cells"])
-    results.data.update(
-        summary=summary,
-        seconds=round(time.monotonic() - t0, 2),
-        ended=now_iso(),
-        interrupted=interrupted is not None,
+    summary = close_results(
+        results,
+        [c for c, _, _ in planned],
+        lambda cell: _skip(cell, "not run: interrupted"),
+        t0,
+        interrupted is not None,
     )
-    results.flush()
-    write_outputs(folder, results.data)
     if interrupted is not None:
         raise SignalInterrupt(getattr(interrupted, "signum", 2))
     return {
@@ -285,6 +279,32 @@ def _run_cells(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def close_results(
+    results: MatrixResults,
+    planned: list[dict[str, Any]],
+    not_run: Callable[[dict[str, Any]], dict[str, Any]],
+    t0: float,
+    interrupted: bool,
+) -> dict[str, int]:
+    """The cells that never finished get `not_run(cell)`; then the table in plan order, the
+    summary, results.json and the heatmap and merged JUnit. Local and cluster matrices alike."""
+    done = {c["label"] for c in results.data["cells"]}
+    for cell in planned:
+        if cell_label(cell) not in done:
+            results.add(not_run(cell))
+    results.data["cells"] = in_order(results.data["cells"], [cell_label(c) for c in planned])
+    summary = summarize(results.data["cells"])
+    results.data.update(
+        summary=summary,
+        seconds=round(time.monotonic() - t0, 2),
+        ended=now_iso(),
+        interrupted=interrupted,
+    )
+    results.flush()
+    write_outputs(results.folder, results.data)
+    return summary
 
 
 def summarize(cells: list[dict[str, Any]]) -> dict[str, int]:
