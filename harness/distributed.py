@@ -22,7 +22,6 @@ import json
 import os
 import signal
 import socket
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,7 @@ from harness.run.execute import RunOptions, run_scenario
 from harness.run.folder import now_iso, reports_root
 from harness.run.ids import new_run_id, owner_token
 from harness.run.provision import OnEvent, _quiet
-from harness.run.signals import SignalInterrupt, interrupts_raise
+from harness.run.signals import SignalInterrupt, StopFlag, interrupts_raise
 from harness.scenario.catalog import load_catalog
 from harness.scenario.load import load_scenario
 from harness.scenario.matrix import cell_label
@@ -50,7 +49,7 @@ LATE_OBJECTS_S = 1.0  # how long after a lost attempt's cleanup to look for late
 
 _TARGET: Target | None = None  # the engine this worker process owns
 _COPY_FROM: str | None = None  # where images come from when the engine cannot build them
-_CANCEL = threading.Event()  # set on SIGTERM/SIGINT: running cells tear down
+_CANCEL = StopFlag()  # set on SIGTERM/SIGINT: running cells tear down
 
 
 def worker_engine() -> str | None:

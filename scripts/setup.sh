@@ -54,7 +54,10 @@ fi
 log "installing labharness into .venv"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
 .venv/bin/python -m pip install -q -e '.[dev]' 2>&1 | grep -v -i "warning" || true
-.venv/bin/python -c "import harness" 
+.venv/bin/python -c "import harness"
+# pip byte-compiles a wheel but not an editable install; where PYTHONDONTWRITEBYTECODE is set
+# (this machine sets it) every `lab` would compile the package again: about 0.05 s each.
+.venv/bin/python -m compileall -q harness >/dev/null
 
 ALLURE_PREFIX="${LABHARNESS_CACHE:-$HOME/.cache/labharness}/allure"
 if [ ! -x "$ALLURE_PREFIX/node_modules/.bin/allure" ]; then

@@ -7,7 +7,6 @@ Ctrl-C, SIGTERM), the evidence is collected and the topology removed per the des
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,7 +26,7 @@ from harness.run.journal import Journal
 from harness.run.manual import write_reproduce_md
 from harness.run.provision import OnEvent, _quiet, bring_up, tear_down
 from harness.run.redact import Redactor
-from harness.run.signals import SignalInterrupt, interrupts_raise, shielded
+from harness.run.signals import SignalInterrupt, StopFlag, interrupts_raise, shielded
 from harness.run.steps import StepRunner
 from harness.scenario.catalog import Catalog
 from harness.scenario.load import LoadedScenario
@@ -42,7 +41,7 @@ class RunOptions:
     destroy: str = "passing"
     role: str = "reproduce"  # reproduce | baseline | candidate | cell
     on_event: OnEvent = _quiet
-    cancel: threading.Event | None = None  # set by a matrix on Ctrl-C: stop and tear down
+    cancel: StopFlag | None = None  # set by a matrix on Ctrl-C: stop and tear down
     cell: str | None = None  # the matrix cell's label, for the journal and reports
     fix_file: str | None = None  # the overlay file the fix came from (--fix-file), if any
     engine: str | None = None  # the engine's URL (scale-out: a worker's engine); None: local
@@ -94,15 +93,9 @@ class Run:
             self.run_id, self.topology.scenario, owner_token(), str(self.folder.path.resolve())
         )
         self.engine_version = engine.engine_version(self.client)
-        self.cancel = threading.Event()  # this run's own: its failure must not stop others
-        if opts.cancel is not None:  # a matrix's Ctrl-C reaches every cell through this
-            outer, mine = opts.cancel, self.cancel
-
-            def relay() -> None:
-                outer.wait()
-                mine.set()
-
-            threading.Thread(target=relay, daemon=True).start()
+        # this run's own stop, also set by a matrix's (or worker's) Ctrl-C; its failure must not
+        # stop the other cells
+        self.cancel = opts.cancel.child() if opts.cancel is not None else StopFlag()
         self.live = _Live()
         self.finishing = False
         self.images: dict[str, str] = {}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -18,6 +19,33 @@ class SignalInterrupt(Interrupted):
         self.signum = signum
         super().__init__(f"received {signal.Signals(signum).name}; tore down what was created")
         self.exit_code = 128 + signum
+
+
+class StopFlag(threading.Event):
+    """A stop that passes down to children (a matrix's or a worker's runs) but not up: one
+    cell's own failure stops that cell only. The parent sets its children itself, so no thread
+    waits per child: a worker serving thousands of cells holds none."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._children: weakref.WeakSet[StopFlag] = weakref.WeakSet()
+        self._guard = threading.Lock()
+
+    def child(self) -> StopFlag:
+        kid = StopFlag()
+        with self._guard:
+            self._children.add(kid)
+            stopped = self.is_set()
+        if stopped:
+            kid.set()
+        return kid
+
+    def set(self) -> None:
+        with self._guard:
+            super().set()
+            kids = list(self._children)
+        for kid in kids:
+            kid.set()
 
 
 def _raise(signum: int, frame: FrameType | None) -> None:

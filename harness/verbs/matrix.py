@@ -25,7 +25,7 @@ from harness.run.execute import RunOptions, run_scenario
 from harness.run.folder import now_iso, reports_root
 from harness.run.ids import new_run_id
 from harness.run.provision import OnEvent, _quiet
-from harness.run.signals import SignalInterrupt, interrupts_raise
+from harness.run.signals import SignalInterrupt, StopFlag, interrupts_raise
 from harness.scenario.catalog import Catalog, load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
 from harness.scenario.matrix import axes_of, cell_label, expand
@@ -196,7 +196,7 @@ def run_matrix(
     for cell, _, why in planned:
         if why is not None:
             results.add(_skip(cell, why))
-    cancel = threading.Event()
+    cancel = StopFlag()
     t0 = time.monotonic()
     interrupted: BaseException | None = None
     with interrupts_raise():
@@ -229,7 +229,7 @@ def _run_cells(
     root: Path,
     jobs: int,
     destroy: str,
-    cancel: threading.Event,
+    cancel: StopFlag,
     results: MatrixResults,
     on_event: OnEvent,
 ) -> None:
