@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -156,7 +157,13 @@ def _new_client(url: str, timeout: float) -> Any:
             # the harness's CPU per API call; a local socket or ssh tunnel never uses a proxy.
             # With TLS, the environment's REQUESTS_CA_BUNDLE would also replace the engine's CA
             api.trust_env = False
-        api._version = api._retrieve_server_version()
+        # what version="auto" asks, kept whole: the engine runs `runc --version` and
+        # `docker-init --version` for each /version, so engine_version reuses this answer
+        answer = api.version(api_version=False)
+        if "ApiVersion" not in answer:
+            raise errors.DockerException("the engine's /version answer has no ApiVersion")
+        api._version = answer["ApiVersion"]
+        client.lab_version = answer
         if utils.version_lt(api._version, constants.MINIMUM_DOCKER_API_VERSION):
             raise errors.InvalidVersion(f"the engine's API {api._version} is too old")
     except BaseException:
@@ -227,8 +234,7 @@ def _why(url: str, exc: BaseException) -> str | None:
 @lru_cache(maxsize=8)
 def _client(url: str) -> Any:
     try:
-        client = _new_client(url, timeout=120)
-        client.ping()
+        client = _new_client(url, timeout=120)  # it has asked the engine's version
     except Exception as exc:  # the SDK raises many kinds; all mean the same to the user
         why = _why(url, exc)
         if why is not None:
@@ -249,26 +255,34 @@ def answers(url: str | None = None, timeout: float = 10) -> bool:
     """Whether the engine answers now: a fresh connection, not the cached client."""
     target = url or engine_url()
     try:
-        fresh = _new_client(target, timeout)
-        try:
-            return bool(fresh.ping())
-        finally:
-            fresh.close()
+        _new_client(target, timeout).close()  # it has asked the engine's version
+        return True
     except Exception:  # any failure means: does not answer
         return False
 
 
 @lru_cache(maxsize=8)
 def engine_version(client: Any) -> str:
-    """Asked once per client: the engine runs `runc --version` and `docker-init --version` to
-    answer, which is more than a cell should pay each time."""
-    with engine_errors("read the engine's version"):
-        return str(client.version().get("Version", "unknown"))
+    """Asked once per client (connecting asked already): the engine runs `runc --version` and
+    `docker-init --version` to answer, which is more than a cell should pay each time."""
+    answer = getattr(client, "lab_version", None)
+    if answer is None:
+        with engine_errors("read the engine's version"):
+            answer = client.version()
+    return str(answer.get("Version", "unknown"))
+
+
+_INFO_LOCK = threading.Lock()  # the first cells ask at once; /info costs the engine two execs
+
+
+def engine_info(client: Any) -> dict[str, Any]:
+    """`docker info`, once per client: its id, kernel and CPU count do not change under us."""
+    with _INFO_LOCK:
+        return _engine_info(client)
 
 
 @lru_cache(maxsize=8)
-def engine_info(client: Any) -> dict[str, Any]:
-    """`docker info`, once per client: its id, kernel and CPU count do not change under us."""
+def _engine_info(client: Any) -> dict[str, Any]:
     with engine_errors("read the engine's info"):
         return dict(client.info())
 
