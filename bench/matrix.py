@@ -17,7 +17,17 @@ SCENARIO = ROOT / "bench" / "scenarios" / "matrix-eight.yaml"
 ROUNDS = int(os.environ.get("BENCH_MATRIX_ROUNDS", "4"))
 
 
-def run(jobs: int, env: dict[str, str]) -> float:
+def busy_idle() -> tuple[float, float]:
+    """The whole machine's busy and idle CPU seconds so far (/proc/stat): how many cores a run
+    kept busy says whether more cells at once could still help."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = ticks[3] + ticks[4]
+    return (sum(ticks[:8]) - idle) / hz, idle / hz
+
+
+def run(jobs: int, env: dict[str, str], cores: dict[int, list[float]] | None = None) -> float:
+    b0, _ = busy_idle()
     t0 = time.perf_counter()
     p = subprocess.run(
         [sys.executable, "-m", "harness", "-q", "matrix", str(SCENARIO), "-j", str(jobs), "--json"],
@@ -27,6 +37,8 @@ def run(jobs: int, env: dict[str, str]) -> float:
         text=True,
     )
     dt = time.perf_counter() - t0
+    if cores is not None:
+        cores.setdefault(jobs, []).append((busy_idle()[0] - b0) / dt)
     r = json.loads(p.stdout)
     if r["summary"]["PASS"] != 8:
         raise SystemExit(f"-j{jobs}: expected 8 PASS, got {r['summary']}\n{p.stderr[-2000:]}")
@@ -37,11 +49,12 @@ def main() -> None:
     env = {**os.environ, "LABHARNESS_REPORTS": tempfile.mkdtemp(prefix="lab-bench-matrix-")}
     run(4, env)  # warm-up: images built or reused
     times: dict[int, list[float]] = {1: [], 2: [], 4: []}
+    cores: dict[int, list[float]] = {}
     for i in range(ROUNDS):
         # alternate the order so drift, and the engine's cleanup of the run before, fall on
         # every -j alike
         for jobs in (1, 2, 4) if i % 2 == 0 else (4, 2, 1):
-            times[jobs].append(run(jobs, env))
+            times[jobs].append(run(jobs, env, cores))
         print(f"matrix round {i + 1}/{ROUNDS} done", file=sys.stderr)
     med = {j: statistics.median(t) for j, t in times.items()}
     print(
@@ -50,12 +63,18 @@ def main() -> None:
     )
     for j in (1, 2, 4):
         spread = f"{min(times[j]):.2f}-{max(times[j]):.2f}"
-        print(f"  -j{j}: {med[j]:.2f}s (runs {spread})  speed-up {med[1] / med[j]:.2f}x")
+        busy = statistics.median(cores[j])
+        print(
+            f"  -j{j}: {med[j]:.2f}s (runs {spread})  speed-up {med[1] / med[j]:.2f}x"
+            f"  cores busy {busy:.2f} of {os.cpu_count()}"
+        )
     ok = med[1] / med[2] >= 1.6
     print(f"-j2 vs -j1: {med[1] / med[2]:.2f}x (target >= 1.6: {'met' if ok else 'MISSED'})")
     out = ROOT / "reports" / "bench"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "matrix.json").write_text(json.dumps({"medians": med, "runs": times}, indent=2))
+    (out / "matrix.json").write_text(
+        json.dumps({"medians": med, "runs": times, "cores_busy": cores}, indent=2)
+    )
 
 
 if __name__ == "__main__":

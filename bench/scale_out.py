@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 SCENARIO = "bench/scenarios/matrix-eight.yaml"
 LAB = [sys.executable, "-m", "harness", "-q"]
-ROUNDS = int(os.environ.get("BENCH_SCALE_ROUNDS", "2"))
+ROUNDS = int(os.environ.get("BENCH_SCALE_ROUNDS", "4"))
 
 
 def main() -> None:
