@@ -70,7 +70,7 @@ class Cluster:
         )  # fmt: skip
         self.procs.append(self.scheduler_proc)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and self.scheduler_proc.poll() is None:
             with socket.socket() as s:
                 if s.connect_ex(("127.0.0.1", port)) == 0:
                     return

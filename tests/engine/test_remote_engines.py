@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -46,22 +45,9 @@ def sshd() -> Iterator[Sshd]:
 
 @pytest.fixture
 def scheduler(tmp_path: Path) -> Iterator[Cluster]:
-    port = free_port()
-    sched = subprocess.Popen(
-        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-         "--port", str(port), "--dashboard-address", ":0", "--no-show"],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True,
-    )  # fmt: skip
-    c = Cluster(f"tcp://127.0.0.1:{port}", tmp_path)
-    c.procs.append(sched)
+    c = Cluster(f"tcp://127.0.0.1:{free_port()}", tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            assert time.monotonic() < deadline and sched.poll() is None, "no Dask scheduler"
-            time.sleep(0.2)
+        c.start_scheduler()
         yield c
     finally:
         c.stop()
