@@ -17,17 +17,15 @@ SCENARIO = ROOT / "bench" / "scenarios" / "matrix-eight.yaml"
 ROUNDS = int(os.environ.get("BENCH_MATRIX_ROUNDS", "4"))
 
 
-def busy_idle() -> tuple[float, float]:
-    """The whole machine's busy and idle CPU seconds so far (/proc/stat): how many cores a run
-    kept busy says whether more cells at once could still help."""
+def busy_seconds() -> float:
+    """The whole machine's busy CPU seconds so far (/proc/stat): how many cores a run kept busy
+    says whether more cells at once could still help."""
     ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    hz = os.sysconf("SC_CLK_TCK")
-    idle = ticks[3] + ticks[4]
-    return (sum(ticks[:8]) - idle) / hz, idle / hz
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")  # less idle, iowait
 
 
 def run(jobs: int, env: dict[str, str], cores: dict[int, list[float]] | None = None) -> float:
-    b0, _ = busy_idle()
+    b0 = busy_seconds()
     t0 = time.perf_counter()
     p = subprocess.run(
         [sys.executable, "-m", "harness", "-q", "matrix", str(SCENARIO), "-j", str(jobs), "--json"],
@@ -38,7 +36,7 @@ def run(jobs: int, env: dict[str, str], cores: dict[int, list[float]] | None = N
     )
     dt = time.perf_counter() - t0
     if cores is not None:
-        cores.setdefault(jobs, []).append((busy_idle()[0] - b0) / dt)
+        cores.setdefault(jobs, []).append((busy_seconds() - b0) / dt)
     r = json.loads(p.stdout)
     if r["summary"]["PASS"] != 8:
         raise SystemExit(f"-j{jobs}: expected 8 PASS, got {r['summary']}\n{p.stderr[-2000:]}")
