@@ -32,7 +32,7 @@ def demo(session: nox.Session) -> None:
 @nox.session(python=False)
 def bench(session: nox.Session) -> None:
     """Bring-up/teardown against the SDK floor and docker compose, `lab --help` start-up, and
-    an 8-cell matrix at -j1/-j2/-j4."""
+    an 8-cell matrix at -j1/-j2/-j4 beside its engine floor (the same engine calls, no harness)."""
     session.run(PY, "-m", "compileall", "-q", "harness")  # as an installed package would be
     session.run(PY, "bench/bring_up.py", *session.posargs)
     session.run(PY, "bench/matrix.py")

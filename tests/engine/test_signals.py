@@ -59,7 +59,11 @@ def wait_for_line(
 
 
 def _slow_build_project(tmp: Path) -> Path:
-    """A project whose one lab takes a while to build, with a fresh input so it always builds."""
+    """A project whose one lab takes a while to build, with a fresh input so it always builds.
+
+    The engine's builder finishes a step after the client has gone (Docker 20.10 does not
+    cancel a running RUN), so the slow step then fails: a build that succeeded there would
+    leave an untagged image behind every test run."""
     proj = tmp / "project"
     shutil.copytree(ROOT / "environments", proj / "environments")
     lab = proj / "labs" / "slowbuild"
@@ -68,7 +72,7 @@ def _slow_build_project(tmp: Path) -> Path:
         "name: slowbuild\nversions:\n  '1':\n    os: [debian-12]\ncommand: [sleep, infinity]\n"
     )
     (lab / "Dockerfile").write_text(
-        f"ARG BASE_IMAGE\nFROM $BASE_IMAGE\n# {uuid.uuid4()}\nRUN sleep 30\n"
+        f"ARG BASE_IMAGE\nFROM $BASE_IMAGE\n# {uuid.uuid4()}\nRUN sleep 30 && false\n"
     )
     (proj / "scenario.yaml").write_text(
         "scenario: slowbuild\ntopology:\n  networks: {net: {}}\n"
