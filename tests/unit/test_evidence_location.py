@@ -16,7 +16,12 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed on this machine")
 @pytest.mark.parametrize(
     "rel",
-    ["escalations/SUP-1/bundle.tar.gz", "escalations/index.json", "reports/s/r/journal.json"],
+    [
+        "escalations/SUP-1/bundle.tar.gz",
+        "escalations/index.json",
+        "reports/s/r/journal.json",
+        "replay-r1/project/scenario.yaml",
+    ],
 )
 def test_evidence_folders_are_git_ignored(rel: str) -> None:
     if not (ROOT / ".git").exists():
