@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import nox
 
@@ -21,6 +22,7 @@ def lint(session: nox.Session) -> None:
     session.run(PY, "-m", "ruff", "check", "harness", "tests", "bench", "noxfile.py")
     session.run(PY, "-m", "ruff", "format", "--check", "harness", "tests", "bench", "noxfile.py")
     session.run(PY, "-m", "mypy", "harness")
+    session.run(str(Path(PY).parent / "lint-imports"))  # the layering contracts in pyproject.toml
 
 
 @nox.session(python=False)
