@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from harness.errors import InfraError, UsageError
+from harness.scenario.ansiblevars import reserved_var
 from harness.scenario.resolved import LabImage, Topology
 
 CONNECTION = "community.docker.docker_api"
@@ -332,6 +333,19 @@ def _startup_error(events: list[dict[str, Any]], status: str, timeout: float | N
     return text[-2000:] or f"ansible-playbook ended {status}"
 
 
+def refuse_reserved_vars(playbook: Path | str, extra_vars: dict[str, Any]) -> None:
+    """Extra vars beat the inventory: one named ansible_connection (or any ansible_*, or a
+    magic variable such as hostvars) would send the playbook somewhere other than the nodes,
+    the engineer's machine included. `lab validate` refuses them first; this is the backstop
+    for whatever reaches a run another way (a bundle, a fix file, a caller of this module)."""
+    bad = [(k, w) for k in extra_vars if (w := reserved_var(k)) is not None]
+    if bad:
+        raise UsageError(
+            f"playbook {playbook}: " + "; ".join(w for _, w in bad),
+            hint="rename the variable; the harness's inventory says how each node is reached",
+        )
+
+
 def run_playbook(
     playbook: Path,
     *,
@@ -348,7 +362,9 @@ def run_playbook(
     Returns ok False (never raises) when a task fails, a host is unreachable, the playbook is
     missing or does not parse, or the timeout passes: the caller decides what that means for
     the run. Raises InfraError only when this machine cannot run Ansible at all (ansible-runner,
-    ansible-playbook or the community.docker collection missing)."""
+    ansible-playbook or the community.docker collection missing), and UsageError, before
+    anything runs, when extra_vars set an ansible_* or magic variable (refuse_reserved_vars)."""
+    refuse_reserved_vars(playbook, extra_vars)
     t0 = time.monotonic()
     env = runner_env()  # InfraError first, before anything is written
     try:

@@ -33,6 +33,23 @@ ProjectOpt = Annotated[
     ),
 ]
 
+UntrustedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--untrusted",
+        help="The scenario came from someone else: run none of its playbooks or suites on this "
+        "machine, grant only the default capabilities (docs/security.md).",
+    ),
+]
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust",
+        help="Run an untrusted scenario's playbooks and suites on this machine anyway, with the "
+        "local configuration's capabilities.",
+    ),
+]
+
 
 def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
@@ -245,6 +262,8 @@ def up(
     keep: Annotated[
         bool, typer.Option("--keep", help="On failure, leave the nodes for inspection.")
     ] = False,
+    untrusted: UntrustedOpt = False,
+    trust: TrustOpt = False,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -259,6 +278,8 @@ def up(
             params=_parse_params(param),
             keep=keep,
             on_event=_progress(as_json),
+            untrusted=untrusted,
+            trust=trust,
         )
 
     def render(result: dict[str, Any]) -> None:
@@ -291,8 +312,20 @@ def down(
             print(
                 f"run {r['run']} removed: {rm['containers']} containers, {rm['networks']} networks"
             )
+            _say_stuck(r)
 
     _serve(as_json, work, render)
+
+
+def _say_stuck(result: dict[str, Any]) -> None:
+    """A network the engine would not remove: a warning with its remedy, never a failure."""
+    for name in result.get("disconnected", []):
+        print(f"  disconnected {name}, which was still attached", file=sys.stderr)
+    for s in result.get("stuck", []):
+        print(
+            f"warning: network {s['network']} ({s['id']}) is left: {s['reason']}\n  {s['hint']}",
+            file=sys.stderr,
+        )
 
 
 @app.command("ls")
@@ -345,6 +378,7 @@ def gc(
         for r in results:
             verb = "would remove" if r["dry_run"] else "removed"
             print(f"{verb} run {r['run']} ({r['reason']})")
+            _say_stuck(r)
 
     _serve(as_json, work, render)
 
@@ -434,6 +468,8 @@ def reproduce(
         list[str] | None,
         typer.Option("--cell", help="Reproduce one matrix cell: AXIS=VALUE (repeat per axis)."),
     ] = None,
+    untrusted: UntrustedOpt = False,
+    trust: TrustOpt = False,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -452,6 +488,8 @@ def reproduce(
             destroy=destroy,
             on_event=_progress(as_json),
             cell=_parse_cells(cell) or None,
+            untrusted=untrusted,
+            trust=trust,
         )
 
     result = _serve(as_json, work, _render_run)
@@ -465,6 +503,8 @@ def verify_fix(
     fix_file: FixFileOpt = None,
     param: ParamOpt = None,
     destroy: DestroyOpt = "passing",
+    untrusted: UntrustedOpt = False,
+    trust: TrustOpt = False,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -482,6 +522,8 @@ def verify_fix(
             params=_parse_params(param),
             destroy=destroy,
             on_event=_progress(as_json),
+            untrusted=untrusted,
+            trust=trust,
         )
 
     def render(r: dict[str, Any]) -> None:
@@ -777,6 +819,14 @@ def replay(
     destroy: Annotated[
         str, typer.Option("--destroy", help="always (default), passing or never.")
     ] = "always",
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust",
+            help="Trust this bundle: run its playbooks and suites on this machine and grant the "
+            "local configuration's capabilities (a bundle is untrusted by default).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Check every checksum, extract safely, rebuild the images from the bundled labs and rerun
@@ -793,6 +843,7 @@ def replay(
             secrets_dir=secrets_dir,
             params=_parse_params(param),
             on_event=_progress(as_json),
+            trust=trust,
         )
 
     def render(r: dict[str, Any]) -> None:

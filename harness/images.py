@@ -15,6 +15,7 @@ Same inputs -> same tag; any change -> a new tag. Tags:
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import hashlib
 import json
@@ -140,11 +141,41 @@ def _tag_safe(text: str) -> str:
 
 
 def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
+    """The content hash of a regular file, opened without following a symlink in its place."""
+    return hash_regular(path)[1]
+
+
+def hash_regular(path: Path) -> tuple[int, str]:
+    """(permission bits, sha256) of the regular file at `path`, read from the descriptor that
+    was checked: a symlink, fifo or device swapped in is refused, never followed or waited on."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UsageError(f"{path}: became a symlink while the build inputs were read") from None
+        raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise UsageError(f"{path}: not a regular file")
+        h = hashlib.sha256()
         for chunk in iter(lambda: f.read(1 << 16), b""):
             h.update(chunk)
-    return h.hexdigest()
+    return stat.S_IMODE(st.st_mode), h.hexdigest()
+
+
+def outside_link(link: Path, context: Path) -> str | None:
+    """Why the symlink `link` may not be in the build context `context` (absolute, resolved),
+    or None when it resolves to somewhere inside it. A link out of the folder would put a host
+    file (labs/evil/loot -> /etc/shadow, then `COPY loot /loot`) into the image."""
+    target = Path(os.path.realpath(link))
+    if target == context or target.is_relative_to(context):
+        return None
+    return (
+        f"{link}: a symlink to {os.readlink(link)!r}, which resolves to {target}, outside the "
+        f"build context {context}; nothing outside a lab's folder may go into its image "
+        "(copy the file into the folder instead)"
+    )
 
 
 def read_ignore_file(context: Path) -> list[str]:
@@ -174,26 +205,41 @@ def _ignored(rel: str, patterns: list[str]) -> bool:
 
 
 def context_files(context: Path, *, honour_ignore: bool = True) -> tuple[InputFile, ...]:
-    """Every regular file under `context` (symlinks followed to files), sorted by relative path."""
+    """Every regular file under `context`, sorted by relative path. A symlink is followed only
+    when it resolves inside the context; one that leads outside is a UsageError naming it."""
     if not context.is_dir():
         raise UsageError(f"build context {context} is not a folder")
+    real = Path(os.path.realpath(context))
     patterns = read_ignore_file(context) if honour_ignore else []
     out: list[InputFile] = []
     for dirpath, dirnames, filenames in os.walk(context):
         dirnames.sort()
         base = Path(dirpath)
+        for d in dirnames:  # os.walk does not descend into linked folders: only check them
+            link = base / d
+            if link.is_symlink() and not _ignored(link.relative_to(context).as_posix(), patterns):
+                problem = outside_link(link, real)
+                if problem is not None:
+                    raise UsageError(problem)
         for name in sorted(filenames):
             p = base / name
             rel = p.relative_to(context).as_posix()
             if _ignored(rel, patterns):
                 continue
+            source = p
+            if p.is_symlink():
+                problem = outside_link(p, real)
+                if problem is not None:
+                    raise UsageError(problem)
+                source = Path(os.path.realpath(p))
             try:
-                st = p.stat()
+                st = source.lstat()
             except OSError as exc:
-                raise UsageError(f"{p}: cannot read: {exc}") from None
+                raise UsageError(f"{p}: cannot read: {exc.strerror}") from None
             if not stat.S_ISREG(st.st_mode):
                 continue
-            out.append(InputFile(rel, stat.S_IMODE(st.st_mode), _sha256_file(p), p))
+            mode, digest = hash_regular(source)
+            out.append(InputFile(rel, mode, digest, source))
     out.sort(key=lambda f: f.path)
     return tuple(out)
 

@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import io
 import json
 import os
 import re
 import shutil
+import stat
 import subprocess
 import tarfile
 import tempfile
@@ -34,10 +36,11 @@ from pathlib import Path
 from typing import Any
 
 from harness.engine.client import LABEL_IMAGE, LABEL_INPUTS, engine_errors
-from harness.errors import InfraError
+from harness.errors import InfraError, UsageError
 from harness.images import (
     EnvPlan,
     ImagePlan,
+    InputFile,
     LabPlan,
     current_tags,
     plan_environment,
@@ -478,12 +481,32 @@ def _ensure_env_plan(client: Any, plan: EnvPlan, on_progress: ProgressFn | None)
 # labs
 
 
+def _read_as_hashed(f: InputFile) -> bytes:
+    """A build input's bytes, read without following a symlink and only if they are still
+    the bytes the image's tag was hashed from: a file swapped for a link (to a host file)
+    between planning and building is refused, not copied into the image."""
+    try:
+        fd = os.open(f.source, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as exc:
+        raise UsageError(f"{f.source}: cannot read this build input: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            raise UsageError(f"{f.source}: this build input is no longer a regular file")
+        data = fh.read()
+    if hashlib.sha256(data).hexdigest() != f.sha256:
+        raise UsageError(
+            f"{f.source}: this build input changed after it was hashed; run again",
+        )
+    return data
+
+
 def _context_tar(plan: LabPlan) -> io.BytesIO:
-    """Exactly the hashed files (nothing else reaches the builder), with their modes."""
+    """Exactly the hashed files (nothing else reaches the builder), with their modes; a tar
+    built here, so the builder never sees a symlink to follow."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for f in plan.files:
-            data = f.source.read_bytes()
+            data = _read_as_hashed(f)
             info = tarfile.TarInfo(f.path)
             info.size = len(data)
             info.mode = f.mode

@@ -7,6 +7,7 @@ Ctrl-C, SIGTERM), the evidence is collected and the topology removed per the des
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,7 +19,7 @@ from harness.engine import capture, execs, objects
 from harness.engine import client as engine
 from harness.engine import images as engine_images
 from harness.errors import HarnessError, InfraError, Interrupted, UsageError
-from harness.run import faults, probes, verdicts
+from harness.run import faults, probes, trust, verdicts
 from harness.run.collect import collect_nodes, sweep
 from harness.run.folder import RunFolder, now_iso, reports_root
 from harness.run.ids import new_run_id, owner_token
@@ -28,6 +29,7 @@ from harness.run.provision import OnEvent, _quiet, bring_up, tear_down
 from harness.run.redact import Redactor
 from harness.run.signals import SignalInterrupt, StopFlag, interrupts_raise, shielded
 from harness.run.steps import StepRunner
+from harness.run.trust import TRUSTED, Trust
 from harness.scenario.catalog import Catalog
 from harness.scenario.load import LoadedScenario
 from harness.scenario.resolved import EnvImage, LabImage, Topology
@@ -46,6 +48,7 @@ class RunOptions:
     fix_file: str | None = None  # the overlay file the fix came from (--fix-file), if any
     engine: str | None = None  # the engine's URL (scale-out: a worker's engine); None: local
     copy_images_from: str | None = None  # build images there and docker save/load them over
+    trust: Trust = TRUSTED  # an untrusted scenario runs no host code, gets default caps only
 
 
 @dataclass
@@ -85,6 +88,8 @@ class Run:
         impairments = self.raw.topology.impairments
         needs = faults.nodes_needing_net_admin(impairments, self.repro.steps)
         self.topology: Topology = faults.with_net_admin(loaded.topology, needs)
+        # refused before a folder or a container exists (exit 2, located)
+        trust.enforce(loaded, self.topology, opts.trust, opts.fix_file)
         self.redactor = Redactor.build(self.raw.redact, _secrets_env(loaded))
         self.client = engine.connect(opts.engine)
         self.run_id = new_run_id()
@@ -98,6 +103,9 @@ class Run:
         self.cancel = opts.cancel.child() if opts.cancel is not None else StopFlag()
         self.live = _Live()
         self.finishing = False
+        # Ctrl-C/SIGTERM noted while finishing: collection stops early, the run still ends
+        # interrupted (exit 128+n) once the lab is down
+        self.late_signals: list[int] = []
         self.images: dict[str, str] = {}
         self.journal = Journal(
             self.folder.path / "journal.json",
@@ -115,6 +123,7 @@ class Run:
                 "engine": self.engine_version,
                 "harness": __version__,
                 "title": self.raw.title,
+                "trust": opts.trust.as_dict(),
                 "topology": topology_summary(self.topology, self.raw),
             },
             redact=self.redactor.text,
@@ -184,7 +193,13 @@ class Run:
     def bring_up(self, tag: str = "") -> None:
         with self.phase(f"up{tag}") as rec:
             nodes = bring_up(
-                self.client, self.topology, self.images, self.labels, self.cancel, self.emit
+                self.client,
+                self.topology,
+                self.images,
+                self.labels,
+                self.cancel,
+                self.emit,
+                trust=self.opts.trust,
             )
             self.live.addresses = {n.name: n.addresses for n in nodes}
             rec["nodes"] = [n.as_dict() for n in nodes]
@@ -243,9 +258,18 @@ class Run:
                 )
         return out
 
+    def _refuse_host_code(self, what: str) -> None:
+        """The backstop of trust.enforce: an untrusted run never reaches ansible or pytest."""
+        if self.opts.trust.restricted:
+            raise UsageError(
+                f"{what} would run on this machine: this scenario is untrusted "
+                f"({self.opts.trust.origin}); {trust.TRUST_HINT}"
+            )
+
     def _configure_playbook(self, item: PlaybookItem, index: int, tag: str) -> dict[str, Any]:
         from harness import ansible
 
+        self._refuse_host_code(f"configure playbook {item.playbook!r}")
         node_labs = ansible.node_labs_of(self.topology)
         inv = ansible.inventory(self.topology, self.run_id, self.live.addresses, node_labs)
         limit = ansible.resolve_hosts(self.topology, node_labs, item.hosts)
@@ -371,6 +395,7 @@ class Run:
             if suites:  # pytest + testinfra, attached to this run (harness/testsuites.py)
                 from harness import testsuites
 
+                self._refuse_host_code(f"verify suite {testsuites.describe(suites[0])!r}")
                 rec["checks"] = checks
                 rec["suites"] = []
                 self.journal.flush()
@@ -392,14 +417,39 @@ class Run:
                 self.live.capture_results.append({"warning": f"capture stop failed: {exc}"})
         self.live.captures = []
 
+    def _gc_hint(self) -> str:
+        url = self.opts.engine or os.environ.get("DOCKER_HOST")
+        where = f" --engine {url}" if url else ""
+        return f"what the run left is removed by `lab gc{where}` once the engine is back"
+
+    def _late_signal(self, signum: int) -> None:
+        self.late_signals.append(signum)
+
+    def _stop_collecting(self) -> bool:
+        """A signal while collecting, or the matrix's own stop: evidence is optional."""
+        parent = self.opts.cancel
+        return bool(self.late_signals) or (parent is not None and parent.is_set())
+
     def collect(self) -> dict[str, Any]:
-        with shielded():
+        with shielded(self._late_signal):
             self.stop_captures()
             extra = list(self.raw.collect.logs) if self.raw.collect else []
-            files = collect_nodes(
-                self.client, self.run_id, self.topology, extra, self.folder.path, self.redactor
+            got = collect_nodes(
+                self.client,
+                self.run_id,
+                self.topology,
+                extra,
+                self.folder.path,
+                self.redactor,
+                stop=self._stop_collecting,
             )
-            return {"nodes": files, "captures": self.live.capture_results}
+            out: dict[str, Any] = {"nodes": got.files, "captures": self.live.capture_results}
+            if got.cut:
+                out["cut"] = [c.as_dict() for c in got.cut]
+            if got.stopped:
+                out["stopped"] = "interrupted: the rest of the evidence was not collected"
+                out["result_override"] = "interrupted"
+            return out
 
     # -- the whole run ------------------------------------------------------------------------
 
@@ -421,7 +471,7 @@ class Run:
             except BaseException as exc:
                 failure = exc
                 self.cancel.set()
-            with shielded():
+            with shielded(self._late_signal):
                 return self.finish(attempts, checks, failure, time.monotonic() - t0)
 
     def finish(
@@ -432,9 +482,11 @@ class Run:
         seconds: float,
     ) -> dict[str, Any]:
         self.finishing = True
-        interrupted = isinstance(failure, Interrupted | KeyboardInterrupt)
         with self.phase("collect") as rec:
             rec.update(self.collect())
+        if self.late_signals and not isinstance(failure, Interrupted | KeyboardInterrupt):
+            failure = SignalInterrupt(self.late_signals[0])  # Ctrl-C during collect: honoured
+        interrupted = isinstance(failure, Interrupted | KeyboardInterrupt)
         if failure is not None:
             msg = failure.message if isinstance(failure, HarnessError) else repr(failure)
             repro = verdicts.Reproduction(
@@ -455,11 +507,18 @@ class Run:
         )
         write_reproduce_md(self, repro, checks)
         removed: dict[str, int] = {}
+        down_error: str | None = None
         if not keep:
             with self.phase("down") as rec:
-                removed = tear_down(self.client, self.run_id, interrupted=failure is not None)
-                rec["removed"] = removed
+                try:
+                    removed = tear_down(self.client, self.run_id, interrupted=failure is not None)
+                    rec["removed"] = removed
+                except InfraError as exc:  # the engine is gone: the evidence must not be
+                    down_error = f"{exc.message}; {self._gc_hint()}"
+                    rec.update(result_override="error", error=down_error)
         state = "interrupted" if interrupted else ("kept" if keep else "done")
+        if down_error and not interrupted:
+            state = "failed"  # not removed, not kept on purpose: `lab gc` may collect it
         result: dict[str, Any] = {
             "run": self.run_id,
             "scenario": self.topology.scenario,
@@ -474,12 +533,15 @@ class Run:
             "kept": keep,
             "seconds": round(seconds, 2),
         }
+        if down_error:
+            result["teardown_error"] = down_error
         self.journal.set(
             result=repro.verdict,
             reproduction=repro.as_dict(),
             checks=checks,
             kept=keep,
             ended=now_iso(),
+            **({"teardown_error": down_error} if down_error else {}),
         )
         self.folder.write(
             state=state, verdict=repro.verdict, rate=repro.rate, kept=keep, removed=removed
@@ -490,6 +552,9 @@ class Run:
         if reports.get("errors"):
             result["report_errors"] = reports["errors"]
         sweep(self.folder.path, self.redactor)
+        if self.late_signals and not interrupted:  # came while the reports were written
+            self.folder.write(state="interrupted")
+            raise SignalInterrupt(self.late_signals[0])
         if isinstance(failure, Interrupted) and not isinstance(failure, SignalInterrupt):
             raise failure  # a cancelled matrix cell: the matrix reports it
         if interrupted:

@@ -16,6 +16,7 @@ from typing import Any
 from harness.engine import objects
 from harness.engine.waits import wait_ready
 from harness.errors import Interrupted
+from harness.run.trust import TRUSTED, Trust, check_capabilities
 from harness.scenario.resolved import NetworkSpec, NodeSpec, Topology
 
 Event = dict[str, Any]
@@ -52,13 +53,16 @@ def bring_up(
     cancel: threading.Event,
     on_event: OnEvent = _quiet,
     parallel: int = 16,
+    trust: Trust = TRUSTED,
 ) -> list[NodeUp]:
     """Create networks and nodes, start them and wait until each is ready.
 
     Every engine call runs in a worker thread: a signal lands in the main thread, which then
     waits for in-flight calls to finish, so an object the engine is still creating is never
-    missed by the teardown that follows.
+    missed by the teardown that follows. Before any of it, no node may get a capability
+    `trust` does not allow (UsageError, nothing created).
     """
+    check_capabilities(topology, trust)
     ready = {n.name: threading.Event() for n in topology.nodes}
     networks: dict[str, str] = {}
 
@@ -128,5 +132,5 @@ def tear_down(client: Any, run_id: str, interrupted: bool = True) -> dict[str, i
     late = objects.find(client, run_id, sparse=True)
     if not late.empty():
         for k, v in objects.remove(client, late).items():
-            counts[k] += v
+            counts[k] = counts.get(k, 0) + v
     return counts

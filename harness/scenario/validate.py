@@ -10,9 +10,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
+from harness.scenario.ansiblevars import reserved_var
 from harness.scenario.catalog import Catalog, LabDef
 from harness.scenario.problems import Problem
 from harness.scenario.schema import NAME_PATTERN, SCENARIO_PATTERN, SLUG_PATTERN
@@ -257,7 +259,9 @@ class Checker:
             if isinstance(target, str) and not target.startswith("/"):
                 self.at_key(fpath, f"file target {target!r} must be an absolute path in the node")
             if isinstance(source, str):
-                self.check_project_file(fpath, source, "file")
+                found = self.check_project_file(fpath, source, "file")
+                if found is not None:
+                    self.check_regular_file(fpath, source, found)
         for key in _d(node.get("env")):
             if not isinstance(key, str) or not _ENV_RE.match(key):
                 self.at_key(
@@ -278,6 +282,32 @@ class Checker:
                     (*path, "cap_add", i),
                     f"expected a capability name in capitals like NET_ADMIN, got {cap!r}",
                 )
+            elif isinstance(cap, str):
+                self.check_capability((*path, "cap_add", i), cap)
+        lab_entry = self.catalog.labs.get(node["lab"]) if isinstance(node.get("lab"), str) else None
+        for cap in lab_entry.definition.cap_add if lab_entry is not None else []:
+            self.check_capability((*path, "lab"), cap, lab=node["lab"])
+
+    def check_capability(self, path: YPath, cap: str, lab: str | None = None) -> None:
+        """Beyond the defaults, only the engineer's local configuration grants a capability
+        (harness/capabilities.py); the run layer checks again before creating containers."""
+        from harness.capabilities import normalise, why
+        from harness.errors import UsageError
+        from harness.localconfig import DEFAULT_CAPABILITIES, allowed_capabilities
+
+        if normalise(cap) in DEFAULT_CAPABILITIES:
+            return
+        owner = f"lab {lab!r} asks for {cap} in its cap_add; " if lab else ""
+        try:
+            allowed = allowed_capabilities()
+        except UsageError as exc:
+            hint = f" ({exc.hint})" if exc.hint else ""
+            self.at(
+                path, f"{owner}{cap} needs the local configuration, refused: {exc.message}{hint}"
+            )
+            return
+        if normalise(cap) not in allowed:
+            self.at(path, (owner or "cap_add: ") + why(cap))
 
     def check_image(self, name: str, node: dict[str, Any], path: YPath) -> None:
         lab_name, image, os_name = node.get("lab"), node.get("image"), node.get("os")
@@ -502,6 +532,10 @@ class Checker:
             if isinstance(item["playbook"], str):
                 self.check_project_file((*path, "playbook"), item["playbook"], "playbook")
             self.check_nodes_ref((*path, "hosts"), item.get("hosts"), "host", self.host_groups())
+            for key in _d(item.get("vars")):
+                why_not = reserved_var(key)
+                if why_not is not None:
+                    self.at_key((*path, "vars", key), why_not)
         elif "run" in item:
             self.check_nodes_ref((*path, "on"), item.get("on"), "node", ["all", *self.nodes])
 
@@ -670,6 +704,30 @@ class Checker:
                     )
 
     # -- paths ---------------------------------------------------------------------------------
+
+    def check_regular_file(self, path: YPath, text: str, found: Path) -> None:
+        """A `files:` source is copied into the node: a fifo would block the copy, a device or
+        a socket has no content to copy, a folder is not a file (stat only: never opened)."""
+        try:
+            mode = found.stat().st_mode
+        except OSError as exc:
+            self.at(path, f"file {text!r} cannot be read: {exc.strerror}")
+            return
+        if stat.S_ISREG(mode):
+            return
+        kinds = {
+            stat.S_IFIFO: "a fifo (named pipe)",
+            stat.S_IFCHR: "a character device",
+            stat.S_IFBLK: "a block device",
+            stat.S_IFSOCK: "a socket",
+            stat.S_IFDIR: "a folder",
+        }
+        kind = kinds.get(stat.S_IFMT(mode), "not a regular file")
+        self.at(
+            path,
+            f"files: {path[-1]}: source {text!r} is {kind}: only regular files can be copied"
+            " into a node",
+        )
 
     def check_project_file(self, path: YPath, text: str, what: str) -> Path | None:
         """A path relative to the project root that exists and stays inside the project."""

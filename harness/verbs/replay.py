@@ -92,9 +92,11 @@ def replay(
     params: dict[str, str] | None = None,
     limits: Limits | None = None,
     on_event: OnEvent = _quiet,
+    trust: bool = False,
 ) -> dict[str, Any]:
     from harness.run import verdicts
     from harness.run.execute import RunOptions, run_scenario
+    from harness.run.trust import Trust
     from harness.scenario.catalog import load_catalog
     from harness.scenario.load import load_scenario
 
@@ -157,7 +159,13 @@ def replay(
         loaded,
         root=project,
         catalog=catalog,
-        opts=RunOptions(destroy=destroy, role="reproduce", on_event=on_event),
+        opts=RunOptions(
+            destroy=destroy,
+            role="reproduce",
+            on_event=on_event,
+            # a bundle is always untrusted: no playbooks or suites here, default caps only
+            trust=Trust.of(untrusted=True, trust=trust, origin="bundle"),
+        ),
     )
     original = {
         "run": run.get("id"),

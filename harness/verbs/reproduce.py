@@ -9,6 +9,7 @@ from harness.errors import UsageError
 from harness.run import verdicts
 from harness.run.execute import RunOptions, run_scenario
 from harness.run.provision import OnEvent, _quiet
+from harness.run.trust import Trust, enforce
 from harness.scenario.catalog import load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
 
@@ -68,8 +69,13 @@ def reproduce(
     destroy: str = "passing",
     on_event: OnEvent = _quiet,
     cell: dict[str, str] | None = None,
+    untrusted: bool = False,
+    trust: bool = False,
 ) -> dict[str, Any]:
+    """One run of the scenario. `untrusted`: the file came from someone else (harness/run/
+    trust.py: no playbooks or suites on this machine, default capabilities), unless `trust`."""
     loaded = _load(scenario, root, params, fix, fix_file, cell)
+    level = Trust.of(untrusted=untrusted, trust=trust)
     label = ",".join(f"{k}={v}" for k, v in loaded.matrix_cell.items()) if cell else None
     result = run_scenario(
         loaded,
@@ -81,6 +87,7 @@ def reproduce(
             cell=label,
             on_event=on_event,
             fix_file=str(fix_file) if fix_file else None,
+            trust=level,
         ),
     )
     result["exit_code"] = verdicts.EXIT[result["verdict"]]
@@ -96,19 +103,25 @@ def verify_fix(
     params: dict[str, str] | None = None,
     destroy: str = "passing",
     on_event: OnEvent = _quiet,
+    untrusted: bool = False,
+    trust: bool = False,
 ) -> dict[str, Any]:
     """The baseline and the candidate, each on a fresh topology, then one verdict."""
     if fix is None and fix_file is None:
         raise UsageError("verify-fix needs --fix NAME (or --fix-file FILE)")
     baseline_loaded = _load(scenario, root, params)
     candidate_loaded = _load(scenario, root, params, fix, fix_file)  # bad fix: fail before runs
+    level = Trust.of(untrusted=untrusted, trust=trust)
+    fix_text = str(fix_file) if fix_file else None
+    enforce(baseline_loaded, baseline_loaded.topology, level)  # both sides, before either runs
+    enforce(candidate_loaded, candidate_loaded.topology, level, fix_text)
     catalog = load_catalog(root)
     on_event({"event": "side", "side": "baseline"})
     baseline = run_scenario(
         baseline_loaded,
         root=root,
         catalog=catalog,
-        opts=RunOptions(destroy=destroy, role="baseline", on_event=on_event),
+        opts=RunOptions(destroy=destroy, role="baseline", on_event=on_event, trust=level),
     )
     on_event({"event": "side", "side": f"candidate ({candidate_loaded.fix})"})
     candidate = run_scenario(
@@ -119,7 +132,8 @@ def verify_fix(
             destroy=destroy,
             role="candidate",
             on_event=on_event,
-            fix_file=str(fix_file) if fix_file else None,
+            fix_file=fix_text,
+            trust=level,
         ),
     )
 

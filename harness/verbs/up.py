@@ -18,6 +18,7 @@ from harness.run.ids import new_run_id, owner_token
 from harness.run.journal import Journal
 from harness.run.provision import OnEvent, _quiet, bring_up, tear_down
 from harness.run.signals import SignalInterrupt, interrupts_raise, shielded
+from harness.run.trust import Trust, enforce_capabilities
 from harness.scenario.catalog import load_catalog
 from harness.scenario.load import load_scenario
 
@@ -29,9 +30,13 @@ def up(
     params: dict[str, str] | None = None,
     keep: bool = False,
     on_event: OnEvent = _quiet,
+    untrusted: bool = False,
+    trust: bool = False,
 ) -> dict[str, Any]:
     """Bring the scenario's topology up. On any failure or signal everything made is removed
-    (unless keep), after the nodes' logs are saved to the run folder."""
+    (unless keep), after the nodes' logs are saved to the run folder. `lab up` runs no
+    playbooks or suites; an untrusted scenario (unless `trust`) gets the default capabilities
+    only (harness/run/trust.py)."""
     catalog = load_catalog(root)
     loaded = load_scenario(scenario, root=root, catalog=catalog, params=params)
     steps = loaded.raw.reproduce.steps if loaded.raw.reproduce else []
@@ -40,6 +45,8 @@ def up(
     topo = faults.with_net_admin(
         loaded.topology, faults.nodes_needing_net_admin(impairments, steps)
     )
+    level = Trust.of(untrusted=untrusted, trust=trust)
+    enforce_capabilities(loaded, topo, level)  # exit 2, located, before anything is made
     client = engine.connect()
     run_id = new_run_id()
     folder = RunFolder.create(reports_root(root), topo.scenario, run_id)
@@ -61,6 +68,7 @@ def up(
             "scenario": topo.scenario,
             "verb": "up",
             "engine": version,
+            "trust": level.as_dict(),
             # what each node runs (lab, version, os): the pytest plugin's `lab` reads it
             "topology": topology_summary(topo, loaded.raw),
         },
@@ -73,7 +81,7 @@ def up(
                 images = engine_images.ensure_images(client, topo, catalog, on_progress=on_event)
                 rec["images"] = images
             with journal.phase("up") as rec:
-                nodes = bring_up(client, topo, images, labels, cancel, on_event)
+                nodes = bring_up(client, topo, images, labels, cancel, on_event, trust=level)
                 rec["nodes"] = [n.as_dict() for n in nodes]
             if impairments:
                 with journal.phase("impair") as rec:

@@ -85,7 +85,7 @@ def test_full_scenario_resolves(full: Path, catalog_root: Path, test_catalog: Ca
 
     plain = topo.node("plain")
     assert plain.image == PlainImage("busybox:1.36")
-    assert plain.cap_add == ("SYS_PTRACE",)
+    assert plain.cap_add == ("NET_RAW",)
     assert plain.health == HealthSpec()
 
     assert s.matrix_cell == {"client_os": "debian-12", "extra": "x"}  # first cell after exclude
