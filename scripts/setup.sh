@@ -21,6 +21,7 @@ command -v java >/dev/null 2>&1 || need_apt+=(openjdk-17-jre-headless)       # A
 command -v npm >/dev/null 2>&1 || need_apt+=(npm)
 command -v script >/dev/null 2>&1 || need_apt+=(util-linux)                  # terminal tests
 [ -d /usr/share/redmine ] || need_apt+=(redmine redmine-sqlite)             # tracker tests: a real Redmine
+[ -x /usr/sbin/nginx ] || need_apt+=(nginx-light)                          # tracker tests: a private reverse proxy (502, recovery)
 [ -x /usr/sbin/sshd ] || need_apt+=(openssh-server)                          # ssh:// engine tests: a private sshd
 command -v openssl >/dev/null 2>&1 || need_apt+=(openssl)                   # tcp+TLS engine tests: certificates
 if [ "${#need_apt[@]}" -gt 0 ]; then

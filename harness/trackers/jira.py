@@ -7,6 +7,9 @@ A file counts as already attached when the issue has an attachment of the same n
 (Jira publishes no digest). The library's own retries are off: ours apply (connection errors,
 timeouts, 429, 5xx), like Redmine's. JIRAError's text carries the request headers, the
 Authorization header among them: it is never shown; only its status and the server's words are.
+The client's session refuses a redirect to another origin before following it
+(RedirectRefused, exit 2), so the token goes nowhere but the configured URL; the handshake is
+made only once that guard is in place.
 """
 
 from __future__ import annotations
@@ -26,10 +29,12 @@ from harness.trackers.config import RetryPolicy, TrackerEntry
 from harness.trackers.local import LocalFile, files_of, record_attach
 from harness.trackers.retry import (
     Exhausted,
+    RedirectRefused,
     Transient,
     describe,
     is_transient_status,
     redact,
+    refuse_redirects_elsewhere,
     with_retries,
 )
 
@@ -127,15 +132,22 @@ class JiraTracker:
                 if self._email
                 else {"token_auth": self._token}
             )
-            return JIRA(
+            client = JIRA(
                 server=self.url,
                 options={"check_update": False},
                 max_retries=0,  # ours apply
                 timeout=self.retry.timeout,
                 logging=False,
-                get_server_info=True,
+                get_server_info=False,  # made below, once redirects elsewhere are refused
                 **auth,
             )
+            refuse_redirects_elsewhere(
+                client._session, self.url, f"Jira at {self.url}", self._creds, self._secrets()
+            )
+            info = client.server_info()  # what get_server_info=True does
+            client._version = tuple(info["versionNumbers"])
+            client.deploymentType = info.get("deploymentType")
+            return client
 
         return self._call(connect, "connect")
 
@@ -174,6 +186,11 @@ class JiraTracker:
             if text and (new or not said):
                 c = self._call(lambda: client.add_comment(key, text), f"comment on {key}")
                 result.comment = f"{self.url}/browse/{key}?focusedCommentId={c.id}"
+        except RedirectRefused as exc:
+            self._record(result, done)
+            exc.attached = [f.name for f, _ in done]
+            exc.not_attached = [f.name for f in todo if f.name not in exc.attached + result.already]
+            raise
         except Exhausted as exc:
             self._record(result, done)
             attached = [f.name for f, _ in done]

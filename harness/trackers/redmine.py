@@ -4,7 +4,9 @@ attach: GET /issues/<id>.json?include=attachments,journals; skip files whose nam
 (sha256 in Redmine >= 4.2, md5 before; size when there is none) are already there; POST each new
 file to /uploads.json (application/octet-stream); one PUT /issues/<id>.json with the uploads,
 the note and, if configured, status and custom fields. Nothing new and the same note already
-on the issue -> nothing is sent. The key travels in X-Redmine-API-Key, never in a URL.
+on the issue -> nothing is sent. The key travels in X-Redmine-API-Key, never in a URL, and
+only to the configured origin: `requests` would carry that header along a redirect to any host,
+so a redirect elsewhere is refused before it is followed (RedirectRefused, exit 2).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from harness.trackers.config import RetryPolicy, TrackerEntry
 from harness.trackers.local import LocalFile, files_of, record_attach
 from harness.trackers.retry import (
     Exhausted,
+    RedirectRefused,
     Transient,
     describe,
     is_transient_status,
     redact,
+    refuse_redirects_elsewhere,
     with_retries,
 )
 
@@ -57,6 +61,9 @@ class RedmineTracker:
         self._key = api_key
         self._session = requests.Session()
         self._session.headers.update({"X-Redmine-API-Key": api_key, "Accept": "application/json"})
+        refuse_redirects_elsewhere(
+            self._session, self.url, f"Redmine at {self.url}", f"${key_env}", [api_key]
+        )
 
     @classmethod
     def from_config(cls, entry: TrackerEntry, *, index_dir: Path | None) -> RedmineTracker:
@@ -185,6 +192,9 @@ class RedmineTracker:
             issue = self._issue(issue_id)
         except Exhausted as exc:
             raise self._unavailable(exc, [], [f.name for f in todo]) from None
+        except RedirectRefused as exc:
+            exc.not_attached = [f.name for f in todo]
+            raise
         try:
             self._check_project(issue, issue_id)
             existing = issue.get("attachments") or []
@@ -216,6 +226,9 @@ class RedmineTracker:
             raise self._unavailable(
                 exc, [], [f.name for f in todo if f.name not in result.already]
             ) from None
+        except RedirectRefused as exc:  # all files go in the one PUT: none is on the issue
+            exc.not_attached = [f.name for f in todo if f.name not in result.already]
+            raise
         result.attached = [f.name for f in new]
         after = self._after(issue_id)
         if note:

@@ -23,6 +23,7 @@ from typing import Any
 from harness.errors import InfraError, UsageError
 from harness.escalation.bundle import build_bundle
 from harness.escalation.comment import ticket_comment
+from harness.escalation.signing import Signer
 from harness.verbs.report import find_run_folder
 
 LEDGER = "ledger.json"
@@ -53,6 +54,7 @@ def escalate(
     note: str | None = None,
     fix_file: Path | None = None,
     trackers_file: Path | None = None,
+    signing_key: Path | None = None,
 ) -> dict[str, Any]:
     if not _TICKET.match(ticket):
         raise UsageError(
@@ -67,10 +69,13 @@ def escalate(
         else get_tracker(tracker, root=root, config=trackers_file)
     )
     # (an unknown tracker, a missing token variable: exit 2 here, before anything is built)
+    signer = _signer(signing_key)
     folder = find_run_folder(run, root)
     with tempfile.TemporaryDirectory(prefix="lab-escalate-") as tmp:
         out = Path(tmp)
-        bundle = build_bundle(folder, root=root, out_dir=out, note=note, fix_file=fix_file)
+        bundle = build_bundle(
+            folder, root=root, out_dir=out, note=note, fix_file=fix_file, signer=signer
+        )
         run_id = str(bundle.manifest["run"]["id"])
         files = [bundle.path]
         for rel, name in (("report.html", "report.html"), ("REPRODUCE.md", "REPRODUCE.md")):
@@ -96,9 +101,29 @@ def escalate(
             try:
                 rres = remote.attach(ticket, files, comment)
             except UsageError as exc:
+                # a refusal (bad key, no such ticket, a redirect elsewhere): the ledger says
+                # so, and what reached the ticket before it (Jira: one request per file)
+                got = [str(n) for n in getattr(exc, "attached", [])]
+                results.append(
+                    {
+                        "tracker": remote.name,
+                        "attached": got,
+                        "already": [],
+                        "not_attached": [n for n in names if n not in got],
+                        "comment": None,
+                        "url": None,
+                        "error": exc.message,
+                    }
+                )
                 _ledger_add(root, _entry(ticket, bundle, folder, results, note))
+                sent = (
+                    f"attached to {remote.name} before that: {', '.join(got)}; not attached: "
+                    f"{', '.join(n for n in names if n not in got) or 'nothing'}"
+                    if got
+                    else f"nothing was attached to {remote.name}"
+                )
                 raise UsageError(
-                    f"{remote.name}: {exc.message}\nnothing was attached to {remote.name}; "
+                    f"{remote.name}: {exc.message}\n{sent}; "
                     f"the bundle is kept in local: {results[0].get('url') or ''}",
                     hint=exc.hint,
                 ) from None
@@ -132,6 +157,8 @@ def escalate(
         "bundle": bundle.name,
         "sha256": bundle.sha256,
         "size": size,
+        "signed_by": bundle.signed_by,
+        "signing_key": signer.path if signer is not None else None,
         "attachments": names,
         "trackers": results,
         "redacted": [f["path"] for f in bundle.manifest["redaction"]["files"]],
@@ -145,6 +172,17 @@ def escalate(
         ),
         "exit_code": exit_code,
     }
+
+
+def _signer(signing_key: Path | None) -> Signer | None:
+    """--signing-key, else the local configuration's bundle_signing_key, else unsigned."""
+    from harness.escalation.signing import load_signer
+    from harness.localconfig import load_local_config
+
+    if signing_key is not None:
+        return load_signer(signing_key)
+    configured = load_local_config().bundle_signing_key
+    return load_signer(configured) if configured else None
 
 
 def _record(tracker: str, names: list[str], res: Any) -> dict[str, Any]:
@@ -221,6 +259,11 @@ def render_lines(r: dict[str, Any]) -> list[str]:
     lines = [
         f"{r['ticket']}: {r['scenario']} run {r['run']}, {r['verdict']} ({r.get('rate') or '-'})",
         f"bundle    {r['bundle']}  sha256 {r['sha256']}  {r.get('size') or 0} bytes",
+        (
+            f"signed    by {r['signed_by']} ({r.get('signing_key')})"
+            if r.get("signed_by")
+            else "signed    no (no bundle_signing_key configured, no --signing-key)"
+        ),
     ]
     for t in r["trackers"]:
         where = f"  ({t['url']})" if t.get("url") else ""

@@ -5,6 +5,8 @@ reached by Debian's multi-tenancy: REDMINE_INSTANCE=<name> and a symlink
 /usr/share/redmine/instances/<name> -> the folder (removed at the end). The migrated database
 with default data, a user, a project and issues is cached under $LABHARNESS_CACHE (keyed by the
 Redmine version and this file's setup script); each session copies it and sets a fresh API key.
+`kill()` and `restart()` take the server down and bring it back on the same port and database
+(the "tracker went away mid-escalation" tests).
 """
 
 from __future__ import annotations
@@ -62,6 +64,14 @@ class Redmine:
     timings: dict[str, float] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     link: Path | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    port: int = 0
+
+    def kill(self) -> None:
+        """The server process only (SIGKILL: gone at once, like a crash); data stays."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, 9)
+            self.proc.wait()
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -73,6 +83,13 @@ class Redmine:
                 self.proc.wait()
         if self.link is not None and self.link.is_symlink():
             self.link.unlink()
+
+    def restart(self) -> float:
+        """Bring a killed server back on the same port and database; seconds it took."""
+        self.kill()
+        t = time.monotonic()
+        _launch(self)
+        return time.monotonic() - t
 
 
 def ensure_installed() -> None:
@@ -153,32 +170,11 @@ def start(tmp: Path, cache_root: Path) -> Redmine:
         rm.key = secrets.token_hex(20)
         with sqlite3.connect(db) as conn:
             conn.execute("UPDATE tokens SET value = ? WHERE action = 'api'", (rm.key,))
-        port = free_port()
-        rm.url = f"http://127.0.0.1:{port}"
+        rm.port = free_port()
+        rm.url = f"http://127.0.0.1:{rm.port}"
+        rm.env = env
         t2 = time.monotonic()
-        rm.proc = subprocess.Popen(
-            [
-                "bin/rails",
-                "server",
-                "-u",
-                "webrick",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-e",
-                "production",
-                "-P",
-                str(folder / "tmp" / "server.pid"),
-            ],
-            cwd=REDMINE,
-            env=env,
-            stdout=(folder / "log" / "server.out").open("wb"),
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        _wait_up(rm, folder)
+        _launch(rm)
         timings["server_up"] = time.monotonic() - t2
         timings["total"] = time.monotonic() - t0
         rm.timings = timings
@@ -186,6 +182,35 @@ def start(tmp: Path, cache_root: Path) -> Redmine:
     except BaseException:
         rm.stop()
         raise
+
+
+def _launch(rm: Redmine) -> None:
+    folder = rm.folder
+    pid = folder / "tmp" / "server.pid"
+    pid.unlink(missing_ok=True)  # a killed server leaves it, and rails refuses to start then
+    rm.proc = subprocess.Popen(
+        [
+            "bin/rails",
+            "server",
+            "-u",
+            "webrick",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(rm.port),
+            "-e",
+            "production",
+            "-P",
+            str(pid),
+        ],
+        cwd=REDMINE,
+        env=rm.env,
+        stdout=(folder / "log" / "server.out").open("ab"),
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    _wait_up(rm, folder)
 
 
 def _rails(cmd: list[str], env: dict[str, str], folder: Path) -> None:
