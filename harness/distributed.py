@@ -11,6 +11,10 @@
 - results.json is rewritten as each cell finishes; `--resume` reuses the newest matching
   matrix folder and runs only the cells it lacks (or that ended ERROR or were not run).
 
+The run's trust level travels in every cell description (`trust_spec`): a worker runs an untrusted
+cell with no playbook or suite and its own machine's default capabilities, as the client would;
+a description without a valid level is run as untrusted, never as trusted.
+
 Workers need the project at the same path as the client (cells are loaded there) and write
 cell folders under their own reports folder (LABHARNESS_REPORTS, else <project>/reports).
 """
@@ -35,6 +39,7 @@ from harness.run.folder import now_iso, reports_root
 from harness.run.ids import new_run_id, owner_token
 from harness.run.provision import OnEvent, _quiet
 from harness.run.signals import SignalInterrupt, StopFlag, interrupts_raise
+from harness.run.trust import TRUSTED, Trust
 from harness.scenario.catalog import load_catalog
 from harness.scenario.load import load_scenario
 from harness.scenario.matrix import cell_label
@@ -64,6 +69,28 @@ def _log(event: dict[str, Any]) -> None:
         get_worker().log_event(TOPIC, event)
 
 
+def trust_spec(level: Trust) -> dict[str, Any]:
+    """The trust level as the cell description carries it to a worker (plain data)."""
+    return {"untrusted": level.untrusted, "override": level.override, "origin": level.origin}
+
+
+def trust_from_spec(spec: dict[str, Any]) -> Trust:
+    """The level a worker runs a cell at. Anything but a well-formed level (an older client,
+    a hand-made task) is untrusted without --trust: a worker never guesses upward."""
+    raw = spec.get("trust")
+    if (
+        isinstance(raw, dict)
+        and set(raw) == {"untrusted", "override", "origin"}
+        and isinstance(raw["untrusted"], bool)
+        and isinstance(raw["override"], bool)
+        and isinstance(raw["origin"], str)
+    ):
+        if not raw["untrusted"]:
+            return TRUSTED
+        return Trust(untrusted=True, override=raw["override"], origin=raw["origin"])
+    return Trust(untrusted=True, origin="cell description without a trust level")
+
+
 def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     """One cell on this worker's engine (the Dask task). Never raises for a cell's own
     failure: an ERROR result says whether the engine still answers (`engine_lost`)."""
@@ -79,6 +106,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     t = time.monotonic()
     base = {"cell": cell, "label": label, "engine": target.name, "engine_url": target.url}
     root = Path(spec["root"])
+    level = trust_from_spec(spec)
     seen: set[str] = set()
 
     def on_event(ev: dict[str, Any]) -> None:
@@ -105,6 +133,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
                 on_event=on_event,
                 engine=target.url,
                 copy_images_from=_COPY_FROM,
+                trust=level,
             ),
         )
     except Interrupted:
@@ -205,14 +234,16 @@ def _clean(info: dict[str, Any]) -> dict[str, Any]:
 
 
 def find_resumable(folder_parent: Path, header: dict[str, Any]) -> Path | None:
-    """The newest matrix folder started by the same command (source, only, params)."""
+    """The newest matrix folder started by the same command (source, only, params, trust)."""
     best: tuple[float, Path] | None = None
     for res in folder_parent.glob("matrix-*/results.json"):
         try:
             data = json.loads(res.read_text())
         except (OSError, ValueError):
             continue
-        if all(data.get(k) == header[k] for k in ("source", "only", "params")):
+        # a resumed matrix keeps its cells' trust level: a trusted run never fills in an
+        # untrusted one's gaps (or the other way round)
+        if all(data.get(k) == header[k] for k in ("source", "only", "params", "trust")):
             m = res.stat().st_mtime
             if best is None or m > best[0]:
                 best = (m, res.parent)
@@ -237,14 +268,16 @@ def run_matrix_cluster(
     on_event: OnEvent = _quiet,
     name: str | None = None,
     resume: bool = False,
+    trust: Trust = TRUSTED,
 ) -> dict[str, Any]:
     from distributed import Client
 
-    from harness.verbs.matrix import MatrixResults, _skip, close_results, plan_cells
+    from harness.verbs.matrix import MatrixResults, _skip, close_results, plan_cells, refuse_cells
 
     catalog = load_catalog(root)
     planned, axes = plan_cells(scenario, root, catalog, params, only)
     runnable = [(c, ld) for c, ld, _ in planned if ld is not None]
+    refuse_cells([ld for _, ld in runnable], trust)  # before a folder or a scheduler
     scen_name = runnable[0][1].topology.scenario
     header: dict[str, Any] = {
         "scenario": scen_name,
@@ -253,6 +286,7 @@ def run_matrix_cluster(
         "params": params or {},
         "axes": axes,
         "cluster": cluster,
+        "trust": trust.as_dict(),
     }
     parent = reports_root(root) / scen_name
     kept: list[dict[str, Any]] = []
@@ -307,7 +341,7 @@ def run_matrix_cluster(
         t0 = time.monotonic()
         with interrupts_raise():
             interrupted, lost = _submit_all(
-                client, todo, scenario, root, params, destroy, matrix_id, results, on_event
+                client, todo, scenario, root, params, destroy, matrix_id, results, on_event, trust
             )
     finally:
         client.close()  # type: ignore[no-untyped-call]
@@ -340,6 +374,7 @@ def _submit_all(
     matrix_id: str,
     results: Any,
     on_event: OnEvent,
+    trust: Trust = TRUSTED,
 ) -> tuple[bool, str | None]:
     """Submit every cell, re-run lost ones once elsewhere, record each as it finishes.
     Returns (interrupted, why the cluster was lost or None)."""
@@ -355,6 +390,7 @@ def _submit_all(
             "root": str(root.resolve()),
             "params": params,
             "destroy": destroy,
+            "trust": trust_spec(trust),
         }
         on_event({"event": "cell", "cell": cell_label(cell), "state": "submitted"})
         return client.submit(

@@ -4,6 +4,7 @@ with --fixed, disappears), by binary search on the reproduce verdict.
 Values are ordered as versions when they all look like versions (1.10 after 1.9), else as
 written. The two ends are probed first (the first must be 'before', the last 'after'), then at
 most ceil(log2(n)) more. A probe that ends ERROR is retried once, then reported: never guessed.
+An untrusted bisect (`--untrusted`) checks every value's scenario before the first probe.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ from harness.errors import UsageError
 from harness.run import verdicts
 from harness.run.execute import RunOptions, run_scenario
 from harness.run.provision import OnEvent, _quiet
+from harness.run.trust import Trust
 from harness.scenario.catalog import load_catalog
-from harness.scenario.load import load_scenario
+from harness.scenario.load import LoadedScenario, load_scenario
 from harness.scenario.matrix import axes_of
-from harness.verbs.matrix import raw_matrix
+from harness.verbs.matrix import raw_matrix, refuse_cells
 
 _VERSION = re.compile(r"^v?\d+(\.\d+)*$")
 
@@ -42,7 +44,12 @@ def run_bisect(
     only: dict[str, str] | None = None,
     params: dict[str, str] | None = None,
     on_event: OnEvent = _quiet,
+    untrusted: bool = False,
+    trust: bool = False,
 ) -> dict[str, Any]:
+    """`untrusted`: the file came from someone else, unless `trust`; every probe runs at that
+    level."""
+    level = Trust.of(untrusted=untrusted, trust=trust)
     catalog = load_catalog(root)
     axes = axes_of(raw_matrix(scenario))
     cell: dict[str, Any] = {k: v[0] for k, v in axes.items()}
@@ -70,24 +77,34 @@ def run_bisect(
     after = verdicts.NOT_REPRODUCED if fixed else verdicts.REPRODUCED
     probes: list[dict[str, Any]] = []
 
+    def load_at(value: Any) -> LoadedScenario:
+        ps = dict(params or {})
+        c = dict(cell)
+        if as_param:
+            ps[axis] = str(value)
+        else:
+            c[axis] = value
+        return load_scenario(scenario, root=root, catalog=catalog, params=ps, cell=c)
+
+    if level.restricted:  # any value's refusal before the first probe runs
+        refuse_cells([load_at(v) for v in ordered], level)
+
     def probe(i: int) -> bool:
         """True when values[i] is in the 'after' state."""
         value = ordered[i]
         for attempt in (1, 2):
-            ps = dict(params or {})
-            c = dict(cell)
-            if as_param:
-                ps[axis] = str(value)
-            else:
-                c[axis] = value
-            loaded = load_scenario(scenario, root=root, catalog=catalog, params=ps, cell=c)
+            loaded = load_at(value)
             on_event({"event": "side", "side": f"probe {axis}={value}"})
             r = run_scenario(
                 loaded,
                 root=root,
                 catalog=catalog,
                 opts=RunOptions(
-                    destroy="always", role="probe", on_event=on_event, cell=f"{axis}={value}"
+                    destroy="always",
+                    role="probe",
+                    on_event=on_event,
+                    cell=f"{axis}={value}",
+                    trust=level,
                 ),
             )
             rec = {
@@ -109,6 +126,7 @@ def run_bisect(
         "values": ordered,
         "looking_for": f"first {what}",
         "probes": probes,
+        "trust": level.as_dict(),
     }
     try:
         if probe(0):

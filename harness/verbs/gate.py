@@ -4,6 +4,7 @@ saved from the previous release's gate run.
 A cell is named by its suite and its matrix values without the release axis (the product
 version differs between releases by definition). PASS only with no regression (a cell that
 passed in the baseline and fails now) and no ERROR.
+An untrusted gate (`--untrusted`) checks every suite's cells before the first suite runs.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from harness.errors import UsageError
 from harness.run.folder import now_iso, reports_root
 from harness.run.ids import new_run_id
 from harness.run.provision import OnEvent, _quiet
+from harness.run.trust import Trust
+from harness.scenario.catalog import load_catalog
 from harness.scenario.matrix import cell_label
-from harness.verbs.matrix import ERROR, FAIL, PASS, SKIP, run_matrix
+from harness.verbs.matrix import ERROR, FAIL, PASS, SKIP, plan_cells, refuse_cells, run_matrix
 
 
 class _M(BaseModel):
@@ -103,8 +106,22 @@ def run_gate(
     on_event: OnEvent = _quiet,
     cluster: str | None = None,
     resume: bool = False,
+    untrusted: bool = False,
+    trust: bool = False,
 ) -> dict[str, Any]:
+    """`untrusted`: the gate file and its suites came from someone else, unless `trust`; every
+    suite runs at that level."""
+    level = Trust.of(untrusted=untrusted, trust=trust)
     gate = load_gate(gate_path)
+    scenarios = [root / s.scenario for s in gate.suites]
+    for suite, scen in zip(gate.suites, scenarios, strict=True):
+        if not scen.is_file():
+            raise UsageError(f"{gate_path}: suite {suite.scenario} does not exist")
+    if level.restricted:  # a refusal in the last suite must not come after the first has run
+        catalog = load_catalog(root)
+        for suite, scen in zip(gate.suites, scenarios, strict=True):
+            planned, _ = plan_cells(scen, root, catalog, suite.params or None, suite.only or None)
+            refuse_cells([ld for _, ld, _ in planned if ld is not None], level)
     base_path = (root / gate.baseline) if gate.baseline else None
     baseline: dict[str, str] | None = None
     if base_path is not None and base_path.is_file():
@@ -117,10 +134,7 @@ def run_gate(
     folder.mkdir(parents=True)
     cells: list[dict[str, Any]] = []
     matrices = []
-    for suite in gate.suites:
-        scen = root / suite.scenario
-        if not scen.is_file():
-            raise UsageError(f"{gate_path}: suite {suite.scenario} does not exist")
+    for suite, scen in zip(gate.suites, scenarios, strict=True):
         on_event({"event": "side", "side": f"suite {suite.scenario}"})
         m = run_matrix(
             scen,
@@ -131,6 +145,8 @@ def run_gate(
             on_event=on_event,
             cluster=cluster,
             resume=resume,
+            untrusted=untrusted,
+            trust=trust,
         )
         matrices.append(
             {"scenario": suite.scenario, "folder": m["folder"], "summary": m["summary"]}
@@ -176,6 +192,7 @@ def run_gate(
         **diff,
         "errors": errors,
         "matrices": matrices,
+        "trust": level.as_dict(),
         "folder": str(folder),
         "ended": now_iso(),
     }

@@ -5,6 +5,8 @@ A cell PASSes when its checks are green and, with `reproduce`, its verdict is th
 ERROR when the engine or a build failed (never counted as FAIL); SKIP when the cell cannot be
 built as written (a version not made for that OS) or was not run (interrupted).
 Results are written after every cell, so nothing finished is lost to a Ctrl-C or a crash.
+An untrusted matrix (`--untrusted`, harness/run/trust.py) is checked cell by cell before anything
+exists: one refused cell refuses the whole matrix (exit 2), unless `--trust`.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from harness.run.folder import now_iso, reports_root
 from harness.run.ids import new_run_id
 from harness.run.provision import OnEvent, _quiet
 from harness.run.signals import SignalInterrupt, StopFlag, interrupts_raise
+from harness.run.trust import TRUSTED, Trust, capability_problems, host_code_problems
 from harness.scenario.catalog import Catalog, load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
 from harness.scenario.matrix import axes_of, cell_label, expand
-from harness.scenario.problems import ScenarioInvalid
+from harness.scenario.problems import Problem, ScenarioInvalid
 from harness.scenario.yamlpos import load_yaml
 
 PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
@@ -65,13 +68,22 @@ def cell_result(
 
 
 def raw_matrix(path: Path) -> Any:
+    """The raw `matrix:`, read as safely as validation reads it (no fifo, size limit), and
+    refused when over the limits before any cell is built."""
+    from harness.scenario.matrix import too_big
+    from harness.scenario.readfile import Unreadable, read_text
+
     try:
-        located, problems = load_yaml(path.read_text(encoding="utf-8"), str(path))
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc}") from None
+        located, problems = load_yaml(read_text(path), str(path))
+    except Unreadable as exc:
+        raise UsageError(f"{path}: {exc.message}") from None
     if located is None or problems or not isinstance(located.data, dict):
         return None
-    return located.data.get("matrix")
+    matrix = located.data.get("matrix")
+    why = too_big(matrix)
+    if why is not None:
+        raise UsageError(f"{path}: {why}")
+    return matrix
 
 
 def plan_cells(
@@ -101,6 +113,18 @@ def plan_cells(
     if first_error is not None and all(p[1] is None for p in planned):
         raise first_error
     return planned, axes_of(matrix)
+
+
+def refuse_cells(loaded: list[LoadedScenario], level: Trust) -> None:
+    """What `level` refuses in any cell, all at once, before a folder, an image or a container
+    exists. Half a matrix is no answer, so one refused cell refuses the matrix (exit 2); the same
+    playbook refused in every cell is reported once, at its line."""
+    problems: set[Problem] = set()
+    for ld in loaded:
+        problems.update(host_code_problems(ld, level))
+        problems.update(capability_problems(ld, ld.topology, level))
+    if problems:
+        raise ScenarioInvalid(list(problems))
 
 
 class MatrixResults:
@@ -145,7 +169,12 @@ def run_matrix(
     name: str | None = None,
     cluster: str | None = None,
     resume: bool = False,
+    untrusted: bool = False,
+    trust: bool = False,
 ) -> dict[str, Any]:
+    """`untrusted`: the file came from someone else (harness/run/trust.py), unless `trust`.
+    Every cell runs at that level, here or on a cluster worker."""
+    level = Trust.of(untrusted=untrusted, trust=trust)
     if cluster or resume:  # scale-out: every cell to a Dask scheduler (harness/distributed.py)
         from harness.distributed import check_cluster_options, run_matrix_cluster
 
@@ -161,12 +190,14 @@ def run_matrix(
             on_event=on_event,
             name=name,
             resume=resume,
+            trust=level,
         )
     if jobs < 1:
         raise UsageError("-j must be at least 1")
     catalog = load_catalog(root)
     planned, axes = plan_cells(scenario, root, catalog, params, only)
     runnable = [(c, ld) for c, ld, _ in planned if ld is not None]
+    refuse_cells([ld for _, ld in runnable], level)
     scen_name = runnable[0][1].topology.scenario
     matrix_id = name or f"matrix-{new_run_id()}"
     folder = reports_root(root) / scen_name / matrix_id
@@ -180,6 +211,7 @@ def run_matrix(
             "source": str(scenario),
             "axes": axes,
             "jobs": jobs,
+            "trust": level.as_dict(),
             "engine": engine.engine_version(client),
             "started": now_iso(),
         },
@@ -204,7 +236,7 @@ def run_matrix(
             # images first, one at a time: cells in parallel then only start containers
             for _, loaded in runnable:
                 engine_images.ensure_images(client, loaded.topology, catalog, on_progress=on_event)
-            _run_cells(runnable, catalog, root, jobs, destroy, cancel, results, on_event)
+            _run_cells(runnable, catalog, root, jobs, destroy, cancel, results, on_event, level)
         except (SignalInterrupt, KeyboardInterrupt) as exc:
             interrupted = exc
     summary = close_results(
@@ -232,6 +264,7 @@ def _run_cells(
     cancel: StopFlag,
     results: MatrixResults,
     on_event: OnEvent,
+    trust: Trust = TRUSTED,
 ) -> None:
     def one(cell: dict[str, Any], loaded: LoadedScenario) -> dict[str, Any]:
         label = cell_label(cell)
@@ -244,7 +277,12 @@ def _run_cells(
                 root=root,
                 catalog=catalog,
                 opts=RunOptions(
-                    destroy=destroy, role="cell", cancel=cancel, cell=label, on_event=on_event
+                    destroy=destroy,
+                    role="cell",
+                    cancel=cancel,
+                    cell=label,
+                    on_event=on_event,
+                    trust=trust,
                 ),
             )
         except Interrupted:
