@@ -346,6 +346,10 @@ def refuse_reserved_vars(playbook: Path | str, extra_vars: dict[str, Any]) -> No
         )
 
 
+def _never() -> bool:
+    return False
+
+
 def run_playbook(
     playbook: Path,
     *,
@@ -356,8 +360,13 @@ def run_playbook(
     ident: str,
     on_event: OnAnsibleEvent | None = None,
     timeout: float | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> PlaybookResult:
     """Run one playbook against the inventory's nodes and say what each task did.
+
+    `cancel`: asked while the playbook runs; True stops it (status "canceled"). Always passed
+    to ansible-runner, which otherwise installs its own SIGINT/SIGTERM handlers for good and
+    the harness would never see a later Ctrl-C.
 
     Returns ok False (never raises) when a task fails, a host is unreachable, the playbook is
     missing or does not parse, or the timeout passes: the caller decides what that means for
@@ -423,6 +432,10 @@ def run_playbook(
         quiet=True,
         event_handler=handler,
         timeout=max(1, math.ceil(timeout)) if timeout else None,
+        cancel_callback=cancel or _never,
+        # how often ansible-runner looks at `cancel` when the playbook prints nothing (5 s by
+        # default): a Ctrl-C is honoured within this
+        settings={"pexpect_timeout": 0.25},
     )
     result.status = str(runner.status)
     result.rc = runner.rc

@@ -21,10 +21,17 @@ Capture.stop(timeout=5.0) -> dict
 Capture.warning: str | None   set at start when nothing is being captured
 host_tcpdump() -> str | None    the tcpdump binary, or None
 pcap_summary(path) -> dict      {"packets", "bytes", "linktype"} read from a classic pcap file
+stop_orphans(folder) -> list    end the tcpdumps a dead run left (its pid files), for `lab gc`
+
+A capture never outlives its run: tcpdump is started with PR_SET_PDEATHSIG (SIGTERM when the
+thread that started it dies, so a SIGKILLed `lab` takes its captures along), and writes a pid
+file beside the pcap (`<pcap>.pid`: pid and the process's start time, so a reused pid is never
+signalled) that `lab down`/`lab gc` use to end any capture still running for the run.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -32,6 +39,7 @@ import struct
 import subprocess
 import threading
 import time
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +147,7 @@ class Capture:
                 result["dropped"] = int(line.split()[0])
         if self._stderr_path is not None:
             self._stderr_path.unlink(missing_ok=True)
+        _pid_file(self.path).unlink(missing_ok=True)
         if self.path.exists():
             summary = pcap_summary(self.path)
             result.update(path=str(self.path), packets=summary["packets"], bytes=summary["bytes"])
@@ -177,7 +186,9 @@ def start(client: Any, network: str, out: Path, *, snaplen: int = 0) -> Capture:
             stdout=subprocess.DEVNULL,
             stderr=err,
             start_new_session=True,
+            preexec_fn=_die_with_parent(os.getpid()),
         )
+    _write_pid_file(out, proc.pid)
     cap = Capture(network, out, proc, None, err_path)
     # tcpdump says "listening on" once the socket is open: wait for it (or for it to fail)
     deadline = time.monotonic() + 5
@@ -190,3 +201,73 @@ def start(client: Any, network: str, out: Path, *, snaplen: int = 0) -> Capture:
             return cap
         time.sleep(0.02)
     return cap
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> Any:
+    """preexec_fn: SIGTERM this child when its parent dies (tcpdump flushes on SIGTERM). The
+    kernel sends it when the *thread* that forked dies: captures are started from the run's
+    own thread, which outlives them."""
+
+    def arm() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl: go now
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
+def _pid_file(pcap: Path) -> Path:
+    return pcap.with_name(pcap.name + ".pid")
+
+
+def _start_time(pid: int) -> str | None:
+    """Field 22 of /proc/<pid>/stat: when the process started (ticks since boot)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _write_pid_file(pcap: Path, pid: int) -> None:
+    started = _start_time(pid)
+    if started is not None:
+        _pid_file(pcap).write_text(f"{pid} {started}\n")
+
+
+def stop_orphans(folder: Path, timeout: float = 5.0) -> list[int]:
+    """End every capture whose pid file is under the run folder and whose process is still
+    that tcpdump (same pid, same start time); returns the pids ended. Never raises."""
+    ended: list[int] = []
+    for pid_file in sorted(Path(folder).glob("captures/*.pid")):
+        try:
+            pid_s, started = pid_file.read_text().split()
+            pid = int(pid_s)
+        except (OSError, ValueError):
+            continue
+        if _start_time(pid) == started and _is_tcpdump(pid):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except OSError:
+                continue
+            deadline = time.monotonic() + timeout
+            while _start_time(pid) == started and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if _start_time(pid) == started:
+                with suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+            ended.append(pid)
+        pid_file.unlink(missing_ok=True)
+    return ended
+
+
+def _is_tcpdump(pid: int) -> bool:
+    try:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0", 1)[0]
+    except OSError:
+        return False
+    return os.path.basename(argv0.decode(errors="replace")) == "tcpdump"

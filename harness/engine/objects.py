@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import io
 import shutil
 import tarfile
+import tempfile
 import threading
+import time
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, BinaryIO
 
 from harness.engine.client import (
     LABEL_FOLDER,
@@ -22,6 +23,7 @@ from harness.engine.client import (
     engine_errors,
     engine_info,
 )
+from harness.engine.sources import open_source
 from harness.errors import InfraError
 from harness.scenario.resolved import FileSpec, NetworkSpec, NodeSpec
 
@@ -73,18 +75,25 @@ def create_network(client: Any, labels: RunLabels, net: NetworkSpec) -> Any:
         raise
 
 
-def _tar_files(files: Iterable[FileSpec]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
+def _tar_files(files: Iterable[FileSpec], out: BinaryIO) -> None:
+    """The `files:` of a node as a tar in `out`, each read from the descriptor that was checked
+    (harness.engine.sources): never reopened by name, never whole in memory."""
+    with tarfile.open(fileobj=out, mode="w") as tar:
         for f in files:
-            data = f.source.read_bytes()
-            st = f.source.stat()
-            info = tarfile.TarInfo(f.target.lstrip("/"))
-            info.size = len(data)
-            info.mode = st.st_mode & 0o777  # scripts stay executable
-            info.mtime = int(st.st_mtime)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+            with open_source(f.source) as src:
+                info = tarfile.TarInfo(f.target.lstrip("/"))
+                info.size = src.size
+                info.mode = src.mode  # scripts stay executable
+                info.mtime = int(src.mtime)
+                tar.addfile(info, src.file)  # exactly size bytes; a file cut short raises
+
+
+def put_files(container_id: str, api: Any, files: Iterable[FileSpec]) -> None:
+    """Copy the node's `files:` in (before it starts), spooled through a temporary file."""
+    with tempfile.TemporaryFile() as buf:
+        _tar_files(files, buf)
+        buf.seek(0)
+        api.put_archive(container_id, "/", buf)
 
 
 @lru_cache(maxsize=256)
@@ -134,7 +143,7 @@ def create_node(
                 cid, networks[att.network], aliases=[node.name], ipv4_address=att.ipv4
             )
         if node.files:
-            api.put_archive(cid, "/", _tar_files(node.files))
+            put_files(cid, api, node.files)
         return client.containers.get(cid)
 
 
@@ -193,34 +202,145 @@ def find(client: Any, run: str | None = None, sparse: bool = False) -> RunObject
         )
 
 
-def remove(client: Any, objs: RunObjects, parallel: int = 8) -> dict[str, int]:
-    """Remove containers (in parallel), then networks and volumes; already-gone is fine."""
+STALE_HINT = (
+    "the engine keeps an endpoint no container holds (a libnetwork leftover); nothing of the"
+    " run uses it and it only costs its subnet. It clears when the engine restarts:"
+    " `systemctl restart docker`, then `docker network rm {name}` (or `lab gc`)"
+)
+RETRIES = (0.2, 0.5, 1.0, 2.0)  # seconds between tries of a network the engine refuses
+
+
+@dataclass(frozen=True)
+class StuckNetwork:
+    """A network the engine would not remove after every retry, and what clears it."""
+
+    name: str
+    id: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"network": self.name, "id": self.id[:12], "reason": self.reason, "hint": self.hint}
+
+    @property
+    def hint(self) -> str:
+        return STALE_HINT.format(name=self.name)
+
+
+@dataclass
+class Removal:
+    """What a removal did; `stuck` is never an error: it must not fail this run or any later."""
+
+    counts: dict[str, int]
+    stuck: list[StuckNetwork] = field(default_factory=list)
+    disconnected: list[str] = field(default_factory=list)  # foreign containers cut off
+
+
+def _run_ids(objs: RunObjects) -> set[str]:
+    ids: set[str] = set()
+    for o in (*objs.containers, *objs.networks, *objs.volumes):
+        # .labels needs a full inspect (sparse containers have none); the list's attrs carry them
+        run = (o.attrs.get("Labels") or o.attrs.get("Config", {}).get("Labels") or {}).get(
+            LABEL_RUN
+        )
+        if run:
+            ids.add(str(run))
+    return ids
+
+
+def _remove_containers(client: Any, containers: list[Any], parallel: int) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     import docker.errors
 
-    def rm_container(c: Any) -> None:
+    def rm(c: Any) -> None:
         with suppress(docker.errors.NotFound):
             c.remove(force=True, v=True)
 
-    def rm_other(o: Any) -> None:
-        with suppress(docker.errors.NotFound):
-            o.remove()
+    if containers:
+        with ThreadPoolExecutor(max_workers=min(parallel, len(containers))) as ex:
+            list(ex.map(rm, containers))
+
+
+def _containers_gone(client: Any, runs: set[str], parallel: int, timeout: float = 10) -> int:
+    """Until no container of the runs is left (one created while we removed, too): a network
+    removed while a container on it is still going is how a stale endpoint is made."""
+    late = 0
+    deadline = time.monotonic() + timeout
+    while runs and time.monotonic() < deadline:
+        left = [
+            c
+            for run in sorted(runs)
+            for c in client.containers.list(
+                all=True, filters={"label": f"{LABEL_RUN}={run}"}, sparse=True, ignore_removed=True
+            )
+        ]
+        if not left:
+            break
+        late += len(left)
+        _remove_containers(client, left, parallel)
+        time.sleep(0.1)
+    return late
+
+
+def _remove_network(net: Any, sleep: Any = time.sleep) -> tuple[StuckNetwork | None, list[str]]:
+    """Remove one network; on "active endpoints" cut off what is still attached (a container
+    of another run or of nobody) and retry with backoff. Never raises for a refusal."""
+    import docker.errors
+
+    cut: list[str] = []
+    last = ""
+    for wait in (*RETRIES, None):
+        try:
+            net.remove()
+            return None, cut
+        except docker.errors.NotFound:
+            return None, cut
+        except docker.errors.APIError as exc:
+            last = str(getattr(exc, "explanation", None) or exc)
+            if "active endpoint" not in last:
+                raise
+        with suppress(docker.errors.APIError):
+            net.reload()
+            for cid, ep in (net.attrs.get("Containers") or {}).items():
+                with suppress(docker.errors.APIError):
+                    net.disconnect(cid, force=True)
+                    cut.append(str(ep.get("Name") or cid[:12]))
+        if wait is not None:
+            sleep(wait)
+    return StuckNetwork(str(net.name), str(net.id), last), cut
+
+
+def remove_all(client: Any, objs: RunObjects, parallel: int = 8) -> Removal:
+    """Containers first (in parallel) and until they are gone, then networks (retried, see
+    _remove_network), then volumes. Already-gone is fine; a stuck network is reported."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import docker.errors
 
     with engine_errors("remove the run's objects"):
-        if objs.containers:
-            with ThreadPoolExecutor(max_workers=min(parallel, len(objs.containers))) as ex:
-                list(ex.map(rm_container, objs.containers))
+        _remove_containers(client, objs.containers, parallel)
+        late = _containers_gone(client, _run_ids(objs), parallel) if objs.networks else 0
+        results: list[tuple[StuckNetwork | None, list[str]]] = []
         if objs.networks:
             with ThreadPoolExecutor(max_workers=min(parallel, len(objs.networks))) as ex:
-                list(ex.map(rm_other, objs.networks))
+                results = list(ex.map(_remove_network, objs.networks))
         for v in objs.volumes:
-            rm_other(v)
-    return {
-        "containers": len(objs.containers),
-        "networks": len(objs.networks),
+            with suppress(docker.errors.NotFound):
+                v.remove()
+    stuck = [s for s, _ in results if s is not None]
+    counts = {
+        "containers": len(objs.containers) + late,
+        "networks": len(objs.networks) - len(stuck),
         "volumes": len(objs.volumes),
     }
+    if stuck:
+        counts["stuck_networks"] = len(stuck)
+    return Removal(counts, stuck, [name for _, cut in results for name in cut])
+
+
+def remove(client: Any, objs: RunObjects, parallel: int = 8) -> dict[str, int]:
+    """remove_all's counts: containers, networks, volumes (and stuck_networks, if any)."""
+    return remove_all(client, objs, parallel).counts
 
 
 def container_for(client: Any, run: str, node: str) -> Any:

@@ -7,17 +7,177 @@ Everything goes through the run's Redactor before it touches the disk.
 from __future__ import annotations
 
 import json
+import posixpath
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from harness.engine import execs, objects
+from harness.engine import copyout, objects
 from harness.engine.client import LABEL_NODE
 from harness.run.redact import Redactor
 from harness.scenario.resolved import Topology
 
+MAX_FILE = 16 * 1024 * 1024  # bytes kept of any one collected file
+MAX_NODE = 64 * 1024 * 1024  # bytes kept per node, output and files together
+LINE_MAX = 1 << 20  # a "line" longer than this is redacted in pieces
+
 
 def _safe(path: str) -> str:
     return path.strip("/").replace("..", "_")
+
+
+@dataclass
+class Cut:
+    """A file (or a node's output) that was not kept whole: what, how much of it, why."""
+
+    node: str
+    path: str
+    kept: int
+    size: int | None
+    why: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.node,
+            "path": self.path,
+            "kept_bytes": self.kept,
+            "size": self.size,
+            "why": self.why,
+        }
+
+
+@dataclass
+class Collected:
+    files: dict[str, list[str]] = field(default_factory=dict)  # node -> files written
+    cut: list[Cut] = field(default_factory=list)
+    stopped: bool = False  # a Ctrl-C ended the collection early
+
+
+class _Budget:
+    """What one node may still write."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+
+
+class _RedactedSink:
+    """Writes through the redactor a line at a time (a secret never straddles two writes),
+    keeping at most `cap` bytes; counts what came in."""
+
+    def __init__(self, out: IO[bytes], redactor: Redactor, cap: int) -> None:
+        self.out, self.redactor, self.cap = out, redactor, cap
+        self.pending = b""
+        self.seen = 0
+        self.kept = 0
+
+    @property
+    def full(self) -> bool:
+        return self.kept + len(self.pending) >= self.cap
+
+    def write(self, chunk: bytes) -> None:
+        self.seen += len(chunk)
+        room = self.cap - self.kept - len(self.pending)
+        if room <= 0:
+            return
+        self.pending += chunk[:room]
+        cut = self.pending.rfind(b"\n") + 1
+        if cut == 0 and len(self.pending) >= LINE_MAX:
+            cut = len(self.pending)
+        if cut:
+            self._emit(self.pending[:cut])
+            self.pending = self.pending[cut:]
+
+    def close(self) -> None:
+        if self.pending:
+            self._emit(self.pending)
+            self.pending = b""
+
+    def _emit(self, data: bytes) -> None:
+        self.out.write(self.redactor.bytes_(data))
+        self.kept += len(data)
+
+
+def _copy(
+    src: IO[bytes] | Any,
+    dest: Path,
+    redactor: Redactor,
+    cap: int,
+    stop: Callable[[], bool],
+) -> tuple[int, int, bool]:
+    """Stream src into dest (redacted), at most cap bytes. (kept, read, whole)."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with dest.open("wb") as out:
+        sink = _RedactedSink(out, redactor, cap)
+        try:
+            while not sink.full:
+                if stop():
+                    raise copyout.CopyStopped("copy stopped")
+                chunk = src.read(copyout.CHUNK)
+                if not chunk:
+                    break
+                sink.write(chunk)
+            whole = not sink.full or not src.read(1)
+        finally:
+            sink.close()
+    return sink.kept, sink.seen, whole
+
+
+def _collect_output(
+    c: Any, node: str, out: Path, redactor: Redactor, budget: _Budget, stop: Callable[[], bool]
+) -> Cut | None:
+    cap = min(MAX_FILE, budget.left)
+    dest = out / "container.log"
+    with dest.open("wb") as f:
+        sink = _RedactedSink(f, redactor, cap)
+        try:
+            for chunk in copyout.output_chunks(c, stop):
+                sink.write(chunk)
+                if sink.full:
+                    break
+        finally:
+            sink.close()
+    budget.left -= sink.kept
+    if sink.full:
+        return Cut(node, "(container output)", sink.kept, None, _why(cap))
+    return None
+
+
+def _why(cap: int) -> str:
+    if cap >= MAX_FILE:
+        return f"over the {MAX_FILE >> 20} MiB limit per file"
+    return f"the node's {MAX_NODE >> 20} MiB limit was reached"
+
+
+def _collect_path(
+    c: Any,
+    node: str,
+    path: str,
+    out: Path,
+    redactor: Redactor,
+    budget: _Budget,
+    stop: Callable[[], bool],
+    result: Collected,
+    files: list[str],
+) -> None:
+    parent = _safe(posixpath.dirname(path.rstrip("/")))
+    base = out / "files"
+    for member, stream in copyout.entries(c, path, stop):
+        rel = posixpath.normpath(_safe(posixpath.join(parent, member.name)))
+        shown = posixpath.join(posixpath.dirname(path.rstrip("/")), member.name)
+        if stream is None or not member.regular or rel.startswith(("..", "/")) or rel == ".":
+            continue
+        if budget.left <= 0:
+            result.cut.append(Cut(node, shown, 0, member.size, _why(0)))
+            continue
+        cap = min(MAX_FILE, budget.left)
+        kept, _, whole = _copy(stream, base / rel, redactor, cap, stop)
+        budget.left -= kept
+        files.append(f"files/{rel}")
+        if not whole:
+            result.cut.append(Cut(node, shown, kept, member.size, _why(cap)))
+            if "/" not in member.name:
+                break  # a single file: the rest of it is not even read off the wire
 
 
 def collect_nodes(
@@ -27,46 +187,53 @@ def collect_nodes(
     extra_logs: list[str],
     folder: Path,
     redactor: Redactor,
-) -> dict[str, list[str]]:
-    """Write artifacts/<node>/...; returns node -> files written. Best effort, never raises."""
+    stop: Callable[[], bool] = lambda: False,
+) -> Collected:
+    """Write artifacts/<node>/...: output, inspect, files; each file at most MAX_FILE bytes and
+    each node at most MAX_NODE, streamed (never a whole file in memory); what was cut is in
+    `cut`. Best effort: never raises; `stop()` true (Ctrl-C) ends it between chunks."""
     wanted: dict[str, list[str]] = {}
     for node in topology.nodes:
         wanted[node.name] = [*node.log_paths, *(f.target for f in node.files)]
     for entry in extra_logs:
         node_name, _, path = entry.partition(":")
         wanted.setdefault(node_name, []).append(path)
-    written: dict[str, list[str]] = {}
+    result = Collected()
     try:
         containers = objects.find(client, run_id).containers
     except Exception:
-        return written
-    for c in containers:
-        node = c.labels.get(LABEL_NODE, c.name)
-        out = folder / "artifacts" / node
-        files: list[str] = []
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "container.log").write_text(redactor.text(execs.logs(c)))
-            files.append("container.log")
-            (out / "inspect.json").write_text(
-                redactor.text(json.dumps(c.attrs, indent=2, default=str))
-            )
-            files.append("inspect.json")
-        except Exception:
-            pass
-        for path in dict.fromkeys(wanted.get(node, [])):
+        return result
+    try:
+        for c in containers:
+            node = c.labels.get(LABEL_NODE, c.name)
+            out = folder / "artifacts" / node
+            files: list[str] = []
+            result.files[node] = files
+            budget = _Budget(MAX_NODE)
             try:
-                data = execs.read_file(c, path)
+                out.mkdir(parents=True, exist_ok=True)
+                cut = _collect_output(c, node, out, redactor, budget, stop)
+                files.append("container.log")
+                if cut:
+                    result.cut.append(cut)
+                (out / "inspect.json").write_text(
+                    redactor.text(json.dumps(c.attrs, indent=2, default=str))
+                )
+                files.append("inspect.json")
+            except copyout.CopyStopped:
+                raise
             except Exception:
-                data = None
-            if data is None:
-                continue
-            dest = out / "files" / _safe(path)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            dest.write_bytes(redactor.bytes_(data))
-            files.append(f"files/{_safe(path)}")
-        written[node] = files
-    return written
+                pass
+            for path in dict.fromkeys(wanted.get(node, [])):
+                try:
+                    _collect_path(c, node, path, out, redactor, budget, stop, result, files)
+                except copyout.CopyStopped:
+                    raise
+                except Exception:
+                    continue
+    except copyout.CopyStopped:
+        result.stopped = True
+    return result
 
 
 def sweep(folder: Path, redactor: Redactor) -> int:

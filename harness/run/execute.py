@@ -19,14 +19,13 @@ from harness.engine import capture, execs, objects
 from harness.engine import client as engine
 from harness.engine import images as engine_images
 from harness.errors import HarnessError, InfraError, Interrupted, UsageError
-from harness.run import faults, probes, trust, verdicts
+from harness.run import faults, probes, redact, trust, verdicts
 from harness.run.collect import collect_nodes, sweep
 from harness.run.folder import RunFolder, now_iso, reports_root
 from harness.run.ids import new_run_id, owner_token
 from harness.run.journal import Journal
 from harness.run.manual import write_reproduce_md
 from harness.run.provision import OnEvent, _quiet, bring_up, tear_down
-from harness.run.redact import Redactor
 from harness.run.signals import SignalInterrupt, StopFlag, interrupts_raise, shielded
 from harness.run.steps import StepRunner
 from harness.run.trust import TRUSTED, Trust
@@ -60,12 +59,6 @@ class _Live:
     capture_results: list[dict[str, Any]] = field(default_factory=list)
 
 
-def _secrets_env(loaded: LoadedScenario) -> list[tuple[str, str]]:
-    pairs = [(k, v) for n in loaded.topology.nodes for k, v in n.env]
-    pairs += [(k, str(v)) for k, v in loaded.params.items() if v is not None]
-    return pairs
-
-
 def _passing(role: str, verdict: str, checks_ok: bool) -> bool:
     if role == "candidate":
         return verdict == verdicts.NOT_REPRODUCED and checks_ok
@@ -90,7 +83,7 @@ class Run:
         self.topology: Topology = faults.with_net_admin(loaded.topology, needs)
         # refused before a folder or a container exists (exit 2, located)
         trust.enforce(loaded, self.topology, opts.trust, opts.fix_file)
-        self.redactor = Redactor.build(self.raw.redact, _secrets_env(loaded))
+        self.redactor = redact.for_scenarios([loaded])
         self.client = engine.connect(opts.engine)
         self.run_id = new_run_id()
         self.folder = RunFolder.create(reports_root(root), self.topology.scenario, self.run_id)
@@ -273,15 +266,21 @@ class Run:
         node_labs = ansible.node_labs_of(self.topology)
         inv = ansible.inventory(self.topology, self.run_id, self.live.addresses, node_labs)
         limit = ansible.resolve_hosts(self.topology, node_labs, item.hosts)
-        result = ansible.run_playbook(
-            self.root / item.playbook,
-            inventory=inv,
-            limit=limit,
-            extra_vars=dict(item.vars),
-            private_dir=self.folder.path / "artifacts" / "ansible",
-            ident=f"configure-{index + 1}{tag}",
-            on_event=lambda e: self.emit({"event": "ansible", **e}),
-        )
+        # ansible-runner polls `cancel` and stops the playbook; the signal is raised after
+        with shielded() as seen:
+            result = ansible.run_playbook(
+                self.root / item.playbook,
+                inventory=inv,
+                limit=limit,
+                extra_vars=dict(item.vars),
+                private_dir=self.folder.path / "artifacts" / "ansible",
+                ident=f"configure-{index + 1}{tag}",
+                on_event=lambda e: self.emit({"event": "ansible", **e}),
+                cancel=lambda: bool(seen) or self.cancel.is_set(),
+            )
+        if seen:
+            raise SignalInterrupt(seen[0])
+        self.check_cancel()
         if not result.ok:
             raise ConfigureFailed(f"playbook {item.playbook} failed: {result.summary()}")
         return {"playbook": item.playbook, **result.as_dict()}

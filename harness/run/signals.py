@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
@@ -68,13 +68,23 @@ def interrupts_raise() -> Iterator[None]:
 
 
 @contextmanager
-def shielded() -> Iterator[list[int]]:
-    """Inside: SIGINT and SIGTERM are noted, not acted on, so cleanup is never cut short."""
+def shielded(on_signal: Callable[[int], None] | None = None) -> Iterator[list[int]]:
+    """Inside: SIGINT and SIGTERM are noted, not acted on, so cleanup is never cut short.
+
+    The caller reads the list afterwards: a signal noted here still ends the run as
+    interrupted (exit 128+n), only after the cleanup. `on_signal` hears each one at once, so
+    optional work (collecting evidence) can stop early while the cleanup goes on."""
     seen: list[int] = []
     if threading.current_thread() is not threading.main_thread():
         yield seen
         return
-    old = {s: signal.signal(s, lambda n, f: seen.append(n)) for s in _SIGNALS}
+
+    def note(signum: int, frame: FrameType | None) -> None:
+        seen.append(signum)
+        if on_signal is not None:
+            on_signal(signum)
+
+    old = {s: signal.signal(s, note) for s in _SIGNALS}
     try:
         yield seen
     finally:

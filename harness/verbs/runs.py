@@ -6,8 +6,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from harness.engine import capture, objects
 from harness.engine import client as engine
-from harness.engine import objects
 from harness.engine.client import LABEL_FOLDER, LABEL_NODE, LABEL_OWNER, LABEL_RUN, LABEL_SCENARIO
 from harness.errors import UsageError
 from harness.run.folder import LIVE_STATES, RunFolder, run_state
@@ -78,6 +78,20 @@ def resolve_run(runs: list[str], wanted: str) -> str:
     raise UsageError(f"run {wanted!r} is ambiguous: {', '.join(hits)}")
 
 
+def _remove(client: Any, objs: objects.RunObjects, folder: str | None) -> dict[str, Any]:
+    """Remove a run's objects and end its captures; a stuck network is said, never fatal
+    (exit 0): it must not fail this command, a later run, or CI."""
+    if folder and Path(folder).is_dir():
+        capture.stop_orphans(Path(folder))  # a SIGKILLed run's tcpdumps
+    removal = objects.remove_all(client, objs)
+    out: dict[str, Any] = {"removed": removal.counts}
+    if removal.stuck:
+        out["stuck"] = [s.as_dict() for s in removal.stuck]
+    if removal.disconnected:
+        out["disconnected"] = removal.disconnected
+    return out
+
+
 def down(wanted: list[str]) -> list[dict[str, Any]]:
     client = engine.connect()
     runs = _runs(client)
@@ -86,10 +100,10 @@ def down(wanted: list[str]) -> list[dict[str, Any]]:
         run = resolve_run(list(runs), w)
         objs = runs[run]
         folder = _labels(objs).get(LABEL_FOLDER)
-        removed = objects.remove(client, objs)
+        done = _remove(client, objs, folder)
         if folder and Path(folder).is_dir():
-            RunFolder(Path(folder)).write(state="down", removed=removed)
-        results.append({"run": run, "removed": removed})
+            RunFolder(Path(folder)).write(state="down", removed=done["removed"])
+        results.append({"run": run, **done})
     return results
 
 
@@ -117,9 +131,9 @@ def gc(
         if not remove_all and (alive or state in LIVE_STATES):
             continue
         reason = "all" if remove_all else f"owner gone, state {state or 'unknown'}"
-        removed = {} if dry_run else objects.remove(client, objs)
         folder = labels.get(LABEL_FOLDER)
+        done: dict[str, Any] = {"removed": {}} if dry_run else _remove(client, objs, folder)
         if not dry_run and folder and Path(folder).is_dir():
-            RunFolder(Path(folder)).write(state="collected", removed=removed)
-        results.append({"run": run, "reason": reason, "removed": removed, "dry_run": dry_run})
+            RunFolder(Path(folder)).write(state="collected", removed=done["removed"])
+        results.append({"run": run, "reason": reason, **done, "dry_run": dry_run})
     return results
