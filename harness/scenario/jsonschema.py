@@ -18,6 +18,10 @@ SCHEMA_FILE = "schemas/scenario.schema.json"
 # A value that is entirely `${params.x}` or `${matrix.x}` takes the variable's type, so a
 # number, boolean or duration field may also hold one (checked when the scenario is loaded).
 INTERPOLATION = {"type": "string", "pattern": r"^\s*\$\{[^}]+\}\s*$"}
+# A text field with a pattern or a fixed set of words (`loss: 10%`, `fault: stop`) may be
+# written with a variable in it (`loss: "${params.loss}"`, `delay: "${params.ms}ms"`): the
+# pattern is checked on the interpolated value when the scenario is loaded.
+INTERPOLATED_TEXT = {"type": "string", "pattern": r"\$\{[^}]+\}"}
 _TYPED = ("integer", "number", "boolean")
 _META = ("title", "description", "default")
 
@@ -28,6 +32,11 @@ def _allow_interpolation(node: Any) -> Any:
     if not isinstance(node, dict):
         return node
     out = {k: _allow_interpolation(v) for k, v in node.items()}
+    if out.get("type") == "string" and ("pattern" in out or "enum" in out):
+        if out in (INTERPOLATION, INTERPOLATED_TEXT):
+            return out
+        meta = {k: out.pop(k) for k in _META if k in out}
+        return {**meta, "anyOf": [out, INTERPOLATED_TEXT]}
     if out.get("type") in _TYPED:
         meta = {k: out.pop(k) for k in _META if k in out}
         return {**meta, "anyOf": [out, INTERPOLATION]}

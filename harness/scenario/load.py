@@ -15,14 +15,16 @@ from pydantic import ValidationError
 
 from harness.scenario.catalog import Catalog
 from harness.scenario.interpolate import interpolate
-from harness.scenario.matrix import MAX_CELLS, cell_label, expand
+from harness.scenario.limits import MAX_CHECKED_NODES, MAX_MATRIX_CELLS
+from harness.scenario.matrix import cell_label, expand, too_big
 from harness.scenario.modelerrors import problems_from
 from harness.scenario.overlay import merge_fix
 from harness.scenario.problems import Problem, ScenarioInvalid, display_path
+from harness.scenario.readfile import Unreadable, read_text
 from harness.scenario.resolve import resolve_topology
 from harness.scenario.resolved import Topology
 from harness.scenario.schema import FaultStep, FixFile, RunStep, Scenario, WaitStep
-from harness.scenario.suggest import unknown
+from harness.scenario.suggest import nearest, unknown
 from harness.scenario.validate import Checker
 from harness.scenario.yamlpos import Located, load_yaml
 
@@ -38,18 +40,19 @@ class LoadedScenario:
 
 
 def _file_name(path: Path) -> str:
-    return str(path) if not path.is_absolute() else display_path(path)
+    if not path.is_absolute():
+        return str(path)
+    try:
+        return display_path(path)
+    except (OSError, RuntimeError):  # a symlink loop cannot be resolved; name it as given
+        return str(path)
 
 
 def _read(path: Path, file: str) -> tuple[Located | None, list[Problem]]:
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return None, [Problem(file, 1, 1, "file not found")]
-    except UnicodeDecodeError as exc:
-        return None, [Problem(file, 1, 1, f"not UTF-8 text: {exc.reason}")]
-    except OSError as exc:
-        return None, [Problem(file, 1, 1, f"cannot read the file: {exc.strerror or exc}")]
+        text = read_text(path)
+    except Unreadable as exc:
+        return None, [Problem(file, 1, 1, exc.message)]
     located, problems = load_yaml(text, file)
     if located is not None and not isinstance(located.data, dict):
         what = "empty" if located.data is None else f"a {type(located.data).__name__}"
@@ -61,7 +64,35 @@ def _read(path: Path, file: str) -> tuple[Located | None, list[Problem]]:
             )
         )
         return None, problems
+    if located is not None and _foreign(located.data):
+        return None, [
+            Problem(
+                file,
+                1,
+                1,
+                f"this is not a scenario file: none of its {len(located.data)} top-level keys is "
+                "a scenario key (expected 'scenario' and 'topology'); its content is not shown",
+            )
+        ]
     return located, problems
+
+
+def _foreign(data: dict[Any, Any]) -> bool:
+    """Some other file (a password file, a config): no top-level key is, or nearly is, a
+    scenario key. Its keys are not echoed back, as they may well be secrets."""
+    known = list(Scenario.model_fields)
+    return bool(data) and all(
+        not isinstance(k, str) or (k not in known and nearest(k, known) is None) for k in data
+    )
+
+
+def _matrix_problem(located: Located, file: str) -> Problem | None:
+    """The matrix's size, computed before any cell is built (an 8 x 10 matrix is 10^8 cells)."""
+    why = too_big(located.data.get("matrix"))
+    if why is None:
+        return None
+    line, col = located.key_pos(("matrix",))
+    return Problem(file, line, col, why)
 
 
 def _scalar_params(data: dict[str, Any]) -> dict[str, Any]:
@@ -177,10 +208,28 @@ def _validate(path: Path, file: str, root: Path, catalog: Catalog) -> list[Probl
         return sorted(problems)
     data: dict[str, Any] = located.data
     params = _scalar_params(data)
-    cells = expand(data.get("matrix"), limit=MAX_CELLS)
+    big = _matrix_problem(located, file)
+    if big is not None:
+        return [big]
+    cells = expand(data.get("matrix"), limit=MAX_MATRIX_CELLS)
     if not cells:
         line, col = located.key_pos(("matrix",))
         return [Problem(file, line, col, "the matrix has no cells: exclude removes every one")]
+    fixes = data.get("fixes")
+    passes = len(cells) * (1 + (len(fixes) if isinstance(fixes, dict) else 0))
+    if passes * len(located.values) > MAX_CHECKED_NODES:
+        line, col = located.key_pos(("matrix",) if len(cells) > 1 else ("fixes",))
+        return [
+            Problem(
+                file,
+                line,
+                col,
+                f"{len(cells)} matrix cell(s) x (1 + fixes) = {passes} checks of "
+                f"{len(located.values):,} values each is too much to check: at most "
+                f"{MAX_CHECKED_NODES:,} in all (limit MAX_CHECKED_NODES); use fewer cells or "
+                "fixes, or a smaller scenario",
+            )
+        ]
     per_cell: list[list[Problem]] = []
     for cell in cells:
         _, found = _check(located, {"params": params, "matrix": cell}, file, root, catalog)
@@ -286,6 +335,9 @@ def _load(
         own = data.get("fixes")
         data["fixes"] = {**(own if isinstance(own, dict) else {}), **extra_fixes}
     resolved_params, problems = _override_params(located, _scalar_params(data), given, file)
+    big = _matrix_problem(located, file)
+    if big is not None:
+        raise ScenarioInvalid([big])
     if cell is None:
         cells = expand(data.get("matrix"), limit=1)
         if not cells:

@@ -9,10 +9,33 @@ plus `include`.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any
 
-MAX_CELLS = 256
+from harness.scenario.limits import MAX_MATRIX_AXES, MAX_MATRIX_CELLS
+
+MAX_CELLS = MAX_MATRIX_CELLS  # the name callers used before limits.py
 RESERVED = ("include", "exclude")
+
+
+class MatrixTooBig(ValueError):
+    """expand() refuses a matrix over the limits rather than build it (memory)."""
+
+
+def too_big(matrix: Any) -> str | None:
+    """Why a raw `matrix:` is over the limits, or None; the product of the axis lengths is
+    computed before any cell is built, so an 8-axis x 10-value matrix costs nothing."""
+    axes = axes_of(matrix)
+    if len(axes) > MAX_MATRIX_AXES:
+        return f"the matrix has {len(axes)} axes; at most {MAX_MATRIX_AXES} (limit MAX_MATRIX_AXES)"
+    cells = math.prod(len(v) for v in axes.values()) + len(_entries(matrix, "include"))
+    if cells > MAX_MATRIX_CELLS:
+        sizes = " x ".join(str(len(v)) for v in axes.values())
+        return (
+            f"the matrix has {cells:,} cells ({sizes} before exclude, plus include); at most "
+            f"{MAX_MATRIX_CELLS} (limit MAX_MATRIX_CELLS)"
+        )
+    return None
 
 
 def axes_of(matrix: Any) -> dict[str, list[Any]]:
@@ -39,7 +62,11 @@ def _entries(matrix: Any, key: str) -> list[dict[str, Any]]:
 
 
 def expand(matrix: Any, limit: int | None = None) -> list[dict[str, Any]]:
-    """Every cell of the matrix, in order; [{}] when there is no matrix."""
+    """Every cell of the matrix, in order; [{}] when there is no matrix. Raises MatrixTooBig
+    for a matrix over the limits (validation reports it, located, before this is called)."""
+    why = too_big(matrix)
+    if why is not None:
+        raise MatrixTooBig(why)
     axes = axes_of(matrix)
     names = list(axes)
     includes = _entries(matrix, "include")

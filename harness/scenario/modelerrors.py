@@ -14,6 +14,7 @@ from typing import Annotated, Any, Union, get_args, get_origin
 from pydantic import BaseModel, Tag, ValidationError
 from pydantic_core import ErrorDetails
 
+from harness.scenario.limits import SHOWN_CHARS, shown
 from harness.scenario.problems import Problem
 from harness.scenario.schema import KIND_KEYS, Scenario
 from harness.scenario.suggest import did_you_mean, nearest
@@ -31,8 +32,18 @@ def describe(value: Any) -> str:
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, str):
-        return repr(value)
-    return str(value)
+        return shown(value)
+    text = str(value)
+    return text if len(text) <= SHOWN_CHARS else shown(value)
+
+
+def key_label(path: YPath) -> str:
+    """The key a message is about, as written: `subnet`, `depends_on[0]`; '' at the top."""
+    for i in range(len(path) - 1, -1, -1):
+        if isinstance(path[i], str):
+            key = path[i] if len(path[i]) <= SHOWN_CHARS else shown(path[i])
+            return key + "".join(f"[{j}]" for j in path[i + 1 :])
+    return ""
 
 
 def data_path(data: Any, loc: tuple[int | str, ...]) -> YPath:
@@ -156,9 +167,13 @@ def _one(err: ErrorDetails, located: Located, data: Any, file: str) -> Problem |
     path = data_path(data, loc)
     value = _value_at(data, path)
 
+    label = key_label(path)
+
     def at_value(msg: str) -> Problem:
+        """A problem with the value: located at it, and naming its key (`subnet: expected a
+        string, got 42`), since the position alone does not say which key was meant."""
         pos = located.key_pos(path) if value is None else located.value_pos(path)
-        return Problem(file, pos[0], pos[1], msg)
+        return Problem(file, pos[0], pos[1], f"{label}: {msg}" if label else msg)
 
     def at_key(msg: str, p: YPath = path) -> Problem:
         pos = located.key_pos(p)
@@ -173,10 +188,10 @@ def _one(err: ErrorDetails, located: Located, data: Any, file: str) -> Problem |
         allowed = list(model.model_fields) if model is not None else []
         hint = did_you_mean(key, allowed)
         if hint:
-            return at_key(f"unknown key {key!r}; {hint}")
+            return at_key(f"unknown key {shown(key)}; {hint}")
         if allowed:
-            return at_key(f"unknown key {key!r}; expected one of: {', '.join(allowed)}")
-        return at_key(f"unknown key {key!r}")
+            return at_key(f"unknown key {shown(key)}; expected one of: {', '.join(allowed)}")
+        return at_key(f"unknown key {shown(key)}")
     if etype in KIND_KEYS:
         wanted = KIND_KEYS[etype]
         if isinstance(value, dict):

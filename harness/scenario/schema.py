@@ -24,6 +24,8 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from harness.scenario.limits import MAX_NETWORKS, MAX_TOPOLOGY_NODES
+
 
 def _scalar(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
@@ -269,7 +271,9 @@ class Node(_Model):
     image: str | None = Field(default=None, description="a plain image reference")
     networks: NodeNetworks = Field(default_factory=list)
     files: dict[str, str] = Field(
-        default_factory=dict, description="absolute path in the node -> file in the project"
+        default_factory=dict,
+        description="absolute path in the node -> file in the project",
+        json_schema_extra={"propertyNames": {"pattern": "^/"}},  # validate.py says why
     )
     env: dict[str, Scalar] = Field(default_factory=dict)
     command: StrOrList | None = Field(
@@ -297,8 +301,21 @@ class Impairment(_Model):
 
 
 class TopologyDef(_Model):
-    networks: dict[str, NetworkDef | None] = Field(default_factory=dict)
-    nodes: dict[str, Node] = Field(default_factory=dict)
+    # names and counts for editors and the JSON Schema; validate.py checks both, located
+    networks: dict[str, NetworkDef | None] = Field(
+        default_factory=dict,
+        json_schema_extra={
+            "propertyNames": {"pattern": NAME_PATTERN},
+            "maxProperties": MAX_NETWORKS,
+        },
+    )
+    nodes: dict[str, Node] = Field(
+        default_factory=dict,
+        json_schema_extra={
+            "propertyNames": {"pattern": NAME_PATTERN},
+            "maxProperties": MAX_TOPOLOGY_NODES,
+        },
+    )
     impairments: list[Impairment] = Field(default_factory=list)
 
 

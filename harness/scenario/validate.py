@@ -14,8 +14,11 @@ import stat
 from pathlib import Path
 from typing import Any
 
+import re2  # type: ignore[import-untyped]
+
 from harness.scenario.ansiblevars import reserved_var
 from harness.scenario.catalog import Catalog, LabDef
+from harness.scenario.limits import MAX_NETWORKS, MAX_TOPOLOGY_NODES
 from harness.scenario.problems import Problem
 from harness.scenario.schema import NAME_PATTERN, SCENARIO_PATTERN, SLUG_PATTERN
 from harness.scenario.suggest import did_you_mean, unknown
@@ -99,6 +102,8 @@ class Checker:
         self.check_name()
         self.check_params()
         self.check_matrix()
+        if not self.check_sizes():
+            return self.problems
         self.check_networks()
         self.check_nodes()
         self.check_impairments()
@@ -107,6 +112,7 @@ class Checker:
         self.check_reproduce(("reproduce",), self.data.get("reproduce"))
         self.check_verify()
         self.check_collect()
+        self.check_redact()
         self.check_fix_names()
         return self.problems
 
@@ -195,6 +201,22 @@ class Checker:
             return None
         return net
 
+    def check_sizes(self) -> bool:
+        """Containers and networks are bounded (limits.py): a 5,000-node lab cannot run on a
+        workstation, and checking one costs seconds. False when over: the rest is skipped."""
+        ok = True
+        for key, found, most, name in (
+            ("nodes", self.nodes, MAX_TOPOLOGY_NODES, "MAX_TOPOLOGY_NODES"),
+            ("networks", self.networks, MAX_NETWORKS, "MAX_NETWORKS"),
+        ):
+            if len(found) > most:
+                self.at_key(
+                    ("topology", key),
+                    f"topology has {len(found)} {key}; at most {most} (limit {name})",
+                )
+                ok = False
+        return ok
+
     def check_nodes(self) -> None:
         topo = _d(self.data.get("topology"))
         if isinstance(topo.get("nodes"), dict) and not self.nodes:
@@ -226,24 +248,35 @@ class Checker:
                     self.at(path, unknown("node", dep, self.nodes))
                 else:
                     graph[name].append(dep)
-        state: dict[str, int] = {}  # 1 visiting, 2 done
+        self._find_cycles(graph)
 
-        def visit(n: str, trail: list[str]) -> None:
-            state[n] = 1
-            for dep in graph.get(n, []):
-                if state.get(dep) == 1:
-                    cycle = [*trail[trail.index(dep) :], dep] if dep in trail else [n, dep]
+    def _find_cycles(self, graph: dict[str, list[str]]) -> None:
+        """Depth-first search with an explicit stack (a long depends_on chain must not hit
+        Python's recursion limit), reporting each back edge as the cycle it closes."""
+        state: dict[str, int] = {}  # 1 visiting, 2 done
+        for start in graph:
+            if start in state:
+                continue
+            state[start] = 1
+            trail = [start]
+            stack = [iter(graph.get(start, []))]
+            while stack:
+                n = trail[-1]
+                dep = next(stack[-1], None)
+                if dep is None:
+                    state[n] = 2
+                    trail.pop()
+                    stack.pop()
+                elif state.get(dep) == 1:
+                    cycle = [*trail[trail.index(dep) :], dep]
                     self.at_key(
                         ("topology", "nodes", n, "depends_on"),
                         f"depends_on makes a cycle: {' -> '.join(cycle)}",
                     )
                 elif dep not in state:
-                    visit(dep, [*trail, dep])
-            state[n] = 2
-
-        for n in graph:
-            if n not in state:
-                visit(n, [n])
+                    state[dep] = 1
+                    trail.append(dep)
+                    stack.append(iter(graph.get(dep, [])))
 
     def check_node(
         self,
@@ -688,6 +721,24 @@ class Checker:
                 self.at(path, f"expected 'node:/absolute/path', got {entry!r}")
             elif node not in self.nodes:
                 self.at(path, unknown("node", node, self.nodes))
+
+    def check_redact(self) -> None:
+        """`redact:` patterns run on every text the run writes: RE2 only (linear time), so a
+        pattern like `(a+)+$` cannot stall a run; RE2 refuses backreferences and look-arounds."""
+        opts = re2.Options()
+        opts.log_errors = False
+        for i, pattern in enumerate(_l(self.data.get("redact"))):
+            if not isinstance(pattern, str):
+                continue
+            try:
+                re2.compile(pattern, opts)
+            except re2.error as exc:
+                why = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+                self.at(
+                    ("redact", i),
+                    f"redact pattern {pattern!r} is not RE2 syntax ({why}): redaction patterns "
+                    "must run in linear time, so backreferences and look-arounds are not allowed",
+                )
 
     def check_fix_names(self) -> None:
         for name, fix in _d(self.data.get("fixes")).items():

@@ -13,6 +13,14 @@ from typing import Any
 
 import yaml
 
+from harness.scenario.limits import (
+    MAX_ALIASES,
+    MAX_DEPTH,
+    MAX_KEY_CHARS,
+    MAX_NUMBER_DIGITS,
+    MAX_SCALAR_CHARS,
+    MAX_YAML_NODES,
+)
 from harness.scenario.problems import Problem
 
 YPath = tuple[Any, ...]
@@ -63,9 +71,54 @@ class Located:
         return out
 
 
+class LimitHit(yaml.YAMLError):
+    """A size limit (limits.py) was hit while composing; located at `mark`."""
+
+    def __init__(self, mark: Any, message: str) -> None:  # a yaml Mark
+        super().__init__(message)
+        self.problem_mark = mark
+        self.message = message
+
+
 class ScenarioLoader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 booleans: only true/false. `on:`, `yes`, `no`, `off` stay text,
-    so `on: client` is the key 'on' and not the boolean true."""
+    so `on: client` is the key 'on' and not the boolean true.
+
+    Composing is bounded: PyYAML's composer recurses once per nesting level (a RecursionError
+    on deep input) and happily composes thousands of alias uses (billion laughs), so depth,
+    node count and alias uses are counted here and stop the parse with a located LimitHit."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+        self._aliases = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise LimitHit(
+                    event.start_mark,
+                    f"more than {MAX_ALIASES} alias uses (*name) in one file (limit MAX_ALIASES)",
+                )
+        self._nodes += 1
+        if self._nodes > MAX_YAML_NODES:
+            raise LimitHit(
+                event.start_mark,
+                f"more than {MAX_YAML_NODES:,} values in one file (limit MAX_YAML_NODES)",
+            )
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise LimitHit(
+                    event.start_mark,
+                    f"nested more than {MAX_DEPTH} levels deep (limit MAX_DEPTH)",
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 ScenarioLoader.yaml_implicit_resolvers = {
@@ -121,12 +174,47 @@ def _yaml_error(file: str, text: str, exc: yaml.YAMLError) -> Problem:
     return Problem(file, line, col, msg)
 
 
+def _reader_error(file: str, text: str, exc: yaml.reader.ReaderError) -> Problem:
+    """PyYAML refuses non-printable characters (NUL, other control characters) before parsing;
+    say which and where, without echoing the text around it."""
+    pos = min(max(exc.position, 0), len(text))
+    line = text.count("\n", 0, pos) + 1
+    col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    char = exc.character if isinstance(exc.character, str) else chr(exc.character)
+    return Problem(
+        file,
+        line,
+        col,
+        f"control character U+{ord(char):04X} is not allowed in a scenario file "
+        "(YAML text is printable characters, tabs and newlines)",
+    )
+
+
 def _type_word(node: yaml.Node) -> str:
     if isinstance(node, yaml.MappingNode):
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
         return "a list"
     return "a value"
+
+
+_NUMBER_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+
+
+def _scalar_limit(
+    node: yaml.ScalarNode, most: int = MAX_SCALAR_CHARS, name: str = "limit MAX_SCALAR_CHARS"
+) -> str | None:
+    """Why a scalar is too long to construct, or None. A long integer would also fail in int()
+    (Python refuses over 4,300 digits), so numbers have a much smaller bound."""
+    size = len(node.value)
+    if node.tag in _NUMBER_TAGS and size > MAX_NUMBER_DIGITS:
+        return (
+            f"a number of {size:,} characters; at most {MAX_NUMBER_DIGITS} "
+            "(limit MAX_NUMBER_DIGITS); quote it if it is text"
+        )
+    if size > most:
+        return f"a value of {size:,} characters; at most {most:,} ({name})"
+    return None
 
 
 class _Builder:
@@ -136,16 +224,43 @@ class _Builder:
         self.out = Located(None)
         self.problems: list[Problem] = []
         self._stack: set[int] = set()
+        self._built = 0
+        self.stopped = False  # a limit was hit: the data is incomplete and must not be checked
 
     def problem(self, pos: Pos, msg: str) -> None:
         self.problems.append(Problem(self.file, pos[0], pos[1], msg))
 
+    def _limit(self, node: yaml.Node, msg: str) -> None:
+        if not self.stopped:
+            self.stopped = True
+            self.problem(_mark(node), msg)
+
     def build(self, node: yaml.Node, path: YPath) -> Any:
+        """Plain data for `node`. Aliases are expanded here, so the expanded size and depth are
+        bounded here too (the composer only sees each anchored node once)."""
+        if self.stopped:
+            return None
+        self._built += 1
+        if self._built > MAX_YAML_NODES:
+            self._limit(
+                node,
+                f"aliases expand to more than {MAX_YAML_NODES:,} values (limit MAX_YAML_NODES)",
+            )
+            return None
+        if len(path) > MAX_DEPTH:
+            self._limit(
+                node, f"aliases nest values more than {MAX_DEPTH} levels deep (limit MAX_DEPTH)"
+            )
+            return None
         self.out.values[path] = _mark(node)
         if id(node) in self._stack:
             self.problem(_mark(node), "recursive alias: a value cannot contain itself")
             return None
         if isinstance(node, yaml.ScalarNode):
+            too_long = _scalar_limit(node)
+            if too_long:
+                self.problem(_mark(node), too_long)
+                return None
             try:
                 return self.loader.construct_object(node, deep=True)
             except yaml.YAMLError as exc:
@@ -201,6 +316,10 @@ class _Builder:
         if not isinstance(key_node, yaml.ScalarNode):
             self.problem(_mark(key_node), f"a key must be a plain name, not {_type_word(key_node)}")
             return None
+        too_long = _scalar_limit(key_node, MAX_KEY_CHARS, "limit MAX_KEY_CHARS")
+        if too_long:
+            self.problem(_mark(key_node), f"a key {too_long.removeprefix('a value ')}")
+            return None
         try:
             key = self.loader.construct_object(key_node)
         except yaml.YAMLError as exc:
@@ -216,17 +335,28 @@ class _Builder:
 
 
 def load_yaml(text: str, file: str) -> tuple[Located | None, list[Problem]]:
-    """Parse one YAML document. Syntax errors give one located problem and no data."""
-    loader = ScenarioLoader(text)
+    """Parse one YAML document. Syntax errors and limits hit give one located problem and no
+    data."""
+    try:
+        loader = ScenarioLoader(text)  # the reader rejects control characters right here
+    except yaml.reader.ReaderError as exc:
+        return None, [_reader_error(file, text, exc)]
     try:
         try:
             node = loader.get_single_node()
+        except LimitHit as exc:
+            mark = exc.problem_mark
+            return None, [Problem(file, mark.line + 1, mark.column + 1, exc.message)]
+        except yaml.reader.ReaderError as exc:
+            return None, [_reader_error(file, text, exc)]
         except yaml.YAMLError as exc:
             return None, [_yaml_error(file, text, exc)]
         if node is None:
             return Located(None, {(): (1, 1)}), []
         builder = _Builder(loader, file)
         builder.out.data = builder.build(node, ())
+        if builder.stopped:
+            return None, builder.problems
         return builder.out, builder.problems
     finally:
         loader.dispose()

@@ -7,12 +7,21 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+import xmlschema
 from junitparser import JUnitXml
 
 from harness.reports import write_reports
 from harness.reports.journal import Run, load
 from harness.reports.junit import merge_junit, write_junit
-from tests.unit.reportkit import Schema, journal, make_run
+from tests.unit.reportkit import XSD, journal, make_run
+
+JENKINS = xmlschema.XMLSchema(str(XSD))  # a real XML Schema validator, not a hand-written one
+
+
+def xsd_errors(root: ET.Element) -> list[str]:
+    """Every way the document breaks tests/unit/junit-jenkins.xsd; [] when it is valid."""
+    return [f"{e.path}: {e.reason}" for e in JENKINS.iter_errors(root)]
+
 
 ALL = [
     "tls-reproduce",
@@ -45,7 +54,7 @@ def outcome(case: ET.Element) -> str:
 @pytest.mark.parametrize("name", ALL)
 def test_valid_against_jenkins_xsd(tmp_path: Path, name: str) -> None:
     path, root = junit(tmp_path, name)
-    assert Schema().validate(root) == []
+    assert xsd_errors(root) == []
     # and junitparser (what CI tooling in Python uses) reads it with the same counts
     xml = JUnitXml.fromfile(str(path))
     total = sum(s.tests for s in xml)
@@ -53,6 +62,17 @@ def test_valid_against_jenkins_xsd(tmp_path: Path, name: str) -> None:
     assert sum(s.failures for s in xml) == int(root.get("failures", "-1"))
     assert sum(s.errors for s in xml) == int(root.get("errors", "-1"))
     assert sum(s.skipped for s in xml) == int(root.get("skipped", "-1"))
+
+
+def test_the_xsd_validator_rejects_what_jenkins_would(tmp_path: Path) -> None:
+    """The check can fail: an unknown attribute, a case without a name, a bad count."""
+    _, root = junit(tmp_path, "tls-reproduce")
+    case = next(root.iter("testcase"))
+    case.set("colour", "red")
+    del case.attrib["name"]
+    root.set("tests", "many")
+    errors = " | ".join(xsd_errors(root))
+    assert "colour" in errors and "name" in errors and "many" in errors
 
 
 def test_a_suite_per_phase_and_a_case_per_step(tmp_path: Path) -> None:
@@ -180,7 +200,7 @@ def test_failed_ansible_task_is_an_error(tmp_path: Path) -> None:
         "testcase[@name='tls.yml: TLS server block [proxy]']/error"
     )
     assert err is not None and "template error: <boom>" in err.get("message", "")
-    assert Schema().validate(root) == []
+    assert xsd_errors(root) == []
 
 
 def test_attachments(tmp_path: Path) -> None:
@@ -226,7 +246,7 @@ def test_merge_verify_fix_pair(tmp_path: Path) -> None:
     files = [Path(write_reports(a)["junit"]), Path(write_reports(b)["junit"])]
     out = merge_junit([*files, tmp_path / "missing.xml"], tmp_path / "merged.xml")
     root = ET.parse(out).getroot()
-    assert Schema().validate(root) == []
+    assert xsd_errors(root) == []
     names = [s.get("name", "") for s in root.iter("testsuite")]
     assert len(names) == len(set(names)) == 12
     assert "tls-protocol-mismatch+baseline/attempt-1" in names

@@ -116,3 +116,115 @@ def test_repository_scenarios_are_valid() -> None:
     ]
     problems = [str(p) for f in files for p in validate_file(f, root=REPO, catalog=catalog)]
     assert problems == []
+
+
+# -- the schema checked by a real validator (jsonschema), issue 13 point 9 --------------------
+
+MALFORMED = REPO / "tests" / "scenarios" / "malformed"
+# What the JSON Schema rejects on its own: shapes, types, patterns, unknown keys, name patterns
+# and counts. Everything else in the corpus needs the catalog (labs, oses, versions), the file
+# system (fixtures, folders), arithmetic on addresses, cross-references between parts of the
+# file (networks, nodes, steps, hosts, cycles) or the matrix expanded: no JSON Schema can say
+# those (docs/scenario-format.md, "What the JSON Schema checks").
+SCHEMA_REJECTS = {
+    "bad-duration",
+    "bad-impairment-values",
+    "configure-misspelt-playbook-key",
+    "empty-file",
+    "files-target-relative",
+    "fix-kind-invalid",
+    "fix-without-kind",
+    "misspelt-top-level-key",
+    "node-name-not-dns-safe",
+    "not-a-mapping",
+    "not-a-scenario",
+    "probe-bad-tolerance",
+    "scenario-name-not-dns-safe",
+    "several-problems",
+    "severity-out-of-range",
+    "too-many-nodes",
+    "unknown-node-key",
+    "version-number-not-quoted",
+    "wrong-type-attempts",
+    "wrong-type-subnet",
+}
+# Refused while reading the YAML (syntax, duplicate keys, limits): there is no data to check.
+NOT_YAML_DATA = {
+    "alias-bomb",
+    "control-character",
+    "deep-nesting",
+    "duplicate-key",
+    "huge-integer",
+    "tab-indentation",
+    "too-many-aliases",
+    "yaml-syntax",
+}
+
+
+def _validator() -> Any:
+    import jsonschema
+
+    schema = json.loads((REPO / SCHEMA_FILE).read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)  # a well-formed 2020-12 schema
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _data(path: Path) -> Any:
+    from harness.scenario.yamlpos import load_yaml
+
+    located, problems = load_yaml(path.read_text(encoding="utf-8"), str(path))
+    return None if located is None or problems else (located.data,)
+
+
+def test_every_repository_scenario_passes_the_published_schema() -> None:
+    """scenarios/**, bench/scenarios, tests/**/scenarios: with `${params.x}` in typed and
+    patterned fields (`loss: "${params.loss}"`), all accepted by the real validator."""
+    validator = _validator()
+    files = [f for f in scenario_files() if "malformed" not in f.parts]
+    names = {f.relative_to(REPO).as_posix() for f in files}
+    assert "scenarios/cases/lossy-link-intermittent.yaml" in names
+    assert any(n.startswith("bench/scenarios/") for n in names)
+    assert any(n.startswith("tests/engine/scenarios/") for n in names)
+    wrong = []
+    for f in files:
+        data = _data(f)
+        assert data is not None, f
+        for err in validator.iter_errors(data[0]):
+            wrong.append(f"{f.relative_to(REPO)}: {err.json_path}: {err.message[:200]}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_schema_rejects_the_structurally_malformed_scenarios() -> None:
+    validator = _validator()
+    files = sorted(MALFORMED.glob("*.yaml"))
+    rejected, accepted, no_data = set(), set(), set()
+    for f in files:
+        data = _data(f)
+        if data is None:
+            no_data.add(f.stem)
+        elif any(True for _ in validator.iter_errors(data[0])):
+            rejected.add(f.stem)
+        else:
+            accepted.add(f.stem)
+    assert no_data == NOT_YAML_DATA
+    assert rejected == SCHEMA_REJECTS, "update SCHEMA_REJECTS and the docs when this changes"
+    assert accepted  # the cross-reference checks, which only `lab validate` makes
+
+
+def test_interpolation_is_accepted_in_a_patterned_field_but_the_pattern_still_applies() -> None:
+    validator = _validator()
+    base: dict[str, Any] = {
+        "scenario": "x",
+        "topology": {
+            "networks": {"lan": {}},
+            "nodes": {"a": {"os": "debian-12", "networks": ["lan"]}},
+            "impairments": [{"node": "a", "loss": "10%"}],
+        },
+    }
+    imp = base["topology"]["impairments"][0]
+    for good in ("10%", "${params.loss}", "${params.pct}%"):
+        imp["loss"] = good
+        assert validator.is_valid(base), good
+    for bad in ("10 percent", "${params.loss"):
+        imp["loss"] = bad
+        assert not validator.is_valid(base), bad

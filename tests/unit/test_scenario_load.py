@@ -271,4 +271,4 @@ def test_validate_never_raises(tmp_path: Path, catalog_root: Path, test_catalog:
     missing = validate_file(tmp_path / "nope.yaml", root=catalog_root, catalog=test_catalog)
     assert [p.message for p in missing] == ["file not found"]
     folder = validate_file(tmp_path, root=catalog_root, catalog=test_catalog)
-    assert folder and folder[0].message.startswith("cannot read")
+    assert folder and "is a folder, not a scenario file" in folder[0].message
