@@ -24,6 +24,8 @@ images_app = typer.Typer(
     help="Build, list and prune environment and lab images.", no_args_is_help=True
 )
 app.add_typer(images_app, name="images")
+keys_app = typer.Typer(help="Keys that sign escalation bundles.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 ProjectOpt = Annotated[
@@ -67,8 +69,8 @@ def _root(project: Path | None, near: Path | None = None) -> Path:
     try:
         return find_project_root()
     except Exception:
-        if near is not None:
-            return find_project_root(near.resolve().parent)
+        if near is not None:  # abspath, not resolve(): a symlink loop must not raise here
+            return find_project_root(Path(os.path.abspath(near)).parent)
         raise
 
 
@@ -593,6 +595,8 @@ def matrix(
     cluster: ClusterOpt = None,
     resume: ResumeOpt = False,
     targets: ClusterTargetsOpt = None,
+    untrusted: UntrustedOpt = False,
+    trust: TrustOpt = False,
 ) -> None:
     """Run every cell on its own topology: a table of PASS / FAIL / ERROR / SKIP. Exit 0 when
     no cell is FAIL or ERROR."""
@@ -611,6 +615,8 @@ def matrix(
             on_event=_progress(as_json),
             cluster=cluster,
             resume=resume,
+            untrusted=untrusted,
+            trust=trust,
         )
 
     result = _serve(as_json, work, _render_matrix)
@@ -632,6 +638,8 @@ def gate(
     cluster: ClusterOpt = None,
     resume: ResumeOpt = False,
     targets: ClusterTargetsOpt = None,
+    untrusted: UntrustedOpt = False,
+    trust: TrustOpt = False,
 ) -> None:
     """Run a release's suites and compare with the last release's results: PASS (exit 0) only
     with no regression and no ERROR, else FAIL (exit 1)."""
@@ -654,6 +662,8 @@ def gate(
             on_event=_progress(as_json),
             cluster=cluster,
             resume=resume,
+            untrusted=untrusted,
+            trust=trust,
         )
 
     def render(r: dict[str, Any]) -> None:
@@ -686,6 +696,8 @@ def bisect(
         list[str] | None, typer.Option("--only", help="Fix another axis: AXIS=VALUE.")
     ] = None,
     param: ParamOpt = None,
+    untrusted: UntrustedOpt = False,
+    trust: TrustOpt = False,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -704,6 +716,8 @@ def bisect(
             only=_parse_cells(only),
             params=_parse_params(param),
             on_event=_progress(as_json),
+            untrusted=untrusted,
+            trust=trust,
         )
 
     def render(r: dict[str, Any]) -> None:
@@ -771,6 +785,14 @@ def escalate(
         Path | None,
         typer.Option("--trackers", help="Tracker configuration (default: trackers.yaml)."),
     ] = None,
+    signing_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--signing-key",
+            help="Ed25519 private key (PEM) to sign the manifest with (default: the local "
+            "configuration's bundle_signing_key; none: unsigned).",
+        ),
+    ] = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -789,6 +811,7 @@ def escalate(
             note=note,
             fix_file=fix_file,
             trackers_file=trackers_file,
+            signing_key=signing_key,
         )
 
     def render(r: dict[str, Any]) -> None:
@@ -875,6 +898,33 @@ def escalations(
 
         for line in render_lines(r):
             print(line)
+
+    _serve(as_json, work, render)
+
+
+@keys_app.command("generate")
+def keys_generate(
+    folder: Annotated[Path, typer.Argument(help="Folder for NAME.key and NAME.pub.")],
+    name: Annotated[str, typer.Option("--name", help="File name stem.")] = "bundle",
+    as_json: JsonOpt = False,
+) -> None:
+    """Make an Ed25519 key pair: NAME.key (private, mode 600; bundle_signing_key of whoever
+    escalates) and NAME.pub (bundle_public_keys of whoever replays). Never overwrites."""
+
+    def work() -> dict[str, Any]:
+        from harness.escalation.signing import generate, load_signer
+
+        if not name.replace("-", "").replace("_", "").isalnum():
+            from harness.errors import UsageError
+
+            raise UsageError(f"--name {name!r}: expected letters, digits, - and _")
+        priv, pub = generate(folder, name)
+        return {"private": str(priv), "public": str(pub), "key_id": load_signer(priv).key_id}
+
+    def render(r: dict[str, Any]) -> None:
+        print(f"private  {r['private']}  (bundle_signing_key; keep it to yourself)")
+        print(f"public   {r['public']}  (bundle_public_keys; share it with the team)")
+        print(f"key id   {r['key_id']}")
 
     _serve(as_json, work, render)
 

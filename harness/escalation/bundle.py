@@ -8,6 +8,7 @@ name or time. A tracker can then tell by content that a bundle is already attach
 Layout::
 
     bundle/manifest.json          first member; every other member's sha256, size and mode
+    bundle/manifest.sig           optional second member: the manifest's Ed25519 signature
     bundle/project/...            scenario, fix overlay, fixtures, playbooks, suites, labs,
                                   environments, schemas: a project `lab replay` runs from
     bundle/run/...                the run folder (journal, reports, captures, logs, REPRODUCE.md)
@@ -33,8 +34,9 @@ from harness import __version__
 from harness.errors import HarnessError, UsageError
 from harness.escalation import BUNDLE_VERSION
 from harness.escalation.redaction import FULL, PRECISE, ProjectRedactor
+from harness.escalation.signing import Signer
 from harness.images import ALWAYS_IGNORED, plan_image
-from harness.run.redact import MASK, Redactor
+from harness.run.redact import MASK, Redactor, for_scenarios
 from harness.scenario.catalog import Catalog, load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
 from harness.scenario.problems import ScenarioInvalid
@@ -43,6 +45,7 @@ from harness.scenario.schema import PlaybookItem, SuiteItem, VerifyRun
 
 TOP = "bundle"
 MANIFEST = f"{TOP}/manifest.json"
+SIGNATURE = f"{TOP}/manifest.sig"  # optional second member: an Ed25519 signature (signing.py)
 PROJECT = f"{TOP}/project"
 RUN = f"{TOP}/run"
 KIND = "labharness-escalation"
@@ -74,6 +77,7 @@ class Bundle:
     members: list[str] = field(default_factory=list)
     redactor: Redactor = field(default_factory=Redactor)
     side: dict[str, bytes] = field(default_factory=dict)  # run/REPRODUCE.md, run/report.html
+    signed_by: str | None = None  # the signing key's id, when the manifest is signed
 
     @property
     def name(self) -> str:
@@ -277,15 +281,9 @@ def find_sources(
 
 
 def run_redactor(src: RunSource) -> Redactor:
-    """Built like the run's: the scenario's `redact:` patterns and the secret-named env vars and
-    params, of every variant the bundle carries."""
-    pairs: list[tuple[str, str]] = []
-    patterns: list[str] = []
-    for v in src.variants:
-        pairs += [(k, val) for n in v.topology.nodes for k, val in n.env]
-        pairs += [(k, str(val)) for k, val in v.params.items() if val is not None]
-        patterns += [p for p in v.raw.redact if p not in patterns]
-    return Redactor.build(patterns, pairs)
+    """Built like the run's (harness/run/redact.for_scenarios), over every variant the bundle
+    carries."""
+    return for_scenarios(src.variants)
 
 
 def _walk_strings(data: Any) -> list[str]:
@@ -593,10 +591,25 @@ def build_manifest(
     return clean
 
 
-def write_tar(path: Path, members: list[Member], manifest: dict[str, Any], mtime: int) -> None:
-    """The archive, byte for byte the same for the same members and manifest."""
-    head = json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8") + b"\n"
-    entries = [Member(MANIFEST, head, 0o644), *members]
+def manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    """The manifest member's exact bytes (what a signature covers)."""
+    return json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8") + b"\n"
+
+
+def write_tar(
+    path: Path,
+    members: list[Member],
+    manifest: dict[str, Any],
+    mtime: int,
+    signer: Signer | None = None,
+) -> None:
+    """The archive, byte for byte the same for the same members, manifest and key (Ed25519
+    signatures are deterministic). A signature goes right after the manifest."""
+    head = manifest_bytes(manifest)
+    entries = [Member(MANIFEST, head, 0o644)]
+    if signer is not None:
+        entries.append(Member(SIGNATURE, signer.sign(head), 0o644))
+    entries += members
     with (
         path.open("wb") as raw,
         gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) as gz,
@@ -620,16 +633,18 @@ def build_bundle(
     out_dir: Path,
     note: str | None = None,
     fix_file: Path | None = None,
+    signer: Signer | None = None,
 ) -> Bundle:
     """Bundle `run_folder` (and the project files under `root` it used) into out_dir/
-    <scenario>-<run>-<sha10>.tar.gz. Nothing is written to the run folder."""
+    <scenario>-<run>-<sha10>.tar.gz, its manifest signed when a signer is given. Nothing is
+    written to the run folder."""
     catalog = load_catalog(root)
     src = find_sources(run_folder, root, catalog, fix_file)
     members, redactor = collect_members(run_folder, root, src)
     manifest = build_manifest(run_folder, root, src, catalog, members, note, redactor)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".bundle-{os.getpid()}.tmp"
-    write_tar(tmp, members, manifest, _mtime(src.journal))
+    write_tar(tmp, members, manifest, _mtime(src.journal), signer)
     digest = sha256_file(tmp)
     name = f"{src.journal.get('scenario')}-{src.journal.get('run')}-{digest[:10]}.tar.gz"
     final = out_dir / name
@@ -639,4 +654,13 @@ def build_bundle(
         for m in members
         if m.name in (f"{RUN}/REPRODUCE.md", f"{RUN}/report.html")
     }
-    return Bundle(final, digest, manifest, [MANIFEST, *(m.name for m in members)], redactor, side)
+    head = [MANIFEST, SIGNATURE] if signer is not None else [MANIFEST]
+    return Bundle(
+        final,
+        digest,
+        manifest,
+        [*head, *(m.name for m in members)],
+        redactor,
+        side,
+        signer.key_id if signer is not None else None,
+    )

@@ -1,26 +1,39 @@
 """Check a bundle and extract it without trusting it.
 
-The archive is read once, as a stream. Its first member must be bundle/manifest.json; every
-other member must be a regular file the manifest lists, of the size it says, and its sha256 is
-checked as it is written. Refused, with the member's name and the reason (UsageError, exit 2):
+Nothing in a bundle is believed until checked, and nothing is written until everything is:
+
+1. The head: the first member must be bundle/manifest.json (the second may be
+   bundle/manifest.sig, its signature: signing.py). The manifest is checked for shape before any
+   folder exists (manifest_check.py): every path it names stays inside the extraction folder,
+   `run.id` is a plain run id, every listed file has a size, and the sizes it declares are
+   within Limits (each file, the total, the count, and the ratio to the compressed size: a gzip
+   bomb is refused by arithmetic, not by running out of disk).
+2. A scan of the whole archive, writing nothing: every member's tar header (name, type, size)
+   and content (sha256) against the manifest.
+3. Only then the copy, from the same open file, each member hashed again as it is written (the
+   file could have changed since the scan).
+
+Refused, with the member's (or manifest key's) name and the reason (BundleRefused, exit 2):
 
 - absolute names, `..` components, names outside `bundle/`;
 - symbolic and hard links (those pointing out of the bundle are named as such; a bundle that
   labharness made has none at all);
 - device files, FIFOs and any other special member;
 - a member over the per-file limit, or the members together over the total limit, or too many
-  members (limits: Limits, or $LABHARNESS_BUNDLE_MAX_FILE / _MAX_TOTAL / _MAX_MEMBERS in bytes);
-- a file missing, extra, listed twice, or whose content does not match its checksum;
+  members, or more uncompressed bytes per compressed byte than the ratio limit allows
+  (Limits, or $LABHARNESS_BUNDLE_MAX_FILE / _MAX_TOTAL / _MAX_MEMBERS / _MAX_RATIO);
+- a file missing, extra, listed twice, of another size than listed, or whose content does not
+  match its checksum;
 - a truncated or corrupt archive.
 
 Files are created with O_EXCL | O_NOFOLLOW below a folder this module creates, so nothing is
-written outside it. On any refusal what was extracted is removed.
+written outside it. On any refusal or interruption what was extracted is removed.
 """
 
 from __future__ import annotations
 
+import gzip
 import hashlib
-import json
 import os
 import posixpath
 import shutil
@@ -31,14 +44,19 @@ from pathlib import Path
 from typing import IO, Any
 
 from harness.errors import UsageError
-from harness.escalation.bundle import KIND, MANIFEST, TOP
+from harness.escalation.bundle import MANIFEST, SIGNATURE, TOP
+from harness.escalation.manifest_check import (
+    BundleRefused,
+    check_manifest,
+    human,
+    parse_manifest,
+    refuse,
+)
 
 GiB = 1 << 30
 MiB = 1 << 20
-
-
-class BundleRefused(UsageError):
-    """The bundle is not what its manifest says, or is unsafe to extract."""
+TRAILING = 1 * MiB  # after the tar's end-of-archive blocks (record padding is 10 KiB at most)
+__all__ = ["BundleHead", "BundleRefused", "Limits", "extract_bundle", "read_head", "read_manifest"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +65,8 @@ class Limits:
     per_file: int = 512 * MiB
     members: int = 100_000
     manifest: int = 64 * MiB
+    ratio: int = 200  # uncompressed bytes per compressed byte, at most...
+    ratio_floor: int = 64 * MiB  # ...once the bundle declares more than this
 
     @classmethod
     def from_env(cls) -> Limits:
@@ -55,32 +75,29 @@ class Limits:
             if not text:
                 return default
             try:
-                return int(text)
+                value = int(text)
             except ValueError:
-                raise UsageError(f"${name}={text!r}: expected a number of bytes") from None
+                raise UsageError(f"${name}={text!r}: expected a whole number") from None
+            if value < 0:
+                raise UsageError(f"${name}={text!r}: expected a number >= 0")
+            return value
 
         d = cls()
         return cls(
             total=get("LABHARNESS_BUNDLE_MAX_TOTAL", d.total),
             per_file=get("LABHARNESS_BUNDLE_MAX_FILE", d.per_file),
             members=get("LABHARNESS_BUNDLE_MAX_MEMBERS", d.members),
+            ratio=get("LABHARNESS_BUNDLE_MAX_RATIO", d.ratio),
         )
 
 
-def _human(n: int) -> str:
-    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} bytes"
+@dataclass(frozen=True)
+class BundleHead:
+    """The manifest as read (its exact bytes, which a signature covers) and the signature."""
 
-
-def _refuse(bundle: Path, member: str | None, reason: str) -> BundleRefused:
-    where = f"{bundle}: member {member!r}: " if member else f"{bundle}: "
-    return BundleRefused(
-        where + reason,
-        hint="nothing was run; get the bundle again from the ticket (its sha256 is in the "
-        "ticket comment) or ask who made it",
-    )
+    manifest: dict[str, Any]
+    raw: bytes
+    signature: bytes | None
 
 
 def _check_name(name: str) -> str | None:
@@ -138,7 +155,8 @@ def _mkdirs(root: Path, rel_dir: str) -> Path:
     return here
 
 
-def _copy_checked(src: IO[bytes], out: int, size: int) -> str:
+def _copy_checked(src: IO[bytes], out: int | None, size: int) -> str:
+    """sha256 of `size` bytes of src, written to `out` unless it is None (the scan)."""
     h = hashlib.sha256()
     left = size
     while left > 0:
@@ -146,168 +164,254 @@ def _copy_checked(src: IO[bytes], out: int, size: int) -> str:
         if not chunk:
             raise EOFError("unexpected end of data")
         h.update(chunk)
-        os.write(out, chunk)
+        if out is not None:
+            os.write(out, chunk)
         left -= len(chunk)
     return h.hexdigest()
 
 
-def read_manifest(bundle: Path, limits: Limits | None = None) -> dict[str, Any]:
-    """Only the manifest (the first member), checked for shape; nothing is extracted."""
+def _read_member(bundle: Path, tar: tarfile.TarFile, ti: tarfile.TarInfo, limit: int) -> bytes:
+    if ti.size > limit:
+        raise refuse(bundle, ti.name, f"{human(ti.size)} is over the limit of {human(limit)}")
+    f = tar.extractfile(ti)
+    if f is None:
+        raise refuse(bundle, ti.name, "cannot be read")
+    data = f.read()
+    if len(data) != ti.size:
+        raise refuse(bundle, ti.name, "truncated")
+    return data
+
+
+def _head(
+    bundle: Path, tar: tarfile.TarFile, limits: Limits
+) -> tuple[BundleHead, tarfile.TarInfo | None]:
+    """The manifest (checked) and the signature; and the member after them, already read."""
+    ti = tar.next()
+    if ti is None or ti.name != MANIFEST or not ti.isreg():
+        name = ti.name if ti is not None else None
+        raise refuse(bundle, name, f"not a labharness bundle: the first member must be {MANIFEST}")
+    raw = _read_member(bundle, tar, ti, limits.manifest)
+    manifest = parse_manifest(bundle, raw)
+    check_manifest(bundle, manifest, limits, bundle.stat().st_size)
+    signature = None
+    after = tar.next()
+    if after is not None and after.name == SIGNATURE:
+        if not after.isreg():
+            raise refuse(bundle, after.name, "the signature must be a regular file")
+        signature = _read_member(bundle, tar, after, 4096)
+        after = tar.next()
+    return BundleHead(manifest, raw, signature), after
+
+
+def _corrupt(bundle: Path, exc: BaseException) -> BundleRefused:
+    if isinstance(exc, FileNotFoundError):
+        return BundleRefused(f"{bundle}: no such file")
+    return refuse(bundle, None, f"truncated or corrupt archive ({exc})")
+
+
+def read_head(bundle: Path, limits: Limits | None = None) -> BundleHead:
+    """Only the manifest and its signature, checked for shape and limits; nothing is extracted
+    and no folder is made."""
     limits = limits or Limits.from_env()
+    if not bundle.is_file():
+        raise BundleRefused(f"{bundle}: no such file")
     try:
         with tarfile.open(bundle, mode="r|gz") as tar:
-            ti = tar.next()
-            return _manifest(bundle, tar, ti, limits)
+            return _head(bundle, tar, limits)[0]
     except BundleRefused:
         raise
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise _corrupt(bundle, exc) from None
 
 
-def _corrupt(bundle: Path, exc: BaseException) -> BundleRefused:
-    if isinstance(exc, FileNotFoundError):
-        return BundleRefused(f"{bundle}: no such file")
-    return _refuse(bundle, None, f"truncated or corrupt archive ({exc})")
+def read_manifest(bundle: Path, limits: Limits | None = None) -> dict[str, Any]:
+    """Only the manifest (the first member), checked; nothing is extracted."""
+    return read_head(bundle, limits).manifest
 
 
-def _manifest(
-    bundle: Path, tar: tarfile.TarFile, ti: tarfile.TarInfo | None, limits: Limits
+def extract_bundle(
+    bundle: Path,
+    dest: Path,
+    *,
+    limits: Limits | None = None,
+    expect: BundleHead | None = None,
 ) -> dict[str, Any]:
-    if ti is None or ti.name != MANIFEST or not ti.isreg():
-        name = ti.name if ti is not None else None
-        raise _refuse(bundle, name, f"not a labharness bundle: the first member must be {MANIFEST}")
-    if ti.size > limits.manifest:
-        raise _refuse(bundle, ti.name, f"manifest of {_human(ti.size)} is over the limit")
-    f = tar.extractfile(ti)
-    if f is None:
-        raise _refuse(bundle, ti.name, "cannot be read")
-    data = f.read()
-    if len(data) != ti.size:
-        raise _refuse(bundle, ti.name, "truncated")
-    try:
-        manifest = json.loads(data)
-    except ValueError as exc:
-        raise _refuse(bundle, ti.name, f"not JSON: {exc}") from None
-    if not isinstance(manifest, dict) or manifest.get("kind") != KIND:
-        raise _refuse(bundle, ti.name, f"not a labharness bundle manifest (kind != {KIND!r})")
-    files = manifest.get("files")
-    if not isinstance(files, list) or not all(
-        isinstance(e, dict) and isinstance(e.get("path"), str) and isinstance(e.get("sha256"), str)
-        for e in files
-    ):
-        raise _refuse(bundle, ti.name, "its `files` list is malformed")
-    return manifest
-
-
-def extract_bundle(bundle: Path, dest: Path, *, limits: Limits | None = None) -> dict[str, Any]:
     """Verify and extract `bundle` into `dest` (created; must not exist or be empty), without
-    the leading bundle/: dest/manifest.json, dest/project/, dest/run/. Returns the manifest."""
+    the leading bundle/: dest/manifest.json (and manifest.sig), dest/project/, dest/run/.
+    With `expect` (a head read and judged earlier), the archive's head must still be that one.
+    Returns the manifest."""
     limits = limits or Limits.from_env()
     if not bundle.is_file():
         raise BundleRefused(f"{bundle}: no such file")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UsageError(f"{dest}: exists and is not an empty folder; give a fresh one")
-    created = not dest.exists()
-    dest.mkdir(parents=True, exist_ok=True)
     try:
-        return _extract(bundle, dest.resolve(), limits)
-    except BaseException:
-        if created:
-            shutil.rmtree(dest, ignore_errors=True)
+        raw = bundle.open("rb")
+    except OSError as exc:
+        raise refuse(bundle, None, f"cannot read: {exc.strerror}") from None
+    with raw:
+        head, _ = _pass(bundle, raw, None, limits, expect)  # writes nothing
+        if expect is None:
+            expect = head
+        created = not dest.exists()
+        dest.mkdir(parents=True, exist_ok=True)
+        try:
+            raw.seek(0)
+            _pass(bundle, raw, dest.resolve(), limits, expect)
+        except BaseException:
+            remove_extracted(dest, created)
+            raise
+    return head.manifest
+
+
+def remove_extracted(dest: Path, created: bool) -> None:
+    """Remove what extraction put in dest (and dest itself when it was made for it)."""
+    if created:
+        shutil.rmtree(dest, ignore_errors=True)
+        return
+    for child in list(dest.iterdir()) if dest.is_dir() else []:
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
         else:
-            for child in dest.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
-        raise
+            child.unlink(missing_ok=True)
 
 
-def _extract(bundle: Path, dest: Path, limits: Limits) -> dict[str, Any]:
-    seen: set[str] = set()
-    total = 0
-    count = 0
+def _pass(
+    bundle: Path,
+    raw: IO[bytes],
+    dest: Path | None,
+    limits: Limits,
+    expect: BundleHead | None,
+) -> tuple[BundleHead, set[str]]:
+    """One pass over the archive: every member checked against the manifest; written below
+    dest when it is given (else only checked)."""
     try:
-        with tarfile.open(bundle, mode="r|gz") as tar:
-            manifest = _manifest(bundle, tar, tar.next(), limits)
-            expected = {e["path"]: e for e in manifest["files"]}
-            (dest / "manifest.json").write_bytes(
-                json.dumps(manifest, indent=2, sort_keys=True).encode() + b"\n"
-            )
-            while (ti := tar.next()) is not None:  # (iterating would yield the manifest again)
-                count += 1
-                if count > limits.members:
-                    raise _refuse(bundle, ti.name, f"more than {limits.members} members")
-                why = _check_name(ti.name)
-                if why:
-                    raise _refuse(bundle, ti.name, why)
-                if ti.issym() or ti.islnk():
-                    raise _refuse(bundle, ti.name, _link_reason(ti))
-                if ti.isdir():
-                    _mkdirs(dest, posixpath.normpath(ti.name).removeprefix(TOP))
-                    continue
-                if not ti.isreg():
-                    raise _refuse(bundle, ti.name, _special_reason(ti))
-                name = posixpath.normpath(ti.name)
-                if ti.size > limits.per_file:
-                    raise _refuse(
-                        bundle,
-                        name,
-                        f"{_human(ti.size)} is over the per-file limit of "
-                        f"{_human(limits.per_file)}",
-                    )
-                total += ti.size
-                if total > limits.total:
-                    raise _refuse(
-                        bundle,
-                        name,
-                        f"the bundle's files together pass the limit of {_human(limits.total)}",
-                    )
-                entry = expected.get(name)
-                if entry is None:
-                    raise _refuse(bundle, name, "not listed in the manifest (added or renamed)")
-                if name in seen:
-                    raise _refuse(bundle, name, "appears twice")
-                seen.add(name)
-                if entry.get("size") is not None and entry["size"] != ti.size:
-                    raise _refuse(
-                        bundle,
-                        name,
-                        f"checksum mismatch: {ti.size} bytes, the manifest says {entry['size']}",
-                    )
-                rel = name.removeprefix(TOP + "/")
-                parent = _mkdirs(dest, posixpath.dirname(rel))
-                target = parent / posixpath.basename(rel)
-                src = tar.extractfile(ti)
-                if src is None:
-                    raise _refuse(bundle, name, "cannot be read")
-                flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-                fd = os.open(target, flags, 0o600)
-                try:
-                    digest = _copy_checked(src, fd, ti.size)
-                finally:
-                    os.close(fd)
-                if digest != entry["sha256"]:
-                    raise _refuse(
-                        bundle,
-                        name,
-                        "checksum mismatch: its content is not what the manifest records "
-                        "(changed after bundling)",
-                    )
-                os.chmod(target, ti.mode & 0o777)
+        gz = gzip.GzipFile(fileobj=raw, mode="rb")
+        with tarfile.open(fileobj=gz, mode="r|") as tar:
+            head, ti = _head(bundle, tar, limits)
+            if expect is not None and (head.raw, head.signature) != (expect.raw, expect.signature):
+                raise refuse(bundle, MANIFEST, "changed while it was being read: not extracting it")
+            if dest is not None:
+                _write_new(dest / "manifest.json", head.raw)
+                if head.signature is not None:
+                    _write_new(dest / "manifest.sig", head.signature)
+            seen = _members(bundle, tar, ti, head.manifest, dest, limits)
+        _to_the_end(bundle, gz)
     except BundleRefused:
         raise
-    except (tarfile.TarError, EOFError, zlib.error) as exc:
+    except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
         raise _corrupt(bundle, exc) from None
     except OSError as exc:
-        raise _refuse(bundle, None, f"cannot extract: {exc}") from None
-    missing = sorted(set(expected) - seen)
+        raise refuse(bundle, None, f"cannot extract: {exc}") from None
+    expected = {e["path"] for e in head.manifest["files"]}
+    missing = sorted(expected - seen)
     if missing:
         more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        raise _refuse(
+        raise refuse(
             bundle,
             missing[0],
             f"listed in the manifest but missing from the archive ({', '.join(missing[:3])}"
             f"{more}): truncated or altered",
         )
-    return manifest
+    return head, seen
+
+
+def _to_the_end(bundle: Path, gz: gzip.GzipFile) -> None:
+    """Read the gzip stream to its end-of-stream marker and CRC: tar alone takes an archive cut
+    at a member boundary for a complete one. What follows the tar's end is only padding."""
+    left = TRAILING
+    while chunk := gz.read(1 << 16):
+        left -= len(chunk)
+        if left < 0:
+            raise refuse(
+                bundle, None, f"more than {human(TRAILING)} of data after the archive's end"
+            )
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    fd = os.open(path, flags, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _members(
+    bundle: Path,
+    tar: tarfile.TarFile,
+    ti: tarfile.TarInfo | None,
+    manifest: dict[str, Any],
+    dest: Path | None,
+    limits: Limits,
+) -> set[str]:
+    expected = {e["path"]: e for e in manifest["files"]}
+    seen: set[str] = set()
+    total = 0
+    count = 0
+    while ti is not None:
+        count += 1
+        if count > limits.members:
+            raise refuse(bundle, ti.name, f"more than {limits.members} members")
+        why = _check_name(ti.name)
+        if why:
+            raise refuse(bundle, ti.name, why)
+        if ti.issym() or ti.islnk():
+            raise refuse(bundle, ti.name, _link_reason(ti))
+        if ti.isdir():
+            if dest is not None:
+                _mkdirs(dest, posixpath.normpath(ti.name).removeprefix(TOP))
+            ti = tar.next()
+            continue
+        if not ti.isreg():
+            raise refuse(bundle, ti.name, _special_reason(ti))
+        name = posixpath.normpath(ti.name)
+        if ti.size > limits.per_file:
+            raise refuse(
+                bundle,
+                name,
+                f"{human(ti.size)} is over the per-file limit of {human(limits.per_file)}",
+            )
+        total += ti.size
+        if total > limits.total:
+            raise refuse(
+                bundle, name, f"the bundle's files together pass the limit of {human(limits.total)}"
+            )
+        entry = expected.get(name)
+        if entry is None:
+            raise refuse(bundle, name, "not listed in the manifest (added or renamed)")
+        if name in seen:
+            raise refuse(bundle, name, "appears twice")
+        seen.add(name)
+        if entry["size"] != ti.size:
+            raise refuse(
+                bundle,
+                name,
+                f"size mismatch: its header says {ti.size} bytes, the manifest {entry['size']}",
+            )
+        src = tar.extractfile(ti)
+        if src is None:
+            raise refuse(bundle, name, "cannot be read")
+        target: Path | None = None
+        if dest is None:
+            digest = _copy_checked(src, None, ti.size)
+        else:
+            rel = name.removeprefix(TOP + "/")
+            target = _mkdirs(dest, posixpath.dirname(rel)) / posixpath.basename(rel)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+            fd = os.open(target, flags, 0o600)
+            try:
+                digest = _copy_checked(src, fd, ti.size)
+            finally:
+                os.close(fd)
+        if digest != entry["sha256"]:
+            raise refuse(
+                bundle,
+                name,
+                "checksum mismatch: its content is not what the manifest records "
+                "(changed after bundling)",
+            )
+        if target is not None:
+            os.chmod(target, ti.mode & 0o777)
+        ti = tar.next()
+    return seen

@@ -211,6 +211,7 @@ def _entry(
         "rate": run.get("rate"),
         "bundle": bundle.name,
         "sha256": bundle.sha256,
+        "signed_by": bundle.signed_by,
         "folder": str(folder),
         "note": bundle.redactor.text(note) if note else None,
         "trackers": [

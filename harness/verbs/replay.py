@@ -6,6 +6,12 @@ printed beside the new one. Exit code as `lab reproduce` (0 REPRODUCED, 1 NOT_RE
 The replay's project is the extracted bundle/project (labs, environments, scenario, fixtures),
 so images are planned from the bundled labs: identical build inputs give identical content
 tags, and an engine that has them reuses them.
+
+Before a folder exists: the manifest's paths, run id and sizes (escalation/manifest_check.py)
+and its signature against the team's keys (escalation/signing.py). A bundle one of those keys
+signed is trusted; any other is untrusted (run/trust.py), and refused outright when keys are
+configured, unless --trust. Any failure after extraction (a refusal, a scenario that does not
+load, the engine, Ctrl-C) removes what was extracted.
 """
 
 from __future__ import annotations
@@ -17,7 +23,15 @@ from typing import Any
 
 from harness.errors import HarnessError, UsageError
 from harness.escalation.bundle import PROJECT, sha256_file
-from harness.escalation.safe_extract import Limits, extract_bundle, read_manifest
+from harness.escalation.manifest_check import BundleRefused
+from harness.escalation.safe_extract import (
+    BundleHead,
+    Limits,
+    extract_bundle,
+    read_head,
+    remove_extracted,
+)
+from harness.escalation.signing import Verification
 from harness.run.provision import OnEvent, _quiet
 from harness.run.redact import MASK
 
@@ -31,9 +45,69 @@ def _fresh_workdir(run_id: str) -> Path:
     return path
 
 
+def check_signature(bundle: Path, head: BundleHead, trust: bool) -> tuple[Verification, str | None]:
+    """The signature against the team's keys (local configuration bundle_public_keys), and the
+    warning to print. With keys configured, a bundle none of them signed is refused (exit 2)
+    unless --trust: its origin is what the keys vouch for."""
+    from harness.escalation.signing import UNCHECKED, UNSIGNED, load_public_keys, verify
+    from harness.localconfig import config_path, load_local_config
+
+    cfg = load_local_config()
+    keys = load_public_keys(cfg.bundle_public_keys)
+    v = verify(head.raw, head.signature, keys)
+    if v.verified:
+        return v, None
+    if keys:
+        why = f"{v.status}: {v.detail}" if v.detail else v.status
+        if not trust:
+            raise BundleRefused(
+                f"{bundle}: {why}; bundle_public_keys are configured "
+                f"({cfg.source or config_path()}), so only a bundle one of them signed replays",
+                hint="nothing was extracted; ask its author for a signed bundle, or pass --trust "
+                "to replay it anyway (its playbooks and suites then run on this machine)",
+            )
+        return v, f"{why}: replayed anyway because of --trust"
+    state = "unsigned" if v.status == UNSIGNED else f"{v.status} ({v.detail})"
+    if v.status == UNCHECKED:
+        state = f"signed by {v.key_id}, but no bundle_public_keys are configured to check it"
+    how = (
+        "replayed with --trust, as you chose"
+        if trust
+        else "replayed as untrusted (no playbooks, suites or extra capabilities without --trust; "
+        "docs/escalations.md, Signing)"
+    )
+    return v, f"bundle {state}: its origin is unverified; {how}"
+
+
+def _discard(dest: Path, created: bool) -> None:
+    """A failed replay removes what it extracted; the replay run's own evidence (a journal under
+    project/reports/) stays."""
+    project = dest / "project"
+    if not (project / "reports").is_dir():
+        remove_extracted(dest, created)
+        return
+    for child in [*dest.iterdir(), *project.iterdir()]:
+        if child in (project, project / "reports"):
+            continue
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child, ignore_errors=True)
+        else:
+            child.unlink(missing_ok=True)
+
+
 def _inside(base: Path, rel: str) -> Path | None:
     target = Path(os.path.normpath(base / rel))
     return target if target.is_relative_to(base) and target != base else None
+
+
+def _bundled(bundle: Path, dest: Path, key: str, rel: object) -> Path:
+    """A file the manifest names, which must be a regular file inside the extraction folder."""
+    target = _inside(dest.resolve(), str(rel)) if isinstance(rel, str) and rel else None
+    if target is None or not target.resolve().is_relative_to(dest.resolve()):
+        raise BundleRefused(f"{bundle}: manifest.json: {key} {rel!r}: not a path in the bundle")
+    if target.is_symlink() or not target.is_file():
+        raise BundleRefused(f"{bundle}: manifest.json: {key} {rel!r}: not a file in the bundle")
+    return target
 
 
 def restore_secrets(project: Path, secrets_dir: Path) -> list[str]:
@@ -94,18 +168,77 @@ def replay(
     on_event: OnEvent = _quiet,
     trust: bool = False,
 ) -> dict[str, Any]:
+    """Replay `bundle`; any failure on the way (a refusal, a scenario that does not load, the
+    engine, Ctrl-C or SIGTERM: exit 130/143) removes what was extracted."""
+    from harness.run.signals import interrupts_raise
+
+    with interrupts_raise():  # Ctrl-C before the run's own handling is an interrupt too
+        return _replay(bundle, workdir, destroy, secrets_dir, params, limits, on_event, trust)
+
+
+def _replay(
+    bundle: Path,
+    workdir: Path | None,
+    destroy: str,
+    secrets_dir: Path | None,
+    params: dict[str, str] | None,
+    limits: Limits | None,
+    on_event: OnEvent,
+    trust: bool,
+) -> dict[str, Any]:
+    limits = limits or Limits.from_env()
+    # a bad or unsigned-where-keys-are-configured bundle is refused before a folder is made
+    head = read_head(bundle, limits)
+    signature, unverified = check_signature(bundle, head, trust)
+    if unverified:
+        on_event({"event": "phase", "phase": f"warning: {unverified}"})
+    run = head.manifest.get("run") or {}
+    dest = (workdir or _fresh_workdir(str(run.get("id") or "bundle"))).absolute()
+    on_event({"event": "phase", "phase": "check and extract", "run": str(dest)})
+    created = not dest.exists()
+    manifest = extract_bundle(bundle, dest, limits=limits, expect=head)
+    try:
+        return _replay_extracted(
+            bundle,
+            dest,
+            manifest,
+            secrets_dir=secrets_dir,
+            params=params,
+            destroy=destroy,
+            on_event=on_event,
+            trust=trust,
+            signature=signature,
+            unverified=unverified,
+            created=created,
+        )
+    except BaseException:  # a refusal, a scenario that does not load, the engine, Ctrl-C
+        from harness.run.signals import shielded
+
+        with shielded():  # a second Ctrl-C does not cut the cleanup short
+            _discard(dest, created)
+        raise
+
+
+def _replay_extracted(
+    bundle: Path,
+    dest: Path,
+    manifest: dict[str, Any],
+    *,
+    secrets_dir: Path | None,
+    params: dict[str, str] | None,
+    destroy: str,
+    on_event: OnEvent,
+    trust: bool,
+    signature: Verification,
+    unverified: str | None,
+    created: bool,
+) -> dict[str, Any]:
     from harness.run import verdicts
     from harness.run.execute import RunOptions, run_scenario
     from harness.run.trust import Trust
     from harness.scenario.catalog import load_catalog
     from harness.scenario.load import load_scenario
 
-    limits = limits or Limits.from_env()
-    head = read_manifest(bundle, limits)  # a bad bundle is refused before a folder is made
-    run = head.get("run") or {}
-    dest = (workdir or _fresh_workdir(str(run.get("id") or "bundle"))).absolute()
-    on_event({"event": "phase", "phase": "check and extract", "run": str(dest)})
-    manifest = extract_bundle(bundle, dest, limits=limits)
     run = manifest.get("run") or {}
     project = dest / "project"
     for d in ("labs", "environments"):
@@ -117,7 +250,7 @@ def replay(
         if str(f.get("path", "")).startswith(PROJECT + "/")
     ]
     still = [p for p in redacted if p not in restored]
-    warnings: list[str] = []
+    warnings: list[str] = [unverified] if unverified else []
     if still:
         warnings.append(
             f"{len(still)} project file(s) were redacted in the bundle ({', '.join(still[:4])}"
@@ -132,16 +265,10 @@ def replay(
                 f"param {k} was redacted in the run: the scenario's default is used "
                 f"(give --param {k}=VALUE)"
             )
-    scenario_file = dest / str(run.get("scenario_file") or "")
-    if (
-        not scenario_file.is_file()
-        or _inside(dest.resolve(), str(run.get("scenario_file"))) is None
-    ):
-        raise UsageError(
-            f"{bundle}: the manifest's scenario_file {run.get('scenario_file')!r} "
-            "is not in the bundle"
-        )
-    fix_file = dest / str(run["fix_file"]) if run.get("fix_file") else None
+    scenario_file = _bundled(bundle, dest, "run.scenario_file", run.get("scenario_file"))
+    fix_file = (
+        _bundled(bundle, dest, "run.fix_file", run["fix_file"]) if run.get("fix_file") else None
+    )
     catalog = load_catalog(project)
     loaded = load_scenario(
         scenario_file,
@@ -163,10 +290,18 @@ def replay(
             destroy=destroy,
             role="reproduce",
             on_event=on_event,
-            # a bundle is always untrusted: no playbooks or suites here, default caps only
-            trust=Trust.of(untrusted=True, trust=trust, origin="bundle"),
+            # a bundle is untrusted (no playbooks or suites here, default caps only) unless
+            # one of the team's keys signed it, or --trust
+            trust=(
+                Trust(origin=f"bundle signed by {signature.key_id}")
+                if signature.verified
+                else Trust.of(untrusted=True, trust=trust, origin="bundle")
+            ),
         ),
     )
+    if result["verdict"] == "ERROR":
+        _discard(dest, created)  # the engine failed: the extraction goes, the journal stays
+        warnings.append(f"the replay ended in ERROR: what was extracted into {dest} is removed")
     original = {
         "run": run.get("id"),
         "verdict": run.get("verdict"),
@@ -191,6 +326,7 @@ def replay(
         "redacted": redacted,
         "restored": restored,
         "warnings": warnings,
+        "signature": signature.as_dict(),
         "exit_code": verdicts.EXIT[result["verdict"]],
     }
 
@@ -215,6 +351,9 @@ def render_lines(r: dict[str, Any]) -> list[str]:
                 f"{i.get('original')} -> {i.get('replay') or i.get('error')}" for i in rebuilt
             )
         )
+    sig = r.get("signature") or {}
+    if sig.get("status") == "verified":
+        lines.append(f"signature verified: {sig.get('key_id')} ({sig.get('key')})")
     lines += [f"warning: {w}" for w in r.get("warnings") or []]
     if r.get("restored"):
         lines.append(f"restored from --secrets-dir: {', '.join(r['restored'])}")

@@ -367,3 +367,90 @@ def test_a_tracker_that_is_down_through_the_cli(
     assert dead["attached"] == [] and sorted(dead["not_attached"]) == sorted(r["attachments"])
     assert "k-123456" not in p.stdout + p.stderr
     assert (area / "esc-dead" / "42" / r["bundle"]).is_file()
+
+
+def test_a_signed_bundle_replays_verified_and_an_altered_one_is_refused(
+    area: Path, tmp_path: Path, quick_run: dict[str, Any]
+) -> None:
+    """The team signs with its key (`lab keys generate`, --signing-key / bundle_signing_key);
+    an engineer whose configuration lists the public key replays it as trusted, verified. The
+    same run unsigned, or a member altered after signing, is refused (exit 2) with nothing
+    extracted; the unsigned one replays only with --trust."""
+    import stat
+
+    keys = tmp_path / "keys"
+    p = _lab(area, "keys", "generate", str(keys), "--name", "team")
+    assert p.returncode == 0, p.stderr
+    priv, pub = keys / "team.key", keys / "team.pub"
+    mine = tmp_path / "signer.yaml"
+    mine.write_text(f"bundle_signing_key: {priv}\n")
+    theirs = tmp_path / "replayer.yaml"
+    theirs.write_text(f"bundle_public_keys: [{pub}]\n")
+    for f in (mine, theirs):
+        os.chmod(f, stat.S_IRUSR | stat.S_IWUSR)
+    p = _lab(
+        area,
+        "escalate",
+        quick_run["run"],
+        "--ticket",
+        "SUP-90006",
+        "--json",
+        LABHARNESS_CONFIG=str(mine),
+    )
+    signed = _json(p)
+    assert p.returncode == 0 and signed["signed_by"].startswith("ed25519:"), p.stderr
+    members = _members(area / "escalations" / "SUP-90006" / signed["bundle"])
+    assert list(members)[:2] == ["bundle/manifest.json", "bundle/manifest.sig"]
+    # --signing-key gives the same (deterministic) signature and so the same bytes
+    p = _lab(
+        area,
+        "escalate",
+        quick_run["run"],
+        "--ticket",
+        "SUP-90006",
+        "--json",
+        "--signing-key",
+        str(priv),
+        LABHARNESS_CONFIG=str(tmp_path / "none.yaml"),
+    )
+    assert _json(p)["sha256"] == signed["sha256"], p.stderr
+    unsigned = _json(
+        _lab(
+            area,
+            "escalate",
+            quick_run["run"],
+            "--ticket",
+            "SUP-90007",
+            "--json",
+            LABHARNESS_CONFIG=str(tmp_path / "none.yaml"),
+        )
+    )
+    assert unsigned["signed_by"] is None
+
+    clean = tmp_path / "clean"
+    clean.mkdir()
+    bundle = Path(shutil.copy(area / "escalations" / "SUP-90006" / signed["bundle"], clean))
+    env = {"LABHARNESS_REPORTS": str(clean / "reports"), "LABHARNESS_CONFIG": str(theirs)}
+    p = _lab(area, "replay", bundle.name, "--workdir", "w", "--json", cwd=clean, **env)
+    r = _json(p)
+    assert (p.returncode, r["verdict"], r["same_verdict"]) == (0, "REPRODUCED", True), p.stderr
+    assert r["signature"]["status"] == "verified" and r["signature"]["key"] == str(pub)
+    assert not r["warnings"]
+    (found,) = (clean / "reports").glob(f"*/{r['replay']['run']}/journal.json")
+    journal = json.loads(found.read_text())
+    assert journal["trust"]["level"] == "trusted"
+    assert journal["trust"]["origin"] == f"bundle signed by {signed['signed_by']}"
+
+    other = Path(shutil.copy(area / "escalations" / "SUP-90007" / unsigned["bundle"], clean))
+    p = _lab(area, "replay", other.name, "--workdir", "u", cwd=clean, **env)
+    assert p.returncode == 2 and "unsigned: the bundle carries no signature" in p.stderr
+    assert not (clean / "u").exists()
+    p = _lab(area, "replay", other.name, "--workdir", "u", "--trust", cwd=clean, **env)
+    assert p.returncode == 0, p.stderr
+    assert "warning: unsigned: the bundle carries no signature" in p.stdout
+
+    tampered = clean / "tampered.tar.gz"
+    _repack(bundle, tampered, "bundle/run/REPRODUCE.md")  # (keeps manifest and signature)
+    p = _lab(area, "replay", tampered.name, "--workdir", "t", "--trust", cwd=clean, **env)
+    assert p.returncode == 2 and "member 'bundle/run/REPRODUCE.md'" in p.stderr, p.stderr
+    assert "checksum mismatch" in p.stderr and not (clean / "t").exists()

@@ -138,10 +138,13 @@ def test_member_over_the_size_limit_is_refused(tmp_path: Path) -> None:
     bundle = _bundle(tmp_path / "big.tar.gz", files)
     p = _replay(bundle, tmp_path, LABHARNESS_BUNDLE_MAX_FILE="4096")
     assert p.returncode == 2, p.stderr
-    assert "member 'bundle/run/big.bin'" in p.stderr and "over the per-file limit" in p.stderr
+    # refused from the manifest's declared size, before a folder exists (the header must agree)
+    assert "manifest.json: files[1].size 5000: bundle/run/big.bin declares" in p.stderr
+    assert "over the per-file limit" in p.stderr
     assert not (tmp_path / "w").exists()
     p = _replay(bundle, tmp_path, LABHARNESS_BUNDLE_MAX_TOTAL="3000")
-    assert p.returncode == 2 and "limit of" in p.stderr, p.stderr
+    assert p.returncode == 2 and "together over the limit of" in p.stderr, p.stderr
+    assert not (tmp_path / "w").exists()
 
 
 def test_extra_or_missing_member_and_not_a_bundle(tmp_path: Path) -> None:
@@ -178,3 +181,35 @@ def test_a_good_bundle_extracts_with_its_modes(tmp_path: Path) -> None:
     assert manifest["kind"] == KIND
     with pytest.raises(Exception, match="not an empty folder"):
         extract_bundle(bundle, tmp_path / "out")
+
+
+def test_a_bundle_cut_anywhere_is_truncated_never_accepted(tmp_path: Path) -> None:
+    """tar alone takes an archive cut at a member boundary for a complete one; the gzip stream's
+    end marker and CRC are read too, so every cut is said to be truncated."""
+    files = {**GOOD, **{f"bundle/run/f{i}.txt": os.urandom(700) for i in range(6)}}
+    data = _bundle(tmp_path / "whole.tar.gz", files).read_bytes()
+    cut = tmp_path / "cut.tar.gz"
+    for n in range(10, len(data) - 1, max(1, len(data) // 60)):
+        cut.write_bytes(data[:n])
+        with pytest.raises(BundleRefused, match="truncated or corrupt"):
+            extract_bundle(cut, tmp_path / "w")
+        assert not (tmp_path / "w").exists(), n
+    cut.write_bytes(data[:-1])  # the CRC's last byte
+    with pytest.raises(BundleRefused, match="truncated or corrupt"):
+        extract_bundle(cut, tmp_path / "w")
+    extract_bundle(tmp_path / "whole.tar.gz", tmp_path / "w")  # the control
+
+
+def test_data_after_the_end_of_the_archive_is_bounded(tmp_path: Path) -> None:
+    import gzip
+
+    with tarfile.open(tmp_path / "b.tar", "w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in [("bundle/manifest.json", _manifest(GOOD)), *GOOD.items()]:
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+    raw = (tmp_path / "b.tar").read_bytes()
+    (tmp_path / "tail.tar.gz").write_bytes(gzip.compress(raw + b"\0" * (2 << 20)))
+    with pytest.raises(BundleRefused, match="of data after the archive's end"):
+        extract_bundle(tmp_path / "tail.tar.gz", tmp_path / "w")
+    assert not (tmp_path / "w").exists()
