@@ -22,30 +22,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from harness.run.redact import _PATTERNS, Redactor
+from harness.run.redact import Redactor
+from harness.run.secret_rules import FULL_RULES, KEY_BLOCKS
 
 PROJECT_MASK = "REDACTED"
 FULL = "full"  # customer material: scenario, fix overlay, fixtures, playbooks, suites
 PRECISE = "precise"  # labs/, environments/, schemas/
 
-_PEM = _PATTERNS[0].pattern
 _REFERENCE = re.compile(r"^(?:\$|\{\{|%\(|<%|@@)|\($|REDACTED")
 
 
-def _value_of(m: re.Match[str]) -> str:
-    d = m.groupdict()
-    pre, q, post = d.get("pre") or "", d.get("q") or "", d.get("post") or ""
-    text = m.group(0)
-    return text[len(pre) + len(q) : len(text) - len(q) - len(post)]
-
-
-def _keep_refs(m: re.Match[str]) -> str:
-    value = _value_of(m)
-    if _REFERENCE.search(value):
-        return m.group(0)
-    d = m.groupdict()
-    q = d.get("q") or ""
-    return f"{d.get('pre') or ''}{q}{PROJECT_MASK}{q}{d.get('post') or ''}"
+def _keep_refs(value: str) -> str:
+    """A reference to a secret (``$TOKEN``, ``{{ vault_password }}``) is not one."""
+    return value if _REFERENCE.search(value) else PROJECT_MASK
 
 
 @dataclass
@@ -55,16 +44,11 @@ class ProjectRedactor:
     base: Redactor
 
     def text(self, text: str, rules: str = FULL) -> str:
-        for v in sorted(self.base.values, key=len, reverse=True):
-            text = text.replace(v, PROJECT_MASK)
-        text = _PEM.sub(f"{PROJECT_MASK} (private key)", text)
+        text = self.base.mask_values(text, lambda s: PROJECT_MASK)
+        text = KEY_BLOCKS.sub(text, lambda s: f"{PROJECT_MASK} (private key)")
         if rules == FULL:
-            for rule in _PATTERNS[1:]:
-                if rule.hint.search(text):
-                    text = rule.pattern.sub(_keep_refs, text)
-        for p in self.base.extra:
-            text = p.sub(PROJECT_MASK, text)
-        return text
+            text = FULL_RULES.sub(text, _keep_refs)
+        return self.base.mask_extra(text, lambda s: PROJECT_MASK)
 
     def bytes_(self, data: bytes, rules: str = FULL) -> bytes:
         try:

@@ -77,13 +77,14 @@ class Run:
         self.root = root
         self.catalog = catalog
         self.opts = opts
-        self.emit = opts.on_event
         impairments = self.raw.topology.impairments
         needs = faults.nodes_needing_net_admin(impairments, self.repro.steps)
         self.topology: Topology = faults.with_net_admin(loaded.topology, needs)
         # refused before a folder or a container exists (exit 2, located)
         trust.enforce(loaded, self.topology, opts.trust, opts.fix_file)
         self.redactor = redact.for_scenarios([loaded])
+        # progress lines reach the terminal (and a matrix's or gate's own log): redacted too
+        self.emit: OnEvent = lambda e: opts.on_event(self.redactor.deep(e))
         self.client = engine.connect(opts.engine)
         self.run_id = new_run_id()
         self.folder = RunFolder.create(reports_root(root), self.topology.scenario, self.run_id)

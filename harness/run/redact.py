@@ -1,120 +1,216 @@
 """Secrets never reach disk: every text and file the run writes passes through a Redactor.
 
-What counts as a secret: private key blocks, values of `password=`/`token:`-style assignments,
-bearer tokens and URL credentials, values of env vars whose names say secret (PASSWORD, TOKEN,
-SECRET, KEY...), and the scenario's own `redact:` regexes. Binary files (pcaps) get the known
-secret values masked byte for byte, so their structure stays readable by tshark.
+Three layers, all RE2 (time linear in the text, whatever the text or the pattern):
+
+- known values, masked wherever they appear, in every form they travel in (secret_values.forms):
+  env vars and params that are secrets (secret_values.is_secret_setting), and every secret the
+  built-in rules find in the scenario's own files (`files:` contents, learned at build time);
+- the built-in rules (secret_rules): detect-secrets' plugins (AWS, GitHub, Slack, Stripe, ...),
+  JWTs, private key blocks, key=value assignments, secret-bearing headers, URL credentials and
+  quoted high-entropy strings;
+- the scenario's `redact:` patterns.
+
+Binary files (pcaps) get the same three layers with a same-length mask (``*`` per byte), so
+their structure stays readable by tshark.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from pathlib import Path
+from typing import Any
+
+import re2  # type: ignore[import-untyped]
+
+from harness.run.secret_rules import FULL_RULES, compile_re2
+from harness.run.secret_values import (
+    MIN_LEARNED,
+    MIN_VALUE,
+    SECRET_NAME,
+    decoded,
+    forms,
+    is_secret_setting,
+)
+from harness.scenario.load import LoadedScenario
 
 MASK = "***REDACTED***"
-SECRET_NAME = re.compile(
-    r"(?i)(pass(word|wd)?|secret|token|api[_-]?key|private[_-]?key|credential)"
-)
+__all__ = ["MASK", "SECRET_NAME", "Redactor", "for_scenarios"]
+LEARN_MAX = 4 * 1024 * 1024  # bytes of input files read to learn their secrets
+# `token=$SERVICE_TOKEN`, `password: {{ vault_pw }}`: a reference, not a value to mask everywhere
+_REFERENCE = re.compile(r"\$|\{\{|%\(|<%|@@")
+_BINARY = re.compile(rb"[^\t\n\r\x20-\x7e]+")  # the bytes of a binary file that are not text
+_STARS = re.compile(rb"\*+")
+_TO_STAR = bytes(0x2A if b in b"\t\n\r" or 0x20 <= b <= 0x7E else b for b in range(256))
+_TO_QUOTE = bytes(b if b in b"\t\n\r" or 0x20 <= b <= 0x7E else 0x22 for b in range(256))
+_PCAP_MAGIC = (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4", b"\x4d\x3c\xb2\xa1", b"\x0a\x0d\x0d\x0a")
 
 
-def _keep() -> Callable[[re.Match[str]], str]:
-    """Replacement that keeps what surrounds the secret: key=***, user:***@host."""
-
-    def repl(m: re.Match[str]) -> str:
-        d = m.groupdict()
-        q = d.get("q") or ""
-        return f"{d.get('pre') or ''}{q}{MASK}{q}{d.get('post') or ''}"
-
-    return repl
-
-
-_KEYWORDS = r"password|passwd|passphrase|pass|pwd|secret|token|api[_-]?key|credential"
-
-
-# (hint, pattern, replacement): a pattern runs only where its hint occurs, a plain search the
-# pattern cannot match without, so most texts (logs, inspect output) skip the costly ones.
-class Rule(NamedTuple):
-    hint: re.Pattern[str]
-    pattern: re.Pattern[str]
-    repl: Callable[[re.Match[str]], str]
-
-
-_PATTERNS: list[Rule] = [
-    # PEM private keys, whole block
-    Rule(
-        re.compile(r"PRIVATE KEY-----"),
-        re.compile(
-            r"-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----.*?-----END \1PRIVATE KEY-----", re.DOTALL
-        ),
-        lambda m: MASK,
-    ),
-    # key=value / key: value / "key": "value" where the key names a secret
-    Rule(
-        re.compile(f"(?i){_KEYWORDS}"),
-        # starts only where a word starts: from inside a word, `[\w.-]*` made it quadratic
-        re.compile(
-            rf"""(?i)(?P<pre>(?<![\w.-])["']?[\w.-]*(?:{_KEYWORDS})s?["']?\s*(?:=|:)\s*)"""
-            r"""(?P<q>["']?)[^\s"',;&}\\]{1,512}(?P=q)"""
-        ),
-        _keep(),
-    ),
-    Rule(
-        re.compile(r"(?i)authorization:"),
-        re.compile(r"(?i)(?P<pre>authorization:\s*(?:bearer|basic)\s+)[A-Za-z0-9._~+/=-]+"),
-        _keep(),
-    ),
-    Rule(
-        re.compile(r"(?i)\bbearer\s"),
-        re.compile(r"(?i)(?P<pre>\bbearer\s+)[A-Za-z0-9._~+/=-]{8,}"),
-        _keep(),
-    ),
-    # scheme://user:password@host
-    Rule(
-        re.compile(r"://[^/\s:@]+:[^@\s/]+@"),
-        re.compile(r"(?i)(?P<pre>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+(?P<post>@)"),
-        _keep(),
-    ),
-]
+def compile_patterns(patterns: Iterable[str]) -> list[Any]:
+    """The scenario's `redact:` patterns, RE2 (validate has already refused what RE2 can't
+    compile, with file and line; this raises re2.error for a caller that skipped validate)."""
+    return [compile_re2(p) for p in patterns]
 
 
 @dataclass
 class Redactor:
-    extra: list[re.Pattern[str]] = field(default_factory=list)
+    extra: list[Any] = field(default_factory=list)  # compiled RE2 `redact:` patterns
     values: set[str] = field(default_factory=set)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _literal: Any = field(default=None, repr=False, compare=False)
+    _literal_for: int = field(default=-1, repr=False, compare=False)
+    _twin: Redactor | None = field(default=None, repr=False, compare=False)  # binary()'s
+    _twin_for: int = field(default=-1, repr=False, compare=False)
 
     @classmethod
-    def build(cls, patterns: Iterable[str] = (), env: Iterable[tuple[str, str]] = ()) -> Redactor:
-        values = {v for k, v in env if SECRET_NAME.search(k) and len(v) >= 4}
-        return cls([re.compile(p) for p in patterns], values)
+    def build(
+        cls,
+        patterns: Iterable[str] = (),
+        env: Iterable[tuple[str, str]] = (),
+        texts: Iterable[str] = (),
+    ) -> Redactor:
+        """patterns: `redact:`; env: (name, value) of env vars and params; texts: the contents
+        of the files the scenario puts into nodes, whose secrets are learned."""
+        r = cls(compile_patterns(patterns))
+        r.add_values(v for k, v in env if is_secret_setting(k, v))
+        for text in texts:
+            r.learn(text)
+        return r
 
     def add_values(self, values: Iterable[str]) -> None:
-        self.values.update(v for v in values if len(v) >= 4)
+        new: set[str] = set()
+        for v in values:
+            if len(v) >= MIN_VALUE:
+                new |= forms(v)
+        with self._lock:
+            self.values |= new
 
-    def text(self, text: str) -> str:
-        for v in sorted(self.values, key=len, reverse=True):
-            text = text.replace(v, MASK)
-        for hint, p, repl in _PATTERNS:
-            if hint.search(text):
-                text = p.sub(repl, text)
+    def learn(self, text: str) -> list[str]:
+        """Add every secret the built-in rules find in text (and a base64 one's decoded text)."""
+        found = [
+            s
+            for s in FULL_RULES.find(text)
+            if len(s) >= MIN_LEARNED and MASK not in s and not _REFERENCE.match(s)
+        ]
+        self.add_values(found)
+        self.add_values(d for d in (decoded(s) for s in found) if d is not None)
+        return found
+
+    def _literals(self) -> Any:
+        with self._lock:
+            if self._literal_for != len(self.values):
+                ordered = sorted(self.values, key=lambda v: (-len(v), v))
+                self._literal = (
+                    compile_re2("|".join(re2.escape(v) for v in ordered)) if ordered else None
+                )
+                self._literal_for = len(self.values)
+            return self._literal
+
+    def mask_values(self, text: str, mask: Callable[[str], str]) -> str:
+        literal = self._literals()
+        return (
+            text
+            if literal is None or not text
+            else str(literal.sub(lambda m: mask(m.group(0)), text))
+        )
+
+    def mask_extra(self, text: str, mask: Callable[[str], str]) -> str:
         for p in self.extra:
-            text = p.sub(MASK, text)
+            text = str(p.sub(lambda m: mask(m.group(0)), text))
         return text
 
-    def binary(self, data: bytes) -> bytes:
-        """Same-length masking of known values and extra-pattern matches (keeps offsets)."""
-        for v in self.values:
-            b = v.encode()
-            data = data.replace(b, b"*" * len(b))
-        for p in self.extra:
-            bp = re.compile(p.pattern.encode(), p.flags & ~re.UNICODE)
-            data = bp.sub(lambda m: b"*" * len(m.group(0)), data)
+    def _apply(self, text: str, mask: Callable[[str], str]) -> str:
+        text = self.mask_values(text, mask)
+        text = FULL_RULES.sub(text, lambda s: s if MASK in s else mask(s))
+        return self.mask_extra(text, mask)
+
+    def text(self, text: str) -> str:
+        return self._apply(text, lambda s: MASK)
+
+    def deep(self, data: Any) -> Any:
+        """A copy of a JSON-like structure (an event) with every string redacted."""
+        if isinstance(data, str):
+            return self.text(data)
+        if isinstance(data, dict):
+            return {k: self.deep(v) for k, v in data.items()}
+        if isinstance(data, list):
+            return [self.deep(v) for v in data]
+        if type(data) is tuple:
+            return tuple(self.deep(v) for v in data)
         return data
 
+    def binary(self, data: bytes) -> bytes:
+        """Same-length masking (keeps offsets): the bytes are read as Latin-1, one character per
+        byte. Known values (as their UTF-8 bytes) are masked anywhere; the rules and `redact:`
+        patterns see binary bytes as `"` and never mask one, so a `token=` value never runs on
+        into the binary header of the next packet and the pcap stays readable."""
+        with self._lock:
+            twin = self._twin
+            if twin is None or self._twin_for != len(self.values):
+                latin = {v.encode("utf-8").decode("latin-1") for v in self.values}
+                twin = self._twin = Redactor(self.extra, latin)
+                self._twin_for = len(self.values)
+
+        def stars(secret: str) -> str:
+            return "*" * len(secret)
+
+        # binary bytes read as `"`, which ends every rule's value; only masked text is copied
+        # back, and a binary byte inside a masked span (a rule that let `"` in) keeps its value
+        mapped = data.translate(_TO_QUOTE).decode("latin-1")
+        masked = twin.mask_extra(FULL_RULES.sub(mapped, stars), stars).encode("latin-1")
+        out = bytearray(data)
+        for m in _STARS.finditer(masked):
+            a, b = m.span()
+            seg = data[a:b]
+            out[a:b] = m.group(0) if not _BINARY.search(seg) else seg.translate(_TO_STAR)
+        return twin.mask_values(bytes(out).decode("latin-1"), stars).encode("latin-1")
+
     def bytes_(self, data: bytes) -> bytes:
-        """Text files are redacted as text; anything that does not decode, as binary."""
+        """Text files are redacted as text; pcaps and anything that does not decode, as binary."""
+        if data[:4] in _PCAP_MAGIC:
+            return self.binary(data)
         try:
             return self.text(data.decode("utf-8")).encode("utf-8")
         except UnicodeDecodeError:
             return self.binary(data)
+
+
+def _texts(paths: Iterable[Path]) -> list[str]:
+    """Text contents of the given files (and of the files under given directories), up to
+    LEARN_MAX bytes in all; binary and unreadable files are skipped."""
+    out: list[str] = []
+    left = LEARN_MAX
+    seen: set[Path] = set()
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            if f in seen or left <= 0:
+                continue
+            seen.add(f)
+            try:
+                data = f.read_bytes()[:left]
+            except OSError:
+                continue
+            left -= len(data)
+            try:
+                out.append(data.decode("utf-8"))
+            except UnicodeDecodeError:
+                continue
+    return out
+
+
+def for_scenarios(scenarios: Iterable[LoadedScenario]) -> Redactor:
+    """The Redactor of a run (or of a bundle, over every variant it carries): each scenario's
+    `redact:` patterns, its secret env vars and params, and what the rules find in its own
+    file and in the files it puts into nodes."""
+    pairs: list[tuple[str, str]] = []
+    patterns: list[str] = []
+    paths: list[Path] = []
+    for sc in scenarios:
+        pairs += [(k, v) for n in sc.topology.nodes for k, v in n.env]
+        pairs += [(k, str(v)) for k, v in sc.params.items() if v is not None]
+        patterns += [p for p in sc.raw.redact if p not in patterns]
+        paths += [sc.path] + [f.source for n in sc.topology.nodes for f in n.files]
+    return Redactor.build(patterns, pairs, _texts(paths))
