@@ -94,7 +94,8 @@ def _our_rules() -> list[Rule]:
 def _ds_rules() -> list[Rule]:
     """detect-secrets' regex plugins, as RE2 patterns."""
     rules: list[Rule] = []
-    for cls in get_mapping_from_secret_type_to_class().values():
+    plugins: dict[str, type[Any]] = dict(get_mapping_from_secret_type_to_class())
+    for cls in plugins.values():
         if not issubclass(cls, RegexBasedDetector) or cls.__name__ in _SKIPPED:
             continue
         plugin: Any = cls  # abstract to mypy; every registered plugin is concrete
