@@ -121,6 +121,17 @@ def _secrets_in(data: bytes) -> list[str]:
     ]
 
 
+def _tcpdump_writing(pcap: Path) -> bool:
+    for p in Path("/proc").iterdir():
+        try:
+            argv = (p / "cmdline").read_bytes().split(b"\0") if p.name.isdigit() else []
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"tcpdump") and str(pcap).encode() in argv:
+            return True
+    return False
+
+
 def _killable_scenario(tmp: Path) -> Path:
     """secrets-field with a long last step, so the run can be SIGKILLed after its traffic was
     captured and before collect; a case folder of its own (run with --project ROOT, where its
@@ -181,8 +192,9 @@ def test_a_sigkilled_runs_capture_is_masked_by_lab_down_and_bundled_only_then(
     proc.send_signal(signal.SIGKILL)
     proc.wait(10)
     deadline = time.monotonic() + 10
-    while (folder / "captures" / "lan.pcap.pid").exists() and time.monotonic() < deadline:
+    while _tcpdump_writing(pcap) and time.monotonic() < deadline:
         time.sleep(0.05)  # tcpdump ends with its run (PR_SET_PDEATHSIG)
+    assert not _tcpdump_writing(pcap)
     raw = pcap.read_bytes()
     # what the kill left: the request went by in the clear (else this test proves nothing)
     assert "SERVICE_AUTH env" in _secrets_in(raw), "the request was not captured"
