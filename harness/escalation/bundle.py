@@ -36,6 +36,7 @@ from harness.escalation import BUNDLE_VERSION
 from harness.escalation.redaction import FULL, PRECISE, ProjectRedactor
 from harness.escalation.signing import Signer
 from harness.images import ALWAYS_IGNORED, plan_image
+from harness.run.collect import is_masked
 from harness.run.redact import MASK, Redactor, for_scenarios
 from harness.scenario.catalog import Catalog, load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
@@ -55,6 +56,11 @@ REDACTION_NOTE = (
     "folder). A replay runs with the redacted copies, which may change its verdict; give the "
     "originals with `lab replay BUNDLE --secrets-dir DIR` (DIR holds them by their path in the "
     "project, e.g. DIR/fixtures/CASE/app.conf)."
+)
+UNMASKED_CAPTURE = (
+    "left out: this capture was never masked (its run ended without collecting, e.g."
+    " SIGKILLed, or the file changed since); `lab down RUN` or `lab gc` masks it, then escalate"
+    " again"
 )
 _SKIP_TOP = {"reports", "escalations", "node_modules"}
 _MAX_WALK = 2000  # files taken from one referenced folder
@@ -502,7 +508,17 @@ def _summary(journal: dict[str, Any], run_json: dict[str, Any]) -> dict[str, Any
     }
 
 
-def collect_members(run_folder: Path, root: Path, src: RunSource) -> tuple[list[Member], Redactor]:
+def _is_capture(rel: str) -> bool:
+    return rel.startswith("captures/") and rel.endswith(".pcap") and rel.count("/") == 1
+
+
+def collect_members(
+    run_folder: Path, root: Path, src: RunSource, left_out: list[dict[str, str]] | None = None
+) -> tuple[list[Member], Redactor]:
+    """The bundle's members. A pcap that run.json does not record as masked, exactly these
+    bytes, is left out (appended to `left_out` with why): the capture of a run that never
+    collected (SIGKILLed) until `lab down`/`lab gc` masks it, or one changed since."""
+    left_out = [] if left_out is None else left_out
     redactor = run_redactor(src)
     proj = ProjectRedactor(redactor)
     members: list[Member] = []
@@ -525,6 +541,9 @@ def collect_members(run_folder: Path, root: Path, src: RunSource) -> tuple[list[
                 continue
             rel = p.relative_to(run_folder).as_posix()
             raw = p.read_bytes()
+            if _is_capture(rel) and not is_masked(rel, raw, src.run_json):
+                left_out.append({"path": f"{RUN}/{rel}", "why": UNMASKED_CAPTURE})
+                continue
             data = redactor.bytes_(raw)
             members.append(Member(f"{RUN}/{rel}", data, _mode(p), data != raw, "run"))
     members.sort(key=lambda m: m.name)
@@ -539,6 +558,7 @@ def build_manifest(
     members: list[Member],
     note: str | None,
     redactor: Redactor,
+    left_out: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     j = src.journal
     redacted_project = {
@@ -576,6 +596,7 @@ def build_manifest(
             "note": REDACTION_NOTE,
             "patterns": [p.pattern for p in redactor.extra],
             "files": [{"path": m.name, "rules": m.rules} for m in members if m.redacted],
+            **({"left_out": left_out} if left_out else {}),
         },
         "files": [
             {
@@ -640,8 +661,9 @@ def build_bundle(
     written to the run folder."""
     catalog = load_catalog(root)
     src = find_sources(run_folder, root, catalog, fix_file)
-    members, redactor = collect_members(run_folder, root, src)
-    manifest = build_manifest(run_folder, root, src, catalog, members, note, redactor)
+    left_out: list[dict[str, str]] = []
+    members, redactor = collect_members(run_folder, root, src, left_out)
+    manifest = build_manifest(run_folder, root, src, catalog, members, note, redactor, left_out)
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".bundle-{os.getpid()}.tmp"
     write_tar(tmp, members, manifest, _mtime(src.journal), signer)

@@ -108,4 +108,6 @@ def ticket_comment(
             f"Redacted in the bundle: {len(redacted)} file(s) (see manifest.json); a replay "
             "with the redacted copies may differ: lab replay BUNDLE --secrets-dir DIR"
         )
+    for f in (manifest.get("redaction") or {}).get("left_out") or []:
+        lines.append(f"Not in the bundle: {f.get('path')}: {f.get('why')}")
     return redact("\n".join(lines) + "\n")

@@ -6,15 +6,18 @@ Everything goes through the run's Redactor before it touches the disk.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from harness.engine import copyout, objects
 from harness.engine.client import LABEL_NODE
+from harness.run.folder import RunFolder
 from harness.run.redact import Redactor
 from harness.scenario.resolved import Topology
 
@@ -238,7 +241,8 @@ def collect_nodes(
 
 def sweep(folder: Path, redactor: Redactor) -> int:
     """Redact every file under the run folder in place: the net for what third-party tools
-    (ansible-runner, tcpdump) wrote themselves. Returns how many files changed."""
+    (ansible-runner, tcpdump) wrote themselves. Records the masked pcaps in run.json
+    (`masked_captures`). Returns how many files changed."""
     changed = 0
     for f in folder.rglob("*"):
         if not f.is_file() or f.is_symlink():
@@ -251,4 +255,83 @@ def sweep(folder: Path, redactor: Redactor) -> int:
         if clean != data:
             f.write_bytes(clean)
             changed += 1
+    _record_masked(folder, capture_files(folder))
     return changed
+
+
+# run.json key: each masked pcap ("captures/<net>.pcap") -> the sha256 of its masked bytes. A
+# pcap missing there, or whose bytes changed since, was never masked (a SIGKILLed run's, until
+# `lab down`/`lab gc` masks it) and is never bundled (harness/escalation/bundle.py).
+MASKED_CAPTURES = "masked_captures"
+
+
+def capture_files(folder: Path) -> list[Path]:
+    """The run's pcaps (captures/*.pcap), links left out."""
+    d = folder / "captures"
+    if not d.is_dir() or d.is_symlink():
+        return []
+    return sorted(p for p in d.glob("*.pcap") if p.is_file() and not p.is_symlink())
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def masked_captures(run_json: dict[str, Any]) -> dict[str, str]:
+    got = run_json.get(MASKED_CAPTURES)
+    return {str(k): str(v) for k, v in got.items()} if isinstance(got, dict) else {}
+
+
+def is_masked(rel: str, data: bytes, run_json: dict[str, Any]) -> bool:
+    """True when these bytes are the pcap `rel` exactly as it was masked."""
+    return masked_captures(run_json).get(rel) == _sha256(data)
+
+
+def unmasked_captures(folder: Path) -> list[str]:
+    """The run's pcaps not (or no longer) as they were masked."""
+    run_json = RunFolder(folder).read()
+    out = []
+    for p in capture_files(folder):
+        rel = p.relative_to(folder).as_posix()
+        try:
+            if is_masked(rel, p.read_bytes(), run_json):
+                continue
+        except OSError:
+            pass
+        out.append(rel)
+    return out
+
+
+def _record_masked(folder: Path, pcaps: list[Path]) -> None:
+    if not pcaps or not (folder / "run.json").is_file():
+        return
+    rf = RunFolder(folder)
+    known = masked_captures(rf.read())
+    for p in pcaps:
+        with suppress(OSError):
+            known[p.relative_to(folder).as_posix()] = _sha256(p.read_bytes())
+    rf.write(**{MASKED_CAPTURES: known})
+
+
+def mask_captures(folder: Path, redactor: Redactor) -> list[str]:
+    """Mask in place, as collect's sweep does, every pcap of the run folder not yet recorded
+    as masked (a SIGKILLed run's: its capture outlived it and collect never ran), and record
+    them. Each is rewritten whole (a temporary file, then rename), so a kill never leaves
+    half of one masked. Returns the pcaps masked ("captures/<net>.pcap")."""
+    known = masked_captures(RunFolder(folder).read())
+    done: list[Path] = []
+    for p in capture_files(folder):
+        rel = p.relative_to(folder).as_posix()
+        try:
+            data = p.read_bytes()
+        except OSError:
+            continue
+        if known.get(rel) == _sha256(data):
+            continue
+        clean = redactor.binary(data) if data else data
+        tmp = p.with_name(f".{p.name}.masking")
+        tmp.write_bytes(clean)
+        tmp.replace(p)
+        done.append(p)
+    _record_masked(folder, done)
+    return [p.relative_to(folder).as_posix() for p in done]

@@ -126,6 +126,9 @@ class Run:
             run=self.run_id,
             scenario=self.topology.scenario,
             source=str(loaded.path),
+            # where `lab down`/`lab gc` find the scenario again (to mask a killed run's pcaps)
+            project=str(root.resolve()),
+            scenario_file=os.path.abspath(loaded.path),
             role=opts.role,
             fix=loaded.fix,
             state="running",

@@ -10,6 +10,8 @@ An untrusted gate (`--untrusted`) checks every suite's cells before the first su
 from __future__ import annotations
 
 import json
+import os
+from contextlib import suppress
 from pathlib import Path
 from typing import Any, Literal
 
@@ -23,6 +25,7 @@ from harness.run.provision import OnEvent, _quiet
 from harness.run.trust import Trust
 from harness.scenario.catalog import load_catalog
 from harness.scenario.matrix import cell_label
+from harness.scenario.yamlpos import load_yaml
 from harness.verbs.matrix import ERROR, FAIL, PASS, SKIP, plan_cells, refuse_cells, run_matrix
 
 
@@ -97,6 +100,32 @@ def compare(now: dict[str, str], base: dict[str, str] | None) -> dict[str, list[
     return out
 
 
+def baseline_path(gate_path: Path, gate: GateFile, root: Path, level: Trust) -> Path | None:
+    """The baseline file the gate names (relative to the project). An untrusted gate may only
+    name one inside the project or the gate file's own folder (symlinks resolved): its
+    `baseline:` is someone else's word, and would otherwise read any file on this machine.
+    Refused located at the `baseline:` value, exit 2."""
+    if not gate.baseline:
+        return None
+    path = root / gate.baseline
+    if not level.restricted:
+        return path
+    real = Path(os.path.realpath(path))
+    inside = [Path(os.path.realpath(d)) for d in (root, gate_path.parent)]
+    if any(real == d or d in real.parents for d in inside):
+        return path
+    line, col = 1, 1
+    with suppress(OSError, UnicodeDecodeError):
+        located, _ = load_yaml(gate_path.read_text(encoding="utf-8"), str(gate_path))
+        if located is not None:
+            line, col = located.value_pos(("baseline",))
+    raise UsageError(
+        f"{gate_path}:{line}:{col}: baseline {gate.baseline[:80]!r} is outside the project"
+        f" and the gate file's folder: this gate is untrusted ({level.origin or 'untrusted'});"
+        " put the baseline beside the gate file, or pass --trust to read it"
+    )
+
+
 def run_gate(
     gate_path: Path,
     *,
@@ -122,7 +151,7 @@ def run_gate(
         for suite, scen in zip(gate.suites, scenarios, strict=True):
             planned, _ = plan_cells(scen, root, catalog, suite.params or None, suite.only or None)
             refuse_cells([ld for _, ld, _ in planned if ld is not None], level)
-    base_path = (root / gate.baseline) if gate.baseline else None
+    base_path = baseline_path(gate_path, gate, root, level)
     baseline: dict[str, str] | None = None
     if base_path is not None and base_path.is_file():
         try:

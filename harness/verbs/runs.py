@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +12,12 @@ from harness.engine import capture, objects
 from harness.engine import client as engine
 from harness.engine.client import LABEL_FOLDER, LABEL_NODE, LABEL_OWNER, LABEL_RUN, LABEL_SCENARIO
 from harness.errors import UsageError
+from harness.run import collect
 from harness.run.folder import LIVE_STATES, RunFolder, run_state
 from harness.run.ids import owner_alive
+from harness.run.redact import MASK, Redactor, for_scenarios
+from harness.scenario.catalog import find_project_root, load_catalog
+from harness.scenario.load import load_scenario
 
 
 def _runs(client: Any) -> dict[str, objects.RunObjects]:
@@ -78,13 +84,81 @@ def resolve_run(runs: list[str], wanted: str) -> str:
     raise UsageError(f"run {wanted!r} is ambiguous: {', '.join(hits)}")
 
 
+def _scenario_redactor(folder: Path) -> tuple[Redactor, str]:
+    """The run's redactor, built again from the scenario its run.json names (with the run's
+    fix, params and matrix cell, as far as the journal has them: a param given on the command
+    line and redacted in the journal falls back to the scenario's default); the detector
+    rules alone when the scenario no longer loads. Never raises."""
+    rf = RunFolder(folder)
+    run_json = rf.read()
+    try:
+        journal = json.loads((folder / "journal.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        journal = {}
+    journal = journal if isinstance(journal, dict) else {}
+    source = str(run_json.get("source") or journal.get("source") or "")
+    if not source:
+        return Redactor(), "detector rules only: run.json names no scenario"
+    project = run_json.get("project")
+    bases = [Path(project)] if project else []
+    bases.append(Path.cwd())
+    given = Path(source)
+    tries = [given] if given.is_absolute() else [b / given for b in bases]
+    if run_json.get("scenario_file"):  # absolute, as the run had it
+        tries.insert(0, Path(str(run_json["scenario_file"])))
+    path = next((p for p in tries if p.is_file()), None)
+    if path is None:
+        return Redactor(), f"detector rules only: the scenario {source!r} is not there any more"
+    try:
+        root = Path(project) if project else find_project_root(path.parent)
+        catalog = load_catalog(root)
+        params = {
+            str(k): str(v)
+            for k, v in (journal.get("params") or {}).items()
+            if v is not None and MASK not in str(v)
+        }
+        fix_file = journal.get("fix_file")
+        kwargs: dict[str, Any] = {"root": root, "catalog": catalog, "params": params}
+        kwargs["cell"] = journal.get("matrix_cell") or None
+        variants = [load_scenario(path, **kwargs)]
+        fix = run_json.get("fix") or journal.get("fix")
+        if fix:
+            ff = Path(fix_file) if fix_file else None
+            if ff is not None and not ff.is_absolute():
+                ff = root / ff
+            with suppress(Exception):
+                variants.append(load_scenario(path, fix=str(fix), fix_file=ff, **kwargs))
+        return for_scenarios(variants), f"scenario {source}"
+    except Exception as exc:  # a scenario changed since, a project moved: the rules still run
+        reason = exc.__class__.__name__
+        return (
+            Redactor(),
+            f"detector rules only: the scenario {source!r} no longer loads ({reason})",
+        )
+
+
+def _mask_captures(folder: Path) -> dict[str, Any] | None:
+    """Mask the pcaps a run left unmasked (it was SIGKILLed: collect never ran), in place."""
+    if not collect.unmasked_captures(folder):
+        return None
+    redactor, how = _scenario_redactor(folder)
+    return {"captures": collect.mask_captures(folder, redactor), "with": how}
+
+
 def _remove(client: Any, objs: objects.RunObjects, folder: str | None) -> dict[str, Any]:
-    """Remove a run's objects and end its captures; a stuck network is said, never fatal
-    (exit 0): it must not fail this command, a later run, or CI."""
+    """Remove a run's objects, end its captures and mask the pcaps they left; a stuck network is
+    said, never fatal (exit 0): it must not fail this command, a later run, or CI."""
+    masked = None
     if folder and Path(folder).is_dir():
         capture.stop_orphans(Path(folder))  # a SIGKILLed run's tcpdumps
+        try:
+            masked = _mask_captures(Path(folder))
+        except OSError as exc:  # the lab still goes; the pcap stays out of any bundle
+            masked = {"captures": [], "error": f"could not mask the captures: {exc.strerror}"}
     removal = objects.remove_all(client, objs)
     out: dict[str, Any] = {"removed": removal.counts}
+    if masked is not None:
+        out["masked"] = masked
     if removal.stuck:
         out["stuck"] = [s.as_dict() for s in removal.stuck]
     if removal.disconnected:

@@ -1,4 +1,6 @@
-"""Teardown guarantee: SIGINT or SIGTERM at any moment of `lab up` leaves nothing labelled."""
+"""Teardown guarantee: SIGINT or SIGTERM at any moment of `lab up` leaves nothing labelled, and
+Ctrl-C in every phase of `lab reproduce` (build, up, configure, steps, verify, collect) ends the
+run within 2 s, exit 130, journal written, lab gone."""
 
 from __future__ import annotations
 
@@ -226,8 +228,13 @@ def test_a_sigkilled_run_takes_its_captures_along(
     while _tcpdumps_writing_under(folder) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _tcpdumps_writing_under(folder), "tcpdump outlived its run"
+    pcap = folder / "captures" / "wire.pcap"
+    assert pcap.exists()
     collected = runs.gc(runs=[run])
     assert collected and collected[0]["removed"]["containers"] == 2
+    # collect never ran: gc masks the pcap the kill left (harness/run/collect.mask_captures)
+    assert collected[0]["masked"]["captures"] == ["captures/wire.pcap"], collected
+    assert collected[0]["masked"]["with"] == "scenario scenario.yaml", collected
     assert nothing_left(docker_client, run)
 
 
@@ -310,3 +317,107 @@ def test_sigint_during_a_playbook_is_honoured_within_2s(
     assert nothing_left(docker_client, run), "\n".join(lines)
     time.sleep(1)
     assert not _processes_naming(str(folder)), "ansible outlived its run"
+
+
+# -- Ctrl-C in every phase: build, up (the health wait), configure `run:`, verify ------------
+
+_NODES = (
+    "topology:\n  networks: {wire: {}}\n  nodes:\n"
+    "    a: {os: debian-12, networks: [wire], command: [sleep, infinity]NODE_EXTRA}\n"
+)
+_STEPS = (
+    "reproduce:\n  steps:\n    - {id: s, on: a, run: 'true'}\n"
+    "  symptom:\n    - {step: s, exit_code: 0}\n"
+)
+_SLOW_TEST = "import time\n\n\ndef test_slow():\n    time.sleep(120)\n"
+
+# phase -> (scenario text, what shows the phase is running: a stderr line, then a process)
+PHASES: dict[str, tuple[str, str, str | None]] = {
+    "up": (
+        "scenario: sigint-up\n"
+        + _NODES.replace("NODE_EXTRA", ", health: {command: 'test -e /never', timeout: 300s}")
+        + _STEPS,
+        "started",  # the node is started: the health wait is on
+        None,
+    ),
+    "configure": (
+        "scenario: sigint-configure\n"
+        + _NODES.replace("NODE_EXTRA", "")
+        + "configure:\n  - {run: 'sleep 117', on: a}\n"
+        + _STEPS,
+        "- configure",
+        "sleep 117",
+    ),
+    "verify-run": (
+        "scenario: sigint-verify-run\n"
+        + _NODES.replace("NODE_EXTRA", "")
+        + _STEPS
+        + "verify:\n  - {run: 'sleep 118', on: a}\n",
+        "- verify",
+        "sleep 118",
+    ),
+    "verify-suite": (
+        "scenario: sigint-verify-suite\n"
+        + _NODES.replace("NODE_EXTRA", "")
+        + _STEPS
+        + "verify:\n  - test_slow_suite.py\n",
+        "- verify",
+        "test_slow_suite.py",
+    ),
+}
+
+
+def _phase_project(tmp: Path, phase: str) -> tuple[Path, str, str | None]:
+    if phase == "build":
+        proj = _slow_build_project(tmp)
+        text = (proj / "scenario.yaml").read_text()
+        (proj / "scenario.yaml").write_text(text + _STEPS.replace("on: a", "on: x"))
+        return proj, "RUN sleep 30", None
+    proj = tmp / "project"
+    shutil.copytree(ROOT / "environments", proj / "environments")
+    (proj / "labs").mkdir()
+    text, needle, process = PHASES[phase]
+    (proj / "scenario.yaml").write_text(text)
+    (proj / "test_slow_suite.py").write_text(_SLOW_TEST)
+    return proj, needle, process
+
+
+@pytest.mark.parametrize("phase", ["build", *PHASES])
+def test_sigint_in_every_phase_ends_the_run_within_2s(
+    phase: str, docker_client: Any, reports: Path, tmp_path: Path, cleanup_runs: list[str]
+) -> None:
+    """SIGINT while the phase runs (its progress line seen, and its command running where it
+    has one): the process exits 130 within 2 s of the signal, with journal.json naming the
+    phase interrupted, and nothing of the run left on the engine."""
+    import json
+
+    proj, needle, process = _phase_project(tmp_path, phase)
+    proc, lines = _start_reproduce(proj, reports)
+    run = wait_for_line(proc, lines, "run ").split()[1]
+    cleanup_runs.append(run)
+    wait_for_line(proc, lines, needle)
+    if process is not None:
+        deadline = time.monotonic() + 60
+        while not _processes_naming(process) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _processes_naming(process), f"{process!r} never ran:\n" + "\n".join(lines)
+    time.sleep(0.5)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    rc = proc.wait(60)
+    gap = time.monotonic() - sent
+    print(f"{phase}: exit {rc} {gap:.2f}s after SIGINT")
+    assert rc == 130, "\n".join(lines)
+    assert gap < 2.0, f"{phase}: the run ended {gap:.2f}s after SIGINT:\n" + "\n".join(lines)
+    folder = next(reports.glob(f"*/{run}"))
+    journal = json.loads((folder / "journal.json").read_text())
+    name = "verify" if phase.startswith("verify") else phase
+    rec = next(p for p in journal["phases"] if p["phase"] == name)
+    assert rec["result"] == "interrupted", rec
+    assert journal.get("ended"), journal
+    assert '"state": "interrupted"' in (folder / "run.json").read_text()
+    assert nothing_left(docker_client, run), "\n".join(lines)
+    assert not any("Traceback" in x for x in lines), "\n".join(lines)
+    if process is not None:
+        time.sleep(0.5)
+        assert not _processes_naming(process), f"{process!r} outlived its run"
