@@ -449,7 +449,7 @@ def _render_run(r: dict[str, Any], title: str = "") -> None:
         detail = f" ({a['error']})" if a.get("error") else ""
         rows.append((f"attempt {a['attempt']}", f"symptom {state}{detail}"))
     for c in r.get("checks", []):
-        rows.append(("check", f"{'ok' if c.get('passed') else 'FAILED'}  {c['name']}"))
+        rows.append(("check", f"{'ok' if outcomes.check_passed(c) else 'FAILED'}  {c['name']}"))
     if r.get("error") and r["error"] != r.get("reason"):
         rows.append(("error", r["error"]))
     if r.get("hint"):
