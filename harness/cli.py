@@ -11,6 +11,8 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from harness import outcomes
+
 T = TypeVar("T")
 
 app = typer.Typer(
@@ -93,7 +95,7 @@ def _fail(exc: BaseException, as_json: bool = False) -> NoReturn:
         raise exc
     _err(f"internal error (a bug in labharness): {type(exc).__name__}: {exc}")
     _err("hint: rerun with LABHARNESS_DEBUG=1 for the traceback, and report it")
-    raise typer.Exit(3)
+    raise typer.Exit(outcomes.INFRA)
 
 
 _STATE: dict[str, Any] = {"quiet": False, "reporter": None}
@@ -145,7 +147,7 @@ def validate(
     if not as_json:
         for f, ps in report.items():
             print(f"{f}: {'valid' if not ps else f'invalid ({len(ps)} problem(s))'}")
-    raise typer.Exit(2 if problems else 0)
+    raise typer.Exit(outcomes.exit_code("validate", outcomes.validate_result(len(problems))))
 
 
 @app.command()
@@ -443,11 +445,11 @@ def _render_run(r: dict[str, Any], title: str = "") -> None:
     if r.get("fix"):
         rows.append(("fix", str(r["fix"])))
     for a in r.get("attempt_results", []):
-        state = "ERROR" if a.get("error") else ("observed" if a["observed"] else "absent")
+        state = outcomes.attempt_state(a.get("error"), a["observed"])
         detail = f" ({a['error']})" if a.get("error") else ""
         rows.append((f"attempt {a['attempt']}", f"symptom {state}{detail}"))
     for c in r.get("checks", []):
-        rows.append(("check", f"{'ok' if c.get('passed') else 'FAILED'}  {c['name']}"))
+        rows.append(("check", f"{'ok' if outcomes.check_passed(c) else 'FAILED'}  {c['name']}"))
     if r.get("error") and r["error"] != r.get("reason"):
         rows.append(("error", r["error"]))
     if r.get("hint"):
@@ -495,7 +497,7 @@ def reproduce(
         )
 
     result = _serve(as_json, work, _render_run)
-    raise typer.Exit(result["exit_code"])
+    raise typer.Exit(outcomes.exit_code("reproduce", result["verdict"]))
 
 
 @app.command("verify-fix")
@@ -534,7 +536,7 @@ def verify_fix(
         print(f"{r['verdict']} - {r['reason']}")
 
     result = _serve(as_json, work, render)
-    raise typer.Exit(result["exit_code"])
+    raise typer.Exit(outcomes.exit_code("verify-fix", result["verdict"]))
 
 
 def _parse_cells(values: list[str] | None) -> dict[str, str]:
@@ -679,7 +681,7 @@ def gate(
         summary_table(rows, f"gate {r['gate']}: {r['verdict']} - {r['reason']}")
 
     result = _serve(as_json, work, render)
-    raise typer.Exit(result["exit_code"])
+    raise typer.Exit(outcomes.exit_code("gate", result["verdict"]))
 
 
 @app.command()
@@ -724,7 +726,7 @@ def bisect(
         from harness.console import summary_table
 
         rows = []
-        if r["verdict"] == "FOUND":
+        if r["verdict"] == outcomes.FOUND:
             first = "first fixed" if fixed else "first bad"
             last = "last unfixed" if fixed else "last good"
             rows += [(first, str(r["first"])), (last, str(r["last_before"]))]
@@ -734,7 +736,7 @@ def bisect(
         summary_table(rows, f"bisect {r['axis']}: {r['verdict']} - {r['reason']}")
 
     result = _serve(as_json, work, render)
-    raise typer.Exit(result["exit_code"])
+    raise typer.Exit(outcomes.exit_code("bisect", result["verdict"]))
 
 
 @app.command()
@@ -877,7 +879,7 @@ def replay(
             print(line)
 
     result = _serve(as_json, work, render)
-    raise typer.Exit(result["exit_code"])
+    raise typer.Exit(outcomes.exit_code("replay", result["verdict"]))
 
 
 @app.command()

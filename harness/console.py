@@ -13,6 +13,8 @@ import time
 from types import TracebackType
 from typing import Any
 
+from harness import outcomes
+
 Event = dict[str, Any]
 
 
@@ -101,9 +103,8 @@ class Plain(Quiet):
 
 
 def attempt_state(event: Event) -> str:
-    if event.get("error"):
-        return "ERROR"
-    return "symptom observed" if event.get("observed") else "symptom absent"
+    state = outcomes.attempt_state(event.get("error"), event.get("observed"))
+    return state if state == outcomes.ERROR else f"symptom {state}"
 
 
 class LiveView(Plain):
@@ -187,7 +188,12 @@ class LiveView(Plain):
         t = Table.grid(padding=(0, 2))
         t.add_column(style="bold")
         t.add_column()
-        colour = {"PASS": "green", "FAIL": "red", "ERROR": "magenta", "SKIP": "dim"}
+        colour = {
+            outcomes.PASS: "green",
+            outcomes.FAIL: "red",
+            outcomes.ERROR: "magenta",
+            outcomes.SKIP: "dim",
+        }
         for label, state in cells.items():
             c = colour.get(state.split()[0], "yellow")
             t.add_row(label, f"[{c}]{state}[/{c}]")

@@ -30,10 +30,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness import outcomes
 from harness.engine import client as engine
 from harness.engine.targets import Target
 from harness.errors import HarnessError, InfraError, Interrupted, UsageError
-from harness.run import verdicts
 from harness.run.execute import RunOptions, run_scenario
 from harness.run.folder import now_iso, reports_root
 from harness.run.ids import new_run_id, owner_token
@@ -47,7 +47,7 @@ from harness.scenario.matrix import cell_label
 TOPIC = "labharness-cells"
 SLOTS = "slots"  # the Dask resource every lab worker offers and every cell takes one of
 NO_WORKER_WAIT = float(os.environ.get("LABHARNESS_CLUSTER_WAIT", "120"))  # s without workers
-PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
+PASS, FAIL, ERROR, SKIP = outcomes.PASS, outcomes.FAIL, outcomes.ERROR, outcomes.SKIP
 LATE_OBJECTS_S = 1.0  # how long after a lost attempt's cleanup to look for late objects
 
 # -- the worker side ---------------------------------------------------------------------------
@@ -139,7 +139,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     except Interrupted:
         return {**base, "status": ERROR, "reason": "worker stopped mid-cell", "engine_lost": True}
     except HarnessError as exc:
-        r = {"verdict": verdicts.ERROR, "reason": exc.message, "rate": None, "checks": []}
+        r = {"verdict": outcomes.ERROR, "reason": exc.message, "rate": None, "checks": []}
         r |= {"run": None, "folder": None}
         expect = None
     out = {**base, **cell_result(cell, r, expect, time.monotonic() - t)}
@@ -360,7 +360,7 @@ def run_matrix_cluster(
         **results.data,
         "folder": str(folder),
         # the cluster went away before every cell ran: an infrastructure error (exit 3)
-        "exit_code": 3 if lost else 0 if not (summary[FAIL] or summary[ERROR]) else 1,
+        "exit_code": outcomes.exit_code("matrix", outcomes.matrix_result(summary, bool(lost))),
     }
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-USAGE = 2
-INFRA = 3
+from harness import outcomes
+
+USAGE = outcomes.USAGE
+INFRA = outcomes.INFRA
 
 
 class HarnessError(Exception):
@@ -39,7 +41,7 @@ class Interrupted(BaseException):
     on the way up can swallow it and carry on as if the step had merely failed.
     """
 
-    exit_code = 130
+    exit_code = outcomes.INTERRUPTED
     hint: str | None = None
 
     def __init__(self, message: str) -> None:

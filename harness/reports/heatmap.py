@@ -9,7 +9,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-COLOURS = {"PASS": "#2e7d32", "FAIL": "#c62828", "ERROR": "#6a1b9a", "SKIP": "#9e9e9e"}
+from harness import outcomes
+
+COLOURS = {
+    outcomes.PASS: "#2e7d32",
+    outcomes.FAIL: "#c62828",
+    outcomes.ERROR: "#6a1b9a",
+    outcomes.SKIP: "#9e9e9e",
+}
 
 
 def _key(cell: dict[str, Any], names: list[str]) -> tuple[str, ...]:

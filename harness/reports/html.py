@@ -13,6 +13,7 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from harness import outcomes
 from harness.reports.journal import (
     Run,
     attempt_outcome,
@@ -47,11 +48,8 @@ def _env() -> Environment:
 
 
 def verdict_class(run: Run) -> str:
-    v = run.verdict
-    if v == "ERROR" or v in ("INCOMPLETE", "UNKNOWN"):
-        return "error"
-    hoped = "NOT_REPRODUCED" if run.hopes_absent else "REPRODUCED"
-    return "good" if v == hoped else "bad"
+    got = outcomes.role_result(run.role, run.verdict)
+    return {"hoped": "good", "not hoped": "bad", "error": "error"}[got]
 
 
 def context(run: Run) -> dict[str, Any]:

@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-# Roles: reproduce and baseline hope to observe the symptom; a candidate (a fix applied)
-# hopes not to. `cell` (a matrix cell) is a reproduction too.
-HOPES_ABSENT = ("candidate",)
+from harness import outcomes
+
 INFRA_PHASES = ("build", "preflight", "up", "capture", "impair")
 TEARDOWN_PHASES = ("collect", "down")
 SEVERITY_NAMES = {1: "blocker", 2: "critical", 3: "normal", 4: "minor", 5: "trivial"}
@@ -135,9 +134,7 @@ class Run:
     @property
     def verdict(self) -> str:
         v = s(self.reproduction.get("verdict")) or s(self.journal.get("result"))
-        if v:
-            return v
-        return "INCOMPLETE" if not self.journal.get("ended") else "UNKNOWN"
+        return outcomes.recorded_verdict(v, bool(self.journal.get("ended")))
 
     @property
     def rate(self) -> str:
@@ -155,7 +152,7 @@ class Run:
 
     @property
     def hopes_absent(self) -> bool:
-        return self.role in HOPES_ABSENT
+        return outcomes.hopes_absent(self.role)
 
     # -- phases ---------------------------------------------------------------------------
     def phase(self, name: str) -> dict[str, Any] | None:
@@ -314,13 +311,11 @@ def attempt_outcome(run: Run, attempt: dict[str, Any]) -> Outcome:
         observed = result == "observed"
     if not attempt.get("end") and result not in ("observed", "absent"):
         return Outcome("error", "ERROR: attempt did not finish (run interrupted)", evidence)
+    if outcomes.attempt_as_hoped(run.role, bool(observed)):
+        return Outcome("passed", "symptom observed" if observed else "symptom absent", evidence)
     if run.hopes_absent:
-        if observed:
-            return Outcome("failed", "symptom observed: the fix did not remove it", evidence)
-        return Outcome("passed", "symptom absent", evidence)
-    if observed:
-        return Outcome("passed", "symptom observed", evidence)
-    if run.verdict == "REPRODUCED":
+        return Outcome("failed", "symptom observed: the fix did not remove it", evidence)
+    if run.verdict == outcomes.REPRODUCED:
         return Outcome(
             "skipped",
             f"symptom absent in this attempt (intermittent: reproduced {run.rate} overall)",

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from junitparser import JUnitXml, TestSuite
 
+from harness import outcomes
 from harness.reports.journal import (
     INFRA_PHASES,
     TEARDOWN_PHASES,
@@ -206,14 +207,14 @@ def build_junit(run: Run, attachment_root: Path | None = None) -> ET.Element:
     # The verdict: one test case CI can go by.
     verdict = _Suite(run, "run", run.journal.get("started"))
     v = run.verdict
-    hoped = "NOT_REPRODUCED" if run.hopes_absent else "REPRODUCED"
     text = f"{v} {run.rate}".strip() + (f" - {run.reason}" if run.reason else "")
-    if v == hoped:
+    got = outcomes.role_result(run.role, v)
+    if got == "hoped":
         oc = Outcome("passed", text)
-    elif v in ("REPRODUCED", "NOT_REPRODUCED"):
+    elif got == "not hoped":
         oc = Outcome("failed", text)
     else:
-        oc = Outcome("error", f"ERROR: {text}" if v != "ERROR" else text)
+        oc = Outcome("error", f"ERROR: {text}" if v != outcomes.ERROR else text)
     verdict.case(
         f"verdict ({run.role})",
         oc,

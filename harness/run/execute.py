@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import __version__
+from harness import __version__, outcomes
 from harness.engine import capture, execs, objects
 from harness.engine import client as engine
 from harness.engine import images as engine_images
 from harness.errors import HarnessError, InfraError, Interrupted, UsageError
-from harness.run import faults, probes, redact, trust, verdicts
+from harness.run import faults, probes, redact, trust
 from harness.run.collect import collect_nodes, sweep
 from harness.run.folder import RunFolder, now_iso, reports_root
 from harness.run.ids import new_run_id, owner_token
@@ -57,12 +57,6 @@ class _Live:
     addresses: dict[str, dict[str, str]] = field(default_factory=dict)
     captures: list[capture.Capture] = field(default_factory=list)
     capture_results: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _passing(role: str, verdict: str, checks_ok: bool) -> bool:
-    if role == "candidate":
-        return verdict == verdicts.NOT_REPRODUCED and checks_ok
-    return verdict == verdicts.REPRODUCED and checks_ok
 
 
 class Run:
@@ -492,21 +486,15 @@ class Run:
         interrupted = isinstance(failure, Interrupted | KeyboardInterrupt)
         if failure is not None:
             msg = failure.message if isinstance(failure, HarnessError) else repr(failure)
-            repro = verdicts.Reproduction(
-                verdicts.ERROR,
-                sum(a["observed"] for a in attempts),
-                len(attempts),
-                self.repro.attempts,
-                msg,
-            )
+            repro = outcomes.run_failed(attempts, self.repro.attempts, msg)
         else:
-            repro = verdicts.reproduction(attempts, self.repro.attempts)
-        checks_ok = verdicts.checks_green(checks)
+            repro = outcomes.reproduction(attempts, self.repro.attempts)
+        checks_ok = outcomes.checks_green(checks)
         destroy = self.opts.destroy
         keep = destroy == "never" or (
             destroy == "passing"
             and not interrupted
-            and not _passing(self.opts.role, repro.verdict, checks_ok)
+            and not outcomes.run_passed(self.opts.role, repro.verdict, checks_ok)
         )
         write_reproduce_md(self, repro, checks)
         removed: dict[str, int] = {}

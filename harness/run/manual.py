@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from harness.images import EnvPlan, LabPlan, plan_image
+from harness.outcomes import Reproduction
 from harness.run import probes
 from harness.run.steps import describe as describe_step
 from harness.run.steps import http_command
-from harness.run.verdicts import Reproduction
 from harness.scenario.schema import (
     FaultStep,
     HttpStep,

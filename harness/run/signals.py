@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from types import FrameType
 
 from harness.errors import Interrupted
+from harness.outcomes import interrupted_exit
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -18,7 +19,7 @@ class SignalInterrupt(Interrupted):
     def __init__(self, signum: int) -> None:
         self.signum = signum
         super().__init__(f"received {signal.Signals(signum).name}; tore down what was created")
-        self.exit_code = 128 + signum
+        self.exit_code = interrupted_exit(signum)
 
 
 class StopFlag(threading.Event):

@@ -13,8 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from harness import outcomes
 from harness.errors import UsageError
-from harness.run import verdicts
 from harness.run.execute import RunOptions, run_scenario
 from harness.run.provision import OnEvent, _quiet
 from harness.run.trust import Trust
@@ -74,7 +74,7 @@ def run_bisect(
         as_param = True
     if len(ordered) < 2:
         raise UsageError("bisect needs at least two values")
-    after = verdicts.NOT_REPRODUCED if fixed else verdicts.REPRODUCED
+    after = outcomes.bisect_target(fixed)
     probes: list[dict[str, Any]] = []
 
     def load_at(value: Any) -> LoadedScenario:
@@ -92,7 +92,7 @@ def run_bisect(
     def probe(i: int) -> bool:
         """True when values[i] is in the 'after' state."""
         value = ordered[i]
-        for attempt in (1, 2):
+        for attempt in range(1, outcomes.PROBE_TRIES + 1):
             loaded = load_at(value)
             on_event({"event": "side", "side": f"probe {axis}={value}"})
             r = run_scenario(
@@ -116,8 +116,9 @@ def run_bisect(
                 "try": attempt,
             }
             probes.append(rec)
-            if r["verdict"] != verdicts.ERROR:
-                return bool(r["verdict"] == after)
+            state = outcomes.probe_after(r["verdict"], after)
+            if state is not None:
+                return state
         raise _ProbeError(value, r["reason"])
 
     what = "fixed" if fixed else "bad"
@@ -131,14 +132,16 @@ def run_bisect(
     try:
         if probe(0):
             result.update(
-                verdict="NO_TRANSITION", reason=f"already {what} at the first value {ordered[0]}"
+                verdict=outcomes.NO_TRANSITION,
+                reason=f"already {what} at the first value {ordered[0]}",
             )
-            return {**result, "exit_code": 1}
+            return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.NO_TRANSITION)}
         if not probe(len(ordered) - 1):
             result.update(
-                verdict="NO_TRANSITION", reason=f"still not {what} at the last value {ordered[-1]}"
+                verdict=outcomes.NO_TRANSITION,
+                reason=f"still not {what} at the last value {ordered[-1]}",
             )
-            return {**result, "exit_code": 1}
+            return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.NO_TRANSITION)}
         lo, hi = 0, len(ordered) - 1
         while hi - lo > 1:
             mid = (lo + hi) // 2
@@ -148,20 +151,21 @@ def run_bisect(
                 lo = mid
     except _ProbeError as exc:
         result.update(
-            verdict="ERROR", reason=f"probe {axis}={exc.value} was ERROR twice: {exc.reason}"
+            verdict=outcomes.ERROR,
+            reason=f"probe {axis}={exc.value} was ERROR twice: {exc.reason}",
         )
-        return {**result, "exit_code": 3}
+        return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.ERROR)}
     label = "first_fixed" if fixed else "first_bad"
     last = "last_unfixed" if fixed else "last_good"
     result.update(
-        verdict="FOUND",
+        verdict=outcomes.FOUND,
         **{label: ordered[hi], last: ordered[lo]},
         first=ordered[hi],
         last_before=ordered[lo],
         reason=f"{what} from {axis}={ordered[hi]} (last before: {ordered[lo]})",
         runs=len(probes),
     )
-    return {**result, "exit_code": 0}
+    return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.FOUND)}
 
 
 class _ProbeError(Exception):

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness import outcomes
 from harness.errors import InfraError, UsageError
 from harness.escalation.bundle import build_bundle
 from harness.escalation.comment import ticket_comment
@@ -96,7 +97,6 @@ def escalate(
         results: list[dict[str, Any]] = []
         lres = local.attach(ticket, files, comment)
         results.append(_record(local.name, names, lres))
-        exit_code = 0
         if remote is not None:
             try:
                 rres = remote.attach(ticket, files, comment)
@@ -140,7 +140,6 @@ def escalate(
                         "error": exc.message,
                     }
                 )
-                exit_code = 3
             else:
                 results.append(_record(remote.name, names, rres))
         _ledger_add(root, _entry(ticket, bundle, folder, results, note))
@@ -170,7 +169,7 @@ def escalate(
             if failed
             else None
         ),
-        "exit_code": exit_code,
+        "exit_code": outcomes.exit_code("escalate", outcomes.escalate_result(bool(failed))),
     }
 
 

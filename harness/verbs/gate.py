@@ -18,7 +18,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness import outcomes
 from harness.errors import UsageError
+from harness.outcomes import ERROR, FAIL, SKIP
 from harness.run.folder import now_iso, reports_root
 from harness.run.ids import new_run_id
 from harness.run.provision import OnEvent, _quiet
@@ -26,7 +28,7 @@ from harness.run.trust import Trust
 from harness.scenario.catalog import load_catalog
 from harness.scenario.matrix import cell_label
 from harness.scenario.yamlpos import load_yaml
-from harness.verbs.matrix import ERROR, FAIL, PASS, SKIP, plan_cells, refuse_cells, run_matrix
+from harness.verbs.matrix import plan_cells, refuse_cells, run_matrix
 
 
 class _M(BaseModel):
@@ -74,30 +76,6 @@ def load_gate(path: Path) -> GateFile:
 def cell_key(suite: str, cell: dict[str, Any], release_axis: str | None) -> str:
     rest = {k: v for k, v in cell.items() if k != release_axis}
     return f"{suite}[{cell_label(rest)}]"
-
-
-def compare(now: dict[str, str], base: dict[str, str] | None) -> dict[str, list[dict[str, str]]]:
-    """Regressions, fixed, new and removed cells; pure."""
-    out: dict[str, list[dict[str, str]]] = {
-        "regressions": [],
-        "fixed": [],
-        "new": [],
-        "removed": [],
-    }
-    if base is None:
-        return out
-    for key, status in now.items():
-        before = base.get(key)
-        if before is None:
-            out["new"].append({"cell": key, "now": status})
-        elif before == PASS and status == FAIL:
-            out["regressions"].append({"cell": key, "baseline": before, "now": status})
-        elif before == FAIL and status == PASS:
-            out["fixed"].append({"cell": key, "baseline": before, "now": status})
-    for key, status in base.items():
-        if key not in now:
-            out["removed"].append({"cell": key, "baseline": status})
-    return out
 
 
 def baseline_path(gate_path: Path, gate: GateFile, root: Path, level: Trust) -> Path | None:
@@ -194,27 +172,15 @@ def run_gate(
                 }
             )
     now = {c["key"]: c["status"] for c in cells}
-    diff = compare(now, baseline)
+    diff = outcomes.compare(now, baseline)
     errors = [c["key"] for c in cells if c["status"] == ERROR]
-    missing = baseline is None
-    failed = bool(diff["regressions"] or errors or (missing and gate.on_missing_baseline == "fail"))
-    if missing and gate.on_missing_baseline == "fail":
-        reason = (
-            f"no baseline at {gate.baseline}: save one with --save-baseline from the last release"
-        )
-    elif failed:
-        parts = []
-        if diff["regressions"]:
-            parts.append("regressed: " + ", ".join(r["cell"] for r in diff["regressions"]))
-        if errors:
-            parts.append("ERROR: " + ", ".join(errors))
-        reason = "; ".join(parts)
-    else:
-        reason = f"no regression against {gate.baseline}" if not missing else "no baseline"
+    verdict, reason = outcomes.gate_verdict(
+        diff, errors, gate.baseline, baseline is not None, gate.on_missing_baseline
+    )
     result: dict[str, Any] = {
         "gate": gate.gate,
         "release": gate.release,
-        "verdict": "FAIL" if failed else "PASS",
+        "verdict": verdict,
         "reason": reason,
         "baseline": gate.baseline,
         "cells": cells,
@@ -240,7 +206,7 @@ def run_gate(
         }
         target.write_text(json.dumps(saved, indent=2) + "\n")
         result["saved_baseline"] = str(target)
-    result["exit_code"] = 1 if failed else 0
+    result["exit_code"] = outcomes.exit_code("gate", verdict)
     return result
 
 
@@ -248,7 +214,7 @@ def write_gate_junit(path: Path, result: dict[str, Any]) -> None:
     """One testcase per cell: regressions fail, ERROR cells error, SKIP cells are skipped."""
     from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-    regressed = {r["cell"] for r in result["regressions"]}
+    regressed = {r["cell"] for r in result[outcomes.REGRESSIONS]}
     suite = TestSuite(f"gate {result['gate']}")
     suite.add_property("gate", result["gate"])
     suite.add_property("verdict", result["verdict"])

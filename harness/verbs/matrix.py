@@ -19,10 +19,10 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
+from harness import outcomes
 from harness.engine import client as engine
 from harness.engine import images as engine_images
 from harness.errors import HarnessError, Interrupted, UsageError
-from harness.run import verdicts
 from harness.run.execute import RunOptions, run_scenario
 from harness.run.folder import now_iso, reports_root
 from harness.run.ids import new_run_id
@@ -35,17 +35,7 @@ from harness.scenario.matrix import axes_of, cell_label, expand
 from harness.scenario.problems import Problem, ScenarioInvalid
 from harness.scenario.yamlpos import load_yaml
 
-PASS, FAIL, ERROR, SKIP = "PASS", "FAIL", "ERROR", "SKIP"
-
-
-def cell_status(result: dict[str, Any], expect: str | None) -> str:
-    if result["verdict"] == verdicts.ERROR:
-        return ERROR
-    if not result.get("checks_green", True):
-        return FAIL
-    if expect is not None and result["verdict"] != expect:
-        return FAIL
-    return PASS
+PASS, FAIL, ERROR, SKIP = outcomes.PASS, outcomes.FAIL, outcomes.ERROR, outcomes.SKIP
 
 
 def cell_result(
@@ -55,7 +45,7 @@ def cell_result(
     return {
         "cell": cell,
         "label": cell_label(cell),
-        "status": cell_status(r, expect),
+        "status": outcomes.cell_status(r["verdict"], r.get("checks_green", True), expect),
         "verdict": r["verdict"],
         "expected": expect,
         "rate": r["rate"],
@@ -251,7 +241,7 @@ def run_matrix(
     return {
         **results.data,
         "folder": str(folder),
-        "exit_code": 0 if not (summary[FAIL] or summary[ERROR]) else 1,
+        "exit_code": outcomes.exit_code("matrix", outcomes.matrix_result(summary)),
     }
 
 
@@ -346,10 +336,7 @@ def close_results(
 
 
 def summarize(cells: list[dict[str, Any]]) -> dict[str, int]:
-    out = {PASS: 0, FAIL: 0, ERROR: 0, SKIP: 0}
-    for c in cells:
-        out[c["status"]] += 1
-    return out
+    return outcomes.cell_summary(c["status"] for c in cells)
 
 
 def write_outputs(folder: Path, data: dict[str, Any]) -> None:

@@ -233,7 +233,7 @@ def _replay_extracted(
     unverified: str | None,
     created: bool,
 ) -> dict[str, Any]:
-    from harness.run import verdicts
+    from harness import outcomes
     from harness.run.execute import RunOptions, run_scenario
     from harness.run.trust import Trust
     from harness.scenario.catalog import load_catalog
@@ -299,7 +299,7 @@ def _replay_extracted(
             ),
         ),
     )
-    if result["verdict"] == "ERROR":
+    if result["verdict"] == outcomes.ERROR:
         _discard(dest, created)  # the engine failed: the extraction goes, the journal stays
         warnings.append(f"the replay ended in ERROR: what was extracted into {dest} is removed")
     original = {
@@ -327,7 +327,7 @@ def _replay_extracted(
         "restored": restored,
         "warnings": warnings,
         "signature": signature.as_dict(),
-        "exit_code": verdicts.EXIT[result["verdict"]],
+        "exit_code": outcomes.exit_code("replay", result["verdict"]),
     }
 
 

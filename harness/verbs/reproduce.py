@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from harness import outcomes
 from harness.errors import UsageError
-from harness.run import verdicts
 from harness.run.execute import RunOptions, run_scenario
 from harness.run.provision import OnEvent, _quiet
 from harness.run.trust import Trust, enforce
@@ -90,7 +90,7 @@ def reproduce(
             trust=level,
         ),
     )
-    result["exit_code"] = verdicts.EXIT[result["verdict"]]
+    result["exit_code"] = outcomes.exit_code("reproduce", result["verdict"])
     return result
 
 
@@ -137,13 +137,11 @@ def verify_fix(
         ),
     )
 
-    def rep(r: dict[str, Any]) -> verdicts.Reproduction:
-        return verdicts.Reproduction(
-            r["verdict"], r["observed"], r["attempts"], r["planned"], r["reason"]
-        )
-
-    verdict, reason = verdicts.fix_verdict(
-        rep(baseline), rep(candidate), baseline["checks"], candidate["checks"]
+    verdict, reason = outcomes.fix_verdict(
+        outcomes.Reproduction.of(baseline),
+        outcomes.Reproduction.of(candidate),
+        baseline["checks"],
+        candidate["checks"],
     )
     from harness.reports import merge_runs
 
@@ -159,5 +157,5 @@ def verify_fix(
         "baseline": baseline,
         "candidate": candidate,
         "junit": str(merged),
-        "exit_code": verdicts.EXIT[verdict],
+        "exit_code": outcomes.exit_code("verify-fix", verdict),
     }
