@@ -18,7 +18,8 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 
 JOURNAL_VERSION = 1  # the on-disk format (docs/journal.md); bump on an incompatible change
 SCHEMA_VERSION = "1.1"  # the published schema; the minor part moves with each added field
-SCHEMA_ID = f"https://labharness.dev/schemas/journal-{SCHEMA_VERSION}.schema.json"
+SCHEMA_ID = f"https://labharness.invalid/schemas/journal/{SCHEMA_VERSION}/journal.schema.json"
+SCHEMA_FILE = "schemas/journal.schema.json"
 
 Scalar = str | int | float | bool | None
 
@@ -481,4 +482,14 @@ def load(path: Path) -> Journal:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of journal.json (draft 2020-12), as published in schemas/."""
     schema = Journal.model_json_schema(mode="validation")
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+    head: dict[str, Any] = {
+        k: schema.pop(k) for k in ("$id", "schema_version", "title") if k in schema
+    }
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **head, **schema}
+
+
+def json_schema_text() -> str:
+    """schemas/journal.schema.json as committed; regenerate it with
+    `python -c 'from harness.journal_model import *; print(json_schema_text(), end="")' >
+    schemas/journal.schema.json`."""
+    return json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
