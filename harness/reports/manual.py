@@ -186,11 +186,8 @@ def _seen(j: Journal) -> list[str]:
     return lines
 
 
-def render(j: Journal) -> str:
-    """The text of REPRODUCE.md for this journal."""
-    plan = j.plan or plan_from_phases(j)
-    build = j.phase("build")
-    images = build.images if isinstance(build, BuildPhase) else {}
+def _header(j: Journal) -> list[str]:
+    """The title, the case and what this run gave."""
     rep = j.reproduction or Reproduction(
         verdict="INCOMPLETE", rate="-", reason="the run did not finish"
     )
@@ -200,13 +197,24 @@ def render(j: Journal) -> str:
     case = j.case.model_dump(mode="json", exclude_unset=True)
     if case:
         lines += ["Case: " + ", ".join(f"{k} {v}" for k, v in case.items()), ""]
-    lines += [
+    return [
+        *lines,
         f"This run ({j.run}, engine {j.engine}) gave **{rep.verdict}** "
         f"({rep.rate}): {rep.reason}." + (f" Fix applied: `{j.fix}`." if j.fix else ""),
         "",
         "Run these from the project folder, as a user who can use the Docker engine. Names start",
         f"with `{PREFIX}-` so they never clash with the harness's own runs.",
         "",
+    ]
+
+
+def render(j: Journal) -> str:
+    """The text of REPRODUCE.md for this journal."""
+    plan = j.plan or plan_from_phases(j)
+    build = j.phase("build")
+    images = build.images if isinstance(build, BuildPhase) else {}
+    lines = _header(j)
+    lines += [
         "## 1. Images",
         "",
         "```sh",
