@@ -1,8 +1,8 @@
 """Reports of a run, built from its journal.json alone (layer 4: an outside system).
 
 `write_reports(folder)` writes REPRODUCE.md, junit.xml, allure-results/, topology.svg and
-report.html into the run folder, overwriting what is there; it never raises on a partial journal (an
-interrupted run): what is missing is reported as missing. See docs/reports.md."""
+report.html into the run folder, overwriting what is there; it never raises on a partial
+journal (an interrupted run): what is missing is reported as missing. See docs/reports.md."""
 
 from __future__ import annotations
 
