@@ -745,7 +745,8 @@ def report(
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Regenerate every report of a run (JUnit, Allure results, report.html) from journal.json."""
+    """Regenerate every report of a run (JUnit, Allure results, report.html, REPRODUCE.md) from
+    journal.json."""
 
     def work() -> dict[str, Any]:
         from harness.verbs.report import report as do

@@ -1,8 +1,8 @@
 """Reports of a run, built from its journal.json alone (layer 4: an outside system).
 
-`write_reports(folder)` writes junit.xml, allure-results/, topology.svg and report.html into
-the run folder, overwriting what is there; it never raises on a partial journal (an
-interrupted run): what is missing is reported as missing. See docs/reports.md."""
+`write_reports(folder)` writes REPRODUCE.md, junit.xml, allure-results/, topology.svg and
+report.html into the run folder, overwriting what is there; it never raises on a partial
+journal (an interrupted run): what is missing is reported as missing. See docs/reports.md."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from harness.reports.allure import write_allure
 from harness.reports.html import write_html
 from harness.reports.journal import Run, load
 from harness.reports.junit import merge_junit, write_junit
+from harness.reports.manual import write_manual
 from harness.reports.topology import write_svg
 
 __all__ = ["merge_junit", "merge_runs", "write_reports"]
@@ -34,6 +35,7 @@ def write_reports(folder: Path) -> dict[str, str]:
     errors: list[str] = []
     svg: Path | None = None
     steps: tuple[tuple[str, Callable[[], Path]], ...] = (
+        ("manual", lambda: write_manual(run.model, folder)),  # first: the others link to it
         ("topology", lambda: write_svg(run, folder)),
         ("junit", lambda: write_junit(run, folder)),
         ("allure", lambda: write_allure(run, folder, svg)),

@@ -30,6 +30,16 @@ from allure_commons.model2 import (
 )
 from attr import asdict
 
+from harness.journal_model import (
+    BuildPhase,
+    CapturePhase,
+    CollectPhase,
+    DownPhase,
+    ImpairPhase,
+    PhaseBase,
+    Symptom,
+    UpPhase,
+)
 from harness.reports.journal import (
     INFRA_PHASES,
     TEARDOWN_PHASES,
@@ -38,9 +48,7 @@ from harness.reports.journal import (
     attempt_outcome,
     check_outcome,
     configure_items,
-    d,
     is_log,
-    ls,
     phase_outcome,
     s,
     step_outcome,
@@ -160,16 +168,16 @@ class _Writer:
             Label(name="language", value="labharness"),
         ]
         labs = []
-        for node in ls(d(run.journal.get("topology")).get("nodes")):
-            lab = s(d(node).get("lab")) or s(d(node).get("os")) or s(d(node).get("image"))
+        for node in run.model.topology.nodes:
+            lab = node.lab or node.os or node.image or ""
             if lab and lab not in labs:
                 labs.append(lab)
         labels += [Label(name="feature", value=lab) for lab in labs]
         if run.severity:
             labels.append(Label(name="severity", value=run.severity))
-        for key in ("ticket", "customer"):
-            if run.case.get(key):
-                labels.append(Label(name="tag", value=s(run.case[key])))
+        for value in (run.case.ticket, run.case.customer):
+            if value:
+                labels.append(Label(name="tag", value=value))
         if run.fix:
             labels.append(Label(name="tag", value=f"fix:{run.fix}"))
         return labels
@@ -264,16 +272,15 @@ def _worst(outcomes: list[Outcome]) -> Outcome:
     return Outcome("passed")
 
 
-def _probe_steps(node: Any) -> list[TestStepResult]:
+def _probe_steps(node: Symptom | None) -> list[TestStepResult]:
     out = []
-    for child in ls(d(node).get("children")):
-        child = d(child)
-        oc = Outcome("passed" if child.get("held") else "failed")
+    for child in node.children if node is not None else []:
+        oc = Outcome("passed" if child.held else "failed")
         sub = _probe_steps(child)
-        sub += [_step(s(e), Outcome("passed"), None, None) for e in ls(child.get("evidence"))]
+        sub += [_step(s(e), Outcome("passed"), None, None) for e in child.evidence]
         out.append(
             _step(
-                f"{'held' if child.get('held') else 'not held'}: {s(child.get('probe'))}",
+                f"{'held' if child.held else 'not held'}: {s(child.probe)}",
                 oc,
                 None,
                 None,
@@ -296,67 +303,52 @@ def build_allure(run: Run, out: Path, topology_svg: Path | None) -> int:
     reproduce_md = w.file("REPRODUCE.md") if (run.folder / "REPRODUCE.md").is_file() else None
 
     # setup: the infrastructure phases before configure
-    setup = [
-        p
-        for p in run.phases
-        if s(p.get("phase")) in INFRA_PHASES or s(p.get("phase")).startswith("up-")
-    ]
-    if setup or run.journal:
+    setup = [p for p in run.phases if p.phase in INFRA_PHASES or p.phase.startswith("up-")]
+    if setup or run.model.model_fields_set:
         steps, outcomes = [], []
         for p in setup:
             oc = phase_outcome(p)
             outcomes.append(oc)
             params: dict[str, Any] = {}
-            if p.get("phase") == "build":
-                params = {k: v for k, v in d(p.get("images")).items()}
+            if isinstance(p, BuildPhase) and p.phase == "build":
+                params = dict(p.images)
             nodes = [
                 _step(
-                    f"node {s(d(n).get('name'))}",
+                    f"node {n.name}",
                     Outcome("passed"),
                     None,
                     None,
                     params={
-                        "image": d(n).get("image"),
-                        "ready_s": d(n).get("ready_s"),
-                        **{f"address {k}": v for k, v in d(d(n).get("addresses")).items()},
+                        "image": n.image,
+                        "ready_s": n.ready_s,
+                        **{f"address {k}": v for k, v in n.addresses.items()},
                     },
                 )
-                for n in ls(p.get("nodes"))
+                for n in (p.nodes if isinstance(p, UpPhase) else [])
             ]
             applied = [
                 _step(
-                    f"impair {s(d(a).get('node'))} {s(d(a).get('network'))}",
+                    f"impair {s(a.node)} {s(a.network)}",
                     Outcome("passed"),
                     None,
                     None,
                     attachments=[
                         w.text(
                             "commands",
-                            "\n".join(s(c) for c in ls(d(a).get("commands"))),
-                            f"impair-{s(p.get('phase'))}-{i}",
+                            "\n".join(s(c) for c in a.commands or []),
+                            f"impair-{p.phase}-{i}",
                         )
                     ],
                 )
-                for i, a in enumerate(ls(p.get("applied")))
+                for i, a in enumerate(p.applied if isinstance(p, ImpairPhase) else [])
             ]
-            steps.append(
-                _step(
-                    s(p.get("phase")),
-                    oc,
-                    p.get("start"),
-                    p.get("end"),
-                    nodes + applied,
-                    params=params,
-                )
-            )
-        first = setup[0] if setup else {}
-        last = setup[-1] if setup else {}
+            steps.append(_step(p.phase, oc, p.start, p.end, nodes + applied, params=params))
         w.result(
             "setup",
             "setup",
             _worst(outcomes),
-            first.get("start"),
-            last.get("end"),
+            setup[0].start if setup else None,
+            setup[-1].end if setup else None,
             steps,
             [topo],
             "Build, preflight, bring-up, captures and impairments.",
@@ -380,42 +372,37 @@ def build_allure(run: Run, out: Path, topology_svg: Path | None) -> int:
             "configure",
             "configure",
             _worst([i.outcome for i in items]),
-            configure.get("start"),
-            configure.get("end"),
+            configure.start,
+            configure.end,
             steps,
             [w.file(rel) for rel in run.ansible_artifacts()],
             "The customer's configuration: run commands and Ansible tasks.",
         )
 
     for p in run.attempts():
-        phase = s(p.get("phase"))
+        phase = p.phase
         steps = []
-        for step in ls(p.get("steps")):
-            step = d(step)
+        for step in p.steps:
             text = step_output(step)
             steps.append(
                 _step(
-                    f"{s(step.get('id'), 'step')}: {s(step.get('description'))}",
+                    f"{s(step.id, 'step')}: {s(step.description)}",
                     step_outcome(step),
-                    step.get("start"),
-                    step.get("end"),
-                    attachments=[w.text("output", text, f"{phase}-{s(step.get('index'))}")],
-                    params={
-                        "node": step.get("node"),
-                        "kind": step.get("kind"),
-                        "exit_code": step.get("exit_code"),
-                    },
+                    step.start,
+                    step.end,
+                    attachments=[w.text("output", text, f"{phase}-{s(step.index)}")],
+                    params={"node": step.node, "kind": step.kind, "exit_code": step.exit_code},
                 )
             )
         oc = attempt_outcome(run, p)
-        evidence = "\n".join(symptom_evidence(p.get("symptom")))
+        evidence = "\n".join(symptom_evidence(p.symptom))
         steps.append(
             _step(
                 "symptom",
-                Outcome("passed" if p.get("observed") else "failed"),
+                Outcome("passed" if p.observed else "failed"),
                 None,
                 None,
-                _probe_steps(p.get("symptom")),
+                _probe_steps(p.symptom),
                 [w.text("evidence", evidence, f"{phase}-symptom")],
             )
         )
@@ -423,28 +410,28 @@ def build_allure(run: Run, out: Path, topology_svg: Path | None) -> int:
             phase,
             phase,
             oc,
-            p.get("start"),
-            p.get("end"),
+            p.start,
+            p.end,
             steps,
             [topo, reproduce_md, *captures, *logs],
-            f"Attempt {s(p.get('attempt'))}: the scenario's steps, then the symptom "
+            f"Attempt {s(p.attempt)}: the scenario's steps, then the symptom "
             f"probes. Verdict of the run: {run.verdict} {run.rate}".rstrip(),
         )
 
-    verify = run.phase("verify") or {}
+    verify = run.phase("verify")
     for n, check in enumerate(run.checks()):
         oc = check_outcome(check)
-        full = s(check.get("name"), f"check-{n + 1}")
+        full = s(check.name, f"check-{n + 1}")
         # A pytest node id (suite checks) shows as its test name, as allure-pytest does.
         name = full.rsplit("::", 1)[-1]
         w.result(
             name,
             "verify",
             oc,
-            verify.get("start"),
-            verify.get("end"),
+            verify.start if verify else None,
+            verify.end if verify else None,
             [],
-            [w.text("output", s(check.get("output")), f"check-{n}")]
+            [w.text("output", s(check.output), f"check-{n}")]
             + ([w.file("verify/verify-junit.xml")] if n == 0 else []),
             full if full != name else "",
             key=full,
@@ -454,79 +441,71 @@ def build_allure(run: Run, out: Path, topology_svg: Path | None) -> int:
             "verify",
             "verify",
             phase_outcome(verify),
-            verify.get("start"),
-            verify.get("end"),
+            verify.start,
+            verify.end,
             [],
             [],
         )
 
-    teardown = [p for p in run.phases if s(p.get("phase")) in TEARDOWN_PHASES]
+    teardown = [p for p in run.phases if p.phase in TEARDOWN_PHASES]
     if teardown:
-        steps = []
-        for p in teardown:
-            sub = []
-            for node, files in d(p.get("nodes")).items():
-                sub.append(
-                    _step(
-                        f"node {s(node)}",
-                        Outcome("passed"),
-                        None,
-                        None,
-                        attachments=[
-                            w.file(f"artifacts/{s(node)}/{s(f)}", f"{s(node)}: {s(f)}")
-                            for f in ls(files)
-                        ],
-                    )
-                )
-            for cap in ls(p.get("captures")):
-                cap = d(cap)
-                rel = run.rel(cap.get("path"))
-                sub.append(
-                    _step(
-                        f"capture {s(cap.get('network'))}",
-                        Outcome("passed"),
-                        None,
-                        None,
-                        attachments=[w.file(rel, f"capture {Path(rel).name}") if rel else None],
-                        params={k: cap.get(k) for k in ("packets", "bytes", "dropped", "warning")},
-                    )
-                )
-            steps.append(
-                _step(
-                    s(p.get("phase")),
-                    phase_outcome(p),
-                    p.get("start"),
-                    p.get("end"),
-                    sub,
-                    params={k: v for k, v in d(p.get("removed")).items()},
-                )
-            )
+        steps = [_teardown_step(w, p) for p in teardown]
         w.result(
             "collect",
             "collect",
             _worst([phase_outcome(p) for p in teardown]),
-            teardown[0].get("start"),
-            teardown[-1].get("end"),
+            teardown[0].start,
+            teardown[-1].end,
             steps,
             [reproduce_md, *captures],
             "Evidence collected, then teardown.",
         )
 
-    if not run.phases and run.journal:  # a journal with no phase yet: the run never started
+    if not run.phases and run.model.model_fields_set:  # no phase yet: the run never started
         w.result(
             "run",
             "setup",
             Outcome("error", f"ERROR: run did not start ({run.verdict})"),
-            run.journal.get("started"),
-            run.journal.get("ended"),
+            run.model.started,
+            run.model.ended,
             [],
             [],
         )
     return w.count
 
 
+def _teardown_step(w: _Writer, p: PhaseBase) -> TestStepResult:
+    """collect (node files, captures) or down (what was removed) as one step."""
+    sub = []
+    if isinstance(p, CollectPhase):
+        for node, files in p.nodes.items():
+            sub.append(
+                _step(
+                    f"node {node}",
+                    Outcome("passed"),
+                    None,
+                    None,
+                    attachments=[w.file(f"artifacts/{node}/{f}", f"{node}: {f}") for f in files],
+                )
+            )
+    for cap in p.captures if isinstance(p, CollectPhase | CapturePhase) else []:
+        rel = w.run.rel(cap.path)
+        sub.append(
+            _step(
+                f"capture {s(cap.network)}",
+                Outcome("passed"),
+                None,
+                None,
+                attachments=[w.file(rel, f"capture {Path(rel).name}") if rel else None],
+                params={k: getattr(cap, k) for k in ("packets", "bytes", "dropped", "warning")},
+            )
+        )
+    removed = dict(p.removed) if isinstance(p, DownPhase) else {}
+    return _step(p.phase, phase_outcome(p), p.start, p.end, sub, params=removed)
+
+
 def environment(run: Run) -> list[tuple[str, str]]:
-    j = run.journal
+    j = run.model
     env = [
         ("scenario", run.scenario),
         ("run", run.run_id),
@@ -534,18 +513,17 @@ def environment(run: Run) -> list[tuple[str, str]]:
         ("fix", run.fix),
         ("cell", run.cell),
         ("verdict", f"{run.verdict} {run.rate}".strip()),
-        ("ticket", s(run.case.get("ticket"))),
-        ("customer", s(run.case.get("customer"))),
-        ("product_version", s(run.case.get("product_version"))),
-        ("engine", s(j.get("engine"))),
-        ("harness", s(j.get("harness"))),
+        ("ticket", s(run.case.ticket)),
+        ("customer", s(run.case.customer)),
+        ("product_version", s(run.case.product_version)),
+        ("engine", s(j.engine)),
+        ("harness", s(j.harness)),
     ]
     for node, image in sorted(run.images().items()):
         env.append((f"image.{node}", image))
-    for item in ls(d(j.get("topology")).get("nodes")):
-        n = d(item)
-        if n.get("name") and (n.get("os") or n.get("image")):
-            env.append((f"os.{s(n['name'])}", s(n.get("os")) or s(n.get("image"))))
+    for n in j.topology.nodes:
+        if n.name and (n.os or n.image):
+            env.append((f"os.{n.name}", n.os or n.image or ""))
     return [(k, v) for k, v in env if v]
 
 

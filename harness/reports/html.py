@@ -19,8 +19,6 @@ from harness.reports.journal import (
     attempt_outcome,
     check_outcome,
     configure_items,
-    d,
-    ls,
     num,
     phase_outcome,
     s,
@@ -53,50 +51,48 @@ def verdict_class(run: Run) -> str:
 
 
 def context(run: Run) -> dict[str, Any]:
-    j = run.journal
+    j = run.model
     attempts = []
     for p in run.attempts():
-        steps = []
-        for step in ls(p.get("steps")):
-            step = d(step)
-            steps.append(
-                {
-                    "id": s(step.get("id")),
-                    "kind": s(step.get("kind")),
-                    "node": s(step.get("node")),
-                    "description": s(step.get("description")),
-                    "duration": step.get("duration_s"),
-                    "exit_code": step.get("exit_code"),
-                    "status": step_outcome(step).status,
-                    "output": step_output(step),
-                    "error": s(step.get("error")),
-                }
-            )
+        steps = [
+            {
+                "id": s(step.id),
+                "kind": s(step.kind),
+                "node": s(step.node),
+                "description": s(step.description),
+                "duration": step.duration_s,
+                "exit_code": step.exit_code,
+                "status": step_outcome(step).status,
+                "output": step_output(step),
+                "error": s(step.error),
+            }
+            for step in p.steps
+        ]
         oc = attempt_outcome(run, p)
         attempts.append(
             {
-                "phase": s(p.get("phase")),
-                "attempt": s(p.get("attempt")),
-                "result": s(p.get("result")),
+                "phase": p.phase,
+                "attempt": s(p.attempt),
+                "result": s(p.result),
                 "status": oc.status,
                 "message": oc.message,
-                "duration": p.get("duration_s"),
+                "duration": p.duration_s,
                 "steps": steps,
-                "evidence": symptom_evidence(p.get("symptom")),
-                "error": s(p.get("error")),
-                "undo": [s(u) for u in ls(p.get("undo"))],
+                "evidence": symptom_evidence(p.symptom),
+                "error": s(p.error),
+                "undo": [s(u) for u in p.undo],
             }
         )
     phases = [
         {
-            "phase": s(p.get("phase")),
-            "result": s(p.get("result")) or "(running)",
+            "phase": p.phase,
+            "result": s(p.result) or "(running)",
             "status": attempt_outcome(run, p).status
-            if s(p.get("phase")).startswith("attempt-")
+            if p.phase.startswith("attempt-")
             else phase_outcome(p).status,
-            "start": s(p.get("start")),
-            "duration": p.get("duration_s"),
-            "error": s(p.get("error")),
+            "start": s(p.start),
+            "duration": p.duration_s,
+            "error": s(p.error),
         }
         for p in run.phases
     ]
@@ -106,20 +102,18 @@ def context(run: Run) -> dict[str, Any]:
         groups.setdefault(group, []).append((label, rel))
     for rel in run.ansible_artifacts():
         groups.setdefault("ansible", []).append((rel.split("/", 2)[-1], rel))
-    topo = d(j.get("topology"))
+    topo = j.topology
     nodes = []
     addresses = run.addresses()
     images = run.images()
-    for n in ls(topo.get("nodes")):
-        n = d(n)
-        name = s(n.get("name"))
+    for n in topo.nodes:
         nodes.append(
             {
-                "name": name,
-                "lab": " ".join(x for x in (s(n.get("lab")), s(n.get("version"))) if x),
-                "os": s(n.get("os")) or s(n.get("image")),
-                "image": images.get(name, ""),
-                "addresses": ", ".join(f"{k} {v}" for k, v in addresses.get(name, {}).items()),
+                "name": n.name,
+                "lab": " ".join(x for x in (n.lab, n.version) if x),
+                "os": n.os or n.image or "",
+                "image": images.get(n.name, ""),
+                "addresses": ", ".join(f"{k} {v}" for k, v in addresses.get(n.name, {}).items()),
             }
         )
     return {
@@ -127,29 +121,29 @@ def context(run: Run) -> dict[str, Any]:
         "j": j,
         "case": run.case,
         "verdict_class": verdict_class(run),
-        "title": s(j.get("title")),
+        "title": s(j.title),
         "svg": Markup(render_svg(run)),  # built escaped by topology.render_svg
         "phases": phases,
         "attempts": attempts,
         "configure": configure_items(configure) if configure is not None else None,
         "checks": [
             {
-                "name": s(c.get("name")),
+                "name": s(c.name),
                 "outcome": check_outcome(c),
-                "duration": c.get("duration_s"),
-                "output": s(c.get("output")),
+                "duration": c.duration_s,
+                "output": s(c.output),
             }
             for c in run.checks()
         ],
         "artifacts": groups,
         "nodes": nodes,
         "impairments": [
-            impairment_text(d(i))
-            + f" on {s(d(i).get('node'))}"
-            + (f"/{s(d(i).get('network'))}" if d(i).get("network") else "")
-            for i in ls(topo.get("impairments"))
+            impairment_text(i)
+            + f" on {s(i.get('node'))}"
+            + (f"/{s(i.get('network'))}" if i.get("network") else "")
+            for i in topo.impairments
         ],
-        "params": {s(k): s(v) for k, v in d(j.get("params")).items()},
+        "params": {s(k): s(v) for k, v in j.params.items()},
         "reports": [
             r
             for r in (

@@ -1,16 +1,35 @@
-"""Read a run's journal.json defensively: reports are built from it alone, and a run killed at
-any moment leaves a partial journal (docs/journal.md), so every accessor tolerates a missing
-or mistyped key and returns an empty value instead of raising."""
+"""The journal of a run as every report reads it: the typed model (harness.journal_model),
+plus the facts derived from it that more than one report needs. A run killed at any moment
+leaves a partial journal (docs/journal.md): the model makes every field optional, and a file
+that is not a journal at all reads as an empty one, so reports say what is missing."""
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness import outcomes
+from harness.journal_model import (
+    AttemptPhase,
+    BuildPhase,
+    Capture,
+    CapturePhase,
+    Case,
+    Check,
+    CollectPhase,
+    ConfigureItem,
+    ConfigurePhase,
+    Journal,
+    PhaseBase,
+    Step,
+    Symptom,
+    UpPhase,
+    VerifyPhase,
+)
+from harness.journal_model import load as load_journal
 
 INFRA_PHASES = ("build", "preflight", "up", "capture", "impair")
 TEARDOWN_PHASES = ("collect", "down")
@@ -18,24 +37,14 @@ SEVERITY_NAMES = {1: "blocker", 2: "critical", 3: "normal", 4: "minor", 5: "triv
 ALLURE_SEVERITIES = ("blocker", "critical", "normal", "minor", "trivial")
 
 
-def load(folder: Path) -> dict[str, Any]:
-    """The journal of a run folder; {} when it is missing or unreadable (never raises)."""
-    try:
-        data = json.loads((folder / "journal.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def d(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def ls(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
+def load(folder: Path) -> Journal:
+    """The journal of a run folder; an empty journal when it is missing or unreadable."""
+    return load_journal(folder / "journal.json")
 
 
 def s(value: Any, default: str = "") -> str:
+    """A journal value as report text: '' for none, true/false, numbers as written, JSON for
+    a mapping or a list."""
     if value is None:
         return default
     if isinstance(value, str):
@@ -47,18 +56,11 @@ def s(value: Any, default: str = "") -> str:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-def num(value: Any) -> float:
-    if isinstance(value, bool):
-        return 0.0
-    if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(str(value))
-    except ValueError:
-        return 0.0
+def num(value: float | None) -> float:
+    return float(value) if value is not None else 0.0
 
 
-def fmt_time(seconds: Any) -> str:
+def fmt_time(seconds: float | None) -> str:
     return f"{num(seconds):.3f}"
 
 
@@ -66,41 +68,40 @@ def fmt_time(seconds: Any) -> str:
 class Run:
     """The journal with the derived facts every report needs."""
 
-    journal: dict[str, Any]
+    model: Journal
     folder: Path
-    phases: list[dict[str, Any]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.phases = [p for p in ls(self.journal.get("phases")) if isinstance(p, dict)]
+    @property
+    def phases(self) -> list[PhaseBase]:
+        return list(self.model.phases)
 
     # -- identity -------------------------------------------------------------------------
     @property
     def scenario(self) -> str:
-        return s(self.journal.get("scenario")) or self.folder.parent.name or "run"
+        return self.model.scenario or self.folder.parent.name or "run"
 
     @property
     def run_id(self) -> str:
-        return s(self.journal.get("run")) or self.folder.name
+        return self.model.run or self.folder.name
 
     @property
     def role(self) -> str:
-        return s(self.journal.get("role")) or s(self.journal.get("verb")) or "reproduce"
+        return self.model.role or self.model.verb or "reproduce"
 
     @property
     def fix(self) -> str:
-        return s(self.journal.get("fix"))
+        return self.model.fix or ""
 
     @property
-    def case(self) -> dict[str, Any]:
-        return d(self.journal.get("case"))
+    def case(self) -> Case:
+        return self.model.case
 
     @property
     def cell(self) -> str:
         """The matrix cell as `k=v,k=v` (or the label the run gave it); '' outside a matrix."""
-        label = self.journal.get("cell")
-        if isinstance(label, str) and label:
-            return label
-        cell = d(self.journal.get("matrix_cell"))
+        if self.model.cell:
+            return self.model.cell
+        cell = self.model.matrix_cell or {}
         return ",".join(f"{k}={s(v)}" for k, v in sorted(cell.items()))
 
     @property
@@ -118,8 +119,8 @@ class Run:
     @property
     def severity(self) -> str:
         """The case severity as an Allure severity name ('' when unknown)."""
-        sev = self.case.get("severity")
-        if isinstance(sev, int) and not isinstance(sev, bool):
+        sev = self.case.severity
+        if isinstance(sev, int):
             return SEVERITY_NAMES.get(sev, "")
         text = s(sev).lower()
         if text.isdigit():
@@ -128,82 +129,75 @@ class Run:
 
     # -- outcome --------------------------------------------------------------------------
     @property
-    def reproduction(self) -> dict[str, Any]:
-        return d(self.journal.get("reproduction"))
-
-    @property
     def verdict(self) -> str:
-        v = s(self.reproduction.get("verdict")) or s(self.journal.get("result"))
-        return outcomes.recorded_verdict(v, bool(self.journal.get("ended")))
+        rep = self.model.reproduction
+        v = (rep.verdict if rep else None) or self.model.result or ""
+        return outcomes.recorded_verdict(v, bool(self.model.ended))
 
     @property
     def rate(self) -> str:
-        return s(self.reproduction.get("rate"))
+        rep = self.model.reproduction
+        return (rep.rate if rep else None) or ""
 
     @property
     def reason(self) -> str:
-        return s(self.reproduction.get("reason"))
+        rep = self.model.reproduction
+        return (rep.reason if rep else None) or ""
 
     @property
     def interrupted(self) -> bool:
-        return not self.journal.get("ended") or any(
-            p.get("result") == "interrupted" for p in self.phases
-        )
+        return not self.model.ended or any(p.result == "interrupted" for p in self.phases)
 
     @property
     def hopes_absent(self) -> bool:
         return outcomes.hopes_absent(self.role)
 
     # -- phases ---------------------------------------------------------------------------
-    def phase(self, name: str) -> dict[str, Any] | None:
-        for p in self.phases:
-            if p.get("phase") == name:
-                return p
-        return None
+    def phase(self, name: str) -> PhaseBase | None:
+        return self.model.phase(name)
 
-    def attempts(self) -> list[dict[str, Any]]:
-        return [p for p in self.phases if s(p.get("phase")).startswith("attempt-")]
+    def attempts(self) -> list[AttemptPhase]:
+        return [
+            p for p in self.phases if isinstance(p, AttemptPhase) and p.phase.startswith("attempt-")
+        ]
 
-    def checks(self) -> list[dict[str, Any]]:
-        top = [c for c in ls(self.journal.get("checks")) if isinstance(c, dict)]
-        if top:
-            return top
-        verify = self.phase("verify") or {}
-        return [c for c in ls(verify.get("checks")) if isinstance(c, dict)]
+    def checks(self) -> list[Check]:
+        if self.model.checks:
+            return list(self.model.checks)
+        verify = self.phase("verify")
+        return list(verify.checks) if isinstance(verify, VerifyPhase) else []
 
     def addresses(self) -> dict[str, dict[str, str]]:
         """node -> network -> IPv4, from the last `up`/`up-N` phase, then static addresses."""
         out: dict[str, dict[str, str]] = {}
-        for node in ls(d(self.journal.get("topology")).get("nodes")):
-            for net in ls(d(node).get("networks")):
-                net = d(net)
-                ip = s(net.get("ipv4") or net.get("address"))
-                if ip and net.get("network"):
-                    out.setdefault(s(d(node).get("name")), {})[s(net["network"])] = ip
+        for node in self.model.topology.nodes:
+            for link in node.networks:
+                ip = link.ipv4 or link.address
+                if ip and link.network:
+                    out.setdefault(node.name, {})[link.network] = ip
         for p in self.phases:
-            if p.get("phase") == "up" or s(p.get("phase")).startswith("up-"):
-                for node in ls(p.get("nodes")):
-                    node = d(node)
-                    for net, ip in d(node.get("addresses")).items():
-                        if ip:
-                            out.setdefault(s(node.get("name")), {})[s(net)] = s(ip)
+            if isinstance(p, UpPhase) and (p.phase == "up" or p.phase.startswith("up-")):
+                for up in p.nodes:
+                    for net, addr in up.addresses.items():
+                        if addr:
+                            out.setdefault(up.name, {})[net] = addr
         return out
 
     def images(self) -> dict[str, str]:
-        out = {s(k): s(v) for k, v in d((self.phase("build") or {}).get("images")).items()}
-        for node in ls((self.phase("up") or {}).get("nodes")):
-            node = d(node)
-            if node.get("name") and node.get("image"):
-                out.setdefault(s(node["name"]), s(node["image"]))
+        build = self.phase("build")
+        out = dict(build.images) if isinstance(build, BuildPhase) else {}
+        up = self.phase("up")
+        for node in up.nodes if isinstance(up, UpPhase) else []:
+            if node.name and node.image:
+                out.setdefault(node.name, node.image)
         return out
 
     # -- files ----------------------------------------------------------------------------
-    def rel(self, path: Any) -> str | None:
+    def rel(self, path: str | None) -> str | None:
         """A path the journal names, relative to the run folder, if it lies inside it."""
-        text = s(path)
-        if not text:
+        if not path:
             return None
-        p = Path(text)
+        p = Path(path)
         if not p.is_absolute():
             return p.as_posix()
         try:
@@ -229,13 +223,18 @@ class Run:
                 seen.add(rel)
                 out.append((group, label, rel))
 
-        collect = self.phase("collect") or {}
-        for node, files in d(collect.get("nodes")).items():
-            for f in ls(files):
-                add(s(node), s(f), f"artifacts/{s(node)}/{s(f)}")
-        for cap in ls(collect.get("captures")) + ls((self.phase("capture") or {}).get("captures")):
-            cap = d(cap)
-            rel = self.rel(cap.get("path"))
+        collect = self.phase("collect")
+        capture = self.phase("capture")
+        captures: list[Capture] = []
+        if isinstance(collect, CollectPhase):
+            for node, files in collect.nodes.items():
+                for f in files:
+                    add(node, f, f"artifacts/{node}/{f}")
+            captures += collect.captures
+        if isinstance(capture, CapturePhase):
+            captures += capture.captures
+        for cap in captures:
+            rel = self.rel(cap.path)
             add("captures", rel.split("/")[-1] if rel else "", rel)
         add("run", "REPRODUCE.md", "REPRODUCE.md")
         add("run", "REPRODUCE-inventory.yml", "REPRODUCE-inventory.yml")
@@ -250,8 +249,9 @@ class Run:
 
     def ansible_artifacts(self) -> list[str]:
         out: list[str] = []
-        for item in ls((self.phase("configure") or {}).get("items")):
-            rel = self.rel(d(item).get("artifacts"))
+        configure = self.phase("configure")
+        for item in configure.items if isinstance(configure, ConfigurePhase) else []:
+            rel = self.rel(item.artifacts)
             if rel:
                 for name in ("stdout", "stderr"):
                     if (self.folder / rel / name).is_file():
@@ -279,21 +279,20 @@ class Outcome:
     detail: str = ""
 
 
-def symptom_evidence(symptom: Any, depth: int = 0) -> list[str]:
+def symptom_evidence(symptom: Symptom | None, depth: int = 0) -> list[str]:
     """The probe tree as indented lines: `[held] probe`, then its evidence."""
-    node = d(symptom)
-    if not node:
+    if symptom is None:
         return []
     pad = "  " * depth
-    mark = "held" if node.get("held") else "not held"
-    lines = [f"{pad}[{mark}] {s(node.get('probe'), 'symptom')}"]
-    lines += [f"{pad}  - {s(e)}" for e in ls(node.get("evidence"))]
-    for child in ls(node.get("children")):
+    mark = "held" if symptom.held else "not held"
+    lines = [f"{pad}[{mark}] {s(symptom.probe, 'symptom')}"]
+    lines += [f"{pad}  - {s(e)}" for e in symptom.evidence]
+    for child in symptom.children:
         lines += symptom_evidence(child, depth + 1)
     return lines
 
 
-def attempt_outcome(run: Run, attempt: dict[str, Any]) -> Outcome:
+def attempt_outcome(run: Run, attempt: PhaseBase) -> Outcome:
     """Whether this attempt went as the run hoped.
 
     reproduce/baseline/cell hope to observe the symptom; a candidate hopes it is absent.
@@ -301,15 +300,16 @@ def attempt_outcome(run: Run, attempt: dict[str, Any]) -> Outcome:
     run that still reproduced it (k of n, intermittent) is skipped, not failed: the verdict
     REPRODUCED k/n is what CI should go by.
     """
-    evidence = "\n".join(symptom_evidence(attempt.get("symptom")))
-    result = s(attempt.get("result"))
-    if attempt.get("error") or result in ("error", "interrupted"):
-        msg = s(attempt.get("error")) or f"attempt {result or 'did not finish'}"
+    symptom = attempt.symptom if isinstance(attempt, AttemptPhase) else None
+    evidence = "\n".join(symptom_evidence(symptom))
+    result = attempt.result or ""
+    if attempt.error or result in ("error", "interrupted"):
+        msg = attempt.error or f"attempt {result or 'did not finish'}"
         return Outcome("error", f"ERROR: {msg}", evidence)
-    observed = attempt.get("observed")
+    observed = attempt.observed if isinstance(attempt, AttemptPhase) else None
     if observed is None:
         observed = result == "observed"
-    if not attempt.get("end") and result not in ("observed", "absent"):
+    if not attempt.end and result not in ("observed", "absent"):
         return Outcome("error", "ERROR: attempt did not finish (run interrupted)", evidence)
     if outcomes.attempt_as_hoped(run.role, bool(observed)):
         return Outcome("passed", "symptom observed" if observed else "symptom absent", evidence)
@@ -324,48 +324,48 @@ def attempt_outcome(run: Run, attempt: dict[str, Any]) -> Outcome:
     return Outcome("failed", "symptom absent: not reproduced in this attempt", evidence)
 
 
-def step_outcome(step: dict[str, Any]) -> Outcome:
-    if step.get("error"):
-        return Outcome("error", f"ERROR: {s(step.get('error'))}")
-    if not step.get("end") and not step.get("background"):
+def step_outcome(step: Step) -> Outcome:
+    if step.error:
+        return Outcome("error", f"ERROR: {step.error}")
+    if not step.end and not step.background:
         return Outcome("error", "ERROR: step did not finish (run interrupted)")
     return Outcome("passed")
 
 
-def step_output(step: dict[str, Any]) -> str:
+def step_output(step: Step) -> str:
     parts: list[str] = []
-    if step.get("command"):
-        parts.append(f"$ {s(step['command'])}")
+    if step.command:
+        parts.append(f"$ {step.command}")
     for key in ("condition", "status", "exit_code", "timed_out"):
-        if key in step and step[key] is not None:
-            parts.append(f"{key}: {s(step[key])}")
-    if step.get("fault"):
-        parts.append(f"fault: {s(step['fault'])}")
+        value = getattr(step, key)
+        if value is not None:
+            parts.append(f"{key}: {s(value)}")
+    if step.fault:
+        parts.append(f"fault: {s(step.fault)}")
     for key in ("stdout", "stderr"):
-        if s(step.get(key)):
-            parts.append(f"--- {key}\n{s(step[key]).rstrip()}")
-    if step.get("error"):
-        parts.append(f"error: {s(step['error'])}")
+        text = getattr(step, key)
+        if text:
+            parts.append(f"--- {key}\n{text.rstrip()}")
+    if step.error:
+        parts.append(f"error: {step.error}")
     return "\n".join(parts)
 
 
-def check_outcome(check: dict[str, Any]) -> Outcome:
+def check_outcome(check: Check) -> Outcome:
     """Command checks carry passed/exit_code/expected/output; pytest suites' checks carry
     passed/outcome/message. `error` (either form) is infrastructure, a failed check a product
     failure."""
-    outcome = s(check.get("outcome")).lower()
-    message = s(check.get("message"))
-    detail = s(check.get("output"))
-    if check.get("error") or outcome in ("error", "broken"):
-        return Outcome(
-            "error", f"ERROR: {s(check.get('error')) or message or 'check errored'}", detail
-        )
+    outcome = (check.outcome or "").lower()
+    message = check.message or ""
+    detail = check.output or ""
+    if check.error or outcome in ("error", "broken"):
+        return Outcome("error", f"ERROR: {check.error or message or 'check errored'}", detail)
     if outcome in ("skipped", "xfailed", "deselected"):
         return Outcome("skipped", message or outcome, detail)
-    if check.get("passed") is True or outcome in ("passed", "xpassed"):
+    if check.passed is True or outcome in ("passed", "xpassed"):
         return Outcome("passed", message, detail)
-    if not message and "exit_code" in check:
-        message = f"exit code {s(check.get('exit_code'))} (expected {s(check.get('expected'))})"
+    if not message and "exit_code" in check.model_fields_set:
+        message = f"exit code {s(check.exit_code)} (expected {s(check.expected)})"
     return Outcome("failed", message or "check failed", detail)
 
 
@@ -379,98 +379,80 @@ class Item:
     output: str
 
 
-def configure_items(phase: dict[str, Any]) -> list[Item]:
+def _playbook_items(item: ConfigureItem, n: int) -> list[Item]:
     out: list[Item] = []
-    for n, item in enumerate(ls(phase.get("items")), 1):
-        item = d(item)
-        if "playbook" in item:
-            book = Path(s(item.get("playbook"))).name or f"playbook-{n}"
-            tasks = [d(t) for t in ls(item.get("tasks"))]
-            for t in tasks:
-                status = s(t.get("status"))
-                name = f"{book}: {s(t.get('task'))} [{s(t.get('host'))}]"
-                text = "\n".join(
-                    f"{k}: {s(t[k])}"
-                    for k in ("action", "changed", "rc", "msg", "stdout", "stderr")
-                    if t.get(k) not in (None, "")
-                )
-                if status in ("failed", "unreachable") and not t.get("ignored"):
-                    oc = Outcome("error", f"ERROR: task {status}: {s(t.get('msg'))}".rstrip(": "))
-                elif status == "skipped":
-                    oc = Outcome("skipped", "task skipped")
-                else:
-                    oc = Outcome("passed")
-                out.append(Item(name, oc, num(t.get("duration")), text))
-            bad = (
-                item.get("error")
-                or (item.get("ok") is False)
-                or s(item.get("status")) in ("failed", "timeout", "canceled")
-            )
-            if bad and not any(i.outcome.status == "error" for i in out):
-                msg = (
-                    s(item.get("error"))
-                    or f"playbook {s(item.get('status'))} rc={s(item.get('rc'))}"
-                )
-                out.append(
-                    Item(
-                        book,
-                        Outcome("error", f"ERROR: {msg}"),
-                        num(item.get("duration")),
-                        s(item.get("command")),
-                    )
-                )
-            elif not tasks:
-                out.append(
-                    Item(book, Outcome("passed"), num(item.get("duration")), s(item.get("command")))
-                )
-        else:
-            command = s(item.get("run")) or s(item.get("command")) or f"item-{n}"
-            results = [d(r) for r in ls(item.get("results"))]
-            for r in results:
-                text = "\n".join(
-                    x
-                    for x in (
-                        f"$ {command}",
-                        f"exit_code: {s(r.get('exit_code'))}",
-                        s(r.get("stdout")).rstrip(),
-                        s(r.get("stderr")).rstrip(),
-                    )
-                    if x
-                )
-                code = r.get("exit_code")
-                if r.get("error") or (code not in (0, None)):
-                    msg = s(r.get("error")) or f"exit code {s(code)}"
-                    oc = Outcome("error", f"ERROR: {msg}")
-                else:
-                    oc = Outcome("passed")
-                out.append(
-                    Item(f"{s(r.get('node'))}$ {command}", oc, num(r.get("duration_s")), text)
-                )
-            if not results:
-                oc = (
-                    Outcome("error", f"ERROR: {s(item.get('error'))}")
-                    if item.get("error")
-                    else Outcome("passed")
-                )
-                out.append(Item(f"$ {command}", oc, 0.0, ""))
-    if phase.get("result") in ("error", "interrupted") and not any(
-        i.outcome.status == "error" for i in out
-    ):
-        out.append(
-            Item(
-                "configure",
-                Outcome("error", f"ERROR: {s(phase.get('error')) or s(phase.get('result'))}"),
-                0.0,
-                "",
-            )
+    book = Path(item.playbook or "").name or f"playbook-{n}"
+    for t in item.tasks:
+        status = t.status or ""
+        name = f"{book}: {s(t.task)} [{s(t.host)}]"
+        text = "\n".join(
+            f"{k}: {s(getattr(t, k))}"
+            for k in ("action", "changed", "rc", "msg", "stdout", "stderr")
+            if getattr(t, k) not in (None, "")
         )
+        if status in ("failed", "unreachable") and not t.ignored:
+            oc = Outcome("error", f"ERROR: task {status}: {s(t.msg)}".rstrip(": "))
+        elif status == "skipped":
+            oc = Outcome("skipped", "task skipped")
+        else:
+            oc = Outcome("passed")
+        out.append(Item(name, oc, num(t.duration), text))
+    bad = item.error or (item.ok is False) or item.status in ("failed", "timeout", "canceled")
+    if bad and not any(i.outcome.status == "error" for i in out):
+        msg = item.error or f"playbook {s(item.status)} rc={s(item.rc)}"
+        out.append(
+            Item(book, Outcome("error", f"ERROR: {msg}"), num(item.duration), s(item.command))
+        )
+    elif not item.tasks:
+        out.append(Item(book, Outcome("passed"), num(item.duration), s(item.command)))
     return out
 
 
-def phase_outcome(phase: dict[str, Any]) -> Outcome:
-    result = s(phase.get("result"))
-    if result in ("error", "interrupted") or phase.get("error"):
-        return Outcome("error", f"ERROR: {s(phase.get('error')) or result}")
-    if not phase.get("end"):
+def _run_items(item: ConfigureItem, n: int) -> list[Item]:
+    out: list[Item] = []
+    command = item.run or item.command or f"item-{n}"
+    for r in item.results:
+        text = "\n".join(
+            x
+            for x in (
+                f"$ {command}",
+                f"exit_code: {s(r.exit_code)}",
+                (r.stdout or "").rstrip(),
+                (r.stderr or "").rstrip(),
+            )
+            if x
+        )
+        if r.error or (r.exit_code not in (0, None)):
+            oc = Outcome("error", f"ERROR: {r.error or f'exit code {s(r.exit_code)}'}")
+        else:
+            oc = Outcome("passed")
+        out.append(Item(f"{s(r.node)}$ {command}", oc, num(r.duration_s), text))
+    if not item.results:
+        oc = Outcome("error", f"ERROR: {item.error}") if item.error else Outcome("passed")
+        out.append(Item(f"$ {command}", oc, 0.0, ""))
+    return out
+
+
+def configure_items(phase: PhaseBase) -> list[Item]:
+    out: list[Item] = []
+    items = phase.items if isinstance(phase, ConfigurePhase) else []
+    for n, item in enumerate(items, 1):
+        if "playbook" in item.model_fields_set:
+            out += _playbook_items(item, n)
+        else:
+            out += _run_items(item, n)
+    if phase.result in ("error", "interrupted") and not any(
+        i.outcome.status == "error" for i in out
+    ):
+        message = f"ERROR: {phase.error or phase.result}"
+        out.append(Item("configure", Outcome("error", message), 0.0, ""))
+    return out
+
+
+def phase_outcome(phase: PhaseBase) -> Outcome:
+    result = phase.result or ""
+    if result in ("error", "interrupted") or phase.error:
+        return Outcome("error", f"ERROR: {phase.error or result}")
+    if not phase.end:
         return Outcome("error", "ERROR: phase did not finish (run interrupted)")
     return Outcome("passed")

@@ -23,6 +23,7 @@ from pathlib import Path
 from junitparser import JUnitXml, TestSuite
 
 from harness import outcomes
+from harness.journal_model import AttemptPhase
 from harness.reports.journal import (
     INFRA_PHASES,
     TEARDOWN_PHASES,
@@ -33,7 +34,6 @@ from harness.reports.journal import (
     configure_items,
     fmt_time,
     is_log,
-    ls,
     num,
     phase_outcome,
     s,
@@ -60,10 +60,11 @@ def timestamp(iso: object) -> str:
 
 def properties(run: Run) -> list[tuple[str, str]]:
     case = run.case
+    j = run.model
     props = [
         ("scenario", run.scenario),
-        ("title", s(run.journal.get("title"))),
-        ("source", s(run.journal.get("source"))),
+        ("title", s(j.title)),
+        ("source", s(j.source)),
         ("run", run.run_id),
         ("role", run.role),
         ("cell", run.cell),
@@ -71,23 +72,16 @@ def properties(run: Run) -> list[tuple[str, str]]:
         ("verdict", run.verdict),
         ("rate", run.rate),
         ("reason", run.reason),
-        ("ticket", s(case.get("ticket"))),
-        ("customer", s(case.get("customer"))),
-        ("severity", s(case.get("severity"))),
-        ("product_version", s(case.get("product_version"))),
-        ("engine", s(run.journal.get("engine"))),
-        ("harness", s(run.journal.get("harness"))),
-        ("started", s(run.journal.get("started"))),
-        ("ended", s(run.journal.get("ended"))),
+        ("ticket", s(case.ticket)),
+        ("customer", s(case.customer)),
+        ("severity", s(case.severity)),
+        ("product_version", s(case.product_version)),
+        ("engine", s(j.engine)),
+        ("harness", s(j.harness)),
+        ("started", s(j.started)),
+        ("ended", s(j.ended)),
     ]
-    props += [
-        (f"matrix.{k}", s(v))
-        for k, v in sorted(
-            (run.journal.get("matrix_cell") or {}).items()
-            if isinstance(run.journal.get("matrix_cell"), dict)
-            else []
-        )
-    ]
+    props += [(f"matrix.{k}", s(v)) for k, v in sorted((j.matrix_cell or {}).items())]
     return [(k, xml_text(v)) for k, v in props if v]
 
 
@@ -162,50 +156,45 @@ def build_junit(run: Run, attachment_root: Path | None = None) -> ET.Element:
     suites: list[_Suite] = []
 
     for phase in run.phases:
-        name = s(phase.get("phase"))
+        name = phase.phase
         if name == "configure":
-            suite = _Suite(run, name, phase.get("start"))
+            suite = _Suite(run, name, phase.start)
             for item in configure_items(phase):
                 suite.case(item.name, item.outcome, item.duration, item.output)
             suite.out = [f"[[ATTACHMENT|{att(r)}]]" for r in run.ansible_artifacts()]
             suites.append(suite)
-        elif name.startswith("attempt-"):
-            suite = _Suite(run, name, phase.get("start"))
-            for step in ls(phase.get("steps")):
-                if isinstance(step, dict):
-                    label = f"{s(step.get('id'), 'step')}: {s(step.get('description'))}"
-                    suite.case(
-                        label, step_outcome(step), num(step.get("duration_s")), step_output(step)
-                    )
+        elif isinstance(phase, AttemptPhase) and name.startswith("attempt-"):
+            suite = _Suite(run, name, phase.start)
+            for step in phase.steps:
+                label = f"{s(step.id, 'step')}: {s(step.description)}"
+                suite.case(label, step_outcome(step), num(step.duration_s), step_output(step))
             suite.case(
                 "symptom",
                 attempt_outcome(run, phase),
-                num(phase.get("duration_s")),
-                "\n".join(symptom_evidence(phase.get("symptom"))),
+                num(phase.duration_s),
+                "\n".join(symptom_evidence(phase.symptom)),
                 evidence,
             )
             suites.append(suite)
         elif name == "verify":
-            suite = _Suite(run, name, phase.get("start"))
+            suite = _Suite(run, name, phase.start)
             for check in run.checks():
                 oc = check_outcome(check)
-                suite.case(
-                    s(check.get("name"), "check"), oc, num(check.get("duration_s")), oc.detail
-                )
+                suite.case(s(check.name, "check"), oc, num(check.duration_s), oc.detail)
             if (run.folder / "verify" / "verify-junit.xml").is_file():
                 suite.out = [f"[[ATTACHMENT|{att('verify/verify-junit.xml')}]]"]
             if phase_outcome(phase).status == "error" and not suite.cases:
-                suite.case("verify", phase_outcome(phase), num(phase.get("duration_s")))
+                suite.case("verify", phase_outcome(phase), num(phase.duration_s))
             suites.append(suite)
         elif (name in INFRA_PHASES + TEARDOWN_PHASES or name.startswith("up-")) and (
             phase_outcome(phase).status == "error"
         ):
-            suite = _Suite(run, name, phase.get("start"))
-            suite.case(name, phase_outcome(phase), num(phase.get("duration_s")))
+            suite = _Suite(run, name, phase.start)
+            suite.case(name, phase_outcome(phase), num(phase.duration_s))
             suites.append(suite)
 
     # The verdict: one test case CI can go by.
-    verdict = _Suite(run, "run", run.journal.get("started"))
+    verdict = _Suite(run, "run", run.model.started)
     v = run.verdict
     text = f"{v} {run.rate}".strip() + (f" - {run.reason}" if run.reason else "")
     got = outcomes.role_result(run.role, v)
@@ -240,7 +229,7 @@ def build_junit(run: Run, attachment_root: Path | None = None) -> ET.Element:
 
 
 def _run_seconds(run: Run) -> float:
-    return sum(num(p.get("duration_s")) for p in run.phases)
+    return sum(num(p.duration_s) for p in run.phases)
 
 
 def write_junit(run: Run, folder: Path, attachment_root: Path | None = None) -> Path:

@@ -1,7 +1,7 @@
 """The topology as an SVG picture: nodes as boxes in a row, networks as horizontal bars below,
 a line from each node to each network it is on, the address on the line, impairments marked
-on the link they apply to (red, dashed, with their values). Built from journal["topology"]
-and the addresses of the `up` phase. Every text is escaped."""
+on the link they apply to (red, dashed, with their values). Built from the journal's
+`topology` and the addresses of the `up` phase. Every text is escaped."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from harness.reports.journal import Run, d, ls, s
+from harness.journal_model import TopologyNetwork
+from harness.reports.journal import Run, s
 
 COL = 190  # width per node column
 BOX_W, BOX_H = 160, 62
@@ -27,21 +28,20 @@ def impairment_text(imp: dict[str, Any]) -> str:
 
 
 def render_svg(run: Run) -> str:
-    topo = d(run.journal.get("topology"))
-    nodes = [d(n) for n in ls(topo.get("nodes")) if d(n).get("name")]
-    networks = [d(n) for n in ls(topo.get("networks")) if d(n).get("name")]
-    net_names = [s(n["name"]) for n in networks]
+    topo = run.model.topology
+    nodes = [n for n in topo.nodes if n.name]
+    networks = [n for n in topo.networks if n.name]
+    net_names = [n.name for n in networks]
     addresses = run.addresses()
     for node in nodes:  # a network only a node mentions still gets a bar
-        for link in ls(node.get("networks")):
-            name = s(d(link).get("network"))
+        for link in node.networks:
+            name = link.network
             if name and name not in net_names:
                 net_names.append(name)
-                networks.append({"name": name})
+                networks.append(TopologyNetwork(name=name))
     impairments: dict[tuple[str, str], list[str]] = {}
     node_impair: dict[str, list[str]] = {}
-    for imp in ls(topo.get("impairments")):
-        imp = d(imp)
+    for imp in topo.impairments:
         text = impairment_text(imp)
         if not text:
             continue
@@ -65,26 +65,26 @@ def render_svg(run: Run) -> str:
     bar_y = {name: bar_top + i * BAR_GAP for i, name in enumerate(net_names)}
     # networks
     for net in networks:
-        y = bar_y[s(net["name"])]
-        label = s(net["name"])
-        if net.get("subnet"):
-            label += f"  {s(net['subnet'])}"
-        if net.get("internal"):
+        y = bar_y[net.name]
+        label = net.name
+        if net.subnet:
+            label += f"  {net.subnet}"
+        if net.internal:
             label += "  (internal)"
         out.append(
-            f'<g class="network" data-network="{_t(net["name"])}">'
+            f'<g class="network" data-network="{_t(net.name)}">'
             f'<rect x="10" y="{y}" width="{width - 20}" height="14" rx="4" fill="#5b7db1"/>'
             f'<text x="16" y="{y + 28}" fill="#1d3557" font-weight="bold">{_t(label)}</text></g>'
         )
     # nodes and links
     for i, node in enumerate(nodes):
-        name = s(node["name"])
+        name = node.name
         cx = 20 + COL * i + COL // 2
         x = cx - BOX_W // 2
-        kind = " ".join(k for k in (s(node.get("lab")), s(node.get("version"))) if k)
-        os_name = s(node.get("os")) or s(node.get("image"))
-        for j, link in enumerate(ls(node.get("networks"))):
-            net_name = s(d(link).get("network"))
+        kind = " ".join(k for k in (node.lab, node.version) if k)
+        os_name = node.os or node.image or ""
+        for j, link in enumerate(node.networks):
+            net_name = link.network
             if net_name not in bar_y:
                 continue
             y2 = bar_y[net_name]
@@ -94,7 +94,7 @@ def render_svg(run: Run) -> str:
                 if imps
                 else ('stroke="#333" stroke-width="2"')
             )
-            lx = cx + (j - (len(ls(node.get("networks"))) - 1) / 2) * 14
+            lx = cx + (j - (len(node.networks) - 1) / 2) * 14
             out.append(
                 f'<g class="link" data-node="{_t(name)}" data-network="{_t(net_name)}">'
                 f'<line x1="{lx:.0f}" y1="{TOP + BOX_H}" x2="{lx:.0f}" y2="{y2}" {style}/>'

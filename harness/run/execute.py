@@ -24,7 +24,7 @@ from harness.run.collect import collect_nodes, sweep
 from harness.run.folder import RunFolder, now_iso, reports_root
 from harness.run.ids import new_run_id, owner_token
 from harness.run.journal import Journal
-from harness.run.manual import write_reproduce_md
+from harness.run.plan import plan_of
 from harness.run.provision import OnEvent, _quiet, bring_up, tear_down
 from harness.run.signals import SignalInterrupt, StopFlag, interrupts_raise, shielded
 from harness.run.steps import StepRunner
@@ -496,7 +496,7 @@ class Run:
             and not interrupted
             and not outcomes.run_passed(self.opts.role, repro.verdict, checks_ok)
         )
-        write_reproduce_md(self, repro, checks)
+        self.journal.set_plan(plan_of(self))  # REPRODUCE.md is written from it (reports)
         removed: dict[str, int] = {}
         down_error: str | None = None
         if not keep:

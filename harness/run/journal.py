@@ -7,30 +7,44 @@ then is on disk.
 from __future__ import annotations
 
 import json
+import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from harness.errors import HarnessError, Interrupted
+from harness.journal_model import JOURNAL_VERSION, Header, Plan, parse
 from harness.run.folder import now_iso
 
-JOURNAL_VERSION = 1  # docs/journal.md; bump on any incompatible change
+__all__ = ["JOURNAL_VERSION", "Journal"]
+
+log = logging.getLogger(__name__)
 
 
 class Journal:
     def __init__(
         self,
         path: Path,
-        header: dict[str, Any],
+        header: Header | Mapping[str, Any],
         redact: Callable[[str], str] | None = None,
     ) -> None:
+        """`header`: the run's identity (harness.journal_model.Header), checked against the
+        model here, so a mistyped header fails at the start of a run, not in a report."""
         self.path = path
         self.redact = redact or (lambda text: text)
+        if isinstance(header, Header):
+            fields = header.model_dump(mode="json", exclude_unset=True)
+        else:  # kept as given (its key order too), once checked against the model
+            fields = dict(header)
+            Header.model_validate(json.loads(json.dumps(fields, default=str)))
+        fields.pop("journal_version", None)
         self.data: dict[str, Any] = {
             "journal_version": JOURNAL_VERSION,
-            **header,
+            **fields,
             "started": now_iso(),
             "phases": [],
         }
@@ -46,7 +60,23 @@ class Journal:
 
     def set(self, **fields: Any) -> None:
         self.data.update(fields)
+        if "ended" in fields:
+            self.check()
         self.flush()
+
+    def set_plan(self, plan: Plan) -> None:
+        """What the run was asked to do, as REPRODUCE.md tells a person (reports/manual.py)."""
+        self.set(plan=plan.model_dump(mode="json"))
+
+    def check(self) -> bool:
+        """Whether what was written fits the journal model (harness.journal_model); a misfit is
+        a harness bug, logged, never a reason to lose the run's evidence."""
+        try:
+            parse(json.loads(json.dumps(self.data, default=str)))
+        except ValidationError as exc:
+            log.warning("journal %s does not fit the journal model: %s", self.path, exc)
+            return False
+        return True
 
     @contextmanager
     def phase(self, name: str, **info: Any) -> Iterator[dict[str, Any]]:

@@ -1,5 +1,5 @@
 """`lab report RUN`: regenerate every report of a run (junit.xml, allure-results/,
-topology.svg, report.html) from its journal.json alone."""
+topology.svg, report.html, REPRODUCE.md) from its journal.json alone."""
 
 from __future__ import annotations
 

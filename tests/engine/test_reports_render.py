@@ -201,3 +201,39 @@ def test_html_in_headless_chromium(tls_run: tuple[Path, dict[str, Any]]) -> None
         driver.quit()
     png = (folder / "report.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
+
+
+def test_lab_report_regenerates_what_a_real_run_wrote(tmp_path: Path) -> None:
+    """A fresh run's own reports (REPRODUCE.md included, written from its journal at the end
+    of the run) deleted, then `lab report RUN`: every file back, byte for byte; the journal
+    fits the published schema and carries the plan REPRODUCE.md was made from."""
+    import jsonschema
+
+    reports = tmp_path / "reports"
+    p = run_lab("reproduce", CASE, "--destroy", "always", "--json", reports=reports)
+    folder = Path(json.loads(p.stdout)["folder"])
+    journal = json.loads((folder / "journal.json").read_text())
+    schema = json.loads((Path(__file__).parents[2] / "schemas/journal.schema.json").read_text())
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(journal)) == []
+    assert journal["plan"]["steps"] and journal["plan"]["images"]
+    names = ("junit.xml", "allure-results", "report.html", "REPRODUCE.md", "topology.svg")
+
+    def snapshot() -> dict[str, bytes]:
+        return {
+            str(f.relative_to(folder)): f.read_bytes()
+            for name in names
+            for f in ([folder / name] if (folder / name).is_file() else (folder / name).rglob("*"))
+            if f.is_file()
+        }
+
+    before = snapshot()
+    assert (
+        "REPRODUCE.md" in before
+        and "docker network create lab-manual-" in before["REPRODUCE.md"].decode()
+    )
+    for name in names:
+        target = folder / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    q = run_lab("report", journal["run"], reports=reports)
+    assert q.returncode == 0, q.stderr
+    assert snapshot() == before

@@ -128,7 +128,7 @@ def test_partial_journals_never_raise(tmp_path: Path, name: str) -> None:
         folder = make_run(tmp_path / str(n), name, _cut(data, n))
         written = write_reports(folder)
         assert "errors" not in written, (n, written)
-        assert set(written) == {"topology", "junit", "allure", "html"}
+        assert set(written) == {"manual", "topology", "junit", "allure", "html"}
         html = (folder / "report.html").read_text()
         assert "INCOMPLETE" in html and "incomplete" in html
         ET.parse(folder / "junit.xml")
@@ -163,7 +163,7 @@ def test_report_verb_finds_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     for wanted in (str(folder), run_id, run_id[:10], str(folder / "journal.json")):
         out = report(wanted)
         assert Path(out["folder"]) == folder and out["errors"] is None
-        assert set(out["reports"]) == {"topology", "junit", "allure", "html"}
+        assert set(out["reports"]) == {"manual", "topology", "junit", "allure", "html"}
     with pytest.raises(UsageError):
         report("nope")
     make_run(tmp_path, "tls-baseline")

@@ -1,0 +1,495 @@
+"""The journal of a run (journal.json), as one typed model shared by its writer (harness/run)
+and every reader (reports, `lab report`, escalation): the pure model layer, pydantic only, no
+I/O beyond reading a file.
+
+Tolerant by design: a run killed at any moment leaves a partial journal (every field but the
+phase name is optional), and new keys may appear at any time (`extra="allow"`: kept, not
+validated), so an old journal still loads. Typed where a report reads. The JSON Schema
+generated from it is published as schemas/journal.schema.json (see `json_schema`).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+
+JOURNAL_VERSION = 1  # the on-disk format (docs/journal.md); bump on an incompatible change
+SCHEMA_VERSION = "1.1"  # the published schema; the minor part moves with each added field
+SCHEMA_ID = f"https://labharness.invalid/schemas/journal/{SCHEMA_VERSION}/journal.schema.json"
+SCHEMA_FILE = "schemas/journal.schema.json"
+
+Scalar = str | int | float | bool | None
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# -- the header ---------------------------------------------------------------------------
+
+
+class Case(_Model):
+    ticket: str | None = None
+    customer: str | None = None
+    severity: int | str | None = None
+    product_version: str | None = None
+
+
+class Link(_Model):
+    network: str
+    ipv4: str | None = None
+    address: str | None = None  # older journals
+
+
+class TopologyNode(_Model):
+    name: str
+    lab: str | None = None
+    version: str | None = None
+    os: str | None = None
+    image: str | None = None
+    networks: list[Link] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class TopologyNetwork(_Model):
+    name: str
+    subnet: str | None = None
+    internal: bool = False
+
+
+class Topology(_Model):
+    networks: list[TopologyNetwork] = Field(default_factory=list)
+    nodes: list[TopologyNode] = Field(default_factory=list)
+    impairments: list[dict[str, Any]] = Field(default_factory=list)  # as in the scenario
+
+
+# -- the plan: what the run was asked to do, as REPRODUCE.md writes it by hand ----------------
+
+
+class EnvImagePlan(_Model):
+    name: str
+    suite: str | None = None
+    tag: str
+
+
+class ImagePlan(_Model):
+    """How one image is made: a lab's docker build on its base OS, or a base OS alone
+    (`built`: only the tag a run built is known, from a journal without a plan)."""
+
+    kind: Literal["lab", "env", "built"]
+    tag: str
+    name: str | None = None  # env: the OS name
+    env: EnvImagePlan | None = None  # lab: its base OS
+    build_args: list[tuple[str, str]] = Field(default_factory=list)
+    dockerfile: str | None = None  # lab: relative to the context
+    context: str | None = None  # lab: relative to the project when inside it
+
+
+class NodeFile(_Model):
+    source: str  # relative to the project when inside it
+    target: str
+
+
+class PlanNode(_Model):
+    name: str
+    networks: list[Link] = Field(default_factory=list)
+    cap_add: list[str] = Field(default_factory=list)
+    env: list[tuple[str, str]] = Field(default_factory=list)
+    command: list[str] | None = None
+    files: list[NodeFile] = Field(default_factory=list)
+    depends_on: list[str] = Field(default_factory=list)
+
+
+class PlanItem(_Model):
+    """A configure item: a command on nodes, or a playbook on a --limit."""
+
+    run: str | None = None
+    on: list[str] = Field(default_factory=list)
+    playbook: str | None = None
+    limit: list[str] | None = None
+    vars: dict[str, Any] = Field(default_factory=dict)
+
+
+class PlanStep(_Model):
+    """A reproduce step as a person runs it: a command on a node, a wait, a sleep, a fault."""
+
+    kind: str  # run | http | wait | sleep | fault
+    id: str | None = None
+    on: str | None = None
+    command: str | None = None
+    background: bool = False
+    description: str | None = None
+    seconds: float | None = None
+    fault: str | None = None
+
+
+class Plan(_Model):
+    images: list[ImagePlan] = Field(default_factory=list)
+    networks: list[TopologyNetwork] = Field(default_factory=list)
+    nodes: list[PlanNode] = Field(default_factory=list)
+    configure: list[PlanItem] = Field(default_factory=list)
+    inventory: dict[str, Any] | None = None  # the Ansible inventory for the manual playbooks
+    attempts: int = 1
+    steps: list[PlanStep] = Field(default_factory=list)
+    symptom: list[str] = Field(default_factory=list)  # each probe, described
+
+
+# -- phases -------------------------------------------------------------------------------
+
+
+def _named(kind: str) -> str:
+    """The phase names of one kind, as a regular expression: `attempt`, `attempt-2`..."""
+    return f"^{kind}(-.*)?$"
+
+
+class PhaseBase(_Model):
+    phase: str
+    start: str | None = None
+    end: str | None = None
+    duration_s: float | None = None
+    result: str | None = None  # running | ok | error | interrupted; attempts: observed | absent
+    error: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return phase_kind(self.phase)
+
+    @property
+    def failed(self) -> bool:
+        return self.result in ("error", "interrupted") or bool(self.error)
+
+
+class BuildPhase(PhaseBase):
+    phase: str = Field(pattern=_named("build"))
+    images: dict[str, str] = Field(default_factory=dict)  # node -> image tag
+
+
+class PreflightPhase(PhaseBase):
+    phase: str = Field(pattern=_named("preflight"))
+    impairments: list[dict[str, Any]] = Field(default_factory=list)
+    capabilities: dict[str, bool] = Field(default_factory=dict)
+
+
+class UpNode(_Model):
+    name: str
+    container: str | None = None
+    image: str | None = None
+    addresses: dict[str, str | None] = Field(default_factory=dict)
+    ready_s: float | None = None
+
+
+class UpPhase(PhaseBase):
+    phase: str = Field(pattern=_named("up"))
+    nodes: list[UpNode] = Field(default_factory=list)
+
+
+class Capture(_Model):
+    network: str | None = None
+    path: str | None = None
+    warning: str | None = None
+    packets: int | None = None
+    bytes: int | None = None
+    dropped: int | None = None
+
+
+class CapturePhase(PhaseBase):
+    phase: str = Field(pattern=_named("capture"))
+    captures: list[Capture] = Field(default_factory=list)
+
+
+class Applied(_Model):
+    """One impairment put in place: where, and the exact tc/iptables commands (a partition
+    has its two sides, `a` and `b`)."""
+
+    node: str | None = None
+    network: str | None = None
+    interface: str | None = None
+    commands: list[str | list[str]] | None = None
+    a: Applied | None = None
+    b: Applied | None = None
+
+    def all_commands(self) -> list[list[str] | str]:
+        if self.commands is not None:
+            return list(self.commands)
+        return [c for side in (self.a, self.b) if side is not None for c in side.all_commands()]
+
+
+class ImpairPhase(PhaseBase):
+    phase: str = Field(pattern=_named("impair"))
+    applied: list[Applied] = Field(default_factory=list)
+
+
+class Task(_Model):
+    host: str | None = None
+    task: str | None = None
+    action: str | None = None
+    status: str | None = None
+    changed: bool | None = None
+    ignored: bool | None = None
+    duration: float | None = None
+    rc: int | None = None
+    msg: str | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+
+
+class CommandResult(_Model):
+    node: str | None = None
+    exit_code: int | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    duration_s: float | None = None
+    error: str | None = None
+
+
+class ConfigureItem(_Model):
+    """A `run:` item (run, on, results) or a playbook (the ansible-runner result)."""
+
+    run: str | None = None
+    on: list[str] | str | None = None
+    results: list[CommandResult] = Field(default_factory=list)
+    playbook: str | None = None
+    ident: str | None = None
+    status: str | None = None
+    rc: int | None = None
+    ok: bool | None = None
+    tasks: list[Task] = Field(default_factory=list)
+    stats: dict[str, Any] = Field(default_factory=dict)
+    failed: list[dict[str, Any]] = Field(default_factory=list)
+    command: str | None = None
+    artifacts: str | None = None
+    error: str | None = None
+    duration: float | None = None
+    limit: list[str] | None = None
+    extra_vars: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConfigurePhase(PhaseBase):
+    phase: str = Field(pattern=_named("configure"))
+    items: list[ConfigureItem] = Field(default_factory=list)
+
+
+class Step(_Model):
+    index: int | None = None
+    id: str | None = None
+    kind: str | None = None  # run | http | wait | sleep | fault
+    node: str | None = None
+    description: str | None = None
+    start: str | None = None
+    end: str | None = None
+    duration_s: float | None = None
+    command: str | None = None
+    exit_code: int | None = None
+    stdout: str | None = None
+    stderr: str | None = None
+    timed_out: bool | None = None
+    status: int | str | None = None
+    background: bool | None = None
+    condition: str | None = None
+    fault: dict[str, Any] | str | None = None
+    error: str | None = None
+
+
+class Symptom(_Model):
+    probe: str | None = None
+    held: bool = False
+    evidence: list[Any] = Field(default_factory=list)
+    children: list[Symptom] = Field(default_factory=list)
+
+
+class AttemptPhase(PhaseBase):
+    phase: str = Field(pattern=_named("attempt"))
+    attempt: int | None = None
+    steps: list[Step] = Field(default_factory=list)
+    symptom: Symptom | None = None
+    observed: bool | None = None
+    undo: list[Any] = Field(default_factory=list)
+
+
+class Check(_Model):
+    """A verify check: a command (passed, exit_code, expected, output) or a pytest test
+    (suite, outcome, message); `error` when it could not run."""
+
+    name: str | None = None
+    passed: bool | None = None
+    exit_code: int | None = None
+    expected: int | None = None
+    output: str | None = None
+    duration_s: float | None = None
+    error: str | None = None
+    suite: str | None = None
+    outcome: str | None = None
+    message: str | None = None
+
+
+class VerifyPhase(PhaseBase):
+    phase: str = Field(pattern=_named("verify"))
+    checks: list[Check] = Field(default_factory=list)
+    suites: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Cut(_Model):
+    node: str | None = None
+    path: str | None = None
+    kept_bytes: int | None = None
+    size: int | None = None
+    why: str | None = None
+
+
+class CollectPhase(PhaseBase):
+    phase: str = Field(pattern=_named("collect"))
+    nodes: dict[str, list[str]] = Field(default_factory=dict)  # node -> files under artifacts/
+    captures: list[Capture] = Field(default_factory=list)
+    cut: list[Cut] = Field(default_factory=list)
+    stopped: str | None = None
+
+
+class DownPhase(PhaseBase):
+    phase: str = Field(pattern=_named("down"))
+    removed: dict[str, Any] = Field(default_factory=dict)
+
+
+PHASE_KINDS = (
+    "build",
+    "preflight",
+    "up",
+    "capture",
+    "impair",
+    "configure",
+    "attempt",
+    "verify",
+    "collect",
+    "down",
+)
+
+
+def phase_kind(name: str) -> str:
+    """`attempt-2` -> attempt, `up-3` -> up; a name the harness does not know -> other."""
+    head = name.split("-", 1)[0]
+    return head if head in PHASE_KINDS else "other"
+
+
+def _phase_tag(value: Any) -> str:
+    name = value.get("phase") if isinstance(value, dict) else getattr(value, "phase", "")
+    return phase_kind(name if isinstance(name, str) else "")
+
+
+class OtherPhase(PhaseBase):
+    """A phase of a kind this version does not know (kept as it is)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "not": {"properties": {"phase": {"pattern": f"^({'|'.join(PHASE_KINDS)})(-.*)?$"}}}
+        },
+    )
+
+
+Phase = Annotated[
+    Annotated[BuildPhase, Tag("build")]
+    | Annotated[PreflightPhase, Tag("preflight")]
+    | Annotated[UpPhase, Tag("up")]
+    | Annotated[CapturePhase, Tag("capture")]
+    | Annotated[ImpairPhase, Tag("impair")]
+    | Annotated[ConfigurePhase, Tag("configure")]
+    | Annotated[AttemptPhase, Tag("attempt")]
+    | Annotated[VerifyPhase, Tag("verify")]
+    | Annotated[CollectPhase, Tag("collect")]
+    | Annotated[DownPhase, Tag("down")]
+    | Annotated[OtherPhase, Tag("other")],
+    Discriminator(_phase_tag),
+]
+
+
+# -- the whole journal --------------------------------------------------------------------
+
+
+class Reproduction(_Model):
+    verdict: str | None = None
+    observed: int | None = None
+    attempts: int | None = None
+    planned: int | None = None
+    rate: str | None = None
+    reason: str | None = None
+
+
+class Header(_Model):
+    """What the run is, written when it starts."""
+
+    journal_version: int = JOURNAL_VERSION
+    run: str | None = None
+    scenario: str | None = None
+    source: str | None = None
+    verb: str | None = None  # `lab up`
+    role: str | None = None  # reproduce | baseline | candidate | cell
+    cell: str | None = None
+    fix: str | None = None
+    fix_file: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    matrix_cell: dict[str, Any] | None = None
+    case: Case = Field(default_factory=Case)
+    engine: str | None = None
+    harness: str | None = None
+    title: str | None = None
+    trust: dict[str, Any] = Field(default_factory=dict)
+    topology: Topology = Field(default_factory=Topology)
+
+
+class Journal(Header):
+    """journal.json: the header, the phases in order, the plan and the ending."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        title="labharness journal.json",
+        json_schema_extra={"$id": SCHEMA_ID, "schema_version": SCHEMA_VERSION},
+    )
+
+    started: str | None = None
+    phases: list[Phase] = Field(default_factory=list)
+    plan: Plan | None = None
+    # the ending
+    result: str | None = None
+    reproduction: Reproduction | None = None
+    checks: list[Check] = Field(default_factory=list)
+    kept: bool | None = None
+    ended: str | None = None
+    teardown_error: str | None = None
+
+    def phase(self, name: str) -> PhaseBase | None:
+        return next((p for p in self.phases if p.phase == name), None)
+
+    def of_kind(self, kind: str) -> list[PhaseBase]:
+        return [p for p in self.phases if p.kind == kind]
+
+
+def parse(data: Any) -> Journal:
+    """A journal from its JSON value; pydantic's ValidationError when it does not fit."""
+    return Journal.model_validate(data)
+
+
+def load(path: Path) -> Journal:
+    """The journal at `path`; an empty journal when it is missing, unreadable or not a journal
+    (reports are still written, saying what is missing). Never raises."""
+    try:
+        return parse(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, ValidationError):
+        return Journal()
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of journal.json (draft 2020-12), as published in schemas/."""
+    schema = Journal.model_json_schema(mode="validation")
+    head: dict[str, Any] = {
+        k: schema.pop(k) for k in ("$id", "schema_version", "title") if k in schema
+    }
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **head, **schema}
+
+
+def json_schema_text() -> str:
+    """schemas/journal.schema.json as committed; regenerate it with
+    `python -c 'from harness.journal_model import *; print(json_schema_text(), end="")' >
+    schemas/journal.schema.json`."""
+    return json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
