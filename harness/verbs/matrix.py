@@ -244,11 +244,13 @@ def run_with(
     scen_name = runnable[0].loaded.topology.scenario
     selection = {"only": only or {}, "params": params or {}} if executor.resumable else {}
     match = {"source": str(scenario), **selection, "trust": trust.as_dict()}
-    folder, matrix_id, kept = matrix_folder(
+    folder, matrix_id, kept, new = matrix_folder(
         reports_root(root) / scen_name, match if resume else None, name
     )
     info = executor.open(matrix_id)  # InfraError (exit 3): no engine, no scheduler
     try:
+        if new:  # made once the executor is open: no engine, no scheduler, no empty folder
+            folder.mkdir(parents=True, exist_ok=False)
         results = MatrixResults(
             folder,
             {
@@ -370,17 +372,17 @@ def recorder(results: MatrixResults, on_event: OnEvent) -> Record:
 
 def matrix_folder(
     parent: Path, resume: dict[str, Any] | None, name: str | None
-) -> tuple[Path, str, list[dict[str, Any]]]:
-    """(folder, matrix id, the cells kept): with `resume` (what the matrix must match), the
-    newest matching folder and its cells --resume keeps; else a new folder."""
+) -> tuple[Path, str, list[dict[str, Any]], bool]:
+    """(folder, matrix id, the cells kept, whether the folder is new): with `resume` (what the
+    matrix must match), the newest matching folder and the cells --resume keeps; else a new
+    folder, not made yet."""
     folder = find_resumable(parent, resume) if resume is not None else None
     if folder is not None:
         previous = json.loads((folder / "results.json").read_text())
-        return folder, previous["matrix"], [c for c in previous.get("cells", []) if _kept(c)]
+        kept = [c for c in previous.get("cells", []) if _kept(c)]
+        return folder, previous["matrix"], kept, False
     matrix_id = name or f"matrix-{new_run_id()}"
-    folder = parent / matrix_id
-    folder.mkdir(parents=True, exist_ok=False)
-    return folder, matrix_id, []
+    return parent / matrix_id, matrix_id, [], True
 
 
 def find_resumable(folder_parent: Path, match: dict[str, Any]) -> Path | None:

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 
+from harness.errors import InfraError
 from harness.run.signals import SignalInterrupt
 from harness.run.trust import Trust
 from harness.scenario.catalog import load_catalog
@@ -326,3 +327,14 @@ def test_a_refused_matrix_never_opens_its_executor(tmp_path: Path, reports: Path
     with pytest.raises(ScenarioInvalid, match="would run ansible-playbook"):
         run(tmp_path, executor, text=HOST_CODE, trust=Trust.of(untrusted=True, trust=False))
     assert executor.calls == [] and not reports.exists()
+
+
+class NoEngine(Canned):
+    def open(self, matrix_id: str) -> ExecutorInfo:
+        raise InfraError("no engine answers")
+
+
+def test_an_executor_that_cannot_open_leaves_no_folder(tmp_path: Path, reports: Path) -> None:
+    with pytest.raises(InfraError) as exc:
+        run(tmp_path, NoEngine({}))
+    assert exc.value.exit_code == 3 and not reports.exists()
