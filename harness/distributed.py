@@ -3,13 +3,16 @@
 - `lab worker --engine URL --scheduler ADDR --slots N` is a Dask worker that owns one engine. Its
   slots are a Dask resource ("slots"), and every cell asks for one, so an engine never runs
   more cells than its slots. At start it collects what dead workers left on its engine.
-- `lab matrix|gate ... --cluster ADDR` submits every cell to the scheduler. The client decides
+- `lab matrix|gate ... --cluster ADDR` hands the planned cells to `DaskExecutor` (the interface
+  and the local executor: harness/verbs/executors.py), which submits every cell to the
+  scheduler and reports each one's outcome to the matrix verb. The client decides
   about re-runs (the scheduler is told not to re-run by itself): a cell whose worker died, or
   whose engine stopped answering, is re-run once on a worker of another engine; a second loss
   makes it ERROR, never FAIL. The dead attempt's containers are removed from its engine when
   that engine still answers (else `lab gc --engine URL`).
-- results.json is rewritten as each cell finishes; `--resume` reuses the newest matching
-  matrix folder and runs only the cells it lacks (or that ended ERROR or were not run).
+- The matrix verb (harness/verbs/matrix.py) rewrites results.json as each cell finishes;
+  `--resume` reuses the newest matching matrix folder and runs only the cells it lacks (or
+  that ended ERROR or were not run). Nothing here imports harness.verbs.matrix.
 
 The run's trust level travels in every cell description (`trust_spec`): a worker runs an untrusted
 cell with no playbook or suite and its own machine's default capabilities, as the client would;
@@ -22,32 +25,38 @@ cell folders under their own reports folder (LABHARNESS_REPORTS, else <project>/
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from harness import outcomes
 from harness.engine import client as engine
 from harness.engine.targets import Target
-from harness.errors import HarnessError, InfraError, Interrupted, UsageError
+from harness.errors import HarnessError, InfraError, Interrupted
 from harness.run.execute import RunOptions, run_scenario
-from harness.run.folder import now_iso, reports_root
-from harness.run.ids import new_run_id, owner_token
+from harness.run.ids import owner_token
 from harness.run.provision import OnEvent, _quiet
-from harness.run.signals import SignalInterrupt, StopFlag, interrupts_raise
+from harness.run.signals import SignalInterrupt, StopFlag
 from harness.run.trust import TRUSTED, Trust
 from harness.scenario.catalog import load_catalog
 from harness.scenario.load import load_scenario
 from harness.scenario.matrix import cell_label
+from harness.verbs.executors import (
+    CellOutcome,
+    ExecutorInfo,
+    PlannedCell,
+    Record,
+    expected_verdict,
+)
 
 TOPIC = "labharness-cells"
 SLOTS = "slots"  # the Dask resource every lab worker offers and every cell takes one of
 NO_WORKER_WAIT = float(os.environ.get("LABHARNESS_CLUSTER_WAIT", "120"))  # s without workers
-PASS, FAIL, ERROR, SKIP = outcomes.PASS, outcomes.FAIL, outcomes.ERROR, outcomes.SKIP
 LATE_OBJECTS_S = 1.0  # how long after a lost attempt's cleanup to look for late objects
 
 # -- the worker side ---------------------------------------------------------------------------
@@ -91,11 +100,9 @@ def trust_from_spec(spec: dict[str, Any]) -> Trust:
     return Trust(untrusted=True, origin="cell description without a trust level")
 
 
-def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
+def run_cell(spec: dict[str, Any]) -> CellOutcome:
     """One cell on this worker's engine (the Dask task). Never raises for a cell's own
-    failure: an ERROR result says whether the engine still answers (`engine_lost`)."""
-    from harness.verbs.matrix import cell_result
-
+    failure: an ERROR outcome says whether the engine still answers (`engine_lost`)."""
     if _TARGET is None:
         raise InfraError("this Dask worker owns no engine: start workers with `lab worker`")
     target = _TARGET
@@ -104,7 +111,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     owner = owner_token()
     _log({"key": spec["key"], "cell": label, "engine": target.url, "owner": owner})
     t = time.monotonic()
-    base = {"cell": cell, "label": label, "engine": target.name, "engine_url": target.url}
+    base = {"engine": target.name, "engine_url": target.url}
     root = Path(spec["root"])
     level = trust_from_spec(spec)
     seen: set[str] = set()
@@ -120,7 +127,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         loaded = load_scenario(
             Path(spec["scenario"]), root=root, catalog=catalog, params=spec["params"], cell=cell
         )
-        expect = loaded.raw.reproduce.expect if loaded.raw.reproduce else None
+        expect = expected_verdict(loaded)
         r = run_scenario(
             loaded,
             root=root,
@@ -137,15 +144,20 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
             ),
         )
     except Interrupted:
-        return {**base, "status": ERROR, "reason": "worker stopped mid-cell", "engine_lost": True}
+        return CellOutcome(cell, error="worker stopped mid-cell", extra=base, engine_lost=True)
     except HarnessError as exc:
         r = {"verdict": outcomes.ERROR, "reason": exc.message, "rate": None, "checks": []}
         r |= {"run": None, "folder": None}
         expect = None
-    out = {**base, **cell_result(cell, r, expect, time.monotonic() - t)}
-    if out["status"] == ERROR and not engine.answers(target.url):
-        out["engine_lost"] = True
-    return out
+    lost = r["verdict"] == outcomes.ERROR and not engine.answers(target.url)
+    return CellOutcome(
+        cell,
+        result=r,
+        expect=expect,
+        seconds=time.monotonic() - t,
+        extra=base,
+        engine_lost=lost,
+    )
 
 
 def serve_worker(
@@ -233,167 +245,71 @@ def _clean(info: dict[str, Any]) -> dict[str, Any]:
     return {"cleaned": sorted({r["run"] for r in removed})}
 
 
-def find_resumable(folder_parent: Path, header: dict[str, Any]) -> Path | None:
-    """The newest matrix folder started by the same command (source, only, params, trust)."""
-    best: tuple[float, Path] | None = None
-    for res in folder_parent.glob("matrix-*/results.json"):
+class DaskExecutor:
+    """`--cluster ADDR`: every cell to a Dask scheduler of `lab worker`s, one slot each. The
+    client decides re-runs: a cell whose worker died, or whose engine stopped answering, is
+    re-run once on a worker of another engine; a second loss makes it ERROR, never FAIL."""
+
+    resumable: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        cluster: str,
+        *,
+        scenario: Path,
+        root: Path,
+        params: dict[str, str] | None = None,
+        destroy: str = "always",
+        trust: Trust = TRUSTED,
+        on_event: OnEvent = _quiet,
+    ) -> None:
+        self.cluster, self.scenario, self.root = cluster, scenario, root
+        self.params, self.destroy, self.trust, self.on_event = params, destroy, trust, on_event
+        self.matrix_id = ""
+        self.client: Any = None
+
+    def open(self, matrix_id: str) -> ExecutorInfo:
+        from distributed import Client
+
+        self.matrix_id = matrix_id
         try:
-            data = json.loads(res.read_text())
-        except (OSError, ValueError):
-            continue
-        # a resumed matrix keeps its cells' trust level: a trusted run never fills in an
-        # untrusted one's gaps (or the other way round)
-        if all(data.get(k) == header[k] for k in ("source", "only", "params", "trust")):
-            m = res.stat().st_mtime
-            if best is None or m > best[0]:
-                best = (m, res.parent)
-    return best[1] if best else None
-
-
-def _kept(cell: dict[str, Any]) -> bool:
-    """What --resume keeps: finished verdicts and cells that cannot be built."""
-    if cell["status"] in (PASS, FAIL):
-        return True
-    return cell["status"] == SKIP and not str(cell.get("reason", "")).startswith("not run")
-
-
-def run_matrix_cluster(
-    scenario: Path,
-    *,
-    root: Path,
-    cluster: str,
-    params: dict[str, str] | None = None,
-    only: dict[str, str] | None = None,
-    destroy: str = "always",
-    on_event: OnEvent = _quiet,
-    name: str | None = None,
-    resume: bool = False,
-    trust: Trust = TRUSTED,
-) -> dict[str, Any]:
-    from distributed import Client
-
-    from harness.verbs.matrix import MatrixResults, _skip, close_results, plan_cells, refuse_cells
-
-    catalog = load_catalog(root)
-    planned, axes = plan_cells(scenario, root, catalog, params, only)
-    runnable = [(c, ld) for c, ld, _ in planned if ld is not None]
-    refuse_cells([ld for _, ld in runnable], trust)  # before a folder or a scheduler
-    scen_name = runnable[0][1].topology.scenario
-    header: dict[str, Any] = {
-        "scenario": scen_name,
-        "source": str(scenario),
-        "only": only or {},
-        "params": params or {},
-        "axes": axes,
-        "cluster": cluster,
-        "trust": trust.as_dict(),
-    }
-    parent = reports_root(root) / scen_name
-    kept: list[dict[str, Any]] = []
-    folder = find_resumable(parent, header) if resume else None
-    if folder is not None:
-        previous = json.loads((folder / "results.json").read_text())
-        kept = [c for c in previous.get("cells", []) if _kept(c)]
-        matrix_id = previous["matrix"]
-    else:
-        matrix_id = name or f"matrix-{new_run_id()}"
-        folder = parent / matrix_id
-        folder.mkdir(parents=True, exist_ok=False)
-    try:
-        client = Client(cluster, timeout="20s")  # type: ignore[no-untyped-call]
-    except (OSError, TimeoutError) as exc:
-        raise InfraError(
-            f"no Dask scheduler answers at {cluster} ({type(exc).__name__})",
-            hint="start one (`dask scheduler`) and workers (`lab worker --engine URL "
-            "--scheduler ADDR`), or leave out --cluster to run on the local engine",
-        ) from None
-    try:
-        _no_reschedule(client)
-        engines = _engines(client)
-        results = MatrixResults(
-            folder,
-            {
-                "matrix": matrix_id,
-                **header,
-                "jobs": None,
-                "engines": sorted(set(engines.values())),
-                "started": now_iso(),
-                "resumed": bool(kept),
-            },
+            client = Client(self.cluster, timeout="20s")  # type: ignore[no-untyped-call]
+        except (OSError, TimeoutError) as exc:
+            raise InfraError(
+                f"no Dask scheduler answers at {self.cluster} ({type(exc).__name__})",
+                hint="start one (`dask scheduler`) and workers (`lab worker --engine URL "
+                "--scheduler ADDR`), or leave out --cluster to run on the local engine",
+            ) from None
+        self.client = client
+        try:
+            _no_reschedule(client)
+            engines = sorted(set(_engines(client).values()))
+        except BaseException:
+            self.close()
+            raise
+        return ExecutorInfo(
+            header={"cluster": self.cluster, "jobs": None, "engines": engines},
+            event={"engines": engines},
         )
-        done = {c["label"] for c in kept}
-        for c in kept:
-            results.add(c)
-        for cell, _, why in planned:
-            if why is not None and cell_label(cell) not in done:
-                results.add(_skip(cell, why))
-        todo = [c for c, _ in runnable if cell_label(c) not in done]
-        on_event(
-            {
-                "event": "matrix",
-                "matrix": matrix_id,
-                "folder": str(folder),
-                "cells": len(planned),
-                "todo": len(todo),
-                "engines": results.data["engines"],
-            }
-        )
-        t0 = time.monotonic()
-        with interrupts_raise():
-            interrupted, lost = _submit_all(
-                client, todo, scenario, root, params, destroy, matrix_id, results, on_event, trust
-            )
-    finally:
-        client.close()  # type: ignore[no-untyped-call]
 
-    def not_run(cell: dict[str, Any]) -> dict[str, Any]:
-        if interrupted:
-            return _skip(cell, "not run: interrupted")
-        # the infrastructure failed these cells: ERROR, and --resume runs them
-        why = f"not run: {lost or 'cluster lost'}"
-        return {"cell": cell, "label": cell_label(cell), "status": ERROR, "reason": why}
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
 
-    summary = close_results(results, [c for c, _, _ in planned], not_run, t0, interrupted)
-    if interrupted:
-        raise SignalInterrupt(2)
-    return {
-        **results.data,
-        "folder": str(folder),
-        # the cluster went away before every cell ran: an infrastructure error (exit 3)
-        "exit_code": outcomes.exit_code("matrix", outcomes.matrix_result(summary, bool(lost))),
-    }
-
-
-def _submit_all(
-    client: Any,
-    todo: list[dict[str, Any]],
-    scenario: Path,
-    root: Path,
-    params: dict[str, str] | None,
-    destroy: str,
-    matrix_id: str,
-    results: Any,
-    on_event: OnEvent,
-    trust: Trust = TRUSTED,
-) -> tuple[bool, str | None]:
-    """Submit every cell, re-run lost ones once elsewhere, record each as it finishes.
-    Returns (interrupted, why the cluster was lost or None)."""
-    from distributed import wait as wait_futures
-    from distributed.client import FuturesCancelledError
-
-    def submit(cell: dict[str, Any], attempt: int, workers: list[str] | None) -> Any:
-        key = f"lab-{matrix_id}-{cell_label(cell)}-try{attempt}"
+    def _submit(self, cell: dict[str, Any], attempt: int, workers: list[str] | None) -> Any:
+        key = f"lab-{self.matrix_id}-{cell_label(cell)}-try{attempt}"
         spec = {
             "key": key,
             "cell": cell,
-            "scenario": str(scenario.resolve()),
-            "root": str(root.resolve()),
-            "params": params,
-            "destroy": destroy,
-            "trust": trust_spec(trust),
+            "scenario": str(self.scenario.resolve()),
+            "root": str(self.root.resolve()),
+            "params": self.params,
+            "destroy": self.destroy,
+            "trust": trust_spec(self.trust),
         }
-        on_event({"event": "cell", "cell": cell_label(cell), "state": "submitted"})
-        return client.submit(
+        self.on_event({"event": "cell", "cell": cell_label(cell), "state": "submitted"})
+        return self.client.submit(
             run_cell,
             spec,
             key=key,
@@ -404,84 +320,81 @@ def _submit_all(
             retries=0,
         )
 
-    meta: dict[Any, tuple[dict[str, Any], int, list[dict[str, Any]]]] = {}
-    for cell in todo:
-        meta[submit(cell, 1, None)] = (cell, 1, [])
-    pending = set(meta)
-    no_workers_since: float | None = None
-    last_check = 0.0
-    try:
-        while pending:
-            done_ = [f for f in pending if f.done()]
-            if not done_:
-                if client.status not in ("running", "connecting", "newly-created"):
-                    return False, "scheduler lost; rerun with --resume"
-                # woken by the first to finish; a cancelled one is looked at below
-                with contextlib.suppress(TimeoutError, FuturesCancelledError):
-                    wait_futures(list(pending), timeout=1, return_when="FIRST_COMPLETED")  # type: ignore[no-untyped-call]
-            pending -= set(done_)
-            for fut in done_:
-                cell, attempt, history = meta.pop(fut)
-                label = cell_label(cell)
-                lost_why: str | None = None
-                if fut.cancelled():  # the scheduler forgot it: it restarted or went away
-                    return False, "scheduler lost the cells; rerun with --resume"
-                if fut.status == "finished":
-                    out = fut.result()
-                    if not out.get("engine_lost"):
-                        out["attempts"] = [*history, {"engine": out.get("engine"), "ok": True}]
-                        results.add(out)
-                        on_event(
-                            {
-                                "event": "cell",
-                                "cell": label,
-                                "state": out["status"],
-                                "seconds": out.get("seconds"),
-                            }
-                        )
-                        continue
-                    lost_why = f"engine {out.get('engine_url')} lost: {out.get('reason')}"
-                else:
-                    exc = fut.exception()
-                    lost_why = f"worker lost ({type(exc).__name__}: {exc})"
-                info = _attempt_info(client, fut.key)
-                info.update(_clean(info))
-                history = [*history, {"engine": info.get("engine"), "error": lost_why, **info}]
-                others = [a for a, u in _engines(client).items() if u != info.get("engine")]
-                if attempt == 1 and others:
-                    on_event({"event": "cell", "cell": label, "state": "re-run", "why": lost_why})
-                    nf = submit(cell, 2, others)
-                    meta[nf] = (cell, 2, history)
-                    pending.add(nf)
-                    continue
-                reason = lost_why if attempt > 1 else f"{lost_why}; no other engine to re-run on"
-                results.add(
-                    {
-                        "cell": cell,
-                        "label": label,
-                        "status": ERROR,
-                        "reason": reason,
-                        "attempts": history,
-                    }
-                )
-                on_event({"event": "cell", "cell": label, "state": ERROR})
-            if pending and time.monotonic() - last_check > 5:
-                last_check = time.monotonic()
-                if _engines(client):
-                    no_workers_since = None
-                elif no_workers_since is None:
-                    no_workers_since = time.monotonic()
-                elif time.monotonic() - no_workers_since > NO_WORKER_WAIT:
-                    client.cancel(list(pending))
-                    return False, f"no lab worker for {NO_WORKER_WAIT:.0f}s"
-    except (KeyboardInterrupt, SignalInterrupt, Interrupted):
-        client.cancel(list(pending))
-        return True, None
-    except (OSError, TimeoutError) as exc:
-        return False, f"scheduler lost ({type(exc).__name__}); rerun with --resume"
-    return False, None
+    def run(self, cells: Sequence[PlannedCell], record: Record) -> str | None:
+        """Submit every cell, re-run lost ones once elsewhere, record each as it finishes.
+        Returns why the cluster was lost, or None."""
+        from distributed import wait as wait_futures
+        from distributed.client import FuturesCancelledError
 
+        client = self.client
+        meta: dict[Any, tuple[dict[str, Any], int, list[dict[str, Any]]]] = {}
+        for planned in cells:
+            meta[self._submit(planned.cell, 1, None)] = (planned.cell, 1, [])
+        pending = set(meta)
+        no_workers_since: float | None = None
+        last_check = 0.0
+        try:
+            while pending:
+                done_ = [f for f in pending if f.done()]
+                if not done_:
+                    if client.status not in ("running", "connecting", "newly-created"):
+                        return "scheduler lost; rerun with --resume"
+                    # woken by the first to finish; a cancelled one is looked at below
+                    with contextlib.suppress(TimeoutError, FuturesCancelledError):
+                        wait_futures(list(pending), timeout=1, return_when="FIRST_COMPLETED")  # type: ignore[no-untyped-call]
+                pending -= set(done_)
+                for fut in done_:
+                    cell, attempt, history = meta.pop(fut)
+                    if fut.cancelled():  # the scheduler forgot it: it restarted or went away
+                        return "scheduler lost the cells; rerun with --resume"
+                    rerun = self._ended(fut, cell, attempt, history, record)
+                    if rerun is not None:
+                        meta[rerun[0]] = (cell, 2, rerun[1])
+                        pending.add(rerun[0])
+                if pending and time.monotonic() - last_check > 5:
+                    last_check = time.monotonic()
+                    if _engines(client):
+                        no_workers_since = None
+                    elif no_workers_since is None:
+                        no_workers_since = time.monotonic()
+                    elif time.monotonic() - no_workers_since > NO_WORKER_WAIT:
+                        client.cancel(list(pending))
+                        return f"no lab worker for {NO_WORKER_WAIT:.0f}s"
+        except (KeyboardInterrupt, SignalInterrupt, Interrupted):
+            client.cancel(list(pending))
+            raise
+        except (OSError, TimeoutError) as exc:
+            return f"scheduler lost ({type(exc).__name__}); rerun with --resume"
+        return None
 
-def check_cluster_options(cluster: str | None, resume: bool) -> None:
-    if resume and not cluster:
-        raise UsageError("--resume needs --cluster", hint="resume reruns a cluster matrix's gaps")
+    def _ended(
+        self,
+        fut: Any,
+        cell: dict[str, Any],
+        attempt: int,
+        history: list[dict[str, Any]],
+        record: Record,
+    ) -> tuple[Any, list[dict[str, Any]]] | None:
+        """A finished attempt: recorded, or (the infrastructure lost it) re-run once on another
+        engine, returned as (its future, the attempts so far), or recorded ERROR."""
+        label = cell_label(cell)
+        if fut.status == "finished":
+            out: CellOutcome = fut.result()
+            if not out.engine_lost:
+                ok = {"engine": out.extra.get("engine"), "ok": True}
+                record(replace(out, extra={**out.extra, "attempts": [*history, ok]}))
+                return None
+            lost_why = f"engine {out.extra.get('engine_url')} lost: {out.reason}"
+        else:
+            exc = fut.exception()
+            lost_why = f"worker lost ({type(exc).__name__}: {exc})"
+        info = _attempt_info(self.client, fut.key)
+        info.update(_clean(info))
+        history = [*history, {"engine": info.get("engine"), "error": lost_why, **info}]
+        others = [a for a, u in _engines(self.client).items() if u != info.get("engine")]
+        if attempt == 1 and others:
+            self.on_event({"event": "cell", "cell": label, "state": "re-run", "why": lost_why})
+            return self._submit(cell, 2, others), history
+        reason = lost_why if attempt > 1 else f"{lost_why}; no other engine to re-run on"
+        record(CellOutcome(cell, error=reason, extra={"attempts": history}))
+        return None

@@ -1,5 +1,9 @@
 """`lab matrix`: every cell of a scenario's matrix on its own isolated topology, in parallel.
 
+The verb plans the cells and hands them to an executor (harness/verbs/executors.py: local
+threads, or Dask in harness/distributed.py); everything around the executor is here, once:
+planning, refusing, SKIPs, each cell's record, the cells never run, closing the results.
+
 A cell PASSes when its checks are green and, with `reproduce`, its verdict is the expected one
 (`reproduce.expect`, NOT_REPRODUCED by default: the symptom is the failure); FAIL otherwise;
 ERROR when the engine or a build failed (never counted as FAIL); SKIP when the cell cannot be
@@ -15,25 +19,28 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
 from harness import outcomes
-from harness.engine import client as engine
-from harness.engine import images as engine_images
-from harness.errors import HarnessError, Interrupted, UsageError
-from harness.run.execute import RunOptions, run_scenario
+from harness.errors import Interrupted, UsageError
 from harness.run.folder import now_iso, reports_root
 from harness.run.ids import new_run_id
 from harness.run.provision import OnEvent, _quiet
-from harness.run.signals import SignalInterrupt, StopFlag, interrupts_raise
+from harness.run.signals import SignalInterrupt, interrupts_raise
 from harness.run.trust import TRUSTED, Trust, capability_problems, host_code_problems
 from harness.scenario.catalog import Catalog, load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
 from harness.scenario.matrix import axes_of, cell_label, expand
 from harness.scenario.problems import Problem, ScenarioInvalid
 from harness.scenario.yamlpos import load_yaml
+from harness.verbs.executors import (
+    CellExecutor,
+    CellOutcome,
+    LocalExecutor,
+    PlannedCell,
+    Record,
+)
 
 PASS, FAIL, ERROR, SKIP = outcomes.PASS, outcomes.FAIL, outcomes.ERROR, outcomes.SKIP
 
@@ -147,6 +154,13 @@ def in_order(cells: list[dict[str, Any]], order: list[str]) -> list[dict[str, An
     return sorted(cells, key=lambda c: rank.get(c["label"], len(rank)))
 
 
+def check_options(jobs: int, cluster: str | None, resume: bool) -> None:
+    if resume and not cluster:
+        raise UsageError("--resume needs --cluster", hint="resume reruns a cluster matrix's gaps")
+    if not cluster and jobs < 1:
+        raise UsageError("-j must be at least 1")
+
+
 def run_matrix(
     scenario: Path,
     *,
@@ -163,150 +177,224 @@ def run_matrix(
     trust: bool = False,
 ) -> dict[str, Any]:
     """`untrusted`: the file came from someone else (harness/run/trust.py), unless `trust`.
-    Every cell runs at that level, here or on a cluster worker."""
+    Every cell runs at that level, here or on a cluster worker. `cluster`: every cell to a
+    Dask scheduler (harness/distributed.py), else `jobs` at a time on the local engine."""
     level = Trust.of(untrusted=untrusted, trust=trust)
-    if cluster or resume:  # scale-out: every cell to a Dask scheduler (harness/distributed.py)
-        from harness.distributed import check_cluster_options, run_matrix_cluster
-
-        check_cluster_options(cluster, resume)
-        assert cluster is not None
-        return run_matrix_cluster(
-            scenario,
-            root=root,
-            cluster=cluster,
-            params=params,
-            only=only,
-            destroy=destroy,
-            on_event=on_event,
-            name=name,
-            resume=resume,
-            trust=level,
-        )
-    if jobs < 1:
-        raise UsageError("-j must be at least 1")
+    check_options(jobs, cluster, resume)
     catalog = load_catalog(root)
+    executor: CellExecutor
+    if cluster:
+        from harness.distributed import DaskExecutor
+
+        executor = DaskExecutor(
+            cluster, scenario=scenario, root=root, params=params, destroy=destroy,
+            trust=level, on_event=on_event,
+        )  # fmt: skip
+    else:
+        executor = LocalExecutor(
+            root=root, catalog=catalog, jobs=jobs, destroy=destroy, trust=level,
+            on_event=on_event,
+        )  # fmt: skip
+    return run_with(
+        executor,
+        scenario,
+        root=root,
+        catalog=catalog,
+        params=params,
+        only=only,
+        on_event=on_event,
+        name=name,
+        resume=resume,
+        trust=level,
+    )
+
+
+def run_with(
+    executor: CellExecutor,
+    scenario: Path,
+    *,
+    root: Path,
+    catalog: Catalog,
+    params: dict[str, str] | None = None,
+    only: dict[str, str] | None = None,
+    on_event: OnEvent = _quiet,
+    name: str | None = None,
+    resume: bool = False,
+    trust: Trust = TRUSTED,
+) -> dict[str, Any]:
+    """The matrix around any executor: plan, refuse, the folder (or the one --resume
+    continues), the header, SKIPs, each cell's record as it ends, then the cells never run,
+    the summary and the outputs; exit 3 when the executor lost cells, else 1 on a FAIL or
+    ERROR, else 0. An interruption is re-raised after the results are closed."""
+    if resume and not executor.resumable:
+        raise UsageError("--resume needs --cluster", hint="resume reruns a cluster matrix's gaps")
     planned, axes = plan_cells(scenario, root, catalog, params, only)
-    runnable = [(c, ld) for c, ld, _ in planned if ld is not None]
-    refuse_cells([ld for _, ld in runnable], level)
-    scen_name = runnable[0][1].topology.scenario
-    matrix_id = name or f"matrix-{new_run_id()}"
-    folder = reports_root(root) / scen_name / matrix_id
-    folder.mkdir(parents=True, exist_ok=False)
-    client = engine.connect()
-    results = MatrixResults(
-        folder,
-        {
-            "matrix": matrix_id,
-            "scenario": scen_name,
-            "source": str(scenario),
-            "axes": axes,
-            "jobs": jobs,
-            "trust": level.as_dict(),
-            "engine": engine.engine_version(client),
-            "started": now_iso(),
-        },
+    runnable = [PlannedCell(c, ld) for c, ld, _ in planned if ld is not None]
+    refuse_cells([p.loaded for p in runnable], trust)  # before a folder, engine or scheduler
+    scen_name = runnable[0].loaded.topology.scenario
+    selection = {"only": only or {}, "params": params or {}} if executor.resumable else {}
+    match = {"source": str(scenario), **selection, "trust": trust.as_dict()}
+    folder, matrix_id, kept, new = matrix_folder(
+        reports_root(root) / scen_name, match if resume else None, name
     )
-    on_event(
-        {
-            "event": "matrix",
-            "matrix": matrix_id,
-            "folder": str(folder),
-            "cells": len(planned),
-            "jobs": jobs,
-        }
+    info = executor.open(matrix_id)  # InfraError (exit 3): no engine, no scheduler
+    try:
+        if new:  # made once the executor is open: no engine, no scheduler, no empty folder
+            folder.mkdir(parents=True, exist_ok=False)
+        results = MatrixResults(
+            folder,
+            {
+                "matrix": matrix_id,
+                "scenario": scen_name,
+                "source": str(scenario),
+                **selection,
+                "axes": axes,
+                **info.header,
+                "trust": trust.as_dict(),
+                "started": now_iso(),
+                **({"resumed": bool(kept)} if executor.resumable else {}),
+            },
+        )
+        todo = _seed(results, planned, runnable, kept)
+        on_event(
+            {
+                "event": "matrix",
+                "matrix": matrix_id,
+                "folder": str(folder),
+                "cells": len(planned),
+                **({"todo": len(todo)} if executor.resumable else {}),
+                **info.event,
+            }
+        )
+        t0 = time.monotonic()
+        interrupted, lost = _execute(executor, todo, recorder(results, on_event))
+    finally:
+        executor.close()
+    summary = close_results(
+        results, [c for c, _, _ in planned], _not_run(interrupted, lost), t0, interrupted != 0
     )
+    if interrupted:
+        raise SignalInterrupt(interrupted)
+    return {**results.data, "folder": str(folder), "exit_code": exit_code(summary, lost)}
+
+
+def _seed(
+    results: MatrixResults,
+    planned: list[tuple[dict[str, Any], LoadedScenario | None, str | None]],
+    runnable: list[PlannedCell],
+    kept: list[dict[str, Any]],
+) -> list[PlannedCell]:
+    """Record the cells kept from a resumed matrix and the SKIPs; the cells left to run."""
+    done = {c["label"] for c in kept}
+    for c in kept:
+        results.add(c)
     for cell, _, why in planned:
-        if why is not None:
+        if why is not None and cell_label(cell) not in done:
             results.add(_skip(cell, why))
-    cancel = StopFlag()
-    t0 = time.monotonic()
-    interrupted: BaseException | None = None
+    return [p for p in runnable if p.label not in done]
+
+
+def _execute(
+    executor: CellExecutor, todo: list[PlannedCell], record: Record
+) -> tuple[int, str | None]:
+    """(the signal that interrupted the cells or 0, why the executor lost cells or None)."""
     with interrupts_raise():
         try:
-            # images first, one at a time: cells in parallel then only start containers
-            for _, loaded in runnable:
-                engine_images.ensure_images(client, loaded.topology, catalog, on_progress=on_event)
-            _run_cells(runnable, catalog, root, jobs, destroy, cancel, results, on_event, level)
-        except (SignalInterrupt, KeyboardInterrupt) as exc:
-            interrupted = exc
-    summary = close_results(
-        results,
-        [c for c, _, _ in planned],
-        lambda cell: _skip(cell, "not run: interrupted"),
-        t0,
-        interrupted is not None,
-    )
-    if interrupted is not None:
-        raise SignalInterrupt(getattr(interrupted, "signum", 2))
-    return {
-        **results.data,
-        "folder": str(folder),
-        "exit_code": outcomes.exit_code("matrix", outcomes.matrix_result(summary)),
-    }
+            return 0, executor.run(todo, record)
+        except (SignalInterrupt, KeyboardInterrupt, Interrupted) as exc:
+            return getattr(exc, "signum", 2), None
 
 
-def _run_cells(
-    runnable: list[tuple[dict[str, Any], LoadedScenario]],
-    catalog: Catalog,
-    root: Path,
-    jobs: int,
-    destroy: str,
-    cancel: StopFlag,
-    results: MatrixResults,
-    on_event: OnEvent,
-    trust: Trust = TRUSTED,
-) -> None:
-    def one(cell: dict[str, Any], loaded: LoadedScenario) -> dict[str, Any]:
-        label = cell_label(cell)
-        on_event({"event": "cell", "cell": label, "state": "started"})
-        t = time.monotonic()
-        expect = loaded.raw.reproduce.expect if loaded.raw.reproduce else None
+def _not_run(interrupted: int, lost: str | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """The record of a cell that never ended: SKIP when interrupted, else ERROR (the
+    infrastructure lost it, or the executor never said), which --resume runs again."""
+
+    def not_run(cell: dict[str, Any]) -> dict[str, Any]:
+        if interrupted:
+            return _skip(cell, "not run: interrupted")
+        why = f"not run: {lost or 'the executor never reported it'}"
+        return {"cell": cell, "label": cell_label(cell), "status": ERROR, "reason": why}
+
+    return not_run
+
+
+def exit_code(summary: dict[str, int], lost: str | None) -> int:
+    """3 when the infrastructure lost cells before they ran, 1 on any FAIL or ERROR, else 0."""
+    return outcomes.exit_code("matrix", outcomes.matrix_result(summary, lost is not None))
+
+
+def cell_record(outcome: CellOutcome) -> dict[str, Any] | None:
+    """A finished cell as results.json records it; None for a cell stopped before it finished
+    (close_results records it as not run)."""
+    if outcome.interrupted:
+        return None
+    if outcome.result is not None:
+        rec = cell_result(outcome.cell, outcome.result, outcome.expect, outcome.seconds or 0.0)
+    else:
+        rec = {
+            "cell": outcome.cell,
+            "label": outcome.label,
+            "status": ERROR,
+            "reason": outcome.error,
+        }
+        if outcome.seconds is not None:
+            rec["seconds"] = round(outcome.seconds, 2)
+    return {**rec, **outcome.extra}
+
+
+def recorder(results: MatrixResults, on_event: OnEvent) -> Record:
+    """What an executor calls as each cell ends (from any thread): the record, then its line."""
+
+    def record(outcome: CellOutcome) -> None:
+        rec = cell_record(outcome)
+        if rec is None:
+            return
+        results.add(rec)
+        event = {"event": "cell", "cell": rec["label"], "state": rec["status"]}
+        if "seconds" in rec:
+            event["seconds"] = rec["seconds"]
+        on_event(event)
+
+    return record
+
+
+def matrix_folder(
+    parent: Path, resume: dict[str, Any] | None, name: str | None
+) -> tuple[Path, str, list[dict[str, Any]], bool]:
+    """(folder, matrix id, the cells kept, whether the folder is new): with `resume` (what the
+    matrix must match), the newest matching folder and the cells --resume keeps; else a new
+    folder, not made yet."""
+    folder = find_resumable(parent, resume) if resume is not None else None
+    if folder is not None:
+        previous = json.loads((folder / "results.json").read_text())
+        kept = [c for c in previous.get("cells", []) if _kept(c)]
+        return folder, previous["matrix"], kept, False
+    matrix_id = name or f"matrix-{new_run_id()}"
+    return parent / matrix_id, matrix_id, [], True
+
+
+def find_resumable(folder_parent: Path, match: dict[str, Any]) -> Path | None:
+    """The newest matrix folder started by the same command (source, only, params, trust)."""
+    best: tuple[float, Path] | None = None
+    for res in folder_parent.glob("matrix-*/results.json"):
         try:
-            r = run_scenario(
-                loaded,
-                root=root,
-                catalog=catalog,
-                opts=RunOptions(
-                    destroy=destroy,
-                    role="cell",
-                    cancel=cancel,
-                    cell=label,
-                    on_event=on_event,
-                    trust=trust,
-                ),
-            )
-        except Interrupted:
-            return _skip(cell, "interrupted while running: torn down")
-        except HarnessError as exc:  # before the run existed (engine gone, bad option)
-            out = {
-                "cell": cell,
-                "label": label,
-                "status": ERROR,
-                "reason": exc.message,
-                "seconds": round(time.monotonic() - t, 2),
-            }
-            results.add(out)
-            return out
-        out = cell_result(cell, r, expect if loaded.raw.reproduce else None, time.monotonic() - t)
-        results.add(out)
-        on_event(
-            {"event": "cell", "cell": label, "state": out["status"], "seconds": out["seconds"]}
-        )
-        return out
+            data = json.loads(res.read_text())
+        except (OSError, ValueError):
+            continue
+        # a resumed matrix keeps its cells' trust level: a trusted run never fills in an
+        # untrusted one's gaps (or the other way round)
+        if all(data.get(k) == v for k, v in match.items()):
+            m = res.stat().st_mtime
+            if best is None or m > best[0]:
+                best = (m, res.parent)
+    return best[1] if best else None
 
-    pool = ThreadPoolExecutor(max_workers=jobs)
-    futures: list[Future[dict[str, Any]]] = [pool.submit(one, c, ld) for c, ld in runnable]
-    try:
-        pending = set(futures)
-        while pending:
-            _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-    except BaseException:
-        cancel.set()  # running cells tear down; cells not started never start
-        for f in futures:
-            f.cancel()
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+
+def _kept(cell: dict[str, Any]) -> bool:
+    """What --resume keeps: finished verdicts and cells that cannot be built."""
+    if cell["status"] in (PASS, FAIL):
+        return True
+    return cell["status"] == SKIP and not str(cell.get("reason", "")).startswith("not run")
 
 
 def close_results(

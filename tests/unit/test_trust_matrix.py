@@ -216,8 +216,9 @@ def test_a_worker_runs_an_untrusted_cell_untrusted(
     untrusted = distributed.trust_spec(Trust.of(untrusted=True, trust=False))
     for spec in (worker_spec(path, untrusted), worker_spec(path, None)):
         out = distributed.run_cell(spec)
-        assert out["status"] == "ERROR" and "engine_lost" not in out
-        assert f"{path}:11:16: configure playbook 'playbooks/tls.yml'" in out["reason"]
+        rec = matrix.cell_record(out)
+        assert rec is not None and rec["status"] == "ERROR" and not out.engine_lost
+        assert f"{path}:11:16: configure playbook 'playbooks/tls.yml'" in str(out.reason)
     assert not sealed.exists()
     seen: list[Trust] = []
 
