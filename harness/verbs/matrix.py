@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import outcomes
-from harness.engine import client as engine
-from harness.engine import images as engine_images
+from harness.engine.connection import connect_engine
 from harness.errors import HarnessError, Interrupted, UsageError
 from harness.run.execute import RunOptions, run_scenario
 from harness.run.folder import now_iso, reports_root
@@ -192,7 +191,7 @@ def run_matrix(
     matrix_id = name or f"matrix-{new_run_id()}"
     folder = reports_root(root) / scen_name / matrix_id
     folder.mkdir(parents=True, exist_ok=False)
-    client = engine.connect()
+    engine = connect_engine()
     results = MatrixResults(
         folder,
         {
@@ -202,7 +201,7 @@ def run_matrix(
             "axes": axes,
             "jobs": jobs,
             "trust": level.as_dict(),
-            "engine": engine.engine_version(client),
+            "engine": engine.version(),
             "started": now_iso(),
         },
     )
@@ -225,7 +224,7 @@ def run_matrix(
         try:
             # images first, one at a time: cells in parallel then only start containers
             for _, loaded in runnable:
-                engine_images.ensure_images(client, loaded.topology, catalog, on_progress=on_event)
+                engine.ensure_images(loaded.topology, catalog, on_progress=on_event)
             _run_cells(runnable, catalog, root, jobs, destroy, cancel, results, on_event, level)
         except (SignalInterrupt, KeyboardInterrupt) as exc:
             interrupted = exc
