@@ -225,7 +225,7 @@ def _cluster_targets(cluster: str | None, targets: Path | None) -> None:
     tcp+TLS and ssh engines it needs their settings (a targets file, or LABHARNESS_TARGETS)."""
     import os
 
-    from harness.engine.targets import TARGETS_ENV, load_targets
+    from harness.engine.connection import TARGETS_ENV, load_targets
     from harness.errors import UsageError
 
     if targets is not None and not cluster:
@@ -371,7 +371,7 @@ def gc(
 
         url = None
         if engine_opt:
-            from harness.engine.targets import resolve
+            from harness.engine.connection import resolve
 
             url = resolve(engine_opt, targets).url
         return do_gc(remove_all=remove_all, dry_run=dry_run, engine_url=url)
@@ -945,7 +945,6 @@ def images_build(
     """Build (or reuse) environment and lab images; tags are hashes of their inputs."""
 
     def work() -> list[dict[str, Any]]:
-        from harness.engine.client import connect
         from harness.scenario.catalog import load_catalog
         from harness.verbs.images import build_all
 
@@ -953,7 +952,6 @@ def images_build(
         return build_all(
             root,
             load_catalog(root),
-            connect(),
             labs=lab,
             oses=os_,
             on_progress=_progress(as_json),
@@ -968,11 +966,10 @@ def images_ls(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """List the images labharness built, and whether each is current."""
 
     def work() -> list[dict[str, Any]]:
-        from harness.engine.client import connect
         from harness.scenario.catalog import load_catalog
         from harness.verbs.images import list_images
 
-        return list_images(connect(), load_catalog(_root(project)))
+        return list_images(load_catalog(_root(project)))
 
     _serve(as_json, work, _rows)
 
@@ -997,8 +994,7 @@ def worker(
         if not scheduler:
             raise UsageError("--scheduler ADDR is required (the Dask scheduler's address)")
         from harness.distributed import serve_worker
-        from harness.engine.client import engine_url
-        from harness.engine.targets import resolve
+        from harness.engine.connection import engine_url, resolve
 
         target = resolve(engine_opt, targets)
         if slots is not None:
@@ -1028,12 +1024,11 @@ def images_prune(
     """Remove labharness images whose inputs changed (with --all: every one not in use)."""
 
     def work() -> list[dict[str, Any]]:
-        from harness.engine.client import connect
         from harness.scenario.catalog import load_catalog
         from harness.verbs.images import prune_images
 
         root = _root(project)
-        return prune_images(connect(), load_catalog(root), remove_all=prune_all)
+        return prune_images(load_catalog(root), remove_all=prune_all)
 
     _serve(as_json, work, _rows)
 

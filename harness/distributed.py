@@ -35,8 +35,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from harness import outcomes
-from harness.engine import client as engine
-from harness.engine.targets import Target
+from harness.engine import connection as engine
+from harness.engine.connection import Target
 from harness.errors import HarnessError, InfraError, Interrupted
 from harness.run.execute import RunOptions, run_scenario
 from harness.run.ids import owner_token
@@ -175,7 +175,7 @@ def serve_worker(
     from harness.verbs.runs import gc
 
     global _TARGET, _COPY_FROM
-    engine.connect(target.url)  # InfraError (exit 3) when the engine does not answer
+    engine.connect_engine(target.url)  # InfraError (exit 3) when the engine does not answer
     _TARGET, _COPY_FROM = target, copy_from
     collected = gc(engine_url=target.url)  # what dead workers left here
     on_event({"event": "worker", "engine": target.url, "slots": target.slots, "gc": collected})

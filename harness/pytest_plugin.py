@@ -21,9 +21,12 @@ import shlex
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from harness.engine.api import Engine
 
 DESTROY = ("passing", "always", "never")
 ENV_REPORTS = "LABHARNESS_REPORTS"
@@ -94,7 +97,7 @@ class Lab:
         self.networks = networks
         self.state = state
         self._hosts: dict[str, Any] = {}
-        self._client: Any = None
+        self._engine: Engine | None = None
         for n in nodes.values():
             n.owner = self
 
@@ -178,16 +181,13 @@ class Lab:
         return self._hosts[name]
 
     def exec(self, name: str, command: str | list[str], timeout: float = 60.0) -> Any:
-        from harness.engine import execs, objects
-
         node = self.node(name)  # a clear error for an unknown node, before the engine
-        if self._client is None:
-            from harness.engine import client as engine
+        if self._engine is None:
+            from harness.engine.connection import connect_engine
 
-            self._client = engine.connect()
+            self._engine = connect_engine()
         cmd = command if isinstance(command, str) else shlex.join(command)
-        container = objects.container_for(self._client, self.run, node.name)
-        return execs.run(container, node.name, cmd, timeout)
+        return self._engine.exec(self.run, node.name, cmd, timeout)
 
 
 def same_version(found: str, wanted: str) -> bool:

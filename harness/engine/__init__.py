@@ -1,5 +1,7 @@
-"""The Docker engine: the only package that imports the Docker SDK.
+"""The engine adapter: the only package that imports the Docker SDK.
 
-Everything above talks to it through plain data (harness.scenario.resolved), so a second engine
-(a Kubernetes cluster, say) can plug in beside it without touching the run or the verbs.
+Above it, code sees `harness.engine.api` (the `Engine` interface and the plain dataclasses that
+cross it) and `harness.engine.connection` (connect_engine, targets); an import-linter contract
+holds that line. `dockerengine.DockerEngine` implements the interface over the modules here;
+`fake.FakeEngine` implements it in memory for the run layer's unit tests.
 """

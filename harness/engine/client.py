@@ -12,15 +12,6 @@ from typing import Any
 
 from harness.errors import InfraError
 
-LABEL_RUN = "labharness.run"
-LABEL_SCENARIO = "labharness.scenario"
-LABEL_NODE = "labharness.node"
-LABEL_NETWORK = "labharness.network"
-LABEL_OWNER = "labharness.owner"  # host:pid:starttime of the process that created it
-LABEL_FOLDER = "labharness.folder"  # the run folder, where run.json says whether the run is live
-LABEL_IMAGE = "labharness.image"  # on images the harness built: what they are (lab/env name)
-LABEL_INPUTS = "labharness.inputs"  # on images: the hash of their build inputs
-
 
 def engine_url() -> str:
     return os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")

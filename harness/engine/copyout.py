@@ -10,23 +10,16 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import suppress
-from dataclasses import dataclass
 from typing import IO, Any
 
 from harness.engine import hostview
+from harness.engine.api import CopyStopped, Member, Stop
 from harness.engine.client import engine_errors
-from harness.errors import Interrupted
 
 CHUNK = 1 << 20
 SMALL = 1 << 20  # files up to this size are read straight from /proc/<pid>/root when possible
-
-Stop = Callable[[], bool]
-
-
-class CopyStopped(Interrupted):
-    """stop() said so: the copy ended early on purpose (Ctrl-C during collect)."""
 
 
 def _never() -> bool:
@@ -60,16 +53,6 @@ class _ChunkStream(io.RawIOBase):
             with suppress(Exception):
                 close()
         super().close()
-
-
-@dataclass(frozen=True)
-class Member:
-    """One entry of what was asked for: `name` relative to the asked path's parent folder."""
-
-    name: str
-    size: int
-    regular: bool
-    folder: bool
 
 
 def entries(

@@ -14,19 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.engine import hostview
+from harness.engine.api import ExecResult
 from harness.engine.client import engine_errors
 from harness.errors import InfraError
 
 TIMEOUT_EXIT = (124, 137)
-
-
-@dataclass
-class ExecResult:
-    exit_code: int
-    stdout: str
-    stderr: str
-    duration_s: float
-    timed_out: bool
 
 
 def _text(b: bytes | None) -> str:

@@ -30,12 +30,12 @@ import tempfile
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness.engine.client import LABEL_IMAGE, LABEL_INPUTS, engine_errors
+from harness.engine.api import LABEL_IMAGE, LABEL_INPUTS, BuildOutcome, ProgressFn
+from harness.engine.client import engine_errors
 from harness.errors import InfraError, UsageError
 from harness.images import (
     EnvPlan,
@@ -56,7 +56,6 @@ LABEL_LAB = "labharness.lab"
 LABEL_VERSION = "labharness.version"
 LABEL_OS = "labharness.os"
 
-ProgressFn = Callable[[dict[str, Any]], None]
 
 PULL_TIMEOUT = 15.0  # seconds: a registry that does not answer by then counts as unreachable
 TAIL_LINES = 20
@@ -79,15 +78,6 @@ path-exclude /usr/share/man/*
 path-exclude /usr/share/info/*
 path-exclude /usr/share/lintian/*
 """
-
-
-@dataclass(frozen=True)
-class BuildOutcome:
-    tag: str
-    kind: str  # env | lab | plain
-    built: bool  # False: it was already on the engine
-    seconds: float
-    how: str  # reused | debootstrap | registry | build | local
 
 
 # ---------------------------------------------------------------------------------------------

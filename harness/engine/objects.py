@@ -13,39 +13,19 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, BinaryIO
 
-from harness.engine.client import (
-    LABEL_FOLDER,
+from harness.engine.api import (
     LABEL_NETWORK,
     LABEL_NODE,
-    LABEL_OWNER,
     LABEL_RUN,
-    LABEL_SCENARIO,
-    engine_errors,
-    engine_info,
+    Removal,
+    RunLabels,
+    StuckNetwork,
+    object_name,
 )
+from harness.engine.client import engine_errors, engine_info
 from harness.engine.sources import open_source
 from harness.errors import InfraError
 from harness.scenario.resolved import FileSpec, NetworkSpec, NodeSpec
-
-
-@dataclass(frozen=True)
-class RunLabels:
-    run: str
-    scenario: str
-    owner: str
-    folder: str
-
-    def base(self) -> dict[str, str]:
-        return {
-            LABEL_RUN: self.run,
-            LABEL_SCENARIO: self.scenario,
-            LABEL_OWNER: self.owner,
-            LABEL_FOLDER: self.folder,
-        }
-
-
-def object_name(run: str, name: str) -> str:
-    return f"lab-{run}-{name}"
 
 
 def create_network(client: Any, labels: RunLabels, net: NetworkSpec) -> Any:
@@ -202,37 +182,7 @@ def find(client: Any, run: str | None = None, sparse: bool = False) -> RunObject
         )
 
 
-STALE_HINT = (
-    "the engine keeps an endpoint no container holds (a libnetwork leftover); nothing of the"
-    " run uses it and it only costs its subnet. It clears when the engine restarts:"
-    " `systemctl restart docker`, then `docker network rm {name}` (or `lab gc`)"
-)
 RETRIES = (0.2, 0.5, 1.0, 2.0)  # seconds between tries of a network the engine refuses
-
-
-@dataclass(frozen=True)
-class StuckNetwork:
-    """A network the engine would not remove after every retry, and what clears it."""
-
-    name: str
-    id: str
-    reason: str
-
-    def as_dict(self) -> dict[str, str]:
-        return {"network": self.name, "id": self.id[:12], "reason": self.reason, "hint": self.hint}
-
-    @property
-    def hint(self) -> str:
-        return STALE_HINT.format(name=self.name)
-
-
-@dataclass
-class Removal:
-    """What a removal did; `stuck` is never an error: it must not fail this run or any later."""
-
-    counts: dict[str, int]
-    stuck: list[StuckNetwork] = field(default_factory=list)
-    disconnected: list[str] = field(default_factory=list)  # foreign containers cut off
 
 
 def _run_ids(objs: RunObjects) -> set[str]:
@@ -335,7 +285,7 @@ def remove_all(client: Any, objs: RunObjects, parallel: int = 8) -> Removal:
     }
     if stuck:
         counts["stuck_networks"] = len(stuck)
-    return Removal(counts, stuck, [name for _, cut in results for name in cut])
+    return Removal(counts, tuple(stuck), tuple(name for _, cut in results for name in cut))
 
 
 def remove(client: Any, objs: RunObjects, parallel: int = 8) -> dict[str, int]:

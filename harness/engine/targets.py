@@ -34,7 +34,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.engine import client as engine
-from harness.engine.images import ProgressFn, ensure_plan, image_exists
+from harness.engine.api import ProgressFn
+from harness.engine.images import ensure_plan, image_exists
 from harness.errors import InfraError, UsageError
 from harness.images import plan_image
 from harness.scenario.catalog import Catalog

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from harness.engine import copyout, objects
-from harness.engine.client import LABEL_NODE
+from harness.engine.api import CopyStopped, Engine
 from harness.run.folder import RunFolder
 from harness.run.redact import Redactor
 from harness.scenario.resolved import Topology
@@ -24,6 +23,7 @@ from harness.scenario.resolved import Topology
 MAX_FILE = 16 * 1024 * 1024  # bytes kept of any one collected file
 MAX_NODE = 64 * 1024 * 1024  # bytes kept per node, output and files together
 LINE_MAX = 1 << 20  # a "line" longer than this is redacted in pieces
+CHUNK = 1 << 20  # bytes read at a time
 
 
 def _safe(path: str) -> str:
@@ -115,8 +115,8 @@ def _copy(
         try:
             while not sink.full:
                 if stop():
-                    raise copyout.CopyStopped("copy stopped")
-                chunk = src.read(copyout.CHUNK)
+                    raise CopyStopped("copy stopped")
+                chunk = src.read(CHUNK)
                 if not chunk:
                     break
                 sink.write(chunk)
@@ -127,14 +127,20 @@ def _copy(
 
 
 def _collect_output(
-    c: Any, node: str, out: Path, redactor: Redactor, budget: _Budget, stop: Callable[[], bool]
+    engine: Engine,
+    run: str,
+    node: str,
+    out: Path,
+    redactor: Redactor,
+    budget: _Budget,
+    stop: Callable[[], bool],
 ) -> Cut | None:
     cap = min(MAX_FILE, budget.left)
     dest = out / "container.log"
     with dest.open("wb") as f:
         sink = _RedactedSink(f, redactor, cap)
         try:
-            for chunk in copyout.output_chunks(c, stop):
+            for chunk in engine.output_chunks(run, node, stop):
                 sink.write(chunk)
                 if sink.full:
                     break
@@ -153,7 +159,8 @@ def _why(cap: int) -> str:
 
 
 def _collect_path(
-    c: Any,
+    engine: Engine,
+    run: str,
     node: str,
     path: str,
     out: Path,
@@ -165,7 +172,7 @@ def _collect_path(
 ) -> None:
     parent = _safe(posixpath.dirname(path.rstrip("/")))
     base = out / "files"
-    for member, stream in copyout.entries(c, path, stop):
+    for member, stream in engine.file_entries(run, node, path, stop):
         rel = posixpath.normpath(_safe(posixpath.join(parent, member.name)))
         shown = posixpath.join(posixpath.dirname(path.rstrip("/")), member.name)
         if stream is None or not member.regular or rel.startswith(("..", "/")) or rel == ".":
@@ -184,7 +191,7 @@ def _collect_path(
 
 
 def collect_nodes(
-    client: Any,
+    engine: Engine,
     run_id: str,
     topology: Topology,
     extra_logs: list[str],
@@ -196,45 +203,48 @@ def collect_nodes(
     each node at most MAX_NODE, streamed (never a whole file in memory); what was cut is in
     `cut`. Best effort: never raises; `stop()` true (Ctrl-C) ends it between chunks."""
     wanted: dict[str, list[str]] = {}
-    for node in topology.nodes:
-        wanted[node.name] = [*node.log_paths, *(f.target for f in node.files)]
+    for spec in topology.nodes:
+        wanted[spec.name] = [*spec.log_paths, *(f.target for f in spec.files)]
     for entry in extra_logs:
         node_name, _, path = entry.partition(":")
         wanted.setdefault(node_name, []).append(path)
     result = Collected()
     try:
-        containers = objects.find(client, run_id).containers
+        containers = engine.find(run_id).containers
     except Exception:
         return result
     try:
         for c in containers:
-            node = c.labels.get(LABEL_NODE, c.name)
+            node = c.node
             out = folder / "artifacts" / node
             files: list[str] = []
             result.files[node] = files
             budget = _Budget(MAX_NODE)
             try:
                 out.mkdir(parents=True, exist_ok=True)
-                cut = _collect_output(c, node, out, redactor, budget, stop)
+                cut = _collect_output(engine, run_id, node, out, redactor, budget, stop)
                 files.append("container.log")
                 if cut:
                     result.cut.append(cut)
+                inspect = engine.inspect(run_id, node)
                 (out / "inspect.json").write_text(
-                    redactor.text(json.dumps(c.attrs, indent=2, default=str))
+                    redactor.text(json.dumps(inspect, indent=2, default=str))
                 )
                 files.append("inspect.json")
-            except copyout.CopyStopped:
+            except CopyStopped:
                 raise
             except Exception:
                 pass
             for path in dict.fromkeys(wanted.get(node, [])):
                 try:
-                    _collect_path(c, node, path, out, redactor, budget, stop, result, files)
-                except copyout.CopyStopped:
+                    _collect_path(
+                        engine, run_id, node, path, out, redactor, budget, stop, result, files
+                    )
+                except CopyStopped:
                     raise
                 except Exception:
                     continue
-    except copyout.CopyStopped:
+    except CopyStopped:
         result.stopped = True
     return result
 

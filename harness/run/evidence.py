@@ -4,26 +4,25 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
-from harness.engine import objects
-from harness.engine.client import LABEL_NODE
+from harness.engine.api import Engine
 
 
-def save_node_evidence(client: Any, run_id: str, folder: Path) -> list[str]:
+def save_node_evidence(engine: Engine, run_id: str, folder: Path) -> list[str]:
     """Write artifacts/<node>/{container.log,inspect.json}; best effort, never raises."""
     saved: list[str] = []
     try:
-        found = objects.find(client, run_id)
+        found = engine.find(run_id)
     except Exception:
         return saved
     for c in found.containers:
-        node = c.labels.get(LABEL_NODE, c.name)
+        node = c.node
         out = folder / "artifacts" / node
         try:
             out.mkdir(parents=True, exist_ok=True)
-            (out / "container.log").write_bytes(objects.logs(c))
-            (out / "inspect.json").write_text(json.dumps(c.attrs, indent=2, default=str))
+            (out / "container.log").write_bytes(engine.logs(run_id, node))
+            inspect = engine.inspect(run_id, node)
+            (out / "inspect.json").write_text(json.dumps(inspect, indent=2, default=str))
             saved.append(node)
         except Exception:
             continue

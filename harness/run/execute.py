@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__, outcomes
-from harness.engine import capture, execs, objects
-from harness.engine import client as engine
-from harness.engine import images as engine_images
+from harness.engine.api import CaptureInfo, Engine, RunLabels
+from harness.engine.connection import connect_engine
 from harness.errors import HarnessError, InfraError, Interrupted, UsageError
 from harness.run import faults, probes, redact, trust
 from harness.run.collect import collect_nodes, sweep
@@ -55,14 +54,20 @@ class _Live:
     """What one bring-up of the topology holds: addresses and running captures."""
 
     addresses: dict[str, dict[str, str]] = field(default_factory=dict)
-    captures: list[capture.Capture] = field(default_factory=list)
+    captures: list[CaptureInfo] = field(default_factory=list)
     capture_results: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Run:
     def __init__(
-        self, loaded: LoadedScenario, root: Path, catalog: Catalog, opts: RunOptions
+        self,
+        loaded: LoadedScenario,
+        root: Path,
+        catalog: Catalog,
+        opts: RunOptions,
+        engine: Engine | None = None,
     ) -> None:
+        """`engine`: the engine to run on (a test's fake); None connects to opts.engine's URL."""
         if opts.destroy not in DESTROY:
             raise UsageError(f"--destroy {opts.destroy!r}: expected one of {', '.join(DESTROY)}")
         self.loaded = loaded
@@ -79,13 +84,13 @@ class Run:
         self.redactor = redact.for_scenarios([loaded])
         # progress lines reach the terminal (and a matrix's or gate's own log): redacted too
         self.emit: OnEvent = lambda e: opts.on_event(self.redactor.deep(e))
-        self.client = engine.connect(opts.engine)
+        self.engine: Engine = engine if engine is not None else connect_engine(opts.engine)
         self.run_id = new_run_id()
         self.folder = RunFolder.create(reports_root(root), self.topology.scenario, self.run_id)
-        self.labels = objects.RunLabels(
+        self.labels = RunLabels(
             self.run_id, self.topology.scenario, owner_token(), str(self.folder.path.resolve())
         )
-        self.engine_version = engine.engine_version(self.client)
+        self.engine_version = self.engine.version()
         # this run's own stop, also set by a matrix's (or worker's) Ctrl-C; its failure must not
         # stop the other cells
         self.cancel = opts.cancel.child() if opts.cancel is not None else StopFlag()
@@ -144,35 +149,25 @@ class Run:
 
     def build(self) -> None:
         with self.phase("build") as rec:
-            if self.opts.copy_images_from:
-                from harness.engine.targets import ensure_images_on
-
-                self.images = ensure_images_on(
-                    self.client,
-                    self.topology,
-                    self.catalog,
-                    copy_from=self.opts.copy_images_from,
-                    on_progress=self.emit,
-                )
-            else:
-                self.images = engine_images.ensure_images(
-                    self.client, self.topology, self.catalog, on_progress=self.emit
-                )
+            self.images = self.engine.ensure_images(
+                self.topology,
+                self.catalog,
+                copy_from=self.opts.copy_images_from,
+                on_progress=self.emit,
+            )
             rec["images"] = self.images
 
     def preflight(self) -> None:
         """Refuse, before anything starts, what this engine cannot do (delay without netem)."""
-        from harness.engine import impair
-
         reqs = faults.requested(self.raw.topology.impairments, self.repro.steps)
         with self.phase("preflight") as rec:
             rec["impairments"] = reqs
             if not reqs:
                 return
             probe_image = next(iter(self.images.values()))
-            caps = impair.capabilities(self.client, probe_image)
-            rec["capabilities"] = caps
-            missing = impair.unsupported(reqs, caps, impair.engine_kernel(self.client))
+            can = self.engine.check_impairments(reqs, probe_image)
+            rec["capabilities"] = can.capabilities
+            missing = can.missing
             if missing:
                 raise InfraError(
                     "this engine cannot apply what the scenario asks for:\n  "
@@ -184,7 +179,7 @@ class Run:
     def bring_up(self, tag: str = "") -> None:
         with self.phase(f"up{tag}") as rec:
             nodes = bring_up(
-                self.client,
+                self.engine,
                 self.topology,
                 self.images,
                 self.labels,
@@ -201,7 +196,7 @@ class Run:
                 for net in collect.capture:
                     suffix = tag.replace("-", "-attempt-") if tag else ""
                     out = self.folder.path / "captures" / f"{net}{suffix}.pcap"
-                    cap = capture.start(self.client, objects.object_name(self.run_id, net), out)
+                    cap = self.engine.start_capture(self.run_id, net, out)
                     self.live.captures.append(cap)
                     rec.setdefault("captures", []).append(
                         {"network": net, "path": str(out), "warning": cap.warning}
@@ -209,7 +204,7 @@ class Run:
         if self.raw.topology.impairments:
             with self.phase(f"impair{tag}") as rec:
                 rec["applied"] = faults.topology_impairments(
-                    self.client, self.run_id, self.raw.topology.impairments, self.live.addresses
+                    self.engine, self.run_id, self.raw.topology.impairments, self.live.addresses
                 )
 
     def configure(self, tag: str = "") -> None:
@@ -231,8 +226,7 @@ class Run:
             nodes = [n.name for n in self.topology.nodes]
         out: dict[str, Any] = {"run": item.run, "on": nodes, "results": []}
         for node in nodes:
-            c = objects.container_for(self.client, self.run_id, node)
-            res = execs.run(c, node, item.run, item.timeout or 300.0)
+            res = self.engine.exec(self.run_id, node, item.run, item.timeout or 300.0)
             out["results"].append(
                 {
                     "node": node,
@@ -308,14 +302,14 @@ class Run:
         """A fresh topology for attempt i: the old one's captures closed, then down and up."""
         self.stop_captures()
         with self.phase(f"down-{i - 1}") as rec:
-            rec["removed"] = tear_down(self.client, self.run_id)
+            rec["removed"] = tear_down(self.engine, self.run_id)
         self.live = _Live(capture_results=self.live.capture_results)
         self.bring_up(f"-{i}")
         self.configure(f"-{i}")
 
     def attempt(self, i: int) -> dict[str, Any]:
         since = datetime.now(UTC)
-        runner = StepRunner(self.client, self.run_id, self.live.addresses, self.emit)
+        runner = StepRunner(self.engine, self.run_id, self.live.addresses, self.emit)
         with self.phase(f"attempt-{i}", attempt=i) as rec:
             results: dict[str, dict[str, Any]] = {}
             rec["steps"] = []
@@ -353,11 +347,11 @@ class Run:
         obs: probes.Observations = {}
         for kind, node, path in probes.observations_needed(self.repro.symptom):
             try:
-                c = objects.container_for(self.client, self.run_id, node)
                 if kind == "log" and not path:
-                    obs[(kind, node, path)] = execs.logs_since(c, since)
+                    said = self.engine.logs(self.run_id, node, since=since)
+                    obs[(kind, node, path)] = said.decode("utf-8", errors="replace")
                 else:
-                    data = execs.read_file(c, path)
+                    data = self.engine.read_file(self.run_id, node, path)
                     obs[(kind, node, path)] = (
                         None if data is None else data.decode("utf-8", errors="replace")
                     )
@@ -375,8 +369,7 @@ class Run:
             for item in items:
                 name = f"{item.on}$ {item.run}"
                 try:
-                    c = objects.container_for(self.client, self.run_id, item.on)
-                    res = execs.run(c, item.on, item.run, 60.0)
+                    res = self.engine.exec(self.run_id, item.on, item.run, 60.0)
                     checks.append(
                         {
                             "name": name,
@@ -409,7 +402,7 @@ class Run:
     def stop_captures(self) -> None:
         for cap in self.live.captures:
             try:
-                self.live.capture_results.append(cap.stop())
+                self.live.capture_results.append(self.engine.stop_capture(cap))
             except Exception as exc:  # a capture must never cost the rest of the evidence
                 self.live.capture_results.append({"warning": f"capture stop failed: {exc}"})
         self.live.captures = []
@@ -432,7 +425,7 @@ class Run:
             self.stop_captures()
             extra = list(self.raw.collect.logs) if self.raw.collect else []
             got = collect_nodes(
-                self.client,
+                self.engine,
                 self.run_id,
                 self.topology,
                 extra,
@@ -502,7 +495,7 @@ class Run:
         if not keep:
             with self.phase("down") as rec:
                 try:
-                    removed = tear_down(self.client, self.run_id, interrupted=failure is not None)
+                    removed = tear_down(self.engine, self.run_id, interrupted=failure is not None)
                     rec["removed"] = removed
                 except InfraError as exc:  # the engine is gone: the evidence must not be
                     down_error = f"{exc.message}; {self._gc_hint()}"
@@ -600,6 +593,11 @@ class ConfigureFailed(InfraError):
 
 
 def run_scenario(
-    loaded: LoadedScenario, *, root: Path, catalog: Catalog, opts: RunOptions
+    loaded: LoadedScenario,
+    *,
+    root: Path,
+    catalog: Catalog,
+    opts: RunOptions,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
-    return Run(loaded, root, catalog, opts).execute()
+    return Run(loaded, root, catalog, opts, engine).execute()

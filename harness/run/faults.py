@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.engine import faults as node_faults
-from harness.engine import impair, objects
+from harness.engine.api import Engine
 from harness.errors import InfraError
 from harness.scenario.resolved import Topology
 from harness.scenario.schema import FaultStep, Impairment
 
 Addresses = dict[str, dict[str, str]]  # node -> network -> IPv4
+NODE_ACTIONS = ("stop", "kill", "pause", "unpause", "restart")  # harness.engine.faults.ACTIONS
 
 
 def _only_network(node: str, addresses: Addresses, network: str | None) -> str:
@@ -23,33 +23,30 @@ def _only_network(node: str, addresses: Addresses, network: str | None) -> str:
     return nets[0]
 
 
-def _target_addresses(client: Any, run: str, target: str, addresses: Addresses) -> list[str]:
+def _target_addresses(engine: Engine, run: str, target: str, addresses: Addresses) -> list[str]:
     if target in addresses:
         return [ip for ip in addresses[target].values() if ip]
-    return [objects.network_subnet(client, run, target)]
+    return [engine.network_subnet(run, target)]
 
 
 def partition(
-    client: Any, run: str, node: str, target: str, addresses: Addresses
+    engine: Engine, run: str, node: str, target: str, addresses: Addresses
 ) -> dict[str, Any]:
-    a = objects.container_for(client, run, node)
     if target in addresses:  # node-node: both sides, so neither can reach the other
-        b = objects.container_for(client, run, target)
         mine = [ip for ip in addresses[node].values() if ip]
-        theirs = _target_addresses(client, run, target, addresses)
-        return impair.partition_nodes(a, node, b, target, mine, theirs)
-    return impair.partition(a, target, _target_addresses(client, run, target, addresses))
+        theirs = _target_addresses(engine, run, target, addresses)
+        return engine.partition_nodes(run, node, target, mine, theirs)
+    return engine.partition(run, node, target, _target_addresses(engine, run, target, addresses))
 
 
-def heal(client: Any, run: str, node: str, target: str, addresses: Addresses) -> dict[str, Any]:
-    a = objects.container_for(client, run, node)
+def heal(engine: Engine, run: str, node: str, target: str, addresses: Addresses) -> dict[str, Any]:
     if target in addresses:
-        return impair.heal_nodes(a, node, objects.container_for(client, run, target), target)
-    return impair.heal(a, target)
+        return engine.heal_nodes(run, node, target)
+    return engine.heal(run, node, target)
 
 
 def impair_link(
-    client: Any,
+    engine: Engine,
     run: str,
     node: str,
     network: str | None,
@@ -61,23 +58,21 @@ def impair_link(
     jitter: str | None = None,
 ) -> dict[str, Any]:
     net = _only_network(node, addresses, network)
-    c = objects.container_for(client, run, node)
-    return impair.apply(
-        c, net, addresses[node][net], loss=loss, rate=rate, delay=delay, jitter=jitter
+    return engine.impair(
+        run, node, net, addresses[node][net], loss=loss, rate=rate, delay=delay, jitter=jitter
     )
 
 
-def apply(client: Any, run: str, step: FaultStep, addresses: Addresses) -> dict[str, Any]:
-    if step.fault in node_faults.ACTIONS:
-        c = objects.container_for(client, run, step.node)
-        return node_faults.inject(c, step.node, step.fault)
+def apply(engine: Engine, run: str, step: FaultStep, addresses: Addresses) -> dict[str, Any]:
+    if step.fault in NODE_ACTIONS:
+        return engine.node_fault(run, step.node, step.fault)
     if step.fault == "partition":
-        return partition(client, run, step.node, str(step.target), addresses)
+        return partition(engine, run, step.node, str(step.target), addresses)
     if step.fault == "heal":
-        return heal(client, run, step.node, str(step.target), addresses)
+        return heal(engine, run, step.node, str(step.target), addresses)
     if step.fault == "impair":
         return impair_link(
-            client,
+            engine,
             run,
             step.node,
             step.network,
@@ -87,40 +82,42 @@ def apply(client: Any, run: str, step: FaultStep, addresses: Addresses) -> dict[
             delay=step.delay,
             jitter=step.jitter,
         )
-    c = objects.container_for(client, run, step.node)  # clear
-    net = step.network
-    return impair.clear(c, net, addresses[step.node].get(net) if net else None)
+    net = step.network  # clear
+    return engine.clear_impairment(
+        run, step.node, net, addresses[step.node].get(net) if net else None
+    )
 
 
-def revert(client: Any, run: str, step: FaultStep, addresses: Addresses) -> dict[str, Any]:
+def revert(engine: Engine, run: str, step: FaultStep, addresses: Addresses) -> dict[str, Any]:
     """Undo one fault step so the next attempt starts from the same topology."""
-    c = objects.container_for(client, run, step.node)
+    status = engine.node(run, step.node).status  # the node must still be there
     detail: Any = None
     if step.fault in ("stop", "kill"):
-        objects.start(c, step.node)
+        engine.start_node(run, step.node)
         detail = "started again"
     elif step.fault == "pause":
-        c.reload()
-        detail = node_faults.unpause(c, step.node) if c.status == "paused" else "not paused"
+        detail = (
+            engine.node_fault(run, step.node, "unpause") if status == "paused" else "not paused"
+        )
     elif step.fault == "partition":
-        detail = heal(client, run, step.node, str(step.target), addresses)
+        detail = heal(engine, run, step.node, str(step.target), addresses)
     elif step.fault == "impair":
         net = _only_network(step.node, addresses, step.network)
-        detail = impair.clear(c, net, addresses[step.node][net])
+        detail = engine.clear_impairment(run, step.node, net, addresses[step.node][net])
     return {"reverted": step.fault, "node": step.node, "detail": detail}
 
 
 def topology_impairments(
-    client: Any, run: str, impairments: list[Impairment], addresses: Addresses
+    engine: Engine, run: str, impairments: list[Impairment], addresses: Addresses
 ) -> list[dict[str, Any]]:
     out = []
     for imp in impairments:
         if imp.partition:
-            out.append(partition(client, run, imp.node, imp.partition, addresses))
+            out.append(partition(engine, run, imp.node, imp.partition, addresses))
         if imp.loss or imp.rate or imp.delay:
             out.append(
                 impair_link(
-                    client,
+                    engine,
                     run,
                     imp.node,
                     imp.network,

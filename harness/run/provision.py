@@ -13,8 +13,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from harness.engine import objects
-from harness.engine.waits import wait_ready
+from harness.engine.api import Engine, RunLabels
 from harness.errors import Interrupted
 from harness.run.trust import TRUSTED, Trust, check_capabilities
 from harness.scenario.resolved import NetworkSpec, NodeSpec, Topology
@@ -46,10 +45,10 @@ class NodeUp:
 
 
 def bring_up(
-    client: Any,
+    engine: Engine,
     topology: Topology,
     images: dict[str, str],
-    labels: objects.RunLabels,
+    labels: RunLabels,
     cancel: threading.Event,
     on_event: OnEvent = _quiet,
     parallel: int = 16,
@@ -69,13 +68,13 @@ def bring_up(
     def net(spec: NetworkSpec) -> None:
         if cancel.is_set():
             raise Interrupted(f"cancelled before creating network {spec.name}")
-        networks[spec.name] = objects.create_network(client, labels, spec).name
+        networks[spec.name] = engine.create_network(labels, spec).name
 
     def one(node: NodeSpec) -> NodeUp:
         t0 = time.monotonic()
         if cancel.is_set():
             raise Interrupted(f"cancelled before creating {node.name}")
-        container = objects.create_node(client, labels, node, images[node.name], networks)
+        created = engine.create_node(labels, node, images[node.name], networks)
         on_event({"event": "created", "node": node.name})
         for dep in node.depends_on:
             while not ready[dep].wait(0.1):
@@ -83,15 +82,15 @@ def bring_up(
                     raise Interrupted(f"cancelled while {node.name} waited for {dep}")
         if cancel.is_set():
             raise Interrupted(f"cancelled before starting {node.name}")
-        objects.start(container, node.name)
+        engine.start_node(labels.run, node.name)
         on_event({"event": "started", "node": node.name})
-        wait_ready(container, node.name, node.health, cancel)
+        engine.wait_ready(labels.run, node.name, node.health, cancel)
         ready[node.name].set()
         up = NodeUp(
             node.name,
-            container.name,
+            created.name,
             images[node.name],
-            objects.addresses(container),
+            engine.addresses(labels.run, node.name),
             time.monotonic() - t0,
         )
         on_event({"event": "ready", "node": node.name, "seconds": round(up.ready_s, 2)})
@@ -121,16 +120,16 @@ def _all(futures: list[Future[Any]]) -> None:
             raise exc
 
 
-def tear_down(client: Any, run_id: str, interrupted: bool = True) -> dict[str, int]:
+def tear_down(engine: Engine, run_id: str, interrupted: bool = True) -> dict[str, int]:
     """Remove everything labelled with this run, whoever made it. After an interrupt or a
     failure, sweep twice: an object whose creation was in flight may only appear a moment
     later. A run that ended normally has nothing in flight."""
-    counts = objects.remove(client, objects.find(client, run_id, sparse=True))
+    counts = dict(engine.remove(engine.find(run_id, sparse=True)).counts)
     if not interrupted:
         return counts
     time.sleep(0.2)
-    late = objects.find(client, run_id, sparse=True)
+    late = engine.find(run_id, sparse=True)
     if not late.empty():
-        for k, v in objects.remove(client, late).items():
+        for k, v in engine.remove(late).counts.items():
             counts[k] = counts.get(k, 0) + v
     return counts

@@ -11,8 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from harness.engine import execs, objects
-from harness.engine.waits import CommandCheck, LogCheck, PortCheck
+from harness.engine.api import Background, Engine, WaitFor
 from harness.errors import HarnessError, InfraError
 from harness.run.folder import now_iso
 from harness.scenario.schema import FaultStep, HttpStep, RunStep, SleepStep, WaitStep
@@ -66,20 +65,17 @@ class StepRunner:
 
     def __init__(
         self,
-        client: Any,
+        engine: Engine,
         run_id: str,
         addresses: dict[str, dict[str, str]],
         on_event: Callable[[dict[str, Any]], None],
     ) -> None:
-        self.client = client
+        self.engine = engine
         self.run_id = run_id
         self.addresses = addresses
         self.on_event = on_event
-        self.background: dict[str, tuple[execs.Background, dict[str, Any]]] = {}
+        self.background: dict[str, tuple[Background, dict[str, Any]]] = {}
         self.undo: list[FaultStep] = []
-
-    def container(self, node: str) -> Any:
-        return objects.container_for(self.client, self.run_id, node)
 
     def run(self, step: Step, index: int, attempt: int) -> dict[str, Any]:
         sid = step_id(step, index)
@@ -113,9 +109,7 @@ class StepRunner:
         if isinstance(step, RunStep):
             return self._run(step, sid)
         if isinstance(step, HttpStep):
-            res = execs.run(
-                self.container(step.on), step.on, http_command(step), step.http.timeout + 5
-            )
+            res = self.engine.exec(self.run_id, step.on, http_command(step), step.http.timeout + 5)
             body, _, code = res.stdout.rpartition("\n")
             status = int(code) if code.strip().isdigit() else 0
             return {
@@ -134,11 +128,12 @@ class StepRunner:
         return self._fault(step)
 
     def _run(self, step: RunStep, sid: str) -> dict[str, Any]:
-        c = self.container(step.on)
         if step.background:
-            bg = execs.start_background(c, step.on, step.run, f"{self.run_id}-{sid}")
+            bg = self.engine.start_background(
+                self.run_id, step.on, step.run, f"{self.run_id}-{sid}"
+            )
             return {"command": step.run, "background": True, "_handle": bg}
-        res = execs.run(c, step.on, step.run, step.timeout)
+        res = self.engine.exec(self.run_id, step.on, step.run, step.timeout)
         rec = {
             "command": step.run,
             "exit_code": res.exit_code,
@@ -158,17 +153,17 @@ class StepRunner:
         """exit_code 0 when the condition was met in time, 1 when it timed out."""
         w = step.wait
         check = (
-            PortCheck(w.port)
+            WaitFor("port", str(w.port))
             if w.port
-            else LogCheck(w.log)
+            else WaitFor("log", w.log)
             if w.log
-            else CommandCheck(f"test -e {shlex.quote(str(w.file))}")
+            else WaitFor("command", f"test -e {shlex.quote(str(w.file))}")
         )
-        c = self.container(step.on)
+        self.engine.node(self.run_id, step.on)  # a node that is not there: the step cannot run
         deadline = time.monotonic() + w.timeout
         while True:
             try:
-                if check.ready(c):
+                if self.engine.condition_met(self.run_id, step.on, check):
                     return {"exit_code": 0, "condition": check.description}
             except Exception as exc:  # the node went away mid-wait: the step cannot run
                 raise InfraError(f"waiting on {step.on}: {exc}") from None
@@ -179,7 +174,7 @@ class StepRunner:
     def _fault(self, step: FaultStep) -> dict[str, Any]:
         from harness.run import faults
 
-        detail = faults.apply(self.client, self.run_id, step, self.addresses)
+        detail = faults.apply(self.engine, self.run_id, step, self.addresses)
         if step.fault in ("stop", "kill", "pause", "partition", "impair"):
             self.undo.append(step)
         return {"exit_code": 0, "fault": detail}
@@ -188,7 +183,7 @@ class StepRunner:
         out = []
         for sid, (bg, rec) in self.background.items():
             try:
-                res = execs.stop_background(bg)
+                res = self.engine.stop_background(bg)
                 rec.update(
                     exit_code=res.exit_code,
                     stdout=_clip(res.stdout),
@@ -207,7 +202,7 @@ class StepRunner:
 
         done = []
         for step in reversed(self.undo):
-            done.append(faults.revert(self.client, self.run_id, step, self.addresses))
+            done.append(faults.revert(self.engine, self.run_id, step, self.addresses))
         self.undo.clear()
         return done
 

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
-from harness.engine import client as engine
-from harness.engine import images as engine_images
+from harness.engine.api import Engine
+from harness.engine.connection import connect_engine
 from harness.errors import HarnessError, Interrupted
 from harness.run.execute import RunOptions, run_scenario
 from harness.run.provision import OnEvent, _quiet
@@ -128,13 +128,12 @@ class LocalExecutor:
         self.root, self.catalog, self.jobs = root, catalog, jobs
         self.destroy, self.trust, self.on_event = destroy, trust, on_event
         self.cancel = StopFlag()
-        self.client: Any = None
+        self.engine: Engine | None = None
 
     def open(self, matrix_id: str) -> ExecutorInfo:
-        client = engine.connect()
-        self.client = client
+        self.engine = connect_engine()
         return ExecutorInfo(
-            header={"jobs": self.jobs, "engine": engine.engine_version(client)},
+            header={"jobs": self.jobs, "engine": self.engine.version()},
             event={"jobs": self.jobs},
         )
 
@@ -142,10 +141,10 @@ class LocalExecutor:
         return None
 
     def run(self, cells: Sequence[PlannedCell], record: Record) -> str | None:
-        client = self.client
+        assert self.engine is not None, "open() first"
         for planned in cells:  # images first, one at a time
-            engine_images.ensure_images(
-                client, planned.loaded.topology, self.catalog, on_progress=self.on_event
+            self.engine.ensure_images(
+                planned.loaded.topology, self.catalog, on_progress=self.on_event
             )
         pool = ThreadPoolExecutor(max_workers=self.jobs)
         futures: list[Future[None]] = [pool.submit(self._one, p, record) for p in cells]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.engine import images as engine_images
-from harness.engine.images import ProgressFn, ensure_plan
+from harness.engine.api import Engine, ProgressFn
+from harness.engine.connection import connect_engine
 from harness.images import EnvPlan, LabPlan, plan_all
 from harness.scenario.catalog import Catalog, load_catalog
 
@@ -14,7 +14,7 @@ from harness.scenario.catalog import Catalog, load_catalog
 def build_all(
     root: Path,
     catalog: Catalog | None,
-    client: Any,
+    engine: Engine | None = None,
     labs: list[str] | None = None,
     oses: list[str] | None = None,
     on_progress: ProgressFn | None = None,
@@ -28,11 +28,12 @@ def build_all(
     A failed build raises InfraError (what was built before it stays on the engine).
     """
     catalog = catalog or load_catalog(root)
+    engine = engine or connect_engine()
     env_plans, lab_plans = plan_all(catalog, labs=labs, oses=oses)
     rows: list[dict[str, Any]] = []
     plans: list[EnvPlan | LabPlan] = [*env_plans, *([] if environments_only else lab_plans)]
     for plan in plans:
-        outcome = ensure_plan(client, plan, on_progress=on_progress)
+        outcome = engine.ensure_plan(plan, on_progress=on_progress)
         rows.append(
             {
                 "tag": outcome.tag,
@@ -45,15 +46,21 @@ def build_all(
     return rows
 
 
-def list_images(client: Any, catalog: Catalog | None = None) -> list[dict[str, Any]]:
+def list_images(
+    catalog: Catalog | None = None, engine: Engine | None = None
+) -> list[dict[str, Any]]:
     """`lab images ls`: every image the harness built, one row per tag:
     {"tag", "id", "kind", "name", "version", "os", "inputs", "size_mb", "created", "current"}
     (`current`: the tag matches the catalog; None when no catalog is given)."""
-    return engine_images.list_images(client, catalog)
+    return (engine or connect_engine()).list_images(catalog)
 
 
 def prune_images(
-    client: Any, catalog: Catalog, *, remove_all: bool = False, lab: str | None = None
+    catalog: Catalog,
+    *,
+    remove_all: bool = False,
+    lab: str | None = None,
+    engine: Engine | None = None,
 ) -> list[dict[str, Any]]:
     """`lab images prune [--all] [--lab L]`: stale harness images (or all of them with --all),
     never one a container uses, never an image the harness did not build.
@@ -61,4 +68,6 @@ def prune_images(
     Rows: {"tag", "id", "action": removed|kept|in-use|failed, "why"?}.
     """
     only = f"labharness/lab-{lab}:" if lab is not None else None
-    return engine_images.prune_images(client, catalog, keep_current=not remove_all, only=only)
+    return (engine or connect_engine()).prune_images(
+        catalog, keep_current=not remove_all, only=only
+    )

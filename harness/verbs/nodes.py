@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.engine import client as engine
-from harness.engine import objects
+from harness.engine.api import Engine
+from harness.engine.connection import connect_engine
 from harness.verbs.runs import _runs, resolve_run
 
 
-def _container(run: str, node: str) -> tuple[str, Any]:
-    client = engine.connect()
-    run_id = resolve_run(list(_runs(client)), run)
-    return run_id, objects.container_for(client, run_id, node)
+def _run_on(run: str, engine: Engine | None) -> tuple[str, Engine]:
+    engine = engine or connect_engine()
+    return resolve_run(list(_runs(engine)), run), engine
 
 
-def exec_in(run: str, node: str, argv: list[str]) -> dict[str, Any]:
-    run_id, container = _container(run, node)
-    rc, out, err = objects.exec_command(container, argv)
+def exec_in(run: str, node: str, argv: list[str], engine: Engine | None = None) -> dict[str, Any]:
+    run_id, engine = _run_on(run, engine)
+    rc, out, err = engine.exec_argv(run_id, node, argv)
     return {
         "run": run_id,
         "node": node,
@@ -28,6 +27,6 @@ def exec_in(run: str, node: str, argv: list[str]) -> dict[str, Any]:
     }
 
 
-def shell_argv(run: str, node: str, shell: str = "sh") -> list[str]:
-    _, container = _container(run, node)
-    return objects.interactive_argv(container.name, shell)
+def shell_argv(run: str, node: str, shell: str = "sh", engine: Engine | None = None) -> list[str]:
+    run_id, engine = _run_on(run, engine)
+    return engine.interactive_argv(run_id, node, shell)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from harness.engine import capture, objects
-from harness.engine import client as engine
-from harness.engine.client import LABEL_FOLDER, LABEL_NODE, LABEL_OWNER, LABEL_RUN, LABEL_SCENARIO
+from harness.engine.api import LABEL_FOLDER, LABEL_OWNER, LABEL_SCENARIO, Engine, RunObjects
+from harness.engine.connection import connect_engine
 from harness.errors import UsageError
 from harness.run import collect
 from harness.run.folder import LIVE_STATES, RunFolder, run_state
@@ -20,29 +18,16 @@ from harness.scenario.catalog import find_project_root, load_catalog
 from harness.scenario.load import load_scenario
 
 
-def _runs(client: Any) -> dict[str, objects.RunObjects]:
-    found = objects.find(client)
-    by_run: dict[str, objects.RunObjects] = defaultdict(objects.RunObjects)
-    for c in found.containers:
-        by_run[c.labels[LABEL_RUN]].containers.append(c)
-    for n in found.networks:
-        by_run[n.attrs.get("Labels", {})[LABEL_RUN]].networks.append(n)
-    for v in found.volumes:
-        by_run[v.attrs.get("Labels", {})[LABEL_RUN]].volumes.append(v)
-    return dict(by_run)
+def _runs(engine: Engine) -> dict[str, RunObjects]:
+    found = engine.find()
+    return {run: found.of_run(run) for run in sorted(found.runs())}
 
 
-def _labels(objs: objects.RunObjects) -> dict[str, str]:
-    for c in objs.containers:
-        return dict(c.labels)
-    for n in objs.networks:
-        return dict(n.attrs.get("Labels", {}))
-    for v in objs.volumes:
-        return dict(v.attrs.get("Labels", {}))
-    return {}
+def _labels(objs: RunObjects) -> dict[str, str]:
+    return objs.labels()
 
 
-def _describe(run: str, objs: objects.RunObjects) -> dict[str, Any]:
+def _describe(run: str, objs: RunObjects) -> dict[str, Any]:
     labels = _labels(objs)
     folder = labels.get(LABEL_FOLDER)
     owner = labels.get(LABEL_OWNER, "")
@@ -51,10 +36,7 @@ def _describe(run: str, objs: objects.RunObjects) -> dict[str, Any]:
         "scenario": labels.get(LABEL_SCENARIO, "?"),
         "state": run_state(folder) or "unknown",
         "owner_alive": owner_alive(owner),
-        "nodes": sorted(
-            {"name": c.labels.get(LABEL_NODE, c.name), "status": c.status}.items()
-            for c in objs.containers
-        ),
+        "nodes": sorted({"name": c.node, "status": c.status}.items() for c in objs.containers),
         "containers": len(objs.containers),
         "running": sum(1 for c in objs.containers if c.status == "running"),
         "networks": len(objs.networks),
@@ -62,9 +44,9 @@ def _describe(run: str, objs: objects.RunObjects) -> dict[str, Any]:
     }
 
 
-def list_runs() -> list[dict[str, Any]]:
-    client = engine.connect()
-    out = [_describe(r, objs) for r, objs in sorted(_runs(client).items())]
+def list_runs(engine: Engine | None = None) -> list[dict[str, Any]]:
+    engine = engine or connect_engine()
+    out = [_describe(r, objs) for r, objs in sorted(_runs(engine).items())]
     for d in out:
         d["nodes"] = [dict(pairs) for pairs in d["nodes"]]
     return out
@@ -145,36 +127,36 @@ def _mask_captures(folder: Path) -> dict[str, Any] | None:
     return {"captures": collect.mask_captures(folder, redactor), "with": how}
 
 
-def _remove(client: Any, objs: objects.RunObjects, folder: str | None) -> dict[str, Any]:
+def _remove(engine: Engine, objs: RunObjects, folder: str | None) -> dict[str, Any]:
     """Remove a run's objects, end its captures and mask the pcaps they left; a stuck network is
     said, never fatal (exit 0): it must not fail this command, a later run, or CI."""
     masked = None
     if folder and Path(folder).is_dir():
-        capture.stop_orphans(Path(folder))  # a SIGKILLed run's tcpdumps
+        engine.stop_orphan_captures(Path(folder))  # a SIGKILLed run's tcpdumps
         try:
             masked = _mask_captures(Path(folder))
         except OSError as exc:  # the lab still goes; the pcap stays out of any bundle
             masked = {"captures": [], "error": f"could not mask the captures: {exc.strerror}"}
-    removal = objects.remove_all(client, objs)
+    removal = engine.remove(objs)
     out: dict[str, Any] = {"removed": removal.counts}
     if masked is not None:
         out["masked"] = masked
     if removal.stuck:
         out["stuck"] = [s.as_dict() for s in removal.stuck]
     if removal.disconnected:
-        out["disconnected"] = removal.disconnected
+        out["disconnected"] = list(removal.disconnected)
     return out
 
 
-def down(wanted: list[str]) -> list[dict[str, Any]]:
-    client = engine.connect()
-    runs = _runs(client)
+def down(wanted: list[str], engine: Engine | None = None) -> list[dict[str, Any]]:
+    engine = engine or connect_engine()
+    runs = _runs(engine)
     results = []
     for w in wanted:
         run = resolve_run(list(runs), w)
         objs = runs[run]
         folder = _labels(objs).get(LABEL_FOLDER)
-        done = _remove(client, objs, folder)
+        done = _remove(engine, objs, folder)
         if folder and Path(folder).is_dir():
             RunFolder(Path(folder)).write(state="down", removed=done["removed"])
         results.append({"run": run, **done})
@@ -187,14 +169,15 @@ def gc(
     engine_url: str | None = None,
     owner: str | None = None,
     runs: list[str] | None = None,
+    engine: Engine | None = None,
 ) -> list[dict[str, Any]]:
     """Remove runs whose owning process is gone and that were not left up on purpose.
 
     `engine_url`: on that engine (default: the local one). `owner`, `runs`: only runs created by
     that process (host:pid:start) or with those ids (a dead scale-out worker's cell)."""
-    client = engine.connect(engine_url)
+    engine = engine or connect_engine(engine_url)
     results = []
-    for run, objs in sorted(_runs(client).items()):
+    for run, objs in sorted(_runs(engine).items()):
         labels = _labels(objs)
         if runs is not None and run not in runs and labels.get(LABEL_OWNER) != owner:
             continue
@@ -206,7 +189,7 @@ def gc(
             continue
         reason = "all" if remove_all else f"owner gone, state {state or 'unknown'}"
         folder = labels.get(LABEL_FOLDER)
-        done: dict[str, Any] = {"removed": {}} if dry_run else _remove(client, objs, folder)
+        done: dict[str, Any] = {"removed": {}} if dry_run else _remove(engine, objs, folder)
         if not dry_run and folder and Path(folder).is_dir():
             RunFolder(Path(folder)).write(state="collected", removed=done["removed"])
         results.append({"run": run, "reason": reason, **done, "dry_run": dry_run})

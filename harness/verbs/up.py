@@ -6,9 +6,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from harness.engine import client as engine
-from harness.engine import images as engine_images
-from harness.engine.objects import RunLabels
+from harness.engine.api import Engine, RunLabels
+from harness.engine.connection import connect_engine
 from harness.errors import HarnessError
 from harness.run import faults
 from harness.run.evidence import save_node_evidence
@@ -32,6 +31,7 @@ def up(
     on_event: OnEvent = _quiet,
     untrusted: bool = False,
     trust: bool = False,
+    engine: Engine | None = None,
 ) -> dict[str, Any]:
     """Bring the scenario's topology up. On any failure or signal everything made is removed
     (unless keep), after the nodes' logs are saved to the run folder. `lab up` runs no
@@ -47,11 +47,11 @@ def up(
     )
     level = Trust.of(untrusted=untrusted, trust=trust)
     enforce_capabilities(loaded, topo, level)  # exit 2, located, before anything is made
-    client = engine.connect()
+    eng = engine or connect_engine()
     run_id = new_run_id()
     folder = RunFolder.create(reports_root(root), topo.scenario, run_id)
     labels = RunLabels(run_id, topo.scenario, owner_token(), str(folder.path.resolve()))
-    version = engine.engine_version(client)
+    version = eng.version()
     folder.write(
         run=run_id,
         scenario=topo.scenario,
@@ -78,23 +78,23 @@ def up(
     with interrupts_raise():
         try:
             with journal.phase("build") as rec:
-                images = engine_images.ensure_images(client, topo, catalog, on_progress=on_event)
+                images = eng.ensure_images(topo, catalog, on_progress=on_event)
                 rec["images"] = images
             with journal.phase("up") as rec:
-                nodes = bring_up(client, topo, images, labels, cancel, on_event, trust=level)
+                nodes = bring_up(eng, topo, images, labels, cancel, on_event, trust=level)
                 rec["nodes"] = [n.as_dict() for n in nodes]
             if impairments:
                 with journal.phase("impair") as rec:
                     addresses = {n.name: n.addresses for n in nodes}
                     rec["applied"] = faults.topology_impairments(
-                        client, run_id, impairments, addresses
+                        eng, run_id, impairments, addresses
                     )
         except BaseException as exc:
             cancel.set()
             with shielded():
                 on_event({"event": "teardown", "run": run_id})
-                save_node_evidence(client, run_id, folder.path)
-                removed = {} if keep else tear_down(client, run_id)
+                save_node_evidence(eng, run_id, folder.path)
+                removed = {} if keep else tear_down(eng, run_id)
                 state = (
                     "interrupted"
                     if isinstance(exc, SignalInterrupt | KeyboardInterrupt)

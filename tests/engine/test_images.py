@@ -47,7 +47,7 @@ def catalog(root: Path) -> Catalog:
 def built(root: Path, catalog: Catalog, docker_client: Any) -> dict[tuple[str, str, str], str]:
     """{(kind or lab, version, os): tag} for everything in the catalog, built once."""
     events: list[dict[str, Any]] = []
-    rows = build_all(root, catalog, docker_client, on_progress=events.append)
+    rows = build_all(root, catalog, on_progress=events.append)
     assert all({"image", "phase", "line"} <= set(e) for e in events)
     out: dict[tuple[str, str, str], str] = {}
     for r in rows:

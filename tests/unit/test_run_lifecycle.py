@@ -1,0 +1,289 @@
+"""The run layer's lifecycle on the in-memory engine (harness/engine/fake.py): phases in order,
+attempts and k/n, a step that cannot run is ERROR (never NOT_REPRODUCED), an interruption at
+any phase still collects and tears down, and nothing secret reaches the run folder.
+
+The Run is built through its normal constructor with the fake passed in; no module globals are
+patched. The real adapter is tested against the real engine in tests/engine.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.engine.fake import FakeEngine, ok
+from harness.errors import InfraError
+from harness.run.execute import Run, RunOptions
+from harness.run.signals import SignalInterrupt
+from harness.scenario.catalog import Catalog
+from harness.scenario.load import load_scenario
+from tests.unit.conftest import CATALOG_ROOT
+
+SECRET = "hunter2-Zq9-xK4-secret-pw"  # an env value whose name says password
+TICKET = "ACME-INTERNAL-4242"  # matches the scenario's own redact: pattern
+
+SCENARIO = f"""\
+scenario: lifecycle
+redact: ['ACME-INTERNAL-[0-9]+']
+topology:
+  networks:
+    lan: {{}}
+  nodes:
+    app:
+      os: debian-12
+      networks: [lan]
+      env: {{DB_PASSWORD: {SECRET}, LOG_LEVEL: debug}}
+    client:
+      os: debian-12
+      networks: [lan]
+      depends_on: [app]
+  impairments:
+    - {{node: app, network: lan, loss: 1%}}
+configure:
+  - {{run: "echo configure-app", on: app}}
+reproduce:
+  attempts: 3
+  steps:
+    - {{id: probe, on: client, run: "probe-app"}}
+  symptom:
+    - {{step: probe, stdout: "BROKEN"}}
+verify:
+  - {{on: app, run: "verify-app"}}
+collect:
+  capture: [lan]
+  logs: ["app:/etc/app/app.conf"]
+"""
+
+PHASES = [
+    "build",
+    "preflight",
+    "up",
+    "capture",
+    "impair",
+    "configure",
+    "attempt-1",
+    "attempt-2",
+    "attempt-3",
+    "verify",
+    "collect",
+    "down",
+]
+
+
+@pytest.fixture(autouse=True)
+def _reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABHARNESS_REPORTS", str(tmp_path / "reports"))
+
+
+def make_run(
+    tmp_path: Path,
+    catalog: Catalog,
+    engine: FakeEngine,
+    text: str = SCENARIO,
+    destroy: str = "passing",
+) -> Run:
+    path = tmp_path / "lifecycle.yaml"
+    path.write_text(text)
+    loaded = load_scenario(path, root=CATALOG_ROOT, catalog=catalog)
+    return Run(loaded, CATALOG_ROOT, catalog, RunOptions(destroy=destroy), engine=engine)
+
+
+def leaky_engine() -> FakeEngine:
+    """An engine whose every answer carries the secrets: output, files, exec results."""
+    fake = FakeEngine()
+    said = f"starting with password {SECRET}\nticket {TICKET}\n".encode()
+    fake.output = {"app": said, "client": said}
+    fake.files = {"app": {"/etc/app/app.conf": f"password={SECRET}\nref={TICKET}\n".encode()}}
+    fake.on_exec("app", "configure-app", ok(f"configured {SECRET}", TICKET))
+    fake.on_exec("app", "verify-app", ok(f"verified {TICKET}"))
+    return fake
+
+
+def journal(run: Run) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((run.folder.path / "journal.json").read_text())
+    return data
+
+
+def phases(run: Run) -> list[str]:
+    return [p["phase"] for p in journal(run)["phases"]]
+
+
+def run_state(run: Run) -> str:
+    return str(json.loads((run.folder.path / "run.json").read_text())["state"])
+
+
+def test_phases_in_order_and_k_of_n(tmp_path: Path, test_catalog: Catalog) -> None:
+    fake = leaky_engine()
+    broken, fine = ok("BROKEN: 502"), ok("200 OK")
+    fake.on_exec("client", "probe-app", [broken, fine, broken])
+    run = make_run(tmp_path, test_catalog, fake)
+    result = run.execute()
+    assert phases(run) == PHASES
+    results = {p["phase"]: p["result"] for p in journal(run)["phases"]}
+    assert [results.pop(f"attempt-{i}") for i in (1, 2, 3)] == ["observed", "absent", "observed"]
+    assert set(results.values()) == {"ok"}, results
+    assert (result["verdict"], result["rate"]) == ("REPRODUCED", "2/3")
+    assert [a["observed"] for a in result["attempt_results"]] == [True, False, True]
+    assert journal(run)["result"] == "REPRODUCED"
+    assert len(fake.called("exec")) == 1 + 3 + 1  # configure, three probes, verify
+    assert fake.called("remove") and fake.live(run.run_id) == []
+    assert run_state(run) == "done"
+
+
+def test_never_observed_is_not_reproduced_and_kept(tmp_path: Path, test_catalog: Catalog) -> None:
+    fake = leaky_engine()
+    fake.on_exec("client", "probe-app", ok("200 OK"))
+    run = make_run(tmp_path, test_catalog, fake)
+    result = run.execute()
+    assert (result["verdict"], result["rate"]) == ("NOT_REPRODUCED", "0/3")
+    assert result["kept"] and not fake.called("remove")  # --destroy passing keeps a failure
+    assert sorted(fake.live(run.run_id)) == ["app", "client", "lan"]
+
+
+def test_a_step_whose_exec_fails_is_error(tmp_path: Path, test_catalog: Catalog) -> None:
+    fake = leaky_engine()
+    fake.on_exec("client", "probe-app", [ok("BROKEN"), InfraError("lost the Docker engine")])
+    run = make_run(tmp_path, test_catalog, fake, destroy="always")
+    result = run.execute()
+    assert result["verdict"] == "ERROR"
+    assert "lost the Docker engine" in result["reason"]
+    assert [a["error"] is None for a in result["attempt_results"]] == [True, False]
+    assert "attempt-3" not in phases(run) and "verify" not in phases(run)
+    assert phases(run)[-2:] == ["collect", "down"]
+    assert fake.live(run.run_id) == []
+
+
+def test_a_step_on_a_node_that_is_gone_is_error(tmp_path: Path, test_catalog: Catalog) -> None:
+    """The node was killed by a fault step: the next step cannot run there. Not observed is
+    not the same as not looked for: ERROR, never NOT_REPRODUCED."""
+    text = SCENARIO.replace(
+        '    - {id: probe, on: client, run: "probe-app"}',
+        '    - {fault: kill, node: client}\n    - {id: probe, on: client, run: "probe-app"}',
+    )
+    fake = leaky_engine()
+    fake.on_exec("client", "probe-app", ok("200 OK"))
+    run = make_run(tmp_path, test_catalog, fake, text)
+    result = run.execute()
+    assert result["verdict"] == "ERROR"
+    assert "node client is exited" in result["reason"]
+    steps = journal(run)["phases"][6]["steps"]
+    assert [s.get("error", "") for s in steps][1].startswith("node client is exited")
+    assert result["kept"] and phases(run)[-1] == "collect"  # an ERROR is kept to look at
+
+
+def test_a_missing_node_at_configure_is_error(tmp_path: Path, test_catalog: Catalog) -> None:
+    fake = leaky_engine()
+    fake.fail_on("exec", InfraError("run r has no node app"), lambda a: "configure-app" in a[2])
+    run = make_run(tmp_path, test_catalog, fake, destroy="always")
+    result = run.execute()
+    assert result["verdict"] == "ERROR"
+    assert journal(run)["phases"][5]["phase"] == "configure"
+    assert journal(run)["phases"][5]["result"] == "error"
+    assert phases(run)[-2:] == ["collect", "down"]
+
+
+# (phase, the fake's method that raises there, which of its calls)
+WHERE = [
+    ("build", "ensure_images", lambda a: True),
+    ("preflight", "check_impairments", lambda a: True),
+    ("up", "create_node", lambda a: a[1] == "client"),
+    ("capture", "start_capture", lambda a: True),
+    ("impair", "impair", lambda a: True),
+    ("configure", "exec", lambda a: "configure-app" in a[2]),
+    ("attempt-1", "exec", lambda a: "probe-app" in a[2]),
+    ("verify", "exec", lambda a: "verify-app" in a[2]),
+]
+
+
+@pytest.mark.parametrize("signal", [SignalInterrupt(15), KeyboardInterrupt()], ids=["TERM", "INT"])
+@pytest.mark.parametrize(("phase", "method", "when"), WHERE, ids=[w[0] for w in WHERE])
+def test_interrupted_at_each_phase_collects_and_tears_down(
+    tmp_path: Path,
+    test_catalog: Catalog,
+    phase: str,
+    method: str,
+    when: Any,
+    signal: BaseException,
+) -> None:
+    fake = leaky_engine()
+    fake.on_exec("client", "probe-app", ok("BROKEN"))
+    fake.fail_on(method, signal, when)
+    run = make_run(tmp_path, test_catalog, fake)
+    with pytest.raises(SignalInterrupt):
+        run.execute()
+    seen = phases(run)
+    assert seen == [*PHASES[: PHASES.index(phase) + 1], "collect", "down"]
+    recs = {p["phase"]: p for p in journal(run)["phases"]}
+    assert recs[phase]["result"] == "interrupted"
+    assert journal(run)["result"] == "ERROR"
+    assert run_state(run) == "interrupted"
+    # collected: the engine was asked what the run holds after the interrupt, and each node
+    # that existed left its output in the folder
+    names = [name for name, _ in fake.calls]
+    assert "find" in names[names.index(method) :]
+    made = {a[1] for a in fake.called("create_node")} - ({"client"} if phase == "up" else set())
+    for node in made:
+        assert (run.folder.path / "artifacts" / node / "container.log").is_file()
+    # torn down: removed, nothing of the run left
+    assert fake.live(run.run_id) == []
+    if made:
+        assert fake.called("remove")
+
+
+def test_every_file_in_the_run_folder_is_redacted(tmp_path: Path, test_catalog: Catalog) -> None:
+    fake = leaky_engine()
+    fake.on_exec("client", "probe-app", ok(f"BROKEN {SECRET} {TICKET}", f"err {SECRET}"))
+    run = make_run(tmp_path, test_catalog, fake)
+    result = run.execute()
+    assert result["verdict"] == "REPRODUCED"
+    written = [f for f in run.folder.path.rglob("*") if f.is_file()]
+    names = {f.relative_to(run.folder.path).as_posix() for f in written}
+    # the files the secrets went into are there (else the test proves nothing)
+    for want in ("journal.json", "run.json", "REPRODUCE.md", "artifacts/app/container.log"):
+        assert want in names, sorted(names)
+    assert "artifacts/app/inspect.json" in names and "artifacts/app/files/etc/app/app.conf" in names
+    for f in written:
+        data = f.read_bytes()
+        assert SECRET.encode() not in data, f
+        assert TICKET.encode() not in data, f
+    assert SECRET not in json.dumps(result) and TICKET not in json.dumps(result)
+
+
+def test_the_fake_records_calls_in_order(tmp_path: Path, test_catalog: Catalog) -> None:
+    fake = leaky_engine()
+    run = make_run(tmp_path, test_catalog, fake)
+    run.execute()
+    names = [name for name, _ in fake.calls]
+    first = {n: names.index(n) for n in ("ensure_images", "create_network", "start_capture")}
+    assert first["ensure_images"] < first["create_network"] < first["start_capture"]
+    assert names.index("start_node") < names.index("wait_ready")
+    created = fake.called("create_node")
+    assert [a[1] for a in created][-1] == "client"  # client depends on app: created either way
+    assert {a[0] for a in created} == {run.run_id}
+
+
+def test_an_engine_lost_mid_run_is_error_and_the_journal_is_kept(
+    tmp_path: Path, test_catalog: Catalog
+) -> None:
+    """From the first probe on, every engine call fails: ERROR with the teardown's failure
+    and the `lab gc` hint, the journal and run.json written, nothing claimed removed."""
+    lost = InfraError("lost the Docker engine while trying to run a command")
+    fake = leaky_engine()
+    fake.fail_on("exec", lost, lambda a: "probe-app" in a[2])
+
+    def after_the_probe(args: tuple[Any, ...]) -> bool:
+        return len(fake.called("exec")) > 1  # configure's exec, then the probe's
+
+    for method in ("find", "remove", "output_chunks", "inspect", "file_entries"):
+        fake.fail_on(method, lost, after_the_probe, times=-1)
+    run = make_run(tmp_path, test_catalog, fake, destroy="always")
+    result = run.execute()
+    assert result["verdict"] == "ERROR"
+    assert "lab gc" in result["teardown_error"]
+    assert journal(run)["phases"][-1]["phase"] == "down"
+    assert journal(run)["phases"][-1]["result"] == "error"
+    assert run_state(run) == "failed"
+    assert sorted(fake.live(run.run_id)) == ["app", "client", "lan"]  # nothing could be removed
