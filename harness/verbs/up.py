@@ -7,6 +7,7 @@ attempts and keeps the lab.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +32,14 @@ def up(
 ) -> dict[str, Any]:
     """Bring the scenario's lab up (a fix's candidate with `fix`/`fix_file`) and leave it
     running. On any failure or signal the evidence is saved and everything made is removed
-    (unless keep). An untrusted scenario (unless `trust`) is refused its playbooks and suites
+    (unless keep). An untrusted scenario (unless `trust`) is refused its configure playbooks
     and gets the default capabilities only, before anything is made (harness/run/trust.py)."""
     catalog = load_catalog(root)
     loaded = load_scenario(
         scenario, root=root, catalog=catalog, params=params, fix=fix, fix_file=fix_file
     )
+    # it runs no verify suites, so only what it does run (configure playbooks) can be refused
+    loaded = replace(loaded, raw=loaded.raw.model_copy(update={"verify": []}))
     opts = RunOptions(
         role="up",
         on_event=on_event,
