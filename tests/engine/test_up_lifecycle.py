@@ -59,7 +59,7 @@ def test_up_applies_configure_and_journals_the_same_phases_as_reproduce(
 
 
 def test_up_with_a_fix_brings_up_the_candidate(
-    docker_client: Any, reports: Path, cleanup_runs: list[str]
+    docker_client: Any, reports: Path, tmp_path: Path, cleanup_runs: list[str]
 ) -> None:
     up = run_json("up", LIFE, "--fix", "mark-fixed", reports=reports)
     run = up["run"]
@@ -72,6 +72,20 @@ def test_up_with_a_fix_brings_up_the_candidate(
     assert len(configure["items"]) == 2  # the scenario's item, then the fix's
     run_json("down", run, reports=reports)
     assert nothing_left(docker_client, run)
+    # a fix kept outside the scenario, as reproduce and verify-fix take it
+    overlay = tmp_path / "from-l3.yaml"
+    overlay.write_text(
+        "fixes:\n  from-file:\n    kind: workaround\n    configure:\n"
+        '      - {run: "echo from-file > /etc/app/fix-applied", on: app}\n'
+    )
+    up = run_json("up", LIFE, "--fix-file", str(overlay), reports=reports)
+    cleanup_runs.append(up["run"])
+    assert up["fix"] == "from-file"
+    assert _exec(up["run"], "cat /etc/app/fix-applied", reports).stdout == "from-file\n"
+    journal = json.loads((Path(up["folder"]) / "journal.json").read_text())
+    assert journal["fix_file"] == str(overlay)
+    run_json("down", up["run"], reports=reports)
+    assert nothing_left(docker_client, up["run"])
 
 
 def test_up_of_an_unknown_fix_is_a_located_usage_error(reports: Path) -> None:
