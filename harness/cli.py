@@ -242,7 +242,7 @@ class _RedactedStream:
         self._stream = stream
         self._redact = redact
         self._pending = ""
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a signal handler that prints must not deadlock
 
     def write(self, text: str) -> int:
         with self._lock:
