@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -234,24 +236,85 @@ def _cluster_targets(cluster: str | None, targets: Path | None) -> None:
         load_targets(targets)
 
 
-def _serve(as_json: bool, work: Callable[[], T], render: Callable[[T], None]) -> T:
+class _RedactedStream:
+    """stdout or stderr while a run-making verb is served: text goes on a line at a time (a
+    secret never straddles two writes), through the command's redactor (redact.Printed)."""
+
+    def __init__(self, stream: Any, redact: Callable[[str], str]) -> None:
+        self._stream = stream
+        self._redact = redact
+        self._pending = ""
+        self._lock = threading.RLock()  # a signal handler that prints must not deadlock
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self._pending += text
+            cut = self._pending.rfind("\n") + 1
+            if cut == 0 and len(self._pending) < 1 << 16:
+                return len(text)
+            if cut == 0:
+                cut = len(self._pending)  # a line this long goes on in pieces
+            head, self._pending = self._pending[:cut], self._pending[cut:]
+            self._stream.write(self._redact(head))
+        return len(text)
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._pending:
+                self._stream.write(self._redact(self._pending))
+                self._pending = ""
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, encoding: the stream's own
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def _redacted_output() -> Iterator[None]:
+    """Every byte printed while a verb that runs scenarios is served passes the redactor: the
+    built-in rules, and the values and `redact:` patterns of every run the verb makes."""
+    from harness.run.redact import printing
+
+    with printing() as printed:
+        out, err = sys.stdout, sys.stderr
+        sys.stdout = _RedactedStream(out, printed.text)
+        sys.stderr = _RedactedStream(err, printed.text)
+        try:
+            yield
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                with suppress(Exception):
+                    stream.flush()
+            sys.stdout, sys.stderr = out, err
+
+
+def _serve(
+    as_json: bool, work: Callable[[], T], render: Callable[[T], None], redact: bool = False
+) -> T:
     """Run one verb: its failures become one message and an exit code; its result is printed
-    as JSON (--json) or for a person."""
+    as JSON (--json) or for a person. `redact`: the verb runs scenarios, so everything it
+    prints (progress, errors, results) goes through their redactors."""
     from harness.console import reporter
 
-    try:
-        with reporter(bool(_STATE["quiet"])) as rep:
-            _STATE["reporter"] = rep
-            result = work()
-    except typer.Exit:
-        raise
-    except BaseException as exc:  # KeyboardInterrupt too: a clean message, never a traceback
-        _fail(exc, as_json)
-    if as_json:
-        _emit_json(result)
-    else:
-        render(result)
+    with _redacted_output() if redact else nullcontext():
+        try:
+            with reporter(bool(_STATE["quiet"])) as rep:
+                _STATE["reporter"] = rep
+                result = work()
+        except typer.Exit:
+            raise
+        except BaseException as exc:  # KeyboardInterrupt too: a clean message, never a traceback
+            _fail(exc, as_json)
+        if as_json:
+            _emit_json(result)
+        else:
+            render(result)
     return result
+
+
+FixFileOpt = Annotated[
+    Path | None, typer.Option("--fix-file", help="A YAML overlay kept outside the scenario.")
+]
 
 
 def _rows(rows: list[dict[str, Any]]) -> None:
@@ -263,6 +326,10 @@ def _rows(rows: list[dict[str, Any]]) -> None:
 def up(
     scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
     param: ParamOpt = None,
+    fix: Annotated[
+        str | None, typer.Option("--fix", help="Bring up this fix's candidate instead.")
+    ] = None,
+    fix_file: FixFileOpt = None,
     keep: Annotated[
         bool, typer.Option("--keep", help="On failure, leave the nodes for inspection.")
     ] = False,
@@ -271,7 +338,8 @@ def up(
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build the scenario's topology and leave it running; print how to get into each node."""
+    """Build the scenario's lab as `reproduce` does (configure applied, no steps run) and leave
+    it running; print how to get into each node."""
 
     def work() -> dict[str, Any]:
         from harness.verbs.up import up as do_up
@@ -280,6 +348,8 @@ def up(
             scenario,
             root=_root(project, scenario),
             params=_parse_params(param),
+            fix=fix,
+            fix_file=fix_file,
             keep=keep,
             on_event=_progress(as_json),
             untrusted=untrusted,
@@ -288,14 +358,15 @@ def up(
 
     def render(result: dict[str, Any]) -> None:
         run = result["run"]
-        print(f"run {run} is up ({result['scenario']}, {len(result['nodes'])} nodes)")
+        fixed = f", fix {result['fix']}" if result.get("fix") else ""
+        print(f"run {run} is up ({result['scenario']}{fixed}, {len(result['nodes'])} nodes)")
         for n in result["nodes"]:
             addrs = ", ".join(f"{net}={ip}" for net, ip in n["addresses"].items())
             print(f"  {n['name']:<16} {addrs}")
         print(f"get in:   lab shell {run} NODE      run:  lab exec {run} NODE -- CMD")
         print(f"remove:   lab down {run}")
 
-    _serve(as_json, work, render)
+    _serve(as_json, work, render, redact=True)
 
 
 @app.command()
@@ -433,9 +504,6 @@ DestroyOpt = Annotated[
         help="passing (default): remove the lab unless its verdict needs a look; always; never.",
     ),
 ]
-FixFileOpt = Annotated[
-    Path | None, typer.Option("--fix-file", help="A YAML overlay kept outside the scenario.")
-]
 
 
 def _render_run(r: dict[str, Any], title: str = "") -> None:
@@ -496,7 +564,7 @@ def reproduce(
             trust=trust,
         )
 
-    result = _serve(as_json, work, _render_run)
+    result = _serve(as_json, work, _render_run, redact=True)
     raise typer.Exit(outcomes.exit_code("reproduce", result["verdict"]))
 
 
@@ -535,7 +603,7 @@ def verify_fix(
         _render_run(r["candidate"], f"candidate {r['kind'] or 'fix'} {r['fix']}")
         print(f"{r['verdict']} - {r['reason']}")
 
-    result = _serve(as_json, work, render)
+    result = _serve(as_json, work, render, redact=True)
     raise typer.Exit(outcomes.exit_code("verify-fix", result["verdict"]))
 
 
@@ -621,7 +689,7 @@ def matrix(
             trust=trust,
         )
 
-    result = _serve(as_json, work, _render_matrix)
+    result = _serve(as_json, work, _render_matrix, redact=True)
     raise typer.Exit(result["exit_code"])
 
 
@@ -680,7 +748,7 @@ def gate(
             rows.append(("baseline saved", r["saved_baseline"]))
         summary_table(rows, f"gate {r['gate']}: {r['verdict']} - {r['reason']}")
 
-    result = _serve(as_json, work, render)
+    result = _serve(as_json, work, render, redact=True)
     raise typer.Exit(outcomes.exit_code("gate", result["verdict"]))
 
 
@@ -735,7 +803,7 @@ def bisect(
             rows.append((f"{r['axis']}={p['value']}", f"{p['verdict']} {p['rate']}  {p['folder']}"))
         summary_table(rows, f"bisect {r['axis']}: {r['verdict']} - {r['reason']}")
 
-    result = _serve(as_json, work, render)
+    result = _serve(as_json, work, render, redact=True)
     raise typer.Exit(outcomes.exit_code("bisect", result["verdict"]))
 
 
@@ -823,7 +891,7 @@ def escalate(
         for line in render_lines(r):
             print(line)
 
-    result = _serve(as_json, work, render)
+    result = _serve(as_json, work, render, redact=True)
     raise typer.Exit(result["exit_code"])
 
 
@@ -879,7 +947,7 @@ def replay(
         for line in render_lines(r):
             print(line)
 
-    result = _serve(as_json, work, render)
+    result = _serve(as_json, work, render, redact=True)
     raise typer.Exit(outcomes.exit_code("replay", result["verdict"]))
 
 

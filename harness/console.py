@@ -2,7 +2,9 @@
 
 Three modes: a live view (rich) when stderr is a terminal; one plain line per event when it is
 not (CI logs stay readable: no colour, no cursor tricks); nothing with --quiet. Events are the
-plain dicts the verbs emit; stdout stays free for results and --json.
+plain dicts the verbs emit; stdout stays free for results and --json. While a verb that runs
+scenarios is served, stdout and stderr are cli._RedactedStream: every line printed here passes
+the runs' redactors (redact.Printed), whatever event it came from.
 """
 
 from __future__ import annotations

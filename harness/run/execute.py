@@ -39,7 +39,7 @@ DESTROY = ("passing", "always", "never")
 @dataclass
 class RunOptions:
     destroy: str = "passing"
-    role: str = "reproduce"  # reproduce | baseline | candidate | cell
+    role: str = "reproduce"  # reproduce | baseline | candidate | cell | up
     on_event: OnEvent = _quiet
     cancel: StopFlag | None = None  # set by a matrix on Ctrl-C: stop and tear down
     cell: str | None = None  # the matrix cell's label, for the journal and reports
@@ -553,6 +553,87 @@ class Run:
         # what is printed obeys the same rule as what is written
         clean: dict[str, Any] = json.loads(self.redactor.text(json.dumps(result, default=str)))
         return clean
+
+    # -- `lab up`: this run with the replay phases left out and the lab kept -------------------
+
+    def execute_up(self, keep_on_failure: bool = False) -> dict[str, Any]:
+        """The phases of `execute` up to the replay (build, preflight, up, capture, impair,
+        configure), then the lab stays up: no attempts, verify, reports or down. Whatever ends
+        it early (a failure, Ctrl-C, SIGTERM) collects the evidence, removes the lab unless
+        keep_on_failure, and is raised with its message redacted."""
+        self.journal.set(verb="up")
+        self.emit({"event": "run", "run": self.run_id, "folder": str(self.folder.path)})
+        with interrupts_raise():
+            try:
+                self.build()
+                self.preflight()
+                self.bring_up()
+                self.configure()
+                return self._stay_up()
+            except BaseException as exc:
+                self.cancel.set()
+                with shielded(self._late_signal):
+                    failure = self._up_failed(exc, keep_on_failure)
+                raise failure from None
+
+    def _stay_up(self) -> dict[str, Any]:
+        """The lab is up: captures end with this process (they die with it anyway), so they
+        cover bring-up and configure; what was written is swept through the redactor."""
+        if self.live.captures:
+            self.stop_captures()
+            self.journal.set(captures=self.live.capture_results)
+        nodes = self.folder.read().get("nodes", [])
+        self.folder.write(state="up")
+        self.journal.set(result="up", kept=True, ended=now_iso())
+        sweep(self.folder.path, self.redactor)
+        result = {
+            "run": self.run_id,
+            "scenario": self.topology.scenario,
+            "fix": self.loaded.fix,
+            "folder": str(self.folder.path),
+            "engine": self.engine_version,
+            "nodes": nodes,
+        }
+        clean: dict[str, Any] = self.redactor.deep(result)
+        return clean
+
+    def _up_failed(self, exc: BaseException, keep: bool) -> BaseException:
+        """Evidence first (redacted, as in `finish`), then down unless keep; returns what to
+        raise: the failure with its message and hint redacted, or the signal that ended it."""
+        self.finishing = True
+        if not keep:
+            self.emit({"event": "teardown", "run": self.run_id})
+        with self.phase("collect") as rec:
+            rec.update(self.collect())
+        removed: dict[str, int] = {}
+        if not keep:
+            with self.phase("down") as rec:
+                try:
+                    removed = tear_down(self.engine, self.run_id)
+                    rec["removed"] = removed
+                except InfraError as down:  # the engine is gone: the evidence must not be
+                    rec.update(result_override="error", error=f"{down.message}; {self._gc_hint()}")
+        if self.late_signals and not isinstance(exc, Interrupted | KeyboardInterrupt):
+            exc = SignalInterrupt(self.late_signals[0])  # Ctrl-C during collect: honoured
+        if isinstance(exc, KeyboardInterrupt):
+            exc = SignalInterrupt(2)
+        interrupted = isinstance(exc, Interrupted)
+        msg = exc.message if isinstance(exc, HarnessError | Interrupted) else repr(exc)
+        # a failed lab kept on purpose is "up" for `lab ls`/`lab gc`; the journal says it failed
+        state = "interrupted" if interrupted else ("up" if keep else "failed")
+        self.folder.write(state=state, error=self.redactor.text(msg), removed=removed)
+        self.journal.set(
+            result="interrupted" if interrupted else "failed",
+            error=msg,
+            kept=keep and not interrupted,
+            ended=now_iso(),
+        )
+        sweep(self.folder.path, self.redactor)
+        if isinstance(exc, HarnessError | Interrupted):
+            exc.message = self.redactor.text(exc.message)
+            exc.hint = self.redactor.text(exc.hint) if exc.hint else exc.hint
+            exc.args = (exc.message,)
+        return exc
 
 
 def topology_summary(topology: Topology, raw: Any) -> dict[str, Any]:

@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,7 @@ from harness.run.secret_values import (
 from harness.scenario.load import LoadedScenario
 
 MASK = "***REDACTED***"
-__all__ = ["MASK", "SECRET_NAME", "Redactor", "for_scenarios"]
+__all__ = ["MASK", "SECRET_NAME", "Printed", "Redactor", "for_scenarios", "printing"]
 LEARN_MAX = 4 * 1024 * 1024  # bytes of input files read to learn their secrets
 # `token=$SERVICE_TOKEN`, `password: {{ vault_pw }}`: a reference, not a value to mask everywhere
 _REFERENCE = re.compile(r"\$|\{\{|%\(|<%|@@")
@@ -96,6 +97,15 @@ class Redactor:
         ]
         self.add_values(found)
         self.add_values(d for d in (decoded(s) for s in found) if d is not None)
+        # a key block also travels a line at a time (a node's output, streamed to container.log),
+        # where no line holds the whole block: each of its body lines is a value too
+        self.add_values(
+            line
+            for s in found
+            if "\n" in s
+            for line in (ln.strip() for ln in s.splitlines())
+            if len(line) >= MIN_LEARNED and not line.startswith("-----")
+        )
         return found
 
     def _literals(self) -> Any:
@@ -213,4 +223,76 @@ def for_scenarios(scenarios: Iterable[LoadedScenario]) -> Redactor:
         pairs += [(k, str(v)) for k, v in sc.params.items() if v is not None]
         patterns += [p for p in sc.raw.redact if p not in patterns]
         paths += [sc.path] + [f.source for n in sc.topology.nodes for f in n.files]
-    return Redactor.build(patterns, pairs, _texts(paths))
+    r = Redactor.build(patterns, pairs, _texts(paths))
+    _note_printed(r)
+    return r
+
+
+@dataclass
+class _PrintedRedactor(Redactor):
+    """Messages are prose: a rule's hit after a secret-naming word that is a plain lowercase
+    word (`member 'run/passwd': symbolic link`) or shorter than MIN_VALUE is a word, not a
+    secret, and stays. Known values (the runs' env, params and learned file secrets, whatever
+    they look like) and `redact:` patterns are masked as everywhere."""
+
+    def _apply(self, text: str, mask: Callable[[str], str]) -> str:
+        def rule_hit(s: str) -> str:
+            prose = len(s) < MIN_VALUE or (s.isalpha() and s.islower())
+            return s if MASK in s or prose else mask(s)
+
+        text = self.mask_values(text, mask)
+        text = FULL_RULES.sub(text, rule_hit)
+        return self.mask_extra(text, mask)
+
+
+class Printed:
+    """The redactor of what one command prints (stdout and stderr): the built-in rules, plus
+    the values and `redact:` patterns of every run redactor built while the command runs (a
+    verify-fix's two sides, a matrix's cells, a bundle's variants)."""
+
+    def __init__(self) -> None:
+        self._noted: list[Redactor] = []
+        self._lock = threading.Lock()
+        self._merged: Redactor = _PrintedRedactor()
+        self._merged_for: tuple[int, int] = (0, 0)
+
+    def note(self, redactor: Redactor) -> None:
+        with self._lock:
+            self._noted.append(redactor)
+
+    def _current(self) -> Redactor:
+        with self._lock:
+            key = (len(self._noted), sum(len(r.values) for r in self._noted))
+            if key != self._merged_for:
+                extra: list[Any] = []
+                for r in self._noted:
+                    extra += [p for p in r.extra if all(p is not q for q in extra)]
+                values = set().union(*(r.values for r in self._noted))
+                self._merged = _PrintedRedactor(extra, values)
+                self._merged_for = key
+            return self._merged
+
+    def text(self, text: str) -> str:
+        return self._current().text(text)
+
+    def deep(self, data: Any) -> Any:
+        return self._current().deep(data)
+
+
+_PRINTING: list[Printed] = []  # the commands being served (one in `lab`; none in a library)
+
+
+@contextmanager
+def printing() -> Iterator[Printed]:
+    """While a command runs: every run redactor built (for_scenarios) joins what it prints."""
+    p = Printed()
+    _PRINTING.append(p)
+    try:
+        yield p
+    finally:
+        _PRINTING.remove(p)
+
+
+def _note_printed(r: Redactor) -> None:
+    for p in list(_PRINTING):
+        p.note(r)

@@ -67,7 +67,7 @@ def test_up_builds_the_topology_and_down_removes_every_trace(
     state = json.loads((folder / "run.json").read_text())
     assert state["state"] == "up"
     journal = json.loads((folder / "journal.json").read_text())
-    assert [p["phase"] for p in journal["phases"]] == ["build", "up"]
+    assert [p["phase"] for p in journal["phases"]] == ["build", "preflight", "up"]
     assert all(p["result"] == "ok" for p in journal["phases"])
 
     # gc leaves a run that `lab up` left up on purpose
