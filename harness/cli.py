@@ -223,17 +223,9 @@ ClusterTargetsOpt = Annotated[
 
 
 def _cluster_targets(cluster: str | None, targets: Path | None) -> None:
-    """The client reaches the workers' engines only to clean up after a lost attempt; for
-    tcp+TLS and ssh engines it needs their settings (a targets file, or LABHARNESS_TARGETS)."""
-    import os
+    from harness.distributed import client_targets
 
-    from harness.engine.connection import TARGETS_ENV, load_targets
-    from harness.errors import UsageError
-
-    if targets is not None and not cluster:
-        raise UsageError("--targets needs --cluster", hint="without it the local engine runs all")
-    if targets is not None or (cluster and os.environ.get(TARGETS_ENV)):
-        load_targets(targets)
+    client_targets(cluster, targets)
 
 
 class _RedactedStream:
@@ -439,12 +431,9 @@ def gc(
 
     def work() -> list[dict[str, Any]]:
         from harness.verbs.runs import gc as do_gc
+        from harness.verbs.runs import gc_engine_url
 
-        url = None
-        if engine_opt:
-            from harness.engine.connection import resolve
-
-            url = resolve(engine_opt, targets).url
+        url = gc_engine_url(engine_opt, targets)
         return do_gc(remove_all=remove_all, dry_run=dry_run, engine_url=url)
 
     def render(results: list[dict[str, Any]]) -> None:
@@ -715,20 +704,15 @@ def gate(
     with no regression and no ERROR, else FAIL (exit 1)."""
 
     def work() -> dict[str, Any]:
-        from harness.verbs.gate import load_gate, run_gate
+        from harness.verbs.gate import run_gate, save_baseline_target
 
         _cluster_targets(cluster, targets)
         root = _root(project, gate_file)
-        target = None
-        if save_baseline:
-            target = baseline_to or (
-                Path(load_gate(gate_file).baseline or f"baselines/{gate_file.stem}.json")
-            )
         return run_gate(
             gate_file,
             root=root,
             jobs=jobs,
-            save_baseline=target,
+            save_baseline=save_baseline_target(gate_file, save_baseline, baseline_to),
             on_event=_progress(as_json),
             cluster=cluster,
             resume=resume,
@@ -1056,25 +1040,16 @@ def worker(
     targets: TargetsOpt = None,
 ) -> None:
     """A Dask worker that owns one Docker engine and runs matrix cells on it."""
-    from harness.errors import UsageError
-
     try:
-        if not scheduler:
-            raise UsageError("--scheduler ADDR is required (the Dask scheduler's address)")
-        from harness.distributed import serve_worker
-        from harness.engine.connection import engine_url, resolve
+        from harness.distributed import start_worker
 
-        target = resolve(engine_opt, targets)
-        if slots is not None:
-            if slots < 1:
-                raise UsageError("--slots must be at least 1")
-            target = target.model_copy(update={"slots": slots})
-        mode = images or target.images
-        if mode not in ("build", "copy"):
-            raise UsageError(f"--images {mode!r}: expected build or copy")
-        copy_from = engine_url() if mode == "copy" and target.url != engine_url() else None
-        code = serve_worker(
-            target, scheduler, copy_from=copy_from, on_event=lambda ev: _err(f"lab worker: {ev}")
+        code = start_worker(
+            engine_opt,
+            targets,
+            scheduler,
+            slots=slots,
+            images=images,
+            on_event=lambda ev: _err(f"lab worker: {ev}"),
         )
     except Exception as exc:
         _fail(exc)

@@ -37,7 +37,7 @@ from typing import Any, ClassVar
 from harness import outcomes
 from harness.engine import connection as engine
 from harness.engine.connection import Target
-from harness.errors import HarnessError, InfraError, Interrupted
+from harness.errors import HarnessError, InfraError, Interrupted, UsageError
 from harness.run.execute import RunOptions, run_scenario
 from harness.run.ids import owner_token
 from harness.run.provision import OnEvent, _quiet
@@ -202,6 +202,52 @@ def serve_worker(
 
     asyncio.run(main())
     return 0
+
+
+def worker_plan(
+    target: Target, *, slots: int | None, images: str | None, local_url: str
+) -> tuple[Target, str | None]:
+    """`lab worker`'s policy, pure: the target with its --slots, and where images are copied
+    from (`copy_from`): the local engine with `images: copy` (or --images copy) when it is not
+    the worker's own engine, else None (the worker builds on its engine)."""
+    if slots is not None:
+        if slots < 1:
+            raise UsageError("--slots must be at least 1")
+        target = target.model_copy(update={"slots": slots})
+    mode = images or target.images
+    if mode not in ("build", "copy"):
+        raise UsageError(f"--images {mode!r}: expected build or copy")
+    copy_from = local_url if mode == "copy" and target.url != local_url else None
+    return target, copy_from
+
+
+def start_worker(
+    wanted: str | None,
+    targets: Path | None,
+    scheduler: str,
+    *,
+    slots: int | None = None,
+    images: str | None = None,
+    on_event: OnEvent = _quiet,
+) -> int:
+    """`lab worker`: the engine named by --engine (a URL or a targets name), serving cells."""
+    if not scheduler:
+        raise UsageError("--scheduler ADDR is required (the Dask scheduler's address)")
+    target = engine.resolve(wanted, targets)
+    target, copy_from = worker_plan(
+        target, slots=slots, images=images, local_url=engine.engine_url()
+    )
+    return serve_worker(target, scheduler, copy_from=copy_from, on_event=on_event)
+
+
+def client_targets(cluster: str | None, targets: Path | None) -> None:
+    """The client reaches the workers' engines only to clean up after a lost attempt; for
+    tcp+TLS and ssh engines it needs their settings (a targets file, or LABHARNESS_TARGETS):
+    loaded here, so a bad file fails before any cell runs (exit 2)."""
+    if targets is not None and not cluster:
+        raise UsageError("--targets needs --cluster", hint="without it the local engine runs all")
+    if targets is not None or (cluster and os.environ.get(engine.TARGETS_ENV)):
+        engine.load_targets(targets)
 
 
 # -- the client side ---------------------------------------------------------------------------

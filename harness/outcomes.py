@@ -60,12 +60,21 @@ def interrupted_exit(signum: int) -> int:
 
 INTERRUPTED: Final = SIGNAL_BASE + int(signal.SIGINT)  # 130: Ctrl-C, or a cancelled run
 
+
+def failure_exit(code: int) -> int:
+    """The exit code of a failure that must not look like a verdict (a pytest session whose
+    lab could not come up): bad input stays USAGE, anything else is INFRA."""
+    return USAGE if code == USAGE else INFRA
+
+
 # -- reproduce ----------------------------------------------------------------------------------
 
 REPRODUCED: Final = "REPRODUCED"
 NOT_REPRODUCED: Final = "NOT_REPRODUCED"
 ERROR: Final = "ERROR"
 ReproduceVerdict = Literal["REPRODUCED", "NOT_REPRODUCED", "ERROR"]
+# what a scenario's `reproduce.expect` may name: the verdict a healthy matrix cell gives
+Expectation = Literal["REPRODUCED", "NOT_REPRODUCED"]
 # what a report reading a journal says when the run never recorded a verdict
 INCOMPLETE: Final = "INCOMPLETE"  # the run has not ended (killed, or still running)
 UNKNOWN: Final = "UNKNOWN"  # it ended without a verdict

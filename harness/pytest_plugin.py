@@ -108,27 +108,25 @@ class Lab:
     def from_folder(cls, folder: Path) -> Lab:
         import json
 
+        from harness import journal_model
+
         try:
             state = json.loads((folder / "run.json").read_text())
         except (OSError, ValueError) as exc:
             raise LabError(f"{folder}: no readable run.json ({exc})") from None
-        try:
-            journal = json.loads((folder / "journal.json").read_text())
-        except (OSError, ValueError):
-            journal = {}
-        topo = journal.get("topology") or {}
-        what = {n["name"]: n for n in topo.get("nodes", []) if isinstance(n, dict)}
+        topo = journal_model.load(folder / "journal.json").topology
+        what = {n.name: n for n in topo.nodes}
         run = str(state.get("run") or folder.name)
         nodes: dict[str, Node] = {}
         for n in state.get("nodes") or []:
-            info = what.get(n["name"], {})
+            info = what.get(n["name"])
             nodes[n["name"]] = Node(
                 name=n["name"],
                 container=n.get("container") or f"lab-{run}-{n['name']}",
                 addresses=dict(n.get("addresses") or {}),
-                lab=info.get("lab"),
-                version=None if info.get("version") is None else str(info["version"]),
-                os=info.get("os"),
+                lab=info.lab if info else None,
+                version=info.version if info else None,
+                os=info.os if info else None,
                 image=n.get("image"),
             )
         if not nodes:
@@ -137,8 +135,8 @@ class Lab:
                 f"{state.get('state', 'unknown')}): it never finished coming up"
             )
         nets: dict[str, Network] = {}
-        for net in topo.get("networks", []):
-            nets[net["name"]] = Network(net["name"], net.get("subnet"), {})
+        for net in topo.networks:
+            nets[net.name] = Network(net.name, net.subnet, {})
         for node in nodes.values():
             for net_name, ip in node.addresses.items():
                 nets.setdefault(net_name, Network(net_name, None, {})).addresses[node.name] = ip
@@ -367,6 +365,7 @@ def _project_root(scenario: Path, config: pytest.Config) -> Path:
 
 
 def _bring_up(config: pytest.Config, ctx: _Context) -> None:
+    from harness import outcomes
     from harness.errors import HarnessError, Interrupted
     from harness.run.folder import RunFolder
     from harness.verbs.up import up
@@ -379,7 +378,7 @@ def _bring_up(config: pytest.Config, ctx: _Context) -> None:
         root = _project_root(ctx.scenario, config)
         result = up(ctx.scenario, root=root, params=ctx.params or None)
     except HarnessError as exc:
-        code = exc.exit_code if exc.exit_code in (2, 3) else 3
+        code = outcomes.failure_exit(exc.exit_code)
         pytest.exit(f"labharness: {exc}", returncode=code)
     except Interrupted as exc:  # up() removed what it had made
         pytest.exit(f"labharness: {exc.message}", returncode=exc.exit_code)

@@ -30,12 +30,13 @@ from typing import Any
 
 import yaml
 
-from harness import __version__
+from harness import __version__, journal_model, outcomes
 from harness.errors import HarnessError, UsageError
 from harness.escalation import BUNDLE_VERSION
 from harness.escalation.redaction import FULL, PRECISE, ProjectRedactor
 from harness.escalation.signing import Signer
 from harness.images import ALWAYS_IGNORED, plan_image
+from harness.journal_model import BuildPhase, Journal, Reproduction
 from harness.run.collect import is_masked
 from harness.run.redact import MASK, Redactor, for_scenarios
 from harness.scenario.catalog import Catalog, load_catalog
@@ -380,11 +381,10 @@ def _image_ids(run_folder: Path) -> dict[str, str]:
     return out
 
 
-def _built_tags(journal: dict[str, Any]) -> dict[str, str]:
-    for p in journal.get("phases") or []:
-        if p.get("phase") == "build" and isinstance(p.get("images"), dict):
-            return {str(k): str(v) for k, v in p["images"].items()}
-    return {}
+def _built_tags(journal: Journal) -> dict[str, str]:
+    """node -> the image tag the run's build phase used."""
+    build = journal.phase("build")
+    return dict(build.images) if isinstance(build, BuildPhase) else {}
 
 
 def _files_of(files: Any) -> list[dict[str, Any]]:
@@ -395,7 +395,7 @@ def images_and_nodes(
     src: RunSource, catalog: Catalog, run_folder: Path, redacted: set[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The run's images (tag, id, build inputs) and nodes (what they ran, on which OS)."""
-    tags = _built_tags(src.journal)
+    tags = _built_tags(journal_model.load(run_folder / "journal.json"))
     ids = _image_ids(run_folder)
     images: dict[str, dict[str, Any]] = {}
     nodes: list[dict[str, Any]] = []
@@ -491,20 +491,17 @@ def _mtime(journal: dict[str, Any]) -> int:
         return 0
 
 
-def _summary(journal: dict[str, Any], run_json: dict[str, Any]) -> dict[str, Any]:
-    rep = journal.get("reproduction") or {}
-    checks = journal.get("checks") or []
+def _summary(journal: Journal, run_json: dict[str, Any]) -> dict[str, Any]:
+    rep = journal.reproduction or Reproduction()
+    passed = [outcomes.check_passed(c.model_dump()) for c in journal.checks]
     return {
-        "verdict": rep.get("verdict") or journal.get("result") or run_json.get("verdict"),
-        "rate": rep.get("rate") or run_json.get("rate"),
-        "reason": rep.get("reason"),
-        "observed": rep.get("observed"),
-        "attempts": rep.get("attempts"),
-        "planned": rep.get("planned"),
-        "checks": {
-            "passed": sum(1 for c in checks if c.get("passed")),
-            "failed": sum(1 for c in checks if not c.get("passed")),
-        },
+        "verdict": rep.verdict or journal.result or run_json.get("verdict"),
+        "rate": rep.rate or run_json.get("rate"),
+        "reason": rep.reason,
+        "observed": rep.observed,
+        "attempts": rep.attempts,
+        "planned": rep.planned,
+        "checks": {"passed": passed.count(True), "failed": passed.count(False)},
     }
 
 
@@ -588,7 +585,7 @@ def build_manifest(
             "started": j.get("started"),
             "ended": j.get("ended"),
             "folder": "run",
-            **_summary(j, src.run_json),
+            **_summary(journal_model.load(run_folder / "journal.json"), src.run_json),
         },
         "nodes": nodes,
         "images": images,

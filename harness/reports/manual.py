@@ -10,6 +10,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from harness import outcomes
 from harness.journal_model import (
     AttemptPhase,
     BuildPhase,
@@ -179,7 +180,7 @@ def _seen(j: Journal) -> list[str]:
     lines: list[str] = []
     for phase in j.phases:
         if isinstance(phase, AttemptPhase) and phase.phase.startswith("attempt-"):
-            state = "error" if phase.error else ("observed" if phase.observed else "absent")
+            state = outcomes.attempt_state(phase.error, phase.observed).lower()
             lines.append(f"- {phase.phase}: symptom {state}")
             for kid in phase.symptom.children if phase.symptom else []:
                 lines += [f"  - {kid.probe}: {ev}" for ev in kid.evidence]
@@ -189,7 +190,7 @@ def _seen(j: Journal) -> list[str]:
 def _header(j: Journal) -> list[str]:
     """The title, the case and what this run gave."""
     rep = j.reproduction or Reproduction(
-        verdict="INCOMPLETE", rate="-", reason="the run did not finish"
+        verdict=outcomes.INCOMPLETE, rate="-", reason="the run did not finish"
     )
     lines: list[str] = [f"# Reproduce `{j.scenario}` by hand", ""]
     if j.title:
@@ -248,7 +249,8 @@ def render(j: Journal) -> str:
     if j.checks:
         lines += ["", "## 7. Checks that must stay green", ""]
         for c in j.checks:
-            lines.append(f"- `{c.name}`: {'passed' if c.passed else 'FAILED'}")
+            passed = outcomes.check_passed(c.model_dump())
+            lines.append(f"- `{c.name}`: {'passed' if passed else 'FAILED'}")
     lines += [
         "",
         "## Clean up",

@@ -24,6 +24,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from harness.outcomes import NOT_REPRODUCED, Expectation
 from harness.scenario.limits import MAX_NETWORKS, MAX_TOPOLOGY_NODES
 
 
@@ -519,8 +520,8 @@ Probe = Annotated[
 
 
 class Reproduce(_Model):
-    expect: Literal["REPRODUCED", "NOT_REPRODUCED"] = Field(
-        default="NOT_REPRODUCED",
+    expect: Expectation = Field(
+        default=NOT_REPRODUCED,
         description="the verdict a healthy matrix cell gives (a cell PASSes when it gets this "
         "and its checks are green); may come from the matrix: ${matrix.expect}",
     )

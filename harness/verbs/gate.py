@@ -78,6 +78,22 @@ def cell_key(suite: str, cell: dict[str, Any], release_axis: str | None) -> str:
     return f"{suite}[{cell_label(rest)}]"
 
 
+def default_baseline(gate_path: Path, declared: str | None) -> Path:
+    """Where `--save-baseline` writes without --baseline-file: the gate's own `baseline:`, else
+    baselines/<gate>.json (relative to the project, as run_gate resolves it)."""
+    return Path(declared or f"baselines/{gate_path.stem}.json")
+
+
+def save_baseline_target(gate_path: Path, save: bool, to: Path | None) -> Path | None:
+    """`lab gate --save-baseline [--baseline-file TO]`: the file the results go to; None when
+    nothing is saved. The gate file is read only when it decides."""
+    if not save:
+        return None
+    if to is not None:
+        return to
+    return default_baseline(gate_path, load_gate(gate_path).baseline)
+
+
 def baseline_path(gate_path: Path, gate: GateFile, root: Path, level: Trust) -> Path | None:
     """The baseline file the gate names (relative to the project). An untrusted gate may only
     name one inside the project or the gate file's own folder (symlinks resolved): its

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from harness import journal_model
 from harness.engine.api import LABEL_FOLDER, LABEL_OWNER, LABEL_SCENARIO, Engine, RunObjects
 from harness.engine.connection import connect_engine
 from harness.errors import UsageError
@@ -73,12 +73,8 @@ def _scenario_redactor(folder: Path) -> tuple[Redactor, str]:
     rules alone when the scenario no longer loads. Never raises."""
     rf = RunFolder(folder)
     run_json = rf.read()
-    try:
-        journal = json.loads((folder / "journal.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        journal = {}
-    journal = journal if isinstance(journal, dict) else {}
-    source = str(run_json.get("source") or journal.get("source") or "")
+    journal = journal_model.load(folder / "journal.json")
+    source = str(run_json.get("source") or journal.source or "")
     if not source:
         return Redactor(), "detector rules only: run.json names no scenario"
     project = run_json.get("project")
@@ -96,14 +92,14 @@ def _scenario_redactor(folder: Path) -> tuple[Redactor, str]:
         catalog = load_catalog(root)
         params = {
             str(k): str(v)
-            for k, v in (journal.get("params") or {}).items()
+            for k, v in journal.params.items()
             if v is not None and MASK not in str(v)
         }
-        fix_file = journal.get("fix_file")
+        fix_file = journal.fix_file
         kwargs: dict[str, Any] = {"root": root, "catalog": catalog, "params": params}
-        kwargs["cell"] = journal.get("matrix_cell") or None
+        kwargs["cell"] = journal.matrix_cell or None
         variants = [load_scenario(path, **kwargs)]
-        fix = run_json.get("fix") or journal.get("fix")
+        fix = run_json.get("fix") or journal.fix
         if fix:
             ff = Path(fix_file) if fix_file else None
             if ff is not None and not ff.is_absolute():
@@ -161,6 +157,16 @@ def down(wanted: list[str], engine: Engine | None = None) -> list[dict[str, Any]
             RunFolder(Path(folder)).write(state="down", removed=done["removed"])
         results.append({"run": run, **done})
     return results
+
+
+def gc_engine_url(wanted: str | None, targets: Path | None = None) -> str | None:
+    """`lab gc --engine E [--targets F]`: the URL of that engine (a URL or a targets name);
+    None (the local engine) without --engine."""
+    if not wanted:
+        return None
+    from harness.engine.connection import resolve
+
+    return resolve(wanted, targets).url
 
 
 def gc(
