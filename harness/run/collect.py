@@ -10,7 +10,6 @@ import hashlib
 import json
 import posixpath
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -254,6 +253,8 @@ def sweep(folder: Path, redactor: Redactor) -> int:
     (ansible-runner, tcpdump) wrote themselves. Records the masked pcaps in run.json
     (`masked_captures`). Returns how many files changed."""
     changed = 0
+    pcaps = set(capture_files(folder))
+    masked: dict[str, str] = {}
     for f in folder.rglob("*"):
         if not f.is_file() or f.is_symlink():
             continue
@@ -265,7 +266,9 @@ def sweep(folder: Path, redactor: Redactor) -> int:
         if clean != data:
             f.write_bytes(clean)
             changed += 1
-    _record_masked(folder, capture_files(folder))
+        if f in pcaps:
+            masked[f.relative_to(folder).as_posix()] = _sha256(clean)
+    _record_masked(folder, masked)
     return changed
 
 
@@ -312,15 +315,12 @@ def unmasked_captures(folder: Path) -> list[str]:
     return out
 
 
-def _record_masked(folder: Path, pcaps: list[Path]) -> None:
-    if not pcaps or not (folder / "run.json").is_file():
+def _record_masked(folder: Path, masked: dict[str, str]) -> None:
+    """Add `masked` (pcap -> sha256 of the bytes written) to run.json's record."""
+    if not masked or not (folder / "run.json").is_file():
         return
     rf = RunFolder(folder)
-    known = masked_captures(rf.read())
-    for p in pcaps:
-        with suppress(OSError):
-            known[p.relative_to(folder).as_posix()] = _sha256(p.read_bytes())
-    rf.write(**{MASKED_CAPTURES: known})
+    rf.write(**{MASKED_CAPTURES: {**masked_captures(rf.read()), **masked}})
 
 
 def mask_captures(folder: Path, redactor: Redactor) -> list[str]:
@@ -329,7 +329,7 @@ def mask_captures(folder: Path, redactor: Redactor) -> list[str]:
     them. Each is rewritten whole (a temporary file, then rename), so a kill never leaves
     half of one masked. Returns the pcaps masked ("captures/<net>.pcap")."""
     known = masked_captures(RunFolder(folder).read())
-    done: list[Path] = []
+    done: dict[str, str] = {}
     for p in capture_files(folder):
         rel = p.relative_to(folder).as_posix()
         try:
@@ -342,6 +342,6 @@ def mask_captures(folder: Path, redactor: Redactor) -> list[str]:
         tmp = p.with_name(f".{p.name}.masking")
         tmp.write_bytes(clean)
         tmp.replace(p)
-        done.append(p)
+        done[rel] = _sha256(clean)
     _record_masked(folder, done)
-    return [p.relative_to(folder).as_posix() for p in done]
+    return list(done)

@@ -1,7 +1,7 @@
 """The journal model (harness/journal_model.py): every journal captured from a real run loads and
 validates against the published JSON Schema; the committed schema is the generated one; a
 journal the writer produces fits it; REPRODUCE.md built from journal.json alone says what the
-old writer (built from the live run, kept in tests/unit/legacy_manual.py) said; `lab report`
+old writer (built from the live run) said, recorded in tests/unit/journals/manual/; `lab report`
 regenerates every report of a run folder from its journal."""
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from harness.scenario.catalog import load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
 from harness.scenario.resolved import Topology
 from harness.scenario.schema import Reproduce
-from tests.unit import legacy_manual
 from tests.unit.reportkit import JOURNALS, journal, make_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -209,23 +208,19 @@ def test_the_writer_produces_a_journal_that_fits(tmp_path: Path) -> None:
 def test_reproduce_md_from_the_journal_says_what_the_live_run_said(
     tmp_path: Path, name: str
 ) -> None:
-    old_dir, new_dir = tmp_path / "old", tmp_path / "new"
-    old_dir.mkdir()
-    new_dir.mkdir()
-    run, data = recorded(name, old_dir)
-    rep = data["reproduction"]
-    repro = SimpleNamespace(verdict=rep["verdict"], rate=rep["rate"], reason=rep["reason"])
-    old = legacy_manual.write_reproduce_md(run, repro, data["checks"]).read_text()
-
+    """What the writer built from the live Run said, recorded before it was replaced."""
+    expected = JOURNALS / "manual" / name
+    run, data = recorded(name, tmp_path)
     data["plan"] = plan_of(run).model_dump(mode="json")
+    new_dir = tmp_path / "new"
+    new_dir.mkdir()
     (new_dir / "journal.json").write_text(json.dumps(data))
-    model = jm.load(new_dir / "journal.json")
-    new = write_manual(model, new_dir).read_text()
-    assert new == old
+    new = write_manual(jm.load(new_dir / "journal.json"), new_dir).read_text()
+    assert new == (expected / "REPRODUCE.md").read_text()
     assert sorted(p.name for p in new_dir.iterdir()) == sorted(
-        ["journal.json", *(p.name for p in old_dir.iterdir())]
+        ["journal.json", *(p.name for p in expected.iterdir())]
     )
-    inventory = old_dir / "REPRODUCE-inventory.yml"
+    inventory = expected / "REPRODUCE-inventory.yml"
     if inventory.is_file():  # the playbook scenario: the same inventory, by hand
         assert (new_dir / inventory.name).read_text() == inventory.read_text()
     assert "## 4. Configure" in new if name == "tls-ansible" else True
