@@ -299,7 +299,7 @@ def _replay_extracted(
             ),
         ),
     )
-    if result["verdict"] == outcomes.ERROR:
+    if result.verdict == outcomes.ERROR:
         _discard(dest, created)  # the engine failed: the extraction goes, the journal stays
         warnings.append(f"the replay ended in ERROR: what was extracted into {dest} is removed")
     original = {
@@ -319,15 +319,15 @@ def _replay_extracted(
         "fix": run.get("fix"),
         "original": original,
         "replay": result,
-        "verdict": result["verdict"],
-        "rate": result["rate"],
-        "same_verdict": result["verdict"] == original["verdict"],
+        "verdict": result.verdict,
+        "rate": result.rate,
+        "same_verdict": result.verdict == original["verdict"],
         "images": images,
         "redacted": redacted,
         "restored": restored,
         "warnings": warnings,
         "signature": signature.as_dict(),
-        "exit_code": outcomes.exit_code("replay", result["verdict"]),
+        "exit_code": outcomes.exit_code("replay", result.verdict),
     }
 
 
