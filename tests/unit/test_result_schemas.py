@@ -23,6 +23,11 @@ from tests.unit.test_run_lifecycle import leaky_engine, make_run
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def _reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABHARNESS_REPORTS", str(tmp_path / "reports"))  # not in the tree
+
+
 @pytest.mark.parametrize("verb", list(R.RESULTS))
 def test_the_committed_schema_is_the_generated_one(verb: str) -> None:
     committed = ROOT / R.SCHEMA_DIR / f"{verb}.schema.json"
