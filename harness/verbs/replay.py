@@ -34,6 +34,7 @@ from harness.escalation.safe_extract import (
 from harness.escalation.signing import Verification
 from harness.run.provision import OnEvent, _quiet
 from harness.run.redact import MASK
+from harness.run.result import RunResult
 
 
 def _fresh_workdir(run_id: str) -> Path:
@@ -333,7 +334,8 @@ def _replay_extracted(
 
 def render_lines(r: dict[str, Any]) -> list[str]:
     """The original verdict beside the new one, then what could make them differ."""
-    o, n = r["original"], r["replay"]
+    o, replayed = r["original"], r["replay"]
+    n = replayed.model_dump(mode="json") if isinstance(replayed, RunResult) else replayed
     width = max(len(str(o.get("run") or "")), len(str(n.get("run") or "")))
     lines = [
         f"original  {o['verdict']} ({o.get('rate') or '-'})  run {o.get('run')!s:<{width}}  "

@@ -181,3 +181,13 @@ def test_optional_keys_are_left_out_as_before() -> None:
     assert list(R.to_json(CONSTRUCTED["gc"])[0]) == ["run", "reason", "removed", "dry_run"]
     listed = R.to_json(CONSTRUCTED["ls"])[0]
     assert listed["folder"] is None  # always there, null or not
+
+
+def test_replay_renders_its_typed_run(tmp_path: Path, test_catalog: Catalog) -> None:
+    from harness.verbs.replay import render_lines
+
+    run = _run(tmp_path, test_catalog)
+    original = {"run": "r0", "verdict": "REPRODUCED", "rate": "2/3", "reason": "held"}
+    lines = render_lines({"original": original, "replay": run, "same_verdict": True})
+    assert lines[1].startswith(f"replay    {run.verdict} ({run.rate})  run {run.run}")
+    assert lines[2] == f"same verdict; evidence: {run.folder}"
