@@ -6,14 +6,30 @@ import json
 import os
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from harness import outcomes
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+    from harness.verbs.results import (
+        DownResult,
+        ExecResult,
+        GcResult,
+        ImageBuilt,
+        ImageListed,
+        ImagePruned,
+        ListedRun,
+        ReproduceResult,
+        RunResult,
+        VerifyFixResult,
+    )
 
 T = TypeVar("T")
 
@@ -61,8 +77,21 @@ def _err(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def _plain(data: Any) -> Any:
+    """A verb's typed result (and any typed result inside a dict or list) as JSON data."""
+    from pydantic import BaseModel
+
+    if isinstance(data, BaseModel):
+        return data.model_dump(mode="json")
+    if isinstance(data, list):
+        return [_plain(d) for d in data]
+    if isinstance(data, dict):
+        return {k: _plain(v) for k, v in data.items()}
+    return data
+
+
 def _emit_json(data: Any) -> None:
-    print(json.dumps(data, indent=2, default=str))
+    print(json.dumps(_plain(data), indent=2, default=str))
 
 
 def _root(project: Path | None, near: Path | None = None) -> Path:
@@ -309,9 +338,9 @@ FixFileOpt = Annotated[
 ]
 
 
-def _rows(rows: list[dict[str, Any]]) -> None:
+def _rows(rows: Sequence[BaseModel]) -> None:
     for r in rows:
-        print("  ".join(str(v) for v in r.values()))
+        print("  ".join(str(v) for v in r.model_dump(mode="json").values()))
 
 
 @app.command()
@@ -368,29 +397,27 @@ def down(
 ) -> None:
     """Remove every container, network and volume of the runs, found by label."""
 
-    def work() -> list[dict[str, Any]]:
+    def work() -> list[DownResult]:
         from harness.verbs.runs import down as do_down
 
         return do_down(runs)
 
-    def render(results: list[dict[str, Any]]) -> None:
+    def render(results: list[DownResult]) -> None:
         for r in results:
-            rm = r["removed"]
-            print(
-                f"run {r['run']} removed: {rm['containers']} containers, {rm['networks']} networks"
-            )
+            rm = r.removed
+            print(f"run {r.run} removed: {rm['containers']} containers, {rm['networks']} networks")
             _say_stuck(r)
 
     _serve(as_json, work, render)
 
 
-def _say_stuck(result: dict[str, Any]) -> None:
+def _say_stuck(result: DownResult | GcResult) -> None:
     """A network the engine would not remove: a warning with its remedy, never a failure."""
-    for name in result.get("disconnected", []):
+    for name in result.disconnected or []:
         print(f"  disconnected {name}, which was still attached", file=sys.stderr)
-    for s in result.get("stuck", []):
+    for s in result.stuck or []:
         print(
-            f"warning: network {s['network']} ({s['id']}) is left: {s['reason']}\n  {s['hint']}",
+            f"warning: network {s.network} ({s.id}) is left: {s.reason}\n  {s.hint}",
             file=sys.stderr,
         )
 
@@ -399,20 +426,20 @@ def _say_stuck(result: dict[str, Any]) -> None:
 def ls_(as_json: JsonOpt = False) -> None:
     """List the runs that have objects on the engine."""
 
-    def work() -> list[dict[str, Any]]:
+    def work() -> list[ListedRun]:
         from harness.verbs.runs import list_runs
 
         return list_runs()
 
-    def render(runs: list[dict[str, Any]]) -> None:
+    def render(runs: list[ListedRun]) -> None:
         if not runs:
             print("no runs on this engine")
             return
         print(f"{'RUN':<20} {'SCENARIO':<24} {'STATE':<12} {'NODES':<8} OWNER")
         for r in runs:
-            nodes = f"{r['running']}/{r['containers']}"
-            owner = "running" if r["owner_alive"] else "gone"
-            print(f"{r['run']:<20} {r['scenario']:<24} {r['state']:<12} {nodes:<8} {owner}")
+            nodes = f"{r.running}/{r.containers}"
+            owner = "running" if r.owner_alive else "gone"
+            print(f"{r.run:<20} {r.scenario:<24} {r.state:<12} {nodes:<8} {owner}")
 
     _serve(as_json, work, render)
 
@@ -429,19 +456,19 @@ def gc(
 ) -> None:
     """Remove what runs whose process is gone left behind (runs left up by `lab up` stay)."""
 
-    def work() -> list[dict[str, Any]]:
+    def work() -> list[GcResult]:
         from harness.verbs.runs import gc as do_gc
         from harness.verbs.runs import gc_engine_url
 
         url = gc_engine_url(engine_opt, targets)
         return do_gc(remove_all=remove_all, dry_run=dry_run, engine_url=url)
 
-    def render(results: list[dict[str, Any]]) -> None:
+    def render(results: list[GcResult]) -> None:
         if not results:
             print("nothing to collect")
         for r in results:
-            verb = "would remove" if r["dry_run"] else "removed"
-            print(f"{verb} run {r['run']} ({r['reason']})")
+            verb = "would remove" if r.dry_run else "removed"
+            print(f"{verb} run {r.run} ({r.reason})")
             _say_stuck(r)
 
     _serve(as_json, work, render)
@@ -456,17 +483,17 @@ def exec_(
 ) -> None:
     """Run a command in a node; exit with its exit code."""
 
-    def work() -> dict[str, Any]:
+    def work() -> ExecResult:
         from harness.verbs.nodes import exec_in
 
         return exec_in(run, node, command)
 
-    def render(result: dict[str, Any]) -> None:
-        sys.stdout.write(result["stdout"])
-        sys.stderr.write(result["stderr"])
+    def render(result: ExecResult) -> None:
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
 
     result = _serve(as_json, work, render)
-    raise typer.Exit(result["exit_code"])
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()
@@ -495,27 +522,27 @@ DestroyOpt = Annotated[
 ]
 
 
-def _render_run(r: dict[str, Any], title: str = "") -> None:
+def _render_run(r: RunResult, title: str = "") -> None:
     from harness.console import summary_table
 
-    rows: list[tuple[str, str]] = [("run", r["run"])]
-    if r.get("fix"):
-        rows.append(("fix", str(r["fix"])))
-    for a in r.get("attempt_results", []):
-        state = outcomes.attempt_state(a.get("error"), a["observed"])
-        detail = f" ({a['error']})" if a.get("error") else ""
-        rows.append((f"attempt {a['attempt']}", f"symptom {state}{detail}"))
-    for c in r.get("checks", []):
+    rows: list[tuple[str, str]] = [("run", r.run)]
+    if r.fix:
+        rows.append(("fix", str(r.fix)))
+    for a in r.attempt_results:
+        state = outcomes.attempt_state(a.error, a.observed)
+        detail = f" ({a.error})" if a.error else ""
+        rows.append((f"attempt {a.attempt}", f"symptom {state}{detail}"))
+    for c in r.checks:
         rows.append(("check", f"{'ok' if outcomes.check_passed(c) else 'FAILED'}  {c['name']}"))
-    if r.get("error") and r["error"] != r.get("reason"):
-        rows.append(("error", r["error"]))
-    if r.get("hint"):
-        rows.append(("hint", r["hint"]))
-    rows.append(("evidence", f"{r['folder']}  (report.html, REPRODUCE.md, journal.json)"))
-    if r.get("kept"):
-        rows.append(("kept", f"lab shell {r['run']} NODE  |  remove: lab down {r['run']}"))
+    if r.error and r.error != r.reason:
+        rows.append(("error", r.error))
+    if r.hint:
+        rows.append(("hint", r.hint))
+    rows.append(("evidence", f"{r.folder}  (report.html, REPRODUCE.md, journal.json)"))
+    if r.kept:
+        rows.append(("kept", f"lab shell {r.run} NODE  |  remove: lab down {r.run}"))
     head = f"{title}: " if title else ""
-    summary_table(rows, f"{head}{r['verdict']} ({r['rate']}) - {r['reason']}")
+    summary_table(rows, f"{head}{r.verdict} ({r.rate}) - {r.reason}")
 
 
 @app.command()
@@ -537,7 +564,7 @@ def reproduce(
     """Replay the customer's actions and say whether the symptom shows: REPRODUCED k/n (exit 0),
     NOT_REPRODUCED (1), ERROR (3)."""
 
-    def work() -> dict[str, Any]:
+    def work() -> ReproduceResult:
         from harness.verbs.reproduce import reproduce as do
 
         return do(
@@ -554,7 +581,7 @@ def reproduce(
         )
 
     result = _serve(as_json, work, _render_run, redact=True)
-    raise typer.Exit(outcomes.exit_code("reproduce", result["verdict"]))
+    raise typer.Exit(outcomes.exit_code("reproduce", result.verdict))
 
 
 @app.command("verify-fix")
@@ -572,7 +599,7 @@ def verify_fix(
     """Baseline and candidate on fresh labs: FIXED (exit 0), NOT_FIXED, REGRESSION or
     INCONCLUSIVE (1), ERROR (3)."""
 
-    def work() -> dict[str, Any]:
+    def work() -> VerifyFixResult:
         from harness.verbs.reproduce import verify_fix as do
 
         return do(
@@ -587,13 +614,13 @@ def verify_fix(
             trust=trust,
         )
 
-    def render(r: dict[str, Any]) -> None:
-        _render_run(r["baseline"], "baseline")
-        _render_run(r["candidate"], f"candidate {r['kind'] or 'fix'} {r['fix']}")
-        print(f"{r['verdict']} - {r['reason']}")
+    def render(r: VerifyFixResult) -> None:
+        _render_run(r.baseline, "baseline")
+        _render_run(r.candidate, f"candidate {r.kind or 'fix'} {r.fix}")
+        print(f"{r.verdict} - {r.reason}")
 
     result = _serve(as_json, work, render, redact=True)
-    raise typer.Exit(outcomes.exit_code("verify-fix", result["verdict"]))
+    raise typer.Exit(outcomes.exit_code("verify-fix", result.verdict))
 
 
 def _parse_cells(values: list[str] | None) -> dict[str, str]:
@@ -996,7 +1023,7 @@ def images_build(
 ) -> None:
     """Build (or reuse) environment and lab images; tags are hashes of their inputs."""
 
-    def work() -> list[dict[str, Any]]:
+    def work() -> list[ImageBuilt]:
         from harness.scenario.catalog import load_catalog
         from harness.verbs.images import build_all
 
@@ -1017,7 +1044,7 @@ def images_build(
 def images_ls(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """List the images labharness built, and whether each is current."""
 
-    def work() -> list[dict[str, Any]]:
+    def work() -> list[ImageListed]:
         from harness.scenario.catalog import load_catalog
         from harness.verbs.images import list_images
 
@@ -1066,7 +1093,7 @@ def images_prune(
 ) -> None:
     """Remove labharness images whose inputs changed (with --all: every one not in use)."""
 
-    def work() -> list[dict[str, Any]]:
+    def work() -> list[ImagePruned]:
         from harness.scenario.catalog import load_catalog
         from harness.verbs.images import prune_images
 

@@ -128,7 +128,7 @@ def run_cell(spec: dict[str, Any]) -> CellOutcome:
             Path(spec["scenario"]), root=root, catalog=catalog, params=spec["params"], cell=cell
         )
         expect = expected_verdict(loaded)
-        r = run_scenario(
+        done = run_scenario(
             loaded,
             root=root,
             catalog=catalog,
@@ -143,6 +143,7 @@ def run_cell(spec: dict[str, Any]) -> CellOutcome:
                 trust=level,
             ),
         )
+        r: dict[str, Any] = done.model_dump(mode="json")  # plain data: it crosses Dask
     except Interrupted:
         return CellOutcome(cell, error="worker stopped mid-cell", extra=base, engine_lost=True)
     except HarnessError as exc:
@@ -178,7 +179,14 @@ def serve_worker(
     engine.connect_engine(target.url)  # InfraError (exit 3) when the engine does not answer
     _TARGET, _COPY_FROM = target, copy_from
     collected = gc(engine_url=target.url)  # what dead workers left here
-    on_event({"event": "worker", "engine": target.url, "slots": target.slots, "gc": collected})
+    on_event(
+        {
+            "event": "worker",
+            "engine": target.url,
+            "slots": target.slots,
+            "gc": [c.model_dump(mode="json") for c in collected],
+        }
+    )
 
     async def main() -> None:
         w = await Worker(
@@ -288,7 +296,7 @@ def _clean(info: dict[str, Any]) -> dict[str, Any]:
     # a create the worker sent just before it died is finished by the engine a moment later
     time.sleep(LATE_OBJECTS_S)
     removed += gc(engine_url=url, owner=info.get("owner"), runs=info["runs"] or None)
-    return {"cleaned": sorted({r["run"] for r in removed})}
+    return {"cleaned": sorted({r.run for r in removed})}
 
 
 class DaskExecutor:

@@ -25,6 +25,7 @@ from harness.run.ids import new_run_id, owner_token
 from harness.run.journal import Journal
 from harness.run.plan import plan_of
 from harness.run.provision import OnEvent, _quiet, bring_up, tear_down
+from harness.run.result import AttemptResult, RunResult
 from harness.run.signals import SignalInterrupt, StopFlag, interrupts_raise, shielded
 from harness.run.steps import StepRunner
 from harness.run.trust import TRUSTED, Trust
@@ -443,7 +444,7 @@ class Run:
 
     # -- the whole run ------------------------------------------------------------------------
 
-    def execute(self) -> dict[str, Any]:
+    def execute(self) -> RunResult:
         self.emit({"event": "run", "run": self.run_id, "folder": str(self.folder.path)})
         t0 = time.monotonic()
         attempts: list[dict[str, Any]] = []
@@ -470,7 +471,7 @@ class Run:
         checks: list[dict[str, Any]],
         failure: BaseException | None,
         seconds: float,
-    ) -> dict[str, Any]:
+    ) -> RunResult:
         self.finishing = True
         with self.phase("collect") as rec:
             rec.update(self.collect())
@@ -503,22 +504,21 @@ class Run:
         state = "interrupted" if interrupted else ("kept" if keep else "done")
         if down_error and not interrupted:
             state = "failed"  # not removed, not kept on purpose: `lab gc` may collect it
-        result: dict[str, Any] = {
-            "run": self.run_id,
-            "scenario": self.topology.scenario,
-            "role": self.opts.role,
-            "fix": self.loaded.fix,
-            "folder": str(self.folder.path),
-            "engine": self.engine_version,
+        result = RunResult(
+            run=self.run_id,
+            scenario=self.topology.scenario,
+            role=self.opts.role,
+            fix=self.loaded.fix,
+            folder=str(self.folder.path),
+            engine=self.engine_version,
             **repro.as_dict(),
-            "attempt_results": attempts,
-            "checks": checks,
-            "checks_green": checks_ok,
-            "kept": keep,
-            "seconds": round(seconds, 2),
-        }
-        if down_error:
-            result["teardown_error"] = down_error
+            attempt_results=[AttemptResult.model_validate(a) for a in attempts],
+            checks=checks,
+            checks_green=checks_ok,
+            kept=keep,
+            seconds=round(seconds, 2),
+            teardown_error=down_error,
+        )
         self.journal.set(
             result=repro.verdict,
             reproduction=repro.as_dict(),
@@ -534,7 +534,7 @@ class Run:
 
         reports = write_reports(self.folder.path)
         if reports.get("errors"):
-            result["report_errors"] = reports["errors"]
+            result.report_errors = list(reports["errors"])
         sweep(self.folder.path, self.redactor)
         if self.late_signals and not interrupted:  # came while the reports were written
             self.folder.write(state="interrupted")
@@ -548,11 +548,11 @@ class Run:
         if failure is not None and not isinstance(failure, HarnessError):
             raise failure
         if isinstance(failure, HarnessError):
-            result["error"] = failure.message
-            result["hint"] = failure.hint
+            result.error = failure.message
+            result.hint = failure.hint
         # what is printed obeys the same rule as what is written
-        clean: dict[str, Any] = json.loads(self.redactor.text(json.dumps(result, default=str)))
-        return clean
+        dumped = json.dumps(result.model_dump(mode="json"))
+        return RunResult.model_validate(json.loads(self.redactor.text(dumped)))
 
     # -- `lab up`: this run with the replay phases left out and the lab kept -------------------
 
@@ -680,5 +680,5 @@ def run_scenario(
     catalog: Catalog,
     opts: RunOptions,
     engine: Engine | None = None,
-) -> dict[str, Any]:
+) -> RunResult:
     return Run(loaded, root, catalog, opts, engine).execute()

@@ -109,17 +109,17 @@ def run_bisect(
             )
             rec = {
                 "value": value,
-                "verdict": r["verdict"],
-                "rate": r["rate"],
-                "run": r["run"],
-                "folder": r["folder"],
+                "verdict": r.verdict,
+                "rate": r.rate,
+                "run": r.run,
+                "folder": r.folder,
                 "try": attempt,
             }
             probes.append(rec)
-            state = outcomes.probe_after(r["verdict"], after)
+            state = outcomes.probe_after(r.verdict, after)
             if state is not None:
                 return state
-        raise _ProbeError(value, r["reason"])
+        raise _ProbeError(value, r.reason)
 
     what = "fixed" if fixed else "bad"
     result: dict[str, Any] = {

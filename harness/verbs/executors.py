@@ -188,7 +188,7 @@ class LocalExecutor:
         record(
             CellOutcome(
                 planned.cell,
-                result=r,
+                result=r.model_dump(mode="json"),  # plain data, as from a Dask worker
                 expect=expected_verdict(planned.loaded),
                 seconds=time.monotonic() - t,
             )

@@ -34,6 +34,7 @@ from harness.escalation.safe_extract import (
 from harness.escalation.signing import Verification
 from harness.run.provision import OnEvent, _quiet
 from harness.run.redact import MASK
+from harness.run.result import RunResult
 
 
 def _fresh_workdir(run_id: str) -> Path:
@@ -299,7 +300,7 @@ def _replay_extracted(
             ),
         ),
     )
-    if result["verdict"] == outcomes.ERROR:
+    if result.verdict == outcomes.ERROR:
         _discard(dest, created)  # the engine failed: the extraction goes, the journal stays
         warnings.append(f"the replay ended in ERROR: what was extracted into {dest} is removed")
     original = {
@@ -319,21 +320,22 @@ def _replay_extracted(
         "fix": run.get("fix"),
         "original": original,
         "replay": result,
-        "verdict": result["verdict"],
-        "rate": result["rate"],
-        "same_verdict": result["verdict"] == original["verdict"],
+        "verdict": result.verdict,
+        "rate": result.rate,
+        "same_verdict": result.verdict == original["verdict"],
         "images": images,
         "redacted": redacted,
         "restored": restored,
         "warnings": warnings,
         "signature": signature.as_dict(),
-        "exit_code": outcomes.exit_code("replay", result["verdict"]),
+        "exit_code": outcomes.exit_code("replay", result.verdict),
     }
 
 
 def render_lines(r: dict[str, Any]) -> list[str]:
     """The original verdict beside the new one, then what could make them differ."""
-    o, n = r["original"], r["replay"]
+    o, replayed = r["original"], r["replay"]
+    n = replayed.model_dump(mode="json") if isinstance(replayed, RunResult) else replayed
     width = max(len(str(o.get("run") or "")), len(str(n.get("run") or "")))
     lines = [
         f"original  {o['verdict']} ({o.get('rate') or '-'})  run {o.get('run')!s:<{width}}  "

@@ -12,6 +12,7 @@ from harness.run.provision import OnEvent, _quiet
 from harness.run.trust import Trust, enforce
 from harness.scenario.catalog import load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
+from harness.verbs.results import ReproduceResult, VerifyFixResult
 
 
 def pick_cell(scenario: Path, wanted: dict[str, str]) -> dict[str, Any]:
@@ -71,7 +72,7 @@ def reproduce(
     cell: dict[str, str] | None = None,
     untrusted: bool = False,
     trust: bool = False,
-) -> dict[str, Any]:
+) -> ReproduceResult:
     """One run of the scenario. `untrusted`: the file came from someone else (harness/run/
     trust.py: no playbooks or suites on this machine, default capabilities), unless `trust`."""
     loaded = _load(scenario, root, params, fix, fix_file, cell)
@@ -90,8 +91,9 @@ def reproduce(
             trust=level,
         ),
     )
-    result["exit_code"] = outcomes.exit_code("reproduce", result["verdict"])
-    return result
+    return ReproduceResult(
+        **dict(result), exit_code=outcomes.exit_code("reproduce", result.verdict)
+    )
 
 
 def verify_fix(
@@ -105,7 +107,7 @@ def verify_fix(
     on_event: OnEvent = _quiet,
     untrusted: bool = False,
     trust: bool = False,
-) -> dict[str, Any]:
+) -> VerifyFixResult:
     """The baseline and the candidate, each on a fresh topology, then one verdict."""
     if fix is None and fix_file is None:
         raise UsageError("verify-fix needs --fix NAME (or --fix-file FILE)")
@@ -138,24 +140,24 @@ def verify_fix(
     )
 
     verdict, reason = outcomes.fix_verdict(
-        outcomes.Reproduction.of(baseline),
-        outcomes.Reproduction.of(candidate),
-        baseline["checks"],
-        candidate["checks"],
+        baseline.reproduction(),
+        candidate.reproduction(),
+        baseline.checks,
+        candidate.checks,
     )
     from harness.reports import merge_runs
 
-    merged = Path(candidate["folder"]) / "verify-fix-junit.xml"
-    merge_runs([Path(baseline["folder"]), Path(candidate["folder"])], merged)
+    merged = Path(candidate.folder) / "verify-fix-junit.xml"
+    merge_runs([Path(baseline.folder), Path(candidate.folder)], merged)
     fix_def = candidate_loaded.raw.fixes.get(candidate_loaded.fix or "")
-    return {
-        "verdict": verdict,
-        "reason": reason,
-        "fix": candidate_loaded.fix,
-        "kind": fix_def.kind if fix_def else None,
-        "scenario": baseline["scenario"],
-        "baseline": baseline,
-        "candidate": candidate,
-        "junit": str(merged),
-        "exit_code": outcomes.exit_code("verify-fix", verdict),
-    }
+    return VerifyFixResult(
+        verdict=verdict,
+        reason=reason,
+        fix=candidate_loaded.fix,
+        kind=fix_def.kind if fix_def else None,
+        scenario=baseline.scenario,
+        baseline=baseline,
+        candidate=candidate,
+        junit=str(merged),
+        exit_code=outcomes.exit_code("verify-fix", verdict),
+    )

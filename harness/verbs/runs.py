@@ -16,6 +16,7 @@ from harness.run.ids import owner_alive
 from harness.run.redact import MASK, Redactor, for_scenarios
 from harness.scenario.catalog import find_project_root, load_catalog
 from harness.scenario.load import load_scenario
+from harness.verbs.results import DownResult, GcResult, ListedRun
 
 
 def _runs(engine: Engine) -> dict[str, RunObjects]:
@@ -44,12 +45,12 @@ def _describe(run: str, objs: RunObjects) -> dict[str, Any]:
     }
 
 
-def list_runs(engine: Engine | None = None) -> list[dict[str, Any]]:
+def list_runs(engine: Engine | None = None) -> list[ListedRun]:
     engine = engine or connect_engine()
     out = [_describe(r, objs) for r, objs in sorted(_runs(engine).items())]
     for d in out:
         d["nodes"] = [dict(pairs) for pairs in d["nodes"]]
-    return out
+    return [ListedRun.model_validate(d) for d in out]
 
 
 def resolve_run(runs: list[str], wanted: str) -> str:
@@ -144,7 +145,7 @@ def _remove(engine: Engine, objs: RunObjects, folder: str | None) -> dict[str, A
     return out
 
 
-def down(wanted: list[str], engine: Engine | None = None) -> list[dict[str, Any]]:
+def down(wanted: list[str], engine: Engine | None = None) -> list[DownResult]:
     engine = engine or connect_engine()
     runs = _runs(engine)
     results = []
@@ -155,7 +156,7 @@ def down(wanted: list[str], engine: Engine | None = None) -> list[dict[str, Any]
         done = _remove(engine, objs, folder)
         if folder and Path(folder).is_dir():
             RunFolder(Path(folder)).write(state="down", removed=done["removed"])
-        results.append({"run": run, **done})
+        results.append(DownResult.model_validate({"run": run, **done}))
     return results
 
 
@@ -176,7 +177,7 @@ def gc(
     owner: str | None = None,
     runs: list[str] | None = None,
     engine: Engine | None = None,
-) -> list[dict[str, Any]]:
+) -> list[GcResult]:
     """Remove runs whose owning process is gone and that were not left up on purpose.
 
     `engine_url`: on that engine (default: the local one). `owner`, `runs`: only runs created by
@@ -198,5 +199,7 @@ def gc(
         done: dict[str, Any] = {"removed": {}} if dry_run else _remove(engine, objs, folder)
         if not dry_run and folder and Path(folder).is_dir():
             RunFolder(Path(folder)).write(state="collected", removed=done["removed"])
-        results.append({"run": run, "reason": reason, **done, "dry_run": dry_run})
+        results.append(
+            GcResult.model_validate({"run": run, "reason": reason, **done, "dry_run": dry_run})
+        )
     return results

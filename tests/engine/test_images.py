@@ -51,10 +51,8 @@ def built(root: Path, catalog: Catalog, docker_client: Any) -> dict[tuple[str, s
     assert all({"image", "phase", "line"} <= set(e) for e in events)
     out: dict[tuple[str, str, str], str] = {}
     for r in rows:
-        key = (
-            ("env", r["os"], r["os"]) if r["kind"] == "env" else (r["name"], r["version"], r["os"])
-        )
-        out[key] = r["tag"]
+        key = ("env", r.os, r.os) if r.kind == "env" else (r.name, r.version, r.os)
+        out[key] = r.tag
     return out
 
 

@@ -7,9 +7,19 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from tests.conftest import nothing_left, run_lab
+
+SCHEMAS = Path(__file__).resolve().parents[2] / "schemas" / "results"
+
+
+def conforms(verb: str, data: Any) -> None:
+    """`lab VERB --json`'s output is what its published schema says (schemas/results/)."""
+    schema = json.loads((SCHEMAS / f"{verb}.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(data)
+
 
 QUICK = "scenarios/examples/quick-repro.yaml"
 SCEN = "tests/engine/scenarios"
@@ -29,6 +39,7 @@ def test_reproduce_gives_verdict_evidence_and_cleans_up(
     assert (rc, r["verdict"], r["rate"]) == (0, "REPRODUCED", "2/2"), err
     assert r["checks_green"] and not r["kept"]
     assert nothing_left(docker_client, r["run"])  # destroy=passing: a passing run goes
+    conforms("reproduce", r)
     folder = Path(r["folder"])
     journal = json.loads((folder / "journal.json").read_text())
     assert journal["journal_version"] == 1
@@ -73,8 +84,11 @@ def test_not_reproduced_keeps_the_lab_and_says_how_to_get_in(
     assert p.stdout.startswith("NOT_REPRODUCED (0/2)")
     assert f"lab shell {run} NODE" in p.stdout and f"lab down {run}" in p.stdout
     assert not nothing_left(docker_client, run)
-    assert run in [r["run"] for r in json.loads(run_lab("ls", "--json", reports=reports).stdout)]
-    gc = json.loads(run_lab("gc", "--json", reports=reports).stdout)
+    listed = json.loads(run_lab("ls", "--json", reports=reports).stdout)
+    conforms("ls", listed)
+    assert run in [r["run"] for r in listed]
+    gc = json.loads(run_lab("gc", "--json", "--dry-run", reports=reports).stdout)
+    conforms("gc", gc)
     assert run not in [r["run"] for r in gc]  # kept on purpose: gc leaves it
     # every report can be regenerated from the journal alone
     folder = next(reports.glob(f"*/{run}"))
@@ -105,6 +119,7 @@ def test_verify_fix_verdicts(
     assert (code, r["verdict"]) == (rc, verdict), (r["reason"], err)
     assert r["baseline"]["run"] != r["candidate"]["run"]  # fresh topologies
     assert r["candidate"]["fix"] == fix
+    conforms("verify-fix", r)
     for side in ("baseline", "candidate"):
         assert nothing_left(docker_client, r[side]["run"])
 

@@ -231,10 +231,12 @@ def test_a_sigkilled_run_takes_its_captures_along(
     pcap = folder / "captures" / "wire.pcap"
     assert pcap.exists()
     collected = runs.gc(runs=[run])
-    assert collected and collected[0]["removed"]["containers"] == 2
+    assert collected and collected[0].removed["containers"] == 2
     # collect never ran: gc masks the pcap the kill left (harness/run/collect.mask_captures)
-    assert collected[0]["masked"]["captures"] == ["captures/wire.pcap"], collected
-    assert collected[0]["masked"]["with"] == "scenario scenario.yaml", collected
+    assert collected[0].masked and collected[0].masked["captures"] == ["captures/wire.pcap"], (
+        collected
+    )
+    assert collected[0].masked["with"] == "scenario scenario.yaml", collected
     assert nothing_left(docker_client, run)
 
 

@@ -137,7 +137,7 @@ def test_a_stuck_network_is_said_with_its_remedy_and_fails_nothing(
         assert CliRunner().invoke(app, ["down", other]).exit_code == 0
         assert nothing_left(docker_client, other)
         collected = runs.gc(runs=[run])  # only this run: other helpers' runs are not ours
-        assert collected and collected[0]["stuck"][0]["network"] == stuck
+        assert collected and collected[0].stuck and collected[0].stuck[0].network == stuck
         again = CliRunner().invoke(app, ["down", run, "--json"])
         assert again.exit_code == 0, again.output
         assert '"stuck"' in again.output

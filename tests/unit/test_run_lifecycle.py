@@ -125,8 +125,8 @@ def test_phases_in_order_and_k_of_n(tmp_path: Path, test_catalog: Catalog) -> No
     results = {p["phase"]: p["result"] for p in journal(run)["phases"]}
     assert [results.pop(f"attempt-{i}") for i in (1, 2, 3)] == ["observed", "absent", "observed"]
     assert set(results.values()) == {"ok"}, results
-    assert (result["verdict"], result["rate"]) == ("REPRODUCED", "2/3")
-    assert [a["observed"] for a in result["attempt_results"]] == [True, False, True]
+    assert (result.verdict, result.rate) == ("REPRODUCED", "2/3")
+    assert [a.observed for a in result.attempt_results] == [True, False, True]
     assert journal(run)["result"] == "REPRODUCED"
     assert len(fake.called("exec")) == 1 + 3 + 1  # configure, three probes, verify
     assert fake.called("remove") and fake.live(run.run_id) == []
@@ -138,8 +138,8 @@ def test_never_observed_is_not_reproduced_and_kept(tmp_path: Path, test_catalog:
     fake.on_exec("client", "probe-app", ok("200 OK"))
     run = make_run(tmp_path, test_catalog, fake)
     result = run.execute()
-    assert (result["verdict"], result["rate"]) == ("NOT_REPRODUCED", "0/3")
-    assert result["kept"] and not fake.called("remove")  # --destroy passing keeps a failure
+    assert (result.verdict, result.rate) == ("NOT_REPRODUCED", "0/3")
+    assert result.kept and not fake.called("remove")  # --destroy passing keeps a failure
     assert sorted(fake.live(run.run_id)) == ["app", "client", "lan"]
 
 
@@ -148,9 +148,9 @@ def test_a_step_whose_exec_fails_is_error(tmp_path: Path, test_catalog: Catalog)
     fake.on_exec("client", "probe-app", [ok("BROKEN"), InfraError("lost the Docker engine")])
     run = make_run(tmp_path, test_catalog, fake, destroy="always")
     result = run.execute()
-    assert result["verdict"] == "ERROR"
-    assert "lost the Docker engine" in result["reason"]
-    assert [a["error"] is None for a in result["attempt_results"]] == [True, False]
+    assert result.verdict == "ERROR"
+    assert "lost the Docker engine" in result.reason
+    assert [a.error is None for a in result.attempt_results] == [True, False]
     assert "attempt-3" not in phases(run) and "verify" not in phases(run)
     assert phases(run)[-2:] == ["collect", "down"]
     assert fake.live(run.run_id) == []
@@ -167,11 +167,11 @@ def test_a_step_on_a_node_that_is_gone_is_error(tmp_path: Path, test_catalog: Ca
     fake.on_exec("client", "probe-app", ok("200 OK"))
     run = make_run(tmp_path, test_catalog, fake, text)
     result = run.execute()
-    assert result["verdict"] == "ERROR"
-    assert "node client is exited" in result["reason"]
+    assert result.verdict == "ERROR"
+    assert "node client is exited" in result.reason
     steps = journal(run)["phases"][6]["steps"]
     assert [s.get("error", "") for s in steps][1].startswith("node client is exited")
-    assert result["kept"] and phases(run)[-1] == "collect"  # an ERROR is kept to look at
+    assert result.kept and phases(run)[-1] == "collect"  # an ERROR is kept to look at
 
 
 def test_a_missing_node_at_configure_is_error(tmp_path: Path, test_catalog: Catalog) -> None:
@@ -179,7 +179,7 @@ def test_a_missing_node_at_configure_is_error(tmp_path: Path, test_catalog: Cata
     fake.fail_on("exec", InfraError("run r has no node app"), lambda a: "configure-app" in a[2])
     run = make_run(tmp_path, test_catalog, fake, destroy="always")
     result = run.execute()
-    assert result["verdict"] == "ERROR"
+    assert result.verdict == "ERROR"
     assert journal(run)["phases"][5]["phase"] == "configure"
     assert journal(run)["phases"][5]["result"] == "error"
     assert phases(run)[-2:] == ["collect", "down"]
@@ -238,7 +238,7 @@ def test_every_file_in_the_run_folder_is_redacted(tmp_path: Path, test_catalog: 
     fake.on_exec("client", "probe-app", ok(f"BROKEN {SECRET} {TICKET}", f"err {SECRET}"))
     run = make_run(tmp_path, test_catalog, fake)
     result = run.execute()
-    assert result["verdict"] == "REPRODUCED"
+    assert result.verdict == "REPRODUCED"
     written = [f for f in run.folder.path.rglob("*") if f.is_file()]
     names = {f.relative_to(run.folder.path).as_posix() for f in written}
     # the files the secrets went into are there (else the test proves nothing)
@@ -249,7 +249,8 @@ def test_every_file_in_the_run_folder_is_redacted(tmp_path: Path, test_catalog: 
         data = f.read_bytes()
         assert SECRET.encode() not in data, f
         assert TICKET.encode() not in data, f
-    assert SECRET not in json.dumps(result) and TICKET not in json.dumps(result)
+    printed = result.model_dump_json()
+    assert SECRET not in printed and TICKET not in printed
 
 
 def test_the_fake_records_calls_in_order(tmp_path: Path, test_catalog: Catalog) -> None:
@@ -281,8 +282,8 @@ def test_an_engine_lost_mid_run_is_error_and_the_journal_is_kept(
         fake.fail_on(method, lost, after_the_probe, times=-1)
     run = make_run(tmp_path, test_catalog, fake, destroy="always")
     result = run.execute()
-    assert result["verdict"] == "ERROR"
-    assert "lab gc" in result["teardown_error"]
+    assert result.verdict == "ERROR"
+    assert result.teardown_error and "lab gc" in result.teardown_error
     assert journal(run)["phases"][-1]["phase"] == "down"
     assert journal(run)["phases"][-1]["result"] == "error"
     assert run_state(run) == "failed"

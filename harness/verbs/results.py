@@ -1,0 +1,223 @@
+"""The typed results of the verbs (all but `lab up`'s): the CLI renders them, `--json` prints
+`model_dump(mode="json")`, and schemas/results/<verb>.schema.json is `model_json_schema()`
+(regenerate with `python -m harness.verbs.results`; a unit test holds the files to it).
+
+The keys and values printed are those of the dicts the verbs returned before: optional keys
+that were left out stay left out (`omit_none`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+from harness.run.result import AttemptResult, Result, RunResult
+
+SCHEMA_VERSION = "v1"
+SCHEMA_BASE = "https://labharness.invalid/schemas/results"
+SCHEMA_DIR = "schemas/results"
+
+__all__ = ["AttemptResult", "Result", "RunResult"]
+
+
+# -- reproduce, verify-fix ------------------------------------------------------------------------
+
+
+class ReproduceResult(RunResult):
+    """`lab reproduce`: the run's result and the exit code its verdict gives."""
+
+    exit_code: int
+
+
+class VerifyFixResult(Result):
+    """`lab verify-fix`: the baseline and the candidate runs, and the verdict on the fix."""
+
+    verdict: str
+    reason: str
+    fix: str | None
+    kind: str | None
+    scenario: str
+    baseline: RunResult
+    candidate: RunResult
+    junit: str
+    exit_code: int
+
+
+# -- ls, down, gc ---------------------------------------------------------------------------------
+
+
+class NodeState(Result):
+    name: str
+    status: str
+
+
+class ListedRun(Result):
+    """One row of `lab ls`: a run with objects on the engine."""
+
+    run: str
+    scenario: str
+    state: str
+    owner_alive: bool
+    nodes: list[NodeState]
+    containers: int
+    running: int
+    networks: int
+    folder: str | None
+
+
+class StuckNetwork(Result):
+    network: str
+    id: str
+    reason: str
+    hint: str
+
+
+class Removed(Result):
+    """What removing one run did (`lab down`, `lab gc`)."""
+
+    run: str
+    removed: dict[str, int]
+    masked: dict[str, Any] | None = None
+    stuck: list[StuckNetwork] | None = None
+    disconnected: list[str] | None = None
+
+    omit_none: ClassVar[tuple[str, ...]] = ("masked", "stuck", "disconnected")
+
+
+class DownResult(Removed):
+    """One run `lab down` removed."""
+
+
+class GcResult(Result):
+    """One run `lab gc` collected (or, with --dry-run, would)."""
+
+    run: str
+    reason: str
+    removed: dict[str, int]
+    masked: dict[str, Any] | None = None
+    stuck: list[StuckNetwork] | None = None
+    disconnected: list[str] | None = None
+    dry_run: bool
+
+    omit_none: ClassVar[tuple[str, ...]] = ("masked", "stuck", "disconnected")
+
+
+# -- images, exec ---------------------------------------------------------------------------------
+
+
+class ImageBuilt(Result):
+    """One row of `lab images build`."""
+
+    tag: str
+    kind: str
+    name: str
+    os: str
+    version: str
+    status: str  # built | reused
+    how: str
+    seconds: float
+
+
+class ImageListed(Result):
+    """One row of `lab images ls` (`current`: the tag matches the catalog; None without one)."""
+
+    tag: str
+    id: str
+    kind: str
+    name: str
+    version: str
+    os: str
+    inputs: str
+    size_mb: float
+    created: str
+    current: bool | None
+
+
+class ImagePruned(Result):
+    """One row of `lab images prune`."""
+
+    tag: str
+    id: str
+    action: str  # removed | kept | in-use | failed
+    why: str | None = None
+
+    omit_none: ClassVar[tuple[str, ...]] = ("why",)
+
+
+class ExecResult(Result):
+    """`lab exec`: the command's exit code and output."""
+
+    run: str
+    node: str
+    command: list[str]
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+# -- the schemas ----------------------------------------------------------------------------------
+
+# verb -> (model, whether --json prints a list of them)
+RESULTS: dict[str, tuple[type[Result], bool]] = {
+    "reproduce": (ReproduceResult, False),
+    "verify-fix": (VerifyFixResult, False),
+    "ls": (ListedRun, True),
+    "down": (DownResult, True),
+    "gc": (GcResult, True),
+    "images-build": (ImageBuilt, True),
+    "images-ls": (ImageListed, True),
+    "images-prune": (ImagePruned, True),
+    "exec": (ExecResult, False),
+}
+
+
+def result_schema(verb: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of `lab <verb> --json`'s output."""
+    model, many = RESULTS[verb]
+    schema = model.model_json_schema(mode="validation")
+    defs = schema.pop("$defs", None)
+    body: dict[str, Any] = {"type": "array", "items": schema} if many else schema
+    if many:
+        body["items"].pop("title", None)
+    head = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{SCHEMA_BASE}/{verb}/{SCHEMA_VERSION}",
+        "title": f"lab {verb.replace('images-', 'images ')} --json",
+    }
+    return {
+        **head,
+        **{k: v for k, v in body.items() if k != "title"},
+        **({"$defs": defs} if defs else {}),
+    }
+
+
+def result_schema_text(verb: str) -> str:
+    """schemas/results/<verb>.schema.json as committed."""
+    return json.dumps(result_schema(verb), indent=2) + "\n"
+
+
+def write_result_schemas(folder: Path) -> list[Path]:
+    """Write every verb's schema into `folder`; the files written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for verb in RESULTS:
+        path = folder / f"{verb}.schema.json"
+        path.write_text(result_schema_text(verb))
+        out.append(path)
+    return out
+
+
+def to_json(result: Any) -> Any:
+    """What `--json` prints for a verb's result: models (and lists of them) as their JSON."""
+    if isinstance(result, Result):
+        return result.model_dump(mode="json")
+    if isinstance(result, list):
+        return [to_json(r) for r in result]
+    return result
+
+
+if __name__ == "__main__":  # python -m harness.verbs.results [FOLDER]
+    for p in write_result_schemas(Path(sys.argv[1] if len(sys.argv) > 1 else SCHEMA_DIR)):
+        print(p)

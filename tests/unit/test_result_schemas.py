@@ -1,0 +1,193 @@
+"""The verbs' typed results and their published JSON Schemas (schemas/results/).
+
+The committed schema files are the generated ones; a result of every verb (a real run's on the
+fake engine, the others constructed) validates against its schema, and one with a key missing
+or of the wrong type does not; the serialisation keeps the keys `--json` printed before.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from harness.engine.fake import FakeEngine, ok
+from harness.run.result import RunResult
+from harness.scenario.catalog import Catalog
+from harness.verbs import results as R
+from tests.unit.test_run_lifecycle import leaky_engine, make_run
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(autouse=True)
+def _reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LABHARNESS_REPORTS", str(tmp_path / "reports"))  # not in the tree
+
+
+@pytest.mark.parametrize("verb", list(R.RESULTS))
+def test_the_committed_schema_is_the_generated_one(verb: str) -> None:
+    committed = ROOT / R.SCHEMA_DIR / f"{verb}.schema.json"
+    assert committed.is_file(), f"regenerate: python -m harness.verbs.results ({committed})"
+    assert committed.read_text() == R.result_schema_text(verb), (
+        f"{committed} is stale: python -m harness.verbs.results"
+    )
+
+
+def test_no_schema_file_without_a_verb() -> None:
+    files = {p.name for p in (ROOT / R.SCHEMA_DIR).glob("*.schema.json")}
+    assert files == {f"{v}.schema.json" for v in R.RESULTS}
+
+
+@pytest.mark.parametrize("verb", list(R.RESULTS))
+def test_every_schema_is_valid_and_versioned(verb: str) -> None:
+    schema = R.result_schema(verb)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    assert schema["$id"].endswith(f"/{verb}/{R.SCHEMA_VERSION}")
+
+
+def _validate(verb: str, data: Any) -> None:
+    jsonschema.Draft202012Validator(R.result_schema(verb)).validate(data)
+
+
+def _run(tmp_path: Path, catalog: Catalog, fake: FakeEngine | None = None) -> RunResult:
+    if fake is None:
+        fake = leaky_engine()
+        fake.on_exec("client", "probe-app", [ok("BROKEN: 502"), ok("200 OK"), ok("BROKEN: 502")])
+    return make_run(tmp_path, catalog, fake).execute()
+
+
+def test_a_real_run_validates_as_reproduce_and_keeps_its_keys(
+    tmp_path: Path, test_catalog: Catalog
+) -> None:
+    run = _run(tmp_path, test_catalog)
+    result = R.ReproduceResult(**dict(run), exit_code=0)
+    data = result.model_dump(mode="json")
+    _validate("reproduce", data)
+    assert list(data) == [
+        *("run", "scenario", "role", "fix", "folder", "engine"),
+        *("verdict", "observed", "attempts", "planned", "rate", "reason"),
+        *("attempt_results", "checks", "checks_green", "kept", "seconds", "exit_code"),
+    ]  # no error, hint, teardown_error, report_errors keys when there is none; fix: null
+    assert data["fix"] is None and data["rate"] == "2/3"
+    broken = {k: v for k, v in data.items() if k != "verdict"}
+    with pytest.raises(jsonschema.ValidationError):
+        _validate("reproduce", broken)
+    with pytest.raises(jsonschema.ValidationError):
+        _validate("reproduce", {**data, "observed": "two"})
+
+
+def test_an_error_brings_its_hint_key_even_when_null(tmp_path: Path, test_catalog: Catalog) -> None:
+    run = _run(tmp_path, test_catalog)
+    with_error = run.model_copy(update={"error": "boom", "hint": None})
+    data = with_error.model_dump(mode="json")
+    assert data["error"] == "boom" and "hint" in data and data["hint"] is None
+    assert "hint" not in run.model_dump(mode="json")
+
+
+def test_verify_fix_validates(tmp_path: Path, test_catalog: Catalog) -> None:
+    base = _run(tmp_path, test_catalog)
+    result = R.VerifyFixResult(
+        verdict="FIXED",
+        reason="the symptom is gone",
+        fix="raise-limit",
+        kind=None,
+        scenario=base.scenario,
+        baseline=base,
+        candidate=base,
+        junit="x/verify-fix-junit.xml",
+        exit_code=0,
+    )
+    data = result.model_dump(mode="json")
+    _validate("verify-fix", data)
+    assert "error" not in data["baseline"] and data["kind"] is None
+
+
+REMOVED = {"containers": 2, "networks": 1, "volumes": 0}
+STUCK = {"network": "lh-x", "id": "abc", "reason": "in use", "hint": "lab gc"}
+
+CONSTRUCTED: dict[str, Any] = {
+    "ls": [
+        R.ListedRun(
+            run="r1",
+            scenario="s",
+            state="up",
+            owner_alive=True,
+            nodes=[R.NodeState(name="app", status="running")],
+            containers=1,
+            running=1,
+            networks=1,
+            folder=None,
+        )
+    ],
+    "down": [
+        R.DownResult(run="r1", removed=REMOVED),
+        R.DownResult(run="r2", removed=REMOVED, stuck=[R.StuckNetwork(**STUCK)]),
+    ],
+    "gc": [R.GcResult(run="r1", reason="all", removed={}, dry_run=True)],
+    "images-build": [
+        R.ImageBuilt(
+            tag="t",
+            kind="env",
+            name="debian-12",
+            os="debian-12",
+            version="bookworm",
+            status="built",
+            how="import",
+            seconds=1.5,
+        )
+    ],
+    "images-ls": [
+        R.ImageListed(
+            tag="t",
+            id="abc",
+            kind="lab",
+            name="app",
+            version="1",
+            os="debian-12",
+            inputs="0123",
+            size_mb=12.5,
+            created="2026-01-01T00:00:00",
+            current=None,
+        )
+    ],
+    "images-prune": [
+        R.ImagePruned(tag="t", id="abc", action="kept"),
+        R.ImagePruned(tag="u", id="def", action="failed", why="in use"),
+    ],
+    "exec": R.ExecResult(run="r1", node="app", command=["true"], exit_code=0, stdout="", stderr=""),
+}
+
+
+@pytest.mark.parametrize("verb", list(CONSTRUCTED))
+def test_a_constructed_result_validates(verb: str) -> None:
+    data = R.to_json(CONSTRUCTED[verb])
+    _validate(verb, data)
+    json.dumps(data)  # plain JSON
+
+
+def test_optional_keys_are_left_out_as_before() -> None:
+    down = R.to_json(CONSTRUCTED["down"])
+    assert down[0] == {"run": "r1", "removed": REMOVED}
+    assert down[1] == {"run": "r2", "removed": REMOVED, "stuck": [STUCK]}
+    prune = R.to_json(CONSTRUCTED["images-prune"])
+    assert prune == [
+        {"tag": "t", "id": "abc", "action": "kept"},
+        {"tag": "u", "id": "def", "action": "failed", "why": "in use"},
+    ]
+    assert list(R.to_json(CONSTRUCTED["gc"])[0]) == ["run", "reason", "removed", "dry_run"]
+    listed = R.to_json(CONSTRUCTED["ls"])[0]
+    assert listed["folder"] is None  # always there, null or not
+
+
+def test_replay_renders_its_typed_run(tmp_path: Path, test_catalog: Catalog) -> None:
+    from harness.verbs.replay import render_lines
+
+    run = _run(tmp_path, test_catalog)
+    original = {"run": "r0", "verdict": "REPRODUCED", "rate": "2/3", "reason": "held"}
+    lines = render_lines({"original": original, "replay": run, "same_verdict": True})
+    assert lines[1].startswith(f"replay    {run.verdict} ({run.rate})  run {run.run}")
+    assert lines[2] == f"same verdict; evidence: {run.folder}"
