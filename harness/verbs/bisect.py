@@ -89,18 +89,24 @@ def run_bisect(
     if isinstance(found, str):
         result.update(verdict=outcomes.NO_TRANSITION, reason=found)
         return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.NO_TRANSITION)}
+    result.update(_found(axis, ordered, found, fixed=fixed), runs=len(prober.probes))
+    return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.FOUND)}
+
+
+def _found(axis: str, ordered: list[Any], found: tuple[int, int], *, fixed: bool) -> dict[str, Any]:
+    """The transition found: first value after it, last before it, under both names."""
     lo, hi = found
+    what = "fixed" if fixed else "bad"
     label = "first_fixed" if fixed else "first_bad"
     last = "last_unfixed" if fixed else "last_good"
-    result.update(
-        verdict=outcomes.FOUND,
-        **{label: ordered[hi], last: ordered[lo]},
-        first=ordered[hi],
-        last_before=ordered[lo],
-        reason=f"{what} from {axis}={ordered[hi]} (last before: {ordered[lo]})",
-        runs=len(prober.probes),
-    )
-    return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.FOUND)}
+    return {
+        "verdict": outcomes.FOUND,
+        label: ordered[hi],
+        last: ordered[lo],
+        "first": ordered[hi],
+        "last_before": ordered[lo],
+        "reason": f"{what} from {axis}={ordered[hi]} (last before: {ordered[lo]})",
+    }
 
 
 def _start_cell(
