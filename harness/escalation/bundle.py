@@ -35,14 +35,14 @@ from harness.errors import HarnessError, UsageError
 from harness.escalation import BUNDLE_VERSION
 from harness.escalation.redaction import FULL, PRECISE, ProjectRedactor
 from harness.escalation.signing import Signer
-from harness.images import ALWAYS_IGNORED, plan_image
+from harness.images import ALWAYS_IGNORED, ImagePlan, plan_image
 from harness.journal_model import BuildPhase, Journal, Reproduction
 from harness.run.collect import is_masked
 from harness.run.redact import MASK, Redactor, for_scenarios
 from harness.scenario.catalog import Catalog, load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
 from harness.scenario.problems import ScenarioInvalid
-from harness.scenario.resolved import EnvImage, LabImage
+from harness.scenario.resolved import EnvImage, ImageSource, LabImage
 from harness.scenario.schema import PlaybookItem, SuiteItem, VerifyRun
 
 TOP = "bundle"
@@ -222,6 +222,23 @@ class RunSource:
     own: LoadedScenario  # as the run had it (with its fix)
 
 
+def _fixes_of_run(
+    source: str, scenario: Path, fix: str | None, fix_file: Path | None
+) -> tuple[list[str], list[str]]:
+    """The scenario's own fixes and the overlay's; refused when the run's fix is in neither."""
+    own_fixes = _own_fixes(scenario)
+    if fix and fix not in own_fixes and fix_file is None:
+        raise UsageError(
+            f"the run applied fix {fix!r}, which is not in {source}: it came from a --fix-file "
+            "the journal does not name",
+            hint="give the overlay file: lab escalate RUN --ticket T --fix-file FILE",
+        )
+    file_fixes = _own_fixes(fix_file) if fix_file is not None else []
+    if fix_file is not None and fix and fix not in file_fixes and fix not in own_fixes:
+        raise UsageError(f"{fix_file} has no fix {fix!r} (it has: {', '.join(file_fixes)})")
+    return own_fixes, file_fixes
+
+
 def find_sources(
     run_folder: Path, root: Path, catalog: Catalog, fix_file: Path | None = None
 ) -> RunSource:
@@ -234,16 +251,7 @@ def find_sources(
     fix = journal.get("fix")
     if fix_file is None and journal.get("fix_file"):
         fix_file = _source_path(str(journal["fix_file"]), root)
-    own_fixes = _own_fixes(scenario)
-    if fix and fix not in own_fixes and fix_file is None:
-        raise UsageError(
-            f"the run applied fix {fix!r}, which is not in {source}: it came from a --fix-file "
-            "the journal does not name",
-            hint="give the overlay file: lab escalate RUN --ticket T --fix-file FILE",
-        )
-    file_fixes = _own_fixes(fix_file) if fix_file is not None else []
-    if fix_file is not None and fix and fix not in file_fixes and fix not in own_fixes:
-        raise UsageError(f"{fix_file} has no fix {fix!r} (it has: {', '.join(file_fixes)})")
+    own_fixes, file_fixes = _fixes_of_run(str(source), scenario, fix, fix_file)
     params = replay_params(dict(journal.get("params") or {}))
     cell = journal.get("matrix_cell") or None
 
@@ -312,43 +320,12 @@ def project_files(src: RunSource, root: Path) -> dict[str, str]:
     labs: set[str] = set()
     oses: set[str] = set()
     for v in src.variants:
-        for node in v.topology.nodes:
-            for f in node.files:
-                c.add(f.source)
-            img = node.image
-            if isinstance(img, LabImage):
-                labs.add(img.lab)
-                oses.add(img.os)
-            elif isinstance(img, EnvImage):
-                oses.add(img.os)
-        for item in v.raw.configure:
-            if isinstance(item, PlaybookItem):
-                pb = root / item.playbook
-                c.add(pb)
-                parent = pb.parent
-                if parent.resolve() != root.resolve() and "labs" not in parent.parts:
-                    c.add_dir(parent)  # its templates, files, roles, vars
-        for s in v.raw.verify:
-            if isinstance(s, VerifyRun):
-                continue
-            rel = s.suite if isinstance(s, SuiteItem) else s
-            if c.add(root / rel):
-                d = (root / rel).parent
-                while d.resolve() != root.resolve() and root.resolve() in d.resolve().parents:
-                    c.add(d / "conftest.py")
-                    d = d.parent
-    # any other path the scenario or overlay names (a fixture a run: command reads...)
+        _add_node_files(c, v, labs, oses)
+        _add_playbooks(c, v, root)
+        _add_suites(c, v, root)
     for yf in (src.scenario, src.fix_file):
-        if yf is None:
-            continue
-        try:
-            data = yaml.safe_load(yf.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
-            continue
-        for s in _walk_strings(data):
-            pathlike = "/" in s and "://" not in s and "$" not in s and len(s) < 300
-            if pathlike and not s.startswith("/") and not any(ch.isspace() for ch in s):
-                c.add(root / s)
+        if yf is not None:
+            _add_named_paths(c, yf, root)
     for lab in sorted(labs):
         c.add_dir(root / "labs" / lab, PRECISE)
     for os_name in sorted(oses):
@@ -359,6 +336,56 @@ def project_files(src: RunSource, root: Path) -> dict[str, str]:
     if src.fix_file is not None and src.fix_file_rel is not None:
         c.files.pop(src.fix_file_rel, None)
     return dict(sorted(c.files.items()))
+
+
+def _add_node_files(c: _Collector, v: LoadedScenario, labs: set[str], oses: set[str]) -> None:
+    """Files copied into nodes; the labs and OSes the nodes are built from go in labs/oses."""
+    for node in v.topology.nodes:
+        for f in node.files:
+            c.add(f.source)
+        img = node.image
+        if isinstance(img, LabImage):
+            labs.add(img.lab)
+            oses.add(img.os)
+        elif isinstance(img, EnvImage):
+            oses.add(img.os)
+
+
+def _add_playbooks(c: _Collector, v: LoadedScenario, root: Path) -> None:
+    """Each playbook, and its folder (templates, files, roles, vars) unless that is a lab's."""
+    for item in v.raw.configure:
+        if isinstance(item, PlaybookItem):
+            pb = root / item.playbook
+            c.add(pb)
+            parent = pb.parent
+            if parent.resolve() != root.resolve() and "labs" not in parent.parts:
+                c.add_dir(parent)
+
+
+def _add_suites(c: _Collector, v: LoadedScenario, root: Path) -> None:
+    """Each verify suite and every conftest.py pytest would load for it, up to the root."""
+    for s in v.raw.verify:
+        if isinstance(s, VerifyRun):
+            continue
+        rel = s.suite if isinstance(s, SuiteItem) else s
+        if c.add(root / rel):
+            d = (root / rel).parent
+            while d.resolve() != root.resolve() and root.resolve() in d.resolve().parents:
+                c.add(d / "conftest.py")
+                d = d.parent
+
+
+def _add_named_paths(c: _Collector, yf: Path, root: Path) -> None:
+    """Any other relative path the scenario or overlay names (a fixture a run: command
+    reads...): a string that looks like a path and names a project file."""
+    try:
+        data = yaml.safe_load(yf.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return
+    for s in _walk_strings(data):
+        pathlike = "/" in s and "://" not in s and "$" not in s and len(s) < 300
+        if pathlike and not s.startswith("/") and not any(ch.isspace() for ch in s):
+            c.add(root / s)
 
 
 def _mode(path: Path) -> int:
@@ -402,24 +429,7 @@ def images_and_nodes(
     for node in src.own.topology.nodes:
         img = node.image
         run_tag = tags.get(node.name)
-        entry: dict[str, Any] = {
-            "name": node.name,
-            "image": run_tag,
-            "image_id": ids.get(node.name),
-        }
-        os_name = img.os if isinstance(img, LabImage | EnvImage) else None
-        if isinstance(img, LabImage):
-            entry.update(lab=img.lab, version=img.version)
-        if os_name is not None:
-            entry["os"] = os_name
-            env = catalog.environments.get(os_name)
-            if env is not None:
-                d = env.definition
-                entry["os_release"] = f"{d.distribution} {d.suite}"
-        else:
-            entry["os"] = None
-            entry["os_release"] = "as in the image (not built by the harness)"
-        nodes.append(entry)
+        nodes.append(_node_entry(node.name, img, run_tag, ids.get(node.name), catalog))
         key = run_tag or repr(img)
         if key in images:
             images[key]["nodes"].append(node.name)
@@ -431,57 +441,83 @@ def images_and_nodes(
             rec["plan_error"] = exc.message
             images[key] = rec
             continue
-        if isinstance(img, LabImage):
-            from harness.images import LabPlan
-
-            assert isinstance(plan, LabPlan)
-            ctx = plan.context.relative_to(catalog.root.resolve()).as_posix()
-            env_rel = plan.env.folder.resolve().relative_to(catalog.root.resolve()).as_posix()
-            rec.update(
-                kind="lab",
-                lab=plan.lab,
-                version=plan.version,
-                os=plan.os,
-                bundled_tag=plan.tag,
-                inputs_hash=plan.inputs_hash,
-                context=ctx,
-                dockerfile=plan.dockerfile,
-                build_args=dict(plan.build_args),
-                files=_files_of(plan.files),
-                env={
-                    "tag": plan.env.tag,
-                    "inputs_hash": plan.env.inputs_hash,
-                    "suite": plan.env.suite,
-                    "registry_image": plan.env.registry_image,
-                    "folder": env_rel,
-                    "files": _files_of(plan.env.files),
-                },
-            )
-            touched = [p for p in redacted if p.startswith((ctx + "/", env_rel + "/"))]
-        elif isinstance(img, EnvImage):
-            from harness.images import EnvPlan
-
-            assert isinstance(plan, EnvPlan)
-            env_rel = plan.folder.resolve().relative_to(catalog.root.resolve()).as_posix()
-            rec.update(
-                kind="env",
-                os=plan.name,
-                bundled_tag=plan.tag,
-                inputs_hash=plan.inputs_hash,
-                suite=plan.suite,
-                registry_image=plan.registry_image,
-                folder=env_rel,
-                files=_files_of(plan.files),
-            )
-            touched = [p for p in redacted if p.startswith(env_rel + "/")]
-        else:
-            rec.update(kind="plain", bundled_tag=plan.tag)
-            touched = []
+        touched = _image_inputs(rec, img, plan, catalog, redacted)
         rec["matches_run"] = run_tag is None or plan.tag == run_tag
         if touched:
             rec["redacted_inputs"] = sorted(touched)
         images[key] = rec
     return list(images.values()), nodes
+
+
+def _node_entry(
+    name: str, img: ImageSource, run_tag: str | None, image_id: str | None, catalog: Catalog
+) -> dict[str, Any]:
+    """What a node ran (its image as tagged and by id, lab and version) and on which OS."""
+    entry: dict[str, Any] = {"name": name, "image": run_tag, "image_id": image_id}
+    os_name = img.os if isinstance(img, LabImage | EnvImage) else None
+    if isinstance(img, LabImage):
+        entry.update(lab=img.lab, version=img.version)
+    if os_name is not None:
+        entry["os"] = os_name
+        env = catalog.environments.get(os_name)
+        if env is not None:
+            d = env.definition
+            entry["os_release"] = f"{d.distribution} {d.suite}"
+    else:
+        entry["os"] = None
+        entry["os_release"] = "as in the image (not built by the harness)"
+    return entry
+
+
+def _image_inputs(
+    rec: dict[str, Any], img: ImageSource, plan: ImagePlan, catalog: Catalog, redacted: set[str]
+) -> list[str]:
+    """Put the image's build inputs (by kind) into rec; return the redacted files among them."""
+    if isinstance(img, LabImage):
+        from harness.images import LabPlan
+
+        assert isinstance(plan, LabPlan)
+        ctx = plan.context.relative_to(catalog.root.resolve()).as_posix()
+        env_rel = plan.env.folder.resolve().relative_to(catalog.root.resolve()).as_posix()
+        rec.update(
+            kind="lab",
+            lab=plan.lab,
+            version=plan.version,
+            os=plan.os,
+            bundled_tag=plan.tag,
+            inputs_hash=plan.inputs_hash,
+            context=ctx,
+            dockerfile=plan.dockerfile,
+            build_args=dict(plan.build_args),
+            files=_files_of(plan.files),
+            env={
+                "tag": plan.env.tag,
+                "inputs_hash": plan.env.inputs_hash,
+                "suite": plan.env.suite,
+                "registry_image": plan.env.registry_image,
+                "folder": env_rel,
+                "files": _files_of(plan.env.files),
+            },
+        )
+        return [p for p in redacted if p.startswith((ctx + "/", env_rel + "/"))]
+    if isinstance(img, EnvImage):
+        from harness.images import EnvPlan
+
+        assert isinstance(plan, EnvPlan)
+        env_rel = plan.folder.resolve().relative_to(catalog.root.resolve()).as_posix()
+        rec.update(
+            kind="env",
+            os=plan.name,
+            bundled_tag=plan.tag,
+            inputs_hash=plan.inputs_hash,
+            suite=plan.suite,
+            registry_image=plan.registry_image,
+            folder=env_rel,
+            files=_files_of(plan.files),
+        )
+        return [p for p in redacted if p.startswith(env_rel + "/")]
+    rec.update(kind="plain", bundled_tag=plan.tag)
+    return []
 
 
 def _mtime(journal: dict[str, Any]) -> int:
@@ -547,12 +583,35 @@ def collect_members(
     return members, redactor
 
 
+def _run_section(src: RunSource, run_folder: Path) -> dict[str, Any]:
+    """The manifest's "run": what ran, from which files, with which values, and its outcome."""
+    j = src.journal
+    return {
+        "id": j.get("run"),
+        "scenario": j.get("scenario"),
+        "title": j.get("title"),
+        "role": j.get("role"),
+        "cell": j.get("cell"),
+        "scenario_file": f"project/{src.scenario_rel}",
+        "fix": src.fix,
+        "fix_file": f"project/{src.fix_file_rel}" if src.fix_file_rel else None,
+        "params": j.get("params") or {},
+        "replay_params": src.params,
+        "matrix_cell": j.get("matrix_cell") or {},
+        "started": j.get("started"),
+        "ended": j.get("ended"),
+        "folder": "run",
+        **_summary(journal_model.load(run_folder / "journal.json"), src.run_json),
+    }
+
+
 def build_manifest(
     run_folder: Path,
     root: Path,
     src: RunSource,
     catalog: Catalog,
     members: list[Member],
+    *,
     note: str | None,
     redactor: Redactor,
     left_out: list[dict[str, str]] | None = None,
@@ -570,23 +629,7 @@ def build_manifest(
         "engine": j.get("engine"),
         "case": case,
         "note": redactor.text(note) if note else None,
-        "run": {
-            "id": j.get("run"),
-            "scenario": j.get("scenario"),
-            "title": j.get("title"),
-            "role": j.get("role"),
-            "cell": j.get("cell"),
-            "scenario_file": f"project/{src.scenario_rel}",
-            "fix": src.fix,
-            "fix_file": f"project/{src.fix_file_rel}" if src.fix_file_rel else None,
-            "params": j.get("params") or {},
-            "replay_params": src.params,
-            "matrix_cell": j.get("matrix_cell") or {},
-            "started": j.get("started"),
-            "ended": j.get("ended"),
-            "folder": "run",
-            **_summary(journal_model.load(run_folder / "journal.json"), src.run_json),
-        },
+        "run": _run_section(src, run_folder),
         "nodes": nodes,
         "images": images,
         "redaction": {
@@ -660,7 +703,9 @@ def build_bundle(
     src = find_sources(run_folder, root, catalog, fix_file)
     left_out: list[dict[str, str]] = []
     members, redactor = collect_members(run_folder, root, src, left_out)
-    manifest = build_manifest(run_folder, root, src, catalog, members, note, redactor, left_out)
+    manifest = build_manifest(
+        run_folder, root, src, catalog, members, note=note, redactor=redactor, left_out=left_out
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = out_dir / f".bundle-{os.getpid()}.tmp"
     write_tar(tmp, members, manifest, _mtime(src.journal), signer)

@@ -295,7 +295,7 @@ def _pass(
                 _write_new(dest / "manifest.json", head.raw)
                 if head.signature is not None:
                     _write_new(dest / "manifest.sig", head.signature)
-            seen = _members(bundle, tar, ti, head.manifest, dest, limits)
+            seen = _members(bundle, tar, ti, head.manifest, dest=dest, limits=limits)
         _to_the_end(bundle, gz)
     except BundleRefused:
         raise
@@ -342,6 +342,7 @@ def _members(
     tar: tarfile.TarFile,
     ti: tarfile.TarInfo | None,
     manifest: dict[str, Any],
+    *,
     dest: Path | None,
     limits: Limits,
 ) -> set[str]:
@@ -351,13 +352,7 @@ def _members(
     count = 0
     while ti is not None:
         count += 1
-        if count > limits.members:
-            raise refuse(bundle, ti.name, f"more than {limits.members} members")
-        why = _check_name(ti.name)
-        if why:
-            raise refuse(bundle, ti.name, why)
-        if ti.issym() or ti.islnk():
-            raise refuse(bundle, ti.name, _link_reason(ti))
+        _check_header(bundle, ti, count, limits)
         if ti.isdir():
             if dest is not None:
                 _mkdirs(dest, posixpath.normpath(ti.name).removeprefix(TOP))
@@ -377,41 +372,79 @@ def _members(
             raise refuse(
                 bundle, name, f"the bundle's files together pass the limit of {human(limits.total)}"
             )
-        entry = expected.get(name)
-        if entry is None:
-            raise refuse(bundle, name, "not listed in the manifest (added or renamed)")
-        if name in seen:
-            raise refuse(bundle, name, "appears twice")
-        seen.add(name)
-        if entry["size"] != ti.size:
-            raise refuse(
-                bundle,
-                name,
-                f"size mismatch: its header says {ti.size} bytes, the manifest {entry['size']}",
-            )
-        src = tar.extractfile(ti)
-        if src is None:
-            raise refuse(bundle, name, "cannot be read")
-        target: Path | None = None
-        if dest is None:
-            digest = _copy_checked(src, None, ti.size)
-        else:
-            rel = name.removeprefix(TOP + "/")
-            target = _mkdirs(dest, posixpath.dirname(rel)) / posixpath.basename(rel)
-            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
-            fd = os.open(target, flags, 0o600)
-            try:
-                digest = _copy_checked(src, fd, ti.size)
-            finally:
-                os.close(fd)
-        if digest != entry["sha256"]:
-            raise refuse(
-                bundle,
-                name,
-                "checksum mismatch: its content is not what the manifest records "
-                "(changed after bundling)",
-            )
-        if target is not None:
-            os.chmod(target, ti.mode & 0o777)
+        entry = _listed_once(bundle, name, ti, expected, seen)
+        _extract_checked(bundle, tar, ti, name, sha256=entry["sha256"], dest=dest)
         ti = tar.next()
     return seen
+
+
+def _check_header(bundle: Path, ti: tarfile.TarInfo, count: int, limits: Limits) -> None:
+    """Refuse a member by its header alone: one too many, a bad name, a link."""
+    if count > limits.members:
+        raise refuse(bundle, ti.name, f"more than {limits.members} members")
+    why = _check_name(ti.name)
+    if why:
+        raise refuse(bundle, ti.name, why)
+    if ti.issym() or ti.islnk():
+        raise refuse(bundle, ti.name, _link_reason(ti))
+
+
+def _listed_once(
+    bundle: Path,
+    name: str,
+    ti: tarfile.TarInfo,
+    expected: dict[str, dict[str, Any]],
+    seen: set[str],
+) -> dict[str, Any]:
+    """The manifest's entry for a regular member, refused unless listed, first seen now and of
+    the size listed; the name is added to seen."""
+    entry = expected.get(name)
+    if entry is None:
+        raise refuse(bundle, name, "not listed in the manifest (added or renamed)")
+    if name in seen:
+        raise refuse(bundle, name, "appears twice")
+    seen.add(name)
+    if entry["size"] != ti.size:
+        raise refuse(
+            bundle,
+            name,
+            f"size mismatch: its header says {ti.size} bytes, the manifest {entry['size']}",
+        )
+    return entry
+
+
+def _extract_checked(
+    bundle: Path,
+    tar: tarfile.TarFile,
+    ti: tarfile.TarInfo,
+    name: str,
+    *,
+    sha256: str,
+    dest: Path | None,
+) -> None:
+    """Copy a member to a new file below dest (only hash it when dest is None); refused when its
+    content is not what the manifest records. Its mode is set only once it checked out."""
+    src = tar.extractfile(ti)
+    if src is None:
+        raise refuse(bundle, name, "cannot be read")
+    target: Path | None = None
+    if dest is None:
+        digest = _copy_checked(src, None, ti.size)
+    else:
+        rel = name.removeprefix(TOP + "/")
+        target = _mkdirs(dest, posixpath.dirname(rel)) / posixpath.basename(rel)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(target, flags, 0o600)
+        try:
+            digest = _copy_checked(src, fd, ti.size)
+        finally:
+            os.close(fd)
+    if digest != sha256:
+        raise refuse(
+            bundle,
+            name,
+            "checksum mismatch: its content is not what the manifest records "
+            "(changed after bundling)",
+        )
+    if target is not None:
+        os.chmod(target, ti.mode & 0o777)

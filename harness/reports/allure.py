@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from allure_commons.model2 import (
 from attr import asdict
 
 from harness.journal_model import (
+    AttemptPhase,
     BuildPhase,
     CapturePhase,
     CollectPhase,
@@ -198,8 +200,9 @@ class _Writer:
         outcome: Outcome,
         start: Any,
         stop: Any,
-        steps: list[TestStepResult],
-        attachments: list[Attachment | None],
+        *,
+        steps: list[TestStepResult] | None = None,
+        attachments: list[Attachment | None] | None = None,
         description: str = "",
         key: str = "",
     ) -> None:
@@ -219,8 +222,8 @@ class _Writer:
             else None,
             stage="finished",
             description=description or None,
-            steps=steps,
-            attachments=[a for a in attachments if a is not None],
+            steps=steps or [],
+            attachments=[a for a in attachments or [] if a is not None],
             parameters=self.params(),
             start=_ms(start),
             stop=_ms(stop),
@@ -245,6 +248,7 @@ def _step(
     outcome: Outcome,
     start: Any,
     stop: Any,
+    *,
     steps: list[TestStepResult] | None = None,
     attachments: list[Attachment | None] | None = None,
     params: dict[str, Any] | None = None,
@@ -284,14 +288,25 @@ def _probe_steps(node: Symptom | None) -> list[TestStepResult]:
                 oc,
                 None,
                 None,
-                sub,
+                steps=sub,
             )
         )
     return out
 
 
+@dataclass(frozen=True)
+class _Common:
+    """Attachments several stories carry: written once, referenced from each result."""
+
+    topo: Attachment | None
+    reproduce_md: Attachment | None
+    captures: list[Attachment | None]
+    logs: list[Attachment | None]
+
+
 def build_allure(run: Run, out: Path, topology_svg: Path | None) -> int:
     w = _Writer(run, out)
+    # attached in this order: a file shows under the first name it is attached with
     topo = w.file(topology_svg.name, "topology.svg") if topology_svg else None
     artifacts = run.artifacts()
     captures = [w.file(rel, f"capture {label}") for g, label, rel in artifacts if g == "captures"]
@@ -301,166 +316,13 @@ def build_allure(run: Run, out: Path, topology_svg: Path | None) -> int:
         if g not in ("captures", "run", "verify") and is_log(rel)
     ]
     reproduce_md = w.file("REPRODUCE.md") if (run.folder / "REPRODUCE.md").is_file() else None
-
-    # setup: the infrastructure phases before configure
-    setup = [p for p in run.phases if p.phase in INFRA_PHASES or p.phase.startswith("up-")]
-    if setup or run.model.model_fields_set:
-        steps, outcomes = [], []
-        for p in setup:
-            oc = phase_outcome(p)
-            outcomes.append(oc)
-            params: dict[str, Any] = {}
-            if isinstance(p, BuildPhase) and p.phase == "build":
-                params = dict(p.images)
-            nodes = [
-                _step(
-                    f"node {n.name}",
-                    Outcome("passed"),
-                    None,
-                    None,
-                    params={
-                        "image": n.image,
-                        "ready_s": n.ready_s,
-                        **{f"address {k}": v for k, v in n.addresses.items()},
-                    },
-                )
-                for n in (p.nodes if isinstance(p, UpPhase) else [])
-            ]
-            applied = [
-                _step(
-                    f"impair {s(a.node)} {s(a.network)}",
-                    Outcome("passed"),
-                    None,
-                    None,
-                    attachments=[
-                        w.text(
-                            "commands",
-                            "\n".join(s(c) for c in a.commands or []),
-                            f"impair-{p.phase}-{i}",
-                        )
-                    ],
-                )
-                for i, a in enumerate(p.applied if isinstance(p, ImpairPhase) else [])
-            ]
-            steps.append(_step(p.phase, oc, p.start, p.end, nodes + applied, params=params))
-        w.result(
-            "setup",
-            "setup",
-            _worst(outcomes),
-            setup[0].start if setup else None,
-            setup[-1].end if setup else None,
-            steps,
-            [topo],
-            "Build, preflight, bring-up, captures and impairments.",
-        )
-
-    configure = run.phase("configure")
-    if configure is not None:
-        items = configure_items(configure)
-        steps = [
-            _step(
-                i.name,
-                i.outcome,
-                None,
-                None,
-                attachments=[w.text("output", i.output, f"configure-{n}")],
-                params={"duration_s": round(i.duration, 3)},
-            )
-            for n, i in enumerate(items)
-        ]
-        w.result(
-            "configure",
-            "configure",
-            _worst([i.outcome for i in items]),
-            configure.start,
-            configure.end,
-            steps,
-            [w.file(rel) for rel in run.ansible_artifacts()],
-            "The customer's configuration: run commands and Ansible tasks.",
-        )
-
+    common = _Common(topo=topo, reproduce_md=reproduce_md, captures=captures, logs=logs)
+    _setup_result(w, common)
+    _configure_result(w)
     for p in run.attempts():
-        phase = p.phase
-        steps = []
-        for step in p.steps:
-            text = step_output(step)
-            steps.append(
-                _step(
-                    f"{s(step.id, 'step')}: {s(step.description)}",
-                    step_outcome(step),
-                    step.start,
-                    step.end,
-                    attachments=[w.text("output", text, f"{phase}-{s(step.index)}")],
-                    params={"node": step.node, "kind": step.kind, "exit_code": step.exit_code},
-                )
-            )
-        oc = attempt_outcome(run, p)
-        evidence = "\n".join(symptom_evidence(p.symptom))
-        steps.append(
-            _step(
-                "symptom",
-                Outcome("passed" if p.observed else "failed"),
-                None,
-                None,
-                _probe_steps(p.symptom),
-                [w.text("evidence", evidence, f"{phase}-symptom")],
-            )
-        )
-        w.result(
-            phase,
-            phase,
-            oc,
-            p.start,
-            p.end,
-            steps,
-            [topo, reproduce_md, *captures, *logs],
-            f"Attempt {s(p.attempt)}: the scenario's steps, then the symptom "
-            f"probes. Verdict of the run: {run.verdict} {run.rate}".rstrip(),
-        )
-
-    verify = run.phase("verify")
-    for n, check in enumerate(run.checks()):
-        oc = check_outcome(check)
-        full = s(check.name, f"check-{n + 1}")
-        # A pytest node id (suite checks) shows as its test name, as allure-pytest does.
-        name = full.rsplit("::", 1)[-1]
-        w.result(
-            name,
-            "verify",
-            oc,
-            verify.start if verify else None,
-            verify.end if verify else None,
-            [],
-            [w.text("output", s(check.output), f"check-{n}")]
-            + ([w.file("verify/verify-junit.xml")] if n == 0 else []),
-            full if full != name else "",
-            key=full,
-        )
-    if verify and phase_outcome(verify).status == "error" and not run.checks():
-        w.result(
-            "verify",
-            "verify",
-            phase_outcome(verify),
-            verify.start,
-            verify.end,
-            [],
-            [],
-        )
-
-    teardown = [p for p in run.phases if p.phase in TEARDOWN_PHASES]
-    if teardown:
-        steps = [_teardown_step(w, p) for p in teardown]
-        w.result(
-            "collect",
-            "collect",
-            _worst([phase_outcome(p) for p in teardown]),
-            teardown[0].start,
-            teardown[-1].end,
-            steps,
-            [reproduce_md, *captures],
-            "Evidence collected, then teardown.",
-        )
-
+        _attempt_result(w, p, common)
+    _verify_results(w)
+    _collect_result(w, common)
     if not run.phases and run.model.model_fields_set:  # no phase yet: the run never started
         w.result(
             "run",
@@ -468,10 +330,174 @@ def build_allure(run: Run, out: Path, topology_svg: Path | None) -> int:
             Outcome("error", f"ERROR: run did not start ({run.verdict})"),
             run.model.started,
             run.model.ended,
-            [],
-            [],
         )
     return w.count
+
+
+def _setup_result(w: _Writer, common: _Common) -> None:
+    """The infrastructure phases before configure, one step each, as the "setup" story."""
+    run = w.run
+    setup = [p for p in run.phases if p.phase in INFRA_PHASES or p.phase.startswith("up-")]
+    if not setup and not run.model.model_fields_set:
+        return
+    w.result(
+        "setup",
+        "setup",
+        _worst([phase_outcome(p) for p in setup]),
+        setup[0].start if setup else None,
+        setup[-1].end if setup else None,
+        steps=[_setup_step(w, p) for p in setup],
+        attachments=[common.topo],
+        description="Build, preflight, bring-up, captures and impairments.",
+    )
+
+
+def _setup_step(w: _Writer, p: PhaseBase) -> TestStepResult:
+    """One infrastructure phase: its images (build), nodes (up) or applied impairments."""
+    params: dict[str, Any] = {}
+    if isinstance(p, BuildPhase) and p.phase == "build":
+        params = dict(p.images)
+    nodes = [
+        _step(
+            f"node {n.name}",
+            Outcome("passed"),
+            None,
+            None,
+            params={
+                "image": n.image,
+                "ready_s": n.ready_s,
+                **{f"address {k}": v for k, v in n.addresses.items()},
+            },
+        )
+        for n in (p.nodes if isinstance(p, UpPhase) else [])
+    ]
+    applied = [
+        _step(
+            f"impair {s(a.node)} {s(a.network)}",
+            Outcome("passed"),
+            None,
+            None,
+            attachments=[
+                w.text(
+                    "commands",
+                    "\n".join(s(c) for c in a.commands or []),
+                    f"impair-{p.phase}-{i}",
+                )
+            ],
+        )
+        for i, a in enumerate(p.applied if isinstance(p, ImpairPhase) else [])
+    ]
+    return _step(p.phase, phase_outcome(p), p.start, p.end, steps=nodes + applied, params=params)
+
+
+def _configure_result(w: _Writer) -> None:
+    """The customer's configuration, one step per command or Ansible task."""
+    configure = w.run.phase("configure")
+    if configure is None:
+        return
+    items = configure_items(configure)
+    steps = [
+        _step(
+            i.name,
+            i.outcome,
+            None,
+            None,
+            attachments=[w.text("output", i.output, f"configure-{n}")],
+            params={"duration_s": round(i.duration, 3)},
+        )
+        for n, i in enumerate(items)
+    ]
+    w.result(
+        "configure",
+        "configure",
+        _worst([i.outcome for i in items]),
+        configure.start,
+        configure.end,
+        steps=steps,
+        attachments=[w.file(rel) for rel in w.run.ansible_artifacts()],
+        description="The customer's configuration: run commands and Ansible tasks.",
+    )
+
+
+def _attempt_result(w: _Writer, p: AttemptPhase, common: _Common) -> None:
+    """One reproduce attempt: its steps, then the symptom probes as a tree."""
+    run = w.run
+    phase = p.phase
+    steps = []
+    for step in p.steps:
+        text = step_output(step)
+        steps.append(
+            _step(
+                f"{s(step.id, 'step')}: {s(step.description)}",
+                step_outcome(step),
+                step.start,
+                step.end,
+                attachments=[w.text("output", text, f"{phase}-{s(step.index)}")],
+                params={"node": step.node, "kind": step.kind, "exit_code": step.exit_code},
+            )
+        )
+    evidence = "\n".join(symptom_evidence(p.symptom))
+    steps.append(
+        _step(
+            "symptom",
+            Outcome("passed" if p.observed else "failed"),
+            None,
+            None,
+            steps=_probe_steps(p.symptom),
+            attachments=[w.text("evidence", evidence, f"{phase}-symptom")],
+        )
+    )
+    w.result(
+        phase,
+        phase,
+        attempt_outcome(run, p),
+        p.start,
+        p.end,
+        steps=steps,
+        attachments=[common.topo, common.reproduce_md, *common.captures, *common.logs],
+        description=f"Attempt {s(p.attempt)}: the scenario's steps, then the symptom "
+        f"probes. Verdict of the run: {run.verdict} {run.rate}".rstrip(),
+    )
+
+
+def _verify_results(w: _Writer) -> None:
+    """One result per verify check; the phase alone when it errored before any check."""
+    run = w.run
+    verify = run.phase("verify")
+    for n, check in enumerate(run.checks()):
+        full = s(check.name, f"check-{n + 1}")
+        # A pytest node id (suite checks) shows as its test name, as allure-pytest does.
+        name = full.rsplit("::", 1)[-1]
+        w.result(
+            name,
+            "verify",
+            check_outcome(check),
+            verify.start if verify else None,
+            verify.end if verify else None,
+            attachments=[w.text("output", s(check.output), f"check-{n}")]
+            + ([w.file("verify/verify-junit.xml")] if n == 0 else []),
+            description=full if full != name else "",
+            key=full,
+        )
+    if verify and phase_outcome(verify).status == "error" and not run.checks():
+        w.result("verify", "verify", phase_outcome(verify), verify.start, verify.end)
+
+
+def _collect_result(w: _Writer, common: _Common) -> None:
+    """Evidence collection and teardown as the "collect" story."""
+    teardown = [p for p in w.run.phases if p.phase in TEARDOWN_PHASES]
+    if not teardown:
+        return
+    w.result(
+        "collect",
+        "collect",
+        _worst([phase_outcome(p) for p in teardown]),
+        teardown[0].start,
+        teardown[-1].end,
+        steps=[_teardown_step(w, p) for p in teardown],
+        attachments=[common.reproduce_md, *common.captures],
+        description="Evidence collected, then teardown.",
+    )
 
 
 def _teardown_step(w: _Writer, p: PhaseBase) -> TestStepResult:
@@ -501,7 +527,7 @@ def _teardown_step(w: _Writer, p: PhaseBase) -> TestStepResult:
             )
         )
     removed = dict(p.removed) if isinstance(p, DownPhase) else {}
-    return _step(p.phase, phase_outcome(p), p.start, p.end, sub, params=removed)
+    return _step(p.phase, phase_outcome(p), p.start, p.end, steps=sub, params=removed)
 
 
 def environment(run: Run) -> list[tuple[str, str]]:

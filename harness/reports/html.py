@@ -50,8 +50,8 @@ def verdict_class(run: Run) -> str:
     return {"hoped": "good", "not hoped": "bad", "error": "error"}[got]
 
 
-def context(run: Run) -> dict[str, Any]:
-    j = run.model
+def _attempt_rows(run: Run) -> list[dict[str, Any]]:
+    """One row per reproduce attempt, with its steps, for the template's attempts table."""
     attempts = []
     for p in run.attempts():
         steps = [
@@ -83,6 +83,27 @@ def context(run: Run) -> dict[str, Any]:
                 "undo": [s(u) for u in p.undo],
             }
         )
+    return attempts
+
+
+def _node_rows(run: Run) -> list[dict[str, str]]:
+    """One row per node: what it runs, its image and its addresses."""
+    addresses = run.addresses()
+    images = run.images()
+    return [
+        {
+            "name": n.name,
+            "lab": " ".join(x for x in (n.lab, n.version) if x),
+            "os": n.os or n.image or "",
+            "image": images.get(n.name, ""),
+            "addresses": ", ".join(f"{k} {v}" for k, v in addresses.get(n.name, {}).items()),
+        }
+        for n in run.model.topology.nodes
+    ]
+
+
+def context(run: Run) -> dict[str, Any]:  # one flat mapping the template reads, key by key
+    j = run.model
     phases = [
         {
             "phase": p.phase,
@@ -103,19 +124,6 @@ def context(run: Run) -> dict[str, Any]:
     for rel in run.ansible_artifacts():
         groups.setdefault("ansible", []).append((rel.split("/", 2)[-1], rel))
     topo = j.topology
-    nodes = []
-    addresses = run.addresses()
-    images = run.images()
-    for n in topo.nodes:
-        nodes.append(
-            {
-                "name": n.name,
-                "lab": " ".join(x for x in (n.lab, n.version) if x),
-                "os": n.os or n.image or "",
-                "image": images.get(n.name, ""),
-                "addresses": ", ".join(f"{k} {v}" for k, v in addresses.get(n.name, {}).items()),
-            }
-        )
     return {
         "run": run,
         "j": j,
@@ -124,7 +132,7 @@ def context(run: Run) -> dict[str, Any]:
         "title": s(j.title),
         "svg": Markup(render_svg(run)),  # built escaped by topology.render_svg
         "phases": phases,
-        "attempts": attempts,
+        "attempts": _attempt_rows(run),
         "configure": configure_items(configure) if configure is not None else None,
         "checks": [
             {
@@ -136,7 +144,7 @@ def context(run: Run) -> dict[str, Any]:
             for c in run.checks()
         ],
         "artifacts": groups,
-        "nodes": nodes,
+        "nodes": _node_rows(run),
         "impairments": [
             impairment_text(i)
             + f" on {s(i.get('node'))}"

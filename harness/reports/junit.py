@@ -17,13 +17,13 @@ import os
 import re
 import socket
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from junitparser import JUnitXml, TestSuite
 
 from harness import outcomes
-from harness.journal_model import AttemptPhase
+from harness.journal_model import AttemptPhase, PhaseBase
 from harness.reports.journal import (
     INFRA_PHASES,
     TEARDOWN_PHASES,
@@ -153,65 +153,12 @@ def build_junit(run: Run, attachment_root: Path | None = None) -> ET.Element:
     generated = ["report.html", "topology.svg"]
     evidence = [att(r) for r in artifacts if r.startswith("captures/") or is_log(r)]
     evidence += [att(r) for r in ("REPRODUCE.md", "report.html") if r in artifacts + generated]
-    suites: list[_Suite] = []
-
-    for phase in run.phases:
-        name = phase.phase
-        if name == "configure":
-            suite = _Suite(run, name, phase.start)
-            for item in configure_items(phase):
-                suite.case(item.name, item.outcome, item.duration, item.output)
-            suite.out = [f"[[ATTACHMENT|{att(r)}]]" for r in run.ansible_artifacts()]
-            suites.append(suite)
-        elif isinstance(phase, AttemptPhase) and name.startswith("attempt-"):
-            suite = _Suite(run, name, phase.start)
-            for step in phase.steps:
-                label = f"{s(step.id, 'step')}: {s(step.description)}"
-                suite.case(label, step_outcome(step), num(step.duration_s), step_output(step))
-            suite.case(
-                "symptom",
-                attempt_outcome(run, phase),
-                num(phase.duration_s),
-                "\n".join(symptom_evidence(phase.symptom)),
-                evidence,
-            )
-            suites.append(suite)
-        elif name == "verify":
-            suite = _Suite(run, name, phase.start)
-            for check in run.checks():
-                oc = check_outcome(check)
-                suite.case(s(check.name, "check"), oc, num(check.duration_s), oc.detail)
-            if (run.folder / "verify" / "verify-junit.xml").is_file():
-                suite.out = [f"[[ATTACHMENT|{att('verify/verify-junit.xml')}]]"]
-            if phase_outcome(phase).status == "error" and not suite.cases:
-                suite.case("verify", phase_outcome(phase), num(phase.duration_s))
-            suites.append(suite)
-        elif (name in INFRA_PHASES + TEARDOWN_PHASES or name.startswith("up-")) and (
-            phase_outcome(phase).status == "error"
-        ):
-            suite = _Suite(run, name, phase.start)
-            suite.case(name, phase_outcome(phase), num(phase.duration_s))
-            suites.append(suite)
-
-    # The verdict: one test case CI can go by.
-    verdict = _Suite(run, "run", run.model.started)
-    v = run.verdict
-    text = f"{v} {run.rate}".strip() + (f" - {run.reason}" if run.reason else "")
-    got = outcomes.role_result(run.role, v)
-    if got == "hoped":
-        oc = Outcome("passed", text)
-    elif got == "not hoped":
-        oc = Outcome("failed", text)
-    else:
-        oc = Outcome("error", f"ERROR: {text}" if v != outcomes.ERROR else text)
-    verdict.case(
-        f"verdict ({run.role})",
-        oc,
-        _run_seconds(run),
-        text,
-        [att(r) for r in artifacts + generated],
-    )
-    suites.append(verdict)
+    suites = [
+        suite
+        for phase in run.phases
+        if (suite := _phase_suite(run, phase, att, evidence)) is not None
+    ]
+    suites.append(_verdict_suite(run, [att(r) for r in artifacts + generated]))
 
     root = ET.Element("testsuites", name=xml_text(f"labharness {run.label} {run.run_id}"))
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
@@ -226,6 +173,60 @@ def build_junit(run: Run, attachment_root: Path | None = None) -> ET.Element:
         root.set(k, str(n))
     root.set("time", fmt_time(seconds))
     return root
+
+
+def _phase_suite(
+    run: Run, phase: PhaseBase, att: Callable[[str], str], evidence: list[str]
+) -> _Suite | None:
+    """The suite for one phase; None for an infrastructure phase that did not error."""
+    name = phase.phase
+    suite = _Suite(run, name, phase.start)
+    if name == "configure":
+        for item in configure_items(phase):
+            suite.case(item.name, item.outcome, item.duration, item.output)
+        suite.out = [f"[[ATTACHMENT|{att(r)}]]" for r in run.ansible_artifacts()]
+    elif isinstance(phase, AttemptPhase) and name.startswith("attempt-"):
+        for step in phase.steps:
+            label = f"{s(step.id, 'step')}: {s(step.description)}"
+            suite.case(label, step_outcome(step), num(step.duration_s), step_output(step))
+        suite.case(
+            "symptom",
+            attempt_outcome(run, phase),
+            num(phase.duration_s),
+            "\n".join(symptom_evidence(phase.symptom)),
+            evidence,
+        )
+    elif name == "verify":
+        for check in run.checks():
+            oc = check_outcome(check)
+            suite.case(s(check.name, "check"), oc, num(check.duration_s), oc.detail)
+        if (run.folder / "verify" / "verify-junit.xml").is_file():
+            suite.out = [f"[[ATTACHMENT|{att('verify/verify-junit.xml')}]]"]
+        if phase_outcome(phase).status == "error" and not suite.cases:
+            suite.case("verify", phase_outcome(phase), num(phase.duration_s))
+    elif (name in INFRA_PHASES + TEARDOWN_PHASES or name.startswith("up-")) and (
+        phase_outcome(phase).status == "error"
+    ):
+        suite.case(name, phase_outcome(phase), num(phase.duration_s))
+    else:
+        return None
+    return suite
+
+
+def _verdict_suite(run: Run, files: list[str]) -> _Suite:
+    """The verdict: one test case CI can go by, passed when the role got what it hoped for."""
+    verdict = _Suite(run, "run", run.model.started)
+    v = run.verdict
+    text = f"{v} {run.rate}".strip() + (f" - {run.reason}" if run.reason else "")
+    got = outcomes.role_result(run.role, v)
+    if got == "hoped":
+        oc = Outcome("passed", text)
+    elif got == "not hoped":
+        oc = Outcome("failed", text)
+    else:
+        oc = Outcome("error", f"ERROR: {text}" if v != outcomes.ERROR else text)
+    verdict.case(f"verdict ({run.role})", oc, _run_seconds(run), text, files)
+    return verdict
 
 
 def _run_seconds(run: Run) -> float:

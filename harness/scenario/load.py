@@ -167,6 +167,7 @@ def _check(
     file: str,
     root: Path,
     catalog: Catalog,
+    *,
     fix: str | None = None,
 ) -> tuple[Scenario | None, list[Problem]]:
     data, interpolation = interpolate(located, variables, file)
@@ -265,7 +266,7 @@ def load_scenario(
         extra: dict[str, Any] = {}
         if fix_file is not None:
             extra, fix = _read_fix_file(fix_file, fix)
-        return _load(path, file, root, catalog, params or {}, cell, fix, extra)
+        return _load(path, file, root, catalog, params or {}, cell=cell, fix=fix, extra_fixes=extra)
     except ScenarioInvalid:
         raise
     except Exception as exc:  # never a traceback for bad input
@@ -323,6 +324,7 @@ def _load(
     root: Path,
     catalog: Catalog,
     given: dict[str, str],
+    *,
     cell: dict[str, Any] | None,
     fix: str | None,
     extra_fixes: dict[str, Any] | None = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import types
+from dataclasses import dataclass
 from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, Tag, ValidationError
@@ -81,32 +82,42 @@ def _tag(tp: Any) -> str | None:
 
 
 def _step_type(tp: Any, elem: Any) -> Any:
+    """The type one loc element leads to inside tp (a model's field, a list's or a dict's
+    items, a tagged union's member); None when it leads nowhere known."""
     tp = _strip(tp)
     origin = get_origin(tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        field = tp.model_fields.get(elem) if isinstance(elem, str) else None
-        if field is not None:
-            return field.annotation
-        extra = (
-            tp.__annotations__.get("__pydantic_extra__")
-            if tp.model_config.get("extra") == "allow"
-            else None
-        )
-        if extra is not None:
-            return Any
-        return None
+        return _field_type(tp, elem)
     if origin is list:
         return get_args(tp)[0]
     if origin is dict:
         return get_args(tp)[1]
     if origin in (Union, types.UnionType):
-        for member in get_args(tp):
-            if _tag(member) == elem:
-                return member
-            bare = _strip(member)
-            if isinstance(bare, type) and bare.__name__ == elem:
-                return member
-        return None
+        return _union_member(tp, elem)
+    return None
+
+
+def _field_type(model: type[BaseModel], elem: Any) -> Any:
+    """A field's annotation; Any for a key a model with extra="allow" takes."""
+    field = model.model_fields.get(elem) if isinstance(elem, str) else None
+    if field is not None:
+        return field.annotation
+    extra = (
+        model.__annotations__.get("__pydantic_extra__")
+        if model.model_config.get("extra") == "allow"
+        else None
+    )
+    return Any if extra is not None else None
+
+
+def _union_member(tp: Any, elem: Any) -> Any:
+    """The union member pydantic names in a loc, by its tag or its class name."""
+    for member in get_args(tp):
+        if _tag(member) == elem:
+            return member
+        bare = _strip(member)
+        if isinstance(bare, type) and bare.__name__ == elem:
+            return member
     return None
 
 
@@ -161,70 +172,101 @@ def problems_from(exc: ValidationError, located: Located, data: Any, file: str) 
     return out
 
 
+@dataclass(frozen=True)
+class _Where:
+    """Where a pydantic error points in the file: its data path and the value found there."""
+
+    located: Located
+    file: str
+    path: YPath
+    value: Any
+
+    def at_value(self, msg: str) -> Problem:
+        """A problem with the value: located at it, and naming its key (`subnet: expected a
+        string, got 42`), since the position alone does not say which key was meant."""
+        label = key_label(self.path)
+        p = self.path
+        pos = self.located.key_pos(p) if self.value is None else self.located.value_pos(p)
+        return Problem(self.file, pos[0], pos[1], f"{label}: {msg}" if label else msg)
+
+    def at_key(self, msg: str, p: YPath | None = None) -> Problem:
+        pos = self.located.key_pos(self.path if p is None else p)
+        return Problem(self.file, pos[0], pos[1], msg)
+
+
 def _one(err: ErrorDetails, located: Located, data: Any, file: str) -> Problem | None:
     loc = tuple(err["loc"])
     etype = err["type"]
     path = data_path(data, loc)
-    value = _value_at(data, path)
-
-    label = key_label(path)
-
-    def at_value(msg: str) -> Problem:
-        """A problem with the value: located at it, and naming its key (`subnet: expected a
-        string, got 42`), since the position alone does not say which key was meant."""
-        pos = located.key_pos(path) if value is None else located.value_pos(path)
-        return Problem(file, pos[0], pos[1], f"{label}: {msg}" if label else msg)
-
-    def at_key(msg: str, p: YPath = path) -> Problem:
-        pos = located.key_pos(p)
-        return Problem(file, pos[0], pos[1], msg)
-
+    where = _Where(located, file, path, _value_at(data, path))
     if etype == "missing":
         key = loc[-1]
-        return at_key(f"missing required key {key!r}{_MISSING_HINTS.get(str(key), '')}")
+        return where.at_key(f"missing required key {key!r}{_MISSING_HINTS.get(str(key), '')}")
     if etype == "extra_forbidden":
-        key = loc[-1]
-        model = model_at(loc[:-1])
-        allowed = list(model.model_fields) if model is not None else []
-        hint = did_you_mean(key, allowed)
-        if hint:
-            return at_key(f"unknown key {shown(key)}; {hint}")
-        if allowed:
-            return at_key(f"unknown key {shown(key)}; expected one of: {', '.join(allowed)}")
-        return at_key(f"unknown key {shown(key)}")
+        return where.at_key(_unknown_key(loc))
     if etype in KIND_KEYS:
-        wanted = KIND_KEYS[etype]
-        if isinstance(value, dict):
-            for key in value:
-                best = nearest(key, wanted)
-                if best is not None and best != key:
-                    return at_key(f"unknown key {key!r}; did you mean {best!r}?", (*path, key))
-            return at_value(f"{err['msg']}; found keys: {', '.join(map(str, value))}")
-        return at_value(f"{err['msg']}, got {describe(value)}")
-    if etype == "literal_error":
-        options = re.findall(r"'([^']*)'", str((err.get("ctx") or {}).get("expected", "")))
-        expected = (
-            " or ".join(repr(o) for o in options)
-            if len(options) <= 2
-            else f"one of {', '.join(repr(o) for o in options)}"
-        )
-        msg = f"expected {expected}, got {describe(value)}"
-        hint = did_you_mean(value, options) if isinstance(value, str) else ""
-        return at_value(f"{msg}; {hint}" if hint else msg)
-    if etype in _TYPE_WORDS:
-        return at_value(f"expected {_TYPE_WORDS[etype]}, got {describe(value)}")
+        return _kind_problem(err, where, KIND_KEYS[etype])
+    return where.at_value(_value_message(err, where.value))
+
+
+def _unknown_key(loc: tuple[int | str, ...]) -> str:
+    """An unknown key, with the nearest allowed one or else all of them."""
+    key = loc[-1]
+    model = model_at(loc[:-1])
+    allowed = list(model.model_fields) if model is not None else []
+    hint = did_you_mean(key, allowed)
+    if hint:
+        return f"unknown key {shown(key)}; {hint}"
+    if allowed:
+        return f"unknown key {shown(key)}; expected one of: {', '.join(allowed)}"
+    return f"unknown key {shown(key)}"
+
+
+def _kind_problem(err: ErrorDetails, where: _Where, wanted: tuple[str, ...]) -> Problem:
+    """A mapping that matched no kind: point at a key that is a near miss of a kind's key."""
+    value = where.value
+    if isinstance(value, dict):
+        for key in value:
+            best = nearest(key, wanted)
+            if best is not None and best != key:
+                return where.at_key(
+                    f"unknown key {key!r}; did you mean {best!r}?", (*where.path, key)
+                )
+        return where.at_value(f"{err['msg']}; found keys: {', '.join(map(str, value))}")
+    return where.at_value(f"{err['msg']}, got {describe(value)}")
+
+
+def _value_message(err: ErrorDetails, value: Any) -> str:
+    """What is wrong with a value, in the scenario's words rather than pydantic's."""
+    etype = err["type"]
     ctx = err.get("ctx") or {}
+    if etype == "literal_error":
+        return _literal_message(ctx, value)
+    if etype in _TYPE_WORDS:
+        return f"expected {_TYPE_WORDS[etype]}, got {describe(value)}"
     if etype in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
         op = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<="}.get(
             etype, "<"
         )
         bound = next(iter(ctx.values()), "?")
-        return at_value(f"expected a number {op} {bound}, got {describe(value)}")
+        return f"expected a number {op} {bound}, got {describe(value)}"
     if etype == "too_short":
         n = ctx.get("min_length", 1)
-        return at_value(f"expected at least {n} item{'s' if n != 1 else ''}")
+        return f"expected at least {n} item{'s' if n != 1 else ''}"
     if etype == "value_error":
-        return at_value(str(err["msg"]).removeprefix("Value error, "))
+        return str(err["msg"]).removeprefix("Value error, ")
     if etype in ("str_or_list", "networks", "health"):
-        return at_value(f"{err['msg']}, got {describe(value)}")
-    return at_value(str(err["msg"]))
+        return f"{err['msg']}, got {describe(value)}"
+    return str(err["msg"])
+
+
+def _literal_message(ctx: dict[str, Any], value: Any) -> str:
+    options = re.findall(r"'([^']*)'", str(ctx.get("expected", "")))
+    expected = (
+        " or ".join(repr(o) for o in options)
+        if len(options) <= 2
+        else f"one of {', '.join(repr(o) for o in options)}"
+    )
+    msg = f"expected {expected}, got {describe(value)}"
+    hint = did_you_mean(value, options) if isinstance(value, str) else ""
+    return f"{msg}; {hint}" if hint else msg

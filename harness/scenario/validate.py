@@ -287,14 +287,7 @@ class Checker:
     ) -> None:
         self.check_image(name, node, path)
         self.check_node_networks(name, node, path, used)
-        for target, source in _d(node.get("files")).items():
-            fpath = (*path, "files", target)
-            if isinstance(target, str) and not target.startswith("/"):
-                self.at_key(fpath, f"file target {target!r} must be an absolute path in the node")
-            if isinstance(source, str):
-                found = self.check_project_file(fpath, source, "file")
-                if found is not None:
-                    self.check_regular_file(fpath, source, found)
+        self.check_node_files(node, path)
         for key in _d(node.get("env")):
             if not isinstance(key, str) or not _ENV_RE.match(key):
                 self.at_key(
@@ -309,6 +302,21 @@ class Checker:
                     (*path, "health", given[1]),
                     f"set only one of command, port, log in health (found {', '.join(given)})",
                 )
+        self.check_node_caps(node, path)
+
+    def check_node_files(self, node: dict[str, Any], path: YPath) -> None:
+        """Files copied in: to an absolute path in the node, from a regular project file."""
+        for target, source in _d(node.get("files")).items():
+            fpath = (*path, "files", target)
+            if isinstance(target, str) and not target.startswith("/"):
+                self.at_key(fpath, f"file target {target!r} must be an absolute path in the node")
+            if isinstance(source, str):
+                found = self.check_project_file(fpath, source, "file")
+                if found is not None:
+                    self.check_regular_file(fpath, source, found)
+
+    def check_node_caps(self, node: dict[str, Any], path: YPath) -> None:
+        """The node's own cap_add, then those its lab asks for: each granted or refused."""
         for i, cap in enumerate(_l(node.get("cap_add"))):
             if isinstance(cap, str) and not _CAP_RE.match(cap):
                 self.at(
@@ -358,16 +366,7 @@ class Checker:
                     )
             return
         if lab_name is None:
-            if "version" in node:
-                self.at_key((*path, "version"), "'version' needs 'lab' (the lab to build)")
-            if os_name is None:
-                self.at_key(
-                    path,
-                    f"node {name!r} needs 'lab' (a lab under labs/), 'image' (an image "
-                    "reference) or 'os' (a bare node of that environment)",
-                )
-            elif isinstance(os_name, str):
-                self.check_os((*path, "os"), os_name)
+            self.check_bare_node(name, node, path)
             return
         if not isinstance(lab_name, str):
             return
@@ -386,6 +385,20 @@ class Checker:
             return
         if version is not None:
             self.check_version(path, node, lab, str(version), os_name if os_ok else None)
+
+    def check_bare_node(self, name: str, node: dict[str, Any], path: YPath) -> None:
+        """A node with neither lab nor image: a bare node of an environment, which needs 'os'."""
+        os_name = node.get("os")
+        if "version" in node:
+            self.at_key((*path, "version"), "'version' needs 'lab' (the lab to build)")
+        if os_name is None:
+            self.at_key(
+                path,
+                f"node {name!r} needs 'lab' (a lab under labs/), 'image' (an image "
+                "reference) or 'os' (a bare node of that environment)",
+            )
+        elif isinstance(os_name, str):
+            self.check_os((*path, "os"), os_name)
 
     def check_os(self, path: YPath, os_name: str) -> bool:
         if os_name in self.catalog.environments:
@@ -432,6 +445,19 @@ class Checker:
             target = (*path, "networks") if "networks" in node else path
             self.at_key(target, f"node {name!r} has no networks; {where}")
             return
+        for npath, net, spec in self.network_entries(nets, path):
+            if net not in self.networks:
+                self.at_key(npath, unknown("network", net, self.networks))
+                continue
+            if net not in self.attached.setdefault(name, []):
+                self.attached[name].append(net)
+            ipv4 = _d(spec).get("ipv4")
+            if isinstance(ipv4, str):
+                self.check_address((*npath, "ipv4"), name, net, ipv4, used)
+
+    def network_entries(self, nets: Any, path: YPath) -> list[tuple[YPath, str, Any]]:
+        """(path, network, spec) per network a node lists (a list of names, or a mapping of
+        name to spec); a name listed twice is reported."""
         entries: list[tuple[YPath, str, Any]] = []
         if isinstance(nets, list):
             seen: set[str] = set()
@@ -446,15 +472,7 @@ class Checker:
             for net, spec in nets.items():
                 if isinstance(net, str):
                     entries.append(((*path, "networks", net), net, spec))
-        for npath, net, spec in entries:
-            if net not in self.networks:
-                self.at_key(npath, unknown("network", net, self.networks))
-                continue
-            if net not in self.attached.setdefault(name, []):
-                self.attached[name].append(net)
-            ipv4 = _d(spec).get("ipv4")
-            if isinstance(ipv4, str):
-                self.check_address((*npath, "ipv4"), name, net, ipv4, used)
+        return entries
 
     def check_address(
         self,
@@ -482,17 +500,9 @@ class Checker:
                 path, f"expected an IPv4 address like {subnet.network_address + 10}, got {text!r}"
             )
             return
-        if addr not in subnet:
-            self.at(path, f"address {addr} is outside network {net!r} ({subnet})")
-            return
-        if addr == subnet.network_address:
-            self.at(path, f"address {addr} is the network address of {net!r} ({subnet})")
-            return
-        if addr == subnet.broadcast_address:
-            self.at(path, f"address {addr} is the broadcast address of {net!r} ({subnet})")
-            return
-        if addr == subnet.network_address + 1:
-            self.at(path, f"address {addr} is reserved for the gateway of {net!r}; use another")
+        why_not = _unusable_address(addr, subnet, net)
+        if why_not is not None:
+            self.at(path, why_not)
             return
         line = self.located.value_pos(path)[0]
         if (net, addr) in used:
@@ -512,25 +522,7 @@ class Checker:
                 continue
             path: YPath = ("topology", "impairments", i)
             node = imp.get("node")
-            net = imp.get("network")
-            node_ok = isinstance(node, str) and node in self.nodes
-            if isinstance(node, str) and not node_ok:
-                self.at((*path, "node"), unknown("node", node, self.nodes))
-            if isinstance(net, str):
-                if net not in self.networks:
-                    self.at((*path, "network"), unknown("network", net, self.networks))
-                elif node_ok and net not in self.attached.get(str(node), [net]):
-                    self.at(
-                        (*path, "network"),
-                        f"node {node!r} is not attached to network {net!r}; it is on: "
-                        f"{', '.join(self.attached.get(str(node), [])) or 'none'}",
-                    )
-            elif net is None and node_ok and len(self.attached.get(str(node), [])) > 1:
-                self.at_key(
-                    path,
-                    f"node {node!r} is on several networks "
-                    f"({', '.join(self.attached[str(node)])}); say which with 'network'",
-                )
+            self.check_impairment_link(path, imp)
             part = imp.get("partition")
             if isinstance(part, str):
                 if part not in self.nodes and part not in self.networks:
@@ -545,6 +537,30 @@ class Checker:
                 self.at_key(path, "an impairment needs one of loss, rate, delay, jitter, partition")
             if "jitter" in imp and "delay" not in imp:
                 self.at_key((*path, "jitter"), "'jitter' needs 'delay'")
+
+    def check_impairment_link(self, path: YPath, imp: dict[str, Any]) -> None:
+        """An impairment's node and network exist, the node is on that network, and a node on
+        several networks says which one."""
+        node = imp.get("node")
+        net = imp.get("network")
+        node_ok = isinstance(node, str) and node in self.nodes
+        if isinstance(node, str) and not node_ok:
+            self.at((*path, "node"), unknown("node", node, self.nodes))
+        if isinstance(net, str):
+            if net not in self.networks:
+                self.at((*path, "network"), unknown("network", net, self.networks))
+            elif node_ok and net not in self.attached.get(str(node), [net]):
+                self.at(
+                    (*path, "network"),
+                    f"node {node!r} is not attached to network {net!r}; it is on: "
+                    f"{', '.join(self.attached.get(str(node), [])) or 'none'}",
+                )
+        elif net is None and node_ok and len(self.attached.get(str(node), [])) > 1:
+            self.at_key(
+                path,
+                f"node {node!r} is on several networks "
+                f"({', '.join(self.attached[str(node)])}); say which with 'network'",
+            )
 
     # -- configure, reproduce, verify, collect -------------------------------------------------
 
@@ -580,22 +596,7 @@ class Checker:
             if not isinstance(step, dict):
                 continue
             spath = (*path, "steps", i)
-            sid = step.get("id")
-            line = self.located.value_pos(spath)[0]
-            if isinstance(sid, str):
-                if not _SLUG_RE.match(sid):
-                    self.at(
-                        (*spath, "id"),
-                        f"step id {sid!r} must use lowercase letters, digits, '-' or '_'",
-                    )
-                if sid in ids:
-                    self.at(
-                        (*spath, "id"), f"duplicate step id {sid!r} (first used on line {ids[sid]})"
-                    )
-                else:
-                    ids[sid] = self.located.value_pos((*spath, "id"))[0]
-            elif sid is None:
-                ids.setdefault(f"step-{i + 1}", line)
+            self.check_step_id(spath, step.get("id"), i, ids)
             for key in ("on", "node"):
                 ref = step.get(key)
                 if isinstance(ref, str) and ref not in self.nodes:
@@ -612,6 +613,25 @@ class Checker:
                         + (f" (found {', '.join(given)})" if given else ""),
                     )
         self.check_probes((*path, "symptom"), repro.get("symptom"), list(ids))
+
+    def check_step_id(self, spath: YPath, sid: Any, i: int, ids: dict[str, int]) -> None:
+        """A step's id is a slug used once; ids gets it (or the default step-N) with its line,
+        for the symptom's probes to refer to."""
+        line = self.located.value_pos(spath)[0]
+        if isinstance(sid, str):
+            if not _SLUG_RE.match(sid):
+                self.at(
+                    (*spath, "id"),
+                    f"step id {sid!r} must use lowercase letters, digits, '-' or '_'",
+                )
+            if sid in ids:
+                self.at(
+                    (*spath, "id"), f"duplicate step id {sid!r} (first used on line {ids[sid]})"
+                )
+            else:
+                ids[sid] = self.located.value_pos((*spath, "id"))[0]
+        elif sid is None:
+            ids.setdefault(f"step-{i + 1}", line)
 
     def check_fault(self, spath: YPath, step: dict[str, Any]) -> None:
         action, target = step.get("fault"), step.get("target")
@@ -659,26 +679,7 @@ class Checker:
                 continue
             ppath = (*path, i)
             if "step" in probe:
-                ref = probe["step"]
-                if isinstance(ref, str) and ref not in ids:
-                    if ids:
-                        self.at((*ppath, "step"), unknown("step", ref, ids))
-                    else:
-                        self.at((*ppath, "step"), f"unknown step {ref!r}; reproduce has no steps")
-                conditions = (
-                    "exit_code",
-                    "stdout",
-                    "stderr",
-                    "output",
-                    "status",
-                    "duration_lt",
-                    "duration_gt",
-                )
-                if not any(k in probe for k in conditions):
-                    self.at_key(
-                        ppath,
-                        f"a probe needs a condition: {', '.join(conditions)}",
-                    )
+                self.check_step_probe(ppath, probe, ids)
             elif "log" in probe or "file" in probe:
                 on = probe.get("on")
                 if isinstance(on, str) and on not in self.nodes:
@@ -692,6 +693,29 @@ class Checker:
             for key in ("any", "all"):
                 if key in probe:
                     self.check_probes((*ppath, key), probe[key], ids)
+
+    def check_step_probe(self, ppath: YPath, probe: dict[str, Any], ids: list[str]) -> None:
+        """A probe on a step names a step there is, and at least one condition."""
+        ref = probe["step"]
+        if isinstance(ref, str) and ref not in ids:
+            if ids:
+                self.at((*ppath, "step"), unknown("step", ref, ids))
+            else:
+                self.at((*ppath, "step"), f"unknown step {ref!r}; reproduce has no steps")
+        conditions = (
+            "exit_code",
+            "stdout",
+            "stderr",
+            "output",
+            "status",
+            "duration_lt",
+            "duration_gt",
+        )
+        if not any(k in probe for k in conditions):
+            self.at_key(
+                ppath,
+                f"a probe needs a condition: {', '.join(conditions)}",
+            )
 
     def check_verify(self) -> None:
         for i, item in enumerate(_l(self.data.get("verify"))):
@@ -834,3 +858,19 @@ class Checker:
                 if p.is_file() and (not suffix or p.suffix == suffix or top == "fixtures"):
                     found.append(p.relative_to(self.root).as_posix())
         return found
+
+
+def _unusable_address(
+    addr: ipaddress.IPv4Address, subnet: ipaddress.IPv4Network, net: str
+) -> str | None:
+    """Why a static address cannot be given on its network (outside it, or one Docker keeps);
+    None when it can."""
+    if addr not in subnet:
+        return f"address {addr} is outside network {net!r} ({subnet})"
+    if addr == subnet.network_address:
+        return f"address {addr} is the network address of {net!r} ({subnet})"
+    if addr == subnet.broadcast_address:
+        return f"address {addr} is the broadcast address of {net!r} ({subnet})"
+    if addr == subnet.network_address + 1:
+        return f"address {addr} is reserved for the gateway of {net!r}; use another"
+    return None

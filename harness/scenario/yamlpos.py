@@ -238,35 +238,14 @@ class _Builder:
     def build(self, node: yaml.Node, path: YPath) -> Any:
         """Plain data for `node`. Aliases are expanded here, so the expanded size and depth are
         bounded here too (the composer only sees each anchored node once)."""
-        if self.stopped:
-            return None
-        self._built += 1
-        if self._built > MAX_YAML_NODES:
-            self._limit(
-                node,
-                f"aliases expand to more than {MAX_YAML_NODES:,} values (limit MAX_YAML_NODES)",
-            )
-            return None
-        if len(path) > MAX_DEPTH:
-            self._limit(
-                node, f"aliases nest values more than {MAX_DEPTH} levels deep (limit MAX_DEPTH)"
-            )
+        if self.stopped or self._over_limits(node, path):
             return None
         self.out.values[path] = _mark(node)
         if id(node) in self._stack:
             self.problem(_mark(node), "recursive alias: a value cannot contain itself")
             return None
         if isinstance(node, yaml.ScalarNode):
-            too_long = _scalar_limit(node)
-            if too_long:
-                self.problem(_mark(node), too_long)
-                return None
-            try:
-                return self.loader.construct_object(node, deep=True)
-            except yaml.YAMLError as exc:
-                msg = getattr(exc, "problem", None) or str(exc)
-                self.problem(_mark(node), f"invalid YAML value: {msg}")
-                return None
+            return self._scalar(node)
         self._stack.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
@@ -277,6 +256,36 @@ class _Builder:
             self._stack.discard(id(node))
         self.problem(_mark(node), "unsupported YAML node")  # pragma: no cover
         return None
+
+    def _over_limits(self, node: yaml.Node, path: YPath) -> bool:
+        """Count one more value built; True (and stop, with a problem) past the size or depth
+        limit."""
+        self._built += 1
+        if self._built > MAX_YAML_NODES:
+            self._limit(
+                node,
+                f"aliases expand to more than {MAX_YAML_NODES:,} values (limit MAX_YAML_NODES)",
+            )
+            return True
+        if len(path) > MAX_DEPTH:
+            self._limit(
+                node, f"aliases nest values more than {MAX_DEPTH} levels deep (limit MAX_DEPTH)"
+            )
+            return True
+        return False
+
+    def _scalar(self, node: yaml.ScalarNode) -> Any:
+        """A scalar's value; None, with a problem, when it is too long or does not construct."""
+        too_long = _scalar_limit(node)
+        if too_long:
+            self.problem(_mark(node), too_long)
+            return None
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            msg = getattr(exc, "problem", None) or str(exc)
+            self.problem(_mark(node), f"invalid YAML value: {msg}")
+            return None
 
     def _mapping(self, node: yaml.MappingNode, path: YPath) -> dict[Any, Any]:
         result: dict[Any, Any] = {}

@@ -192,6 +192,28 @@ def _entry(name: str, body: Any, source: Path | None, root: Path) -> TrackerEntr
     at = f"{source}: trackers.{name}"
     if not isinstance(body, dict):
         raise TrackerConfigError(f"{at}: expected a mapping with kind: {' | '.join(KINDS)}")
+    kind = _kind(at, body)
+    _check_keys(at, name, kind, body)
+    entry = TrackerEntry(name=name, kind=kind, source=source)
+    entry.secret_env = _secret_envs(at, name, body)
+    if "url" in body:
+        entry.url = _url(at, body["url"])
+    if body.get("project") is not None:
+        entry.project = str(body["project"])
+    if body.get("status") is not None:
+        entry.status = str(body["status"])
+    if body.get("custom_fields") is not None:
+        cf = body["custom_fields"]
+        if not isinstance(cf, dict):
+            raise TrackerConfigError(f"{at}.custom_fields: expected a mapping name-or-id: value")
+        entry.custom_fields = {str(k): "" if v is None else str(v) for k, v in cf.items()}
+    if body.get("path") is not None:
+        entry.path = Path(str(body["path"])).expanduser()
+    entry.retry = _retry(at, body)
+    return entry
+
+
+def _kind(at: str, body: dict[Any, Any]) -> str:
     kind = body.get("kind")
     if kind not in KINDS:
         near = difflib.get_close_matches(str(kind), KINDS, n=1)
@@ -199,6 +221,11 @@ def _entry(name: str, body: Any, source: Path | None, root: Path) -> TrackerEntr
             f"{at}.kind: expected one of {', '.join(KINDS)}, got {kind!r}",
             hint=f"did you mean {near[0]!r}?" if near else None,
         )
+    return str(kind)
+
+
+def _check_keys(at: str, name: str, kind: str, body: dict[Any, Any]) -> None:
+    """Only the kind's keys, never a secret written in the file, and the required ones set."""
     allowed = _KEYS[kind]
     for key in body:
         k = str(key)
@@ -221,7 +248,11 @@ def _entry(name: str, body: Any, source: Path | None, root: Path) -> TrackerEntr
     for key in _REQUIRED[kind]:
         if not body.get(key):
             raise TrackerConfigError(f"{at}: {key} is required for kind {kind}")
-    entry = TrackerEntry(name=name, kind=kind, source=source)
+
+
+def _secret_envs(at: str, name: str, body: dict[Any, Any]) -> dict[str, str]:
+    """key -> the NAME of the environment variable holding that secret."""
+    out: dict[str, str] = {}
     for key in ("api_key_env", "email_env", "token_env"):
         if key in body:
             var = body[key]
@@ -232,22 +263,8 @@ def _entry(name: str, body: Any, source: Path | None, root: Path) -> TrackerEntr
                     "_), not the secret itself; a secret written in the file is refused",
                     hint=f"{key}: LABHARNESS_{name.upper().replace('-', '_')}_{key[:-4].upper()}",
                 )
-            entry.secret_env[key] = var
-    if "url" in body:
-        entry.url = _url(at, body["url"])
-    if body.get("project") is not None:
-        entry.project = str(body["project"])
-    if body.get("status") is not None:
-        entry.status = str(body["status"])
-    if body.get("custom_fields") is not None:
-        cf = body["custom_fields"]
-        if not isinstance(cf, dict):
-            raise TrackerConfigError(f"{at}.custom_fields: expected a mapping name-or-id: value")
-        entry.custom_fields = {str(k): "" if v is None else str(v) for k, v in cf.items()}
-    if body.get("path") is not None:
-        entry.path = Path(str(body["path"])).expanduser()
-    entry.retry = _retry(at, body)
-    return entry
+            out[key] = var
+    return out
 
 
 def _url(at: str, value: Any) -> str:

@@ -10,6 +10,8 @@ An untrusted bisect (`--untrusted`) checks every value's scenario before the fir
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ from harness.errors import UsageError
 from harness.run.execute import RunOptions, run_scenario
 from harness.run.provision import OnEvent, _quiet
 from harness.run.trust import Trust
-from harness.scenario.catalog import load_catalog
+from harness.scenario.catalog import Catalog, load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
 from harness.scenario.matrix import axes_of
 from harness.verbs.matrix import raw_matrix, refuse_cells
@@ -52,6 +54,65 @@ def run_bisect(
     level = Trust.of(untrusted=untrusted, trust=trust)
     catalog = load_catalog(root)
     axes = axes_of(raw_matrix(scenario))
+    cell = _start_cell(scenario, axes, only)
+    ordered, as_param = _ordered_values(scenario, axes, axis, values)
+    prober = _Prober(
+        scenario=scenario,
+        root=root,
+        catalog=catalog,
+        axis=axis,
+        as_param=as_param,
+        cell=cell,
+        params=dict(params or {}),
+        level=level,
+        after=outcomes.bisect_target(fixed),
+        on_event=on_event,
+    )
+    if level.restricted:  # any value's refusal before the first probe runs
+        refuse_cells([prober.load_at(v) for v in ordered], level)
+    what = "fixed" if fixed else "bad"
+    result: dict[str, Any] = {
+        "axis": axis,
+        "values": ordered,
+        "looking_for": f"first {what}",
+        "probes": prober.probes,
+        "trust": level.as_dict(),
+    }
+    try:
+        found = _search(prober, ordered, what)
+    except _ProbeError as exc:
+        result.update(
+            verdict=outcomes.ERROR,
+            reason=f"probe {axis}={exc.value} was ERROR twice: {exc.reason}",
+        )
+        return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.ERROR)}
+    if isinstance(found, str):
+        result.update(verdict=outcomes.NO_TRANSITION, reason=found)
+        return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.NO_TRANSITION)}
+    result.update(_found(axis, ordered, found, fixed=fixed), runs=len(prober.probes))
+    return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.FOUND)}
+
+
+def _found(axis: str, ordered: list[Any], found: tuple[int, int], *, fixed: bool) -> dict[str, Any]:
+    """The transition found: first value after it, last before it, under both names."""
+    lo, hi = found
+    what = "fixed" if fixed else "bad"
+    label = "first_fixed" if fixed else "first_bad"
+    last = "last_unfixed" if fixed else "last_good"
+    return {
+        "verdict": outcomes.FOUND,
+        label: ordered[hi],
+        last: ordered[lo],
+        "first": ordered[hi],
+        "last_before": ordered[lo],
+        "reason": f"{what} from {axis}={ordered[hi]} (last before: {ordered[lo]})",
+    }
+
+
+def _start_cell(
+    scenario: Path, axes: dict[str, list[Any]], only: dict[str, str] | None
+) -> dict[str, Any]:
+    """The matrix cell every probe starts from: each axis's first value, or --only's."""
     cell: dict[str, Any] = {k: v[0] for k, v in axes.items()}
     for k, v in (only or {}).items():
         if k not in axes:
@@ -60,6 +121,13 @@ def run_bisect(
         if not match:
             raise UsageError(f"--only {k}={v}: not one of {axes[k]}")
         cell[k] = match[0]
+    return cell
+
+
+def _ordered_values(
+    scenario: Path, axes: dict[str, list[Any]], axis: str, values: list[str] | None
+) -> tuple[list[Any], bool]:
+    """The values to search, in order, and whether the axis is a param (not a matrix axis)."""
     if axis in axes:
         ordered = order_values(values if values else list(axes[axis]))
         as_param = False
@@ -74,37 +142,66 @@ def run_bisect(
         as_param = True
     if len(ordered) < 2:
         raise UsageError("bisect needs at least two values")
-    after = outcomes.bisect_target(fixed)
-    probes: list[dict[str, Any]] = []
+    return ordered, as_param
 
-    def load_at(value: Any) -> LoadedScenario:
-        ps = dict(params or {})
-        c = dict(cell)
-        if as_param:
-            ps[axis] = str(value)
+
+def _search(probe: Callable[[Any], bool], ordered: list[Any], what: str) -> tuple[int, int] | str:
+    """(last before, first after) by binary search once both ends are on their side; else the
+    reason there is no transition to find."""
+    if probe(ordered[0]):
+        return f"already {what} at the first value {ordered[0]}"
+    if not probe(ordered[-1]):
+        return f"still not {what} at the last value {ordered[-1]}"
+    lo, hi = 0, len(ordered) - 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if probe(ordered[mid]):
+            hi = mid
         else:
-            c[axis] = value
-        return load_scenario(scenario, root=root, catalog=catalog, params=ps, cell=c)
+            lo = mid
+    return lo, hi
 
-    if level.restricted:  # any value's refusal before the first probe runs
-        refuse_cells([load_at(v) for v in ordered], level)
 
-    def probe(i: int) -> bool:
-        """True when values[i] is in the 'after' state."""
-        value = ordered[i]
+@dataclass
+class _Prober:
+    """Runs the scenario at one value of the axis, keeping a record of every probe run."""
+
+    scenario: Path
+    root: Path
+    catalog: Catalog
+    axis: str
+    as_param: bool
+    cell: dict[str, Any]
+    params: dict[str, str]
+    level: Trust
+    after: str
+    on_event: OnEvent
+    probes: list[dict[str, Any]] = field(default_factory=list)
+
+    def load_at(self, value: Any) -> LoadedScenario:
+        ps = dict(self.params)
+        c = dict(self.cell)
+        if self.as_param:
+            ps[self.axis] = str(value)
+        else:
+            c[self.axis] = value
+        return load_scenario(self.scenario, root=self.root, catalog=self.catalog, params=ps, cell=c)
+
+    def __call__(self, value: Any) -> bool:
+        """True when value is in the 'after' state; an ERROR probe is retried, then raised."""
         for attempt in range(1, outcomes.PROBE_TRIES + 1):
-            loaded = load_at(value)
-            on_event({"event": "side", "side": f"probe {axis}={value}"})
+            loaded = self.load_at(value)
+            self.on_event({"event": "side", "side": f"probe {self.axis}={value}"})
             r = run_scenario(
                 loaded,
-                root=root,
-                catalog=catalog,
+                root=self.root,
+                catalog=self.catalog,
                 opts=RunOptions(
                     destroy="always",
                     role="probe",
-                    on_event=on_event,
-                    cell=f"{axis}={value}",
-                    trust=level,
+                    on_event=self.on_event,
+                    cell=f"{self.axis}={value}",
+                    trust=self.level,
                 ),
             )
             rec = {
@@ -115,57 +212,11 @@ def run_bisect(
                 "folder": r.folder,
                 "try": attempt,
             }
-            probes.append(rec)
-            state = outcomes.probe_after(r.verdict, after)
+            self.probes.append(rec)
+            state = outcomes.probe_after(r.verdict, self.after)
             if state is not None:
                 return state
         raise _ProbeError(value, r.reason)
-
-    what = "fixed" if fixed else "bad"
-    result: dict[str, Any] = {
-        "axis": axis,
-        "values": ordered,
-        "looking_for": f"first {what}",
-        "probes": probes,
-        "trust": level.as_dict(),
-    }
-    try:
-        if probe(0):
-            result.update(
-                verdict=outcomes.NO_TRANSITION,
-                reason=f"already {what} at the first value {ordered[0]}",
-            )
-            return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.NO_TRANSITION)}
-        if not probe(len(ordered) - 1):
-            result.update(
-                verdict=outcomes.NO_TRANSITION,
-                reason=f"still not {what} at the last value {ordered[-1]}",
-            )
-            return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.NO_TRANSITION)}
-        lo, hi = 0, len(ordered) - 1
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if probe(mid):
-                hi = mid
-            else:
-                lo = mid
-    except _ProbeError as exc:
-        result.update(
-            verdict=outcomes.ERROR,
-            reason=f"probe {axis}={exc.value} was ERROR twice: {exc.reason}",
-        )
-        return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.ERROR)}
-    label = "first_fixed" if fixed else "first_bad"
-    last = "last_unfixed" if fixed else "last_good"
-    result.update(
-        verdict=outcomes.FOUND,
-        **{label: ordered[hi], last: ordered[lo]},
-        first=ordered[hi],
-        last_before=ordered[lo],
-        reason=f"{what} from {axis}={ordered[hi]} (last before: {ordered[lo]})",
-        runs=len(probes),
-    )
-    return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.FOUND)}
 
 
 class _ProbeError(Exception):

@@ -18,14 +18,17 @@ import re
 import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import outcomes
-from harness.errors import InfraError, UsageError
-from harness.escalation.bundle import build_bundle
+from harness.errors import HarnessError, InfraError, UsageError
+from harness.escalation.bundle import Bundle, build_bundle
 from harness.escalation.comment import ticket_comment
 from harness.escalation.signing import Signer
 from harness.verbs.report import find_run_folder
+
+if TYPE_CHECKING:
+    from harness.trackers import Tracker
 
 LEDGER = "ledger.json"
 _TICKET = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._#-]{0,127}$")
@@ -57,6 +60,62 @@ def escalate(
     trackers_file: Path | None = None,
     signing_key: Path | None = None,
 ) -> dict[str, Any]:
+    local, remote = _trackers(ticket, tracker, root, trackers_file)
+    signer = _signer(signing_key)
+    folder = find_run_folder(run, root)
+    with tempfile.TemporaryDirectory(prefix="lab-escalate-") as tmp:
+        out = Path(tmp)
+        bundle = build_bundle(
+            folder, root=root, out_dir=out, note=note, fix_file=fix_file, signer=signer
+        )
+        run_id = str(bundle.manifest["run"]["id"])
+        files = [bundle.path, *_side_files(bundle, out, run_id)]
+        names = [f.name for f in files]
+        comment = ticket_comment(
+            bundle.manifest,
+            ticket=ticket,
+            bundle_name=bundle.name,
+            bundle_sha256=bundle.sha256,
+            attachments=names,
+            reproduce_md=bundle.side.get("REPRODUCE.md", b"").decode("utf-8", "replace"),
+            redact=bundle.redactor.text,
+        )
+        lres = local.attach(ticket, files, comment)
+        results: list[dict[str, Any]] = [_record(local.name, names, lres)]
+        if remote is not None:
+            try:
+                rres = remote.attach(ticket, files, comment)
+            except UsageError as exc:
+                # a refusal (bad key, no such ticket, a redirect elsewhere): the ledger says
+                # so, and what reached the ticket before it (Jira: one request per file)
+                results.append(_not_attached(remote.name, names, exc))
+                _ledger_add(root, _entry(ticket, bundle, folder, results, note))
+                raise _refused(remote.name, names, exc, kept=results[0].get("url")) from None
+            except InfraError as exc:
+                results.append(_not_attached(remote.name, names, exc))
+            else:
+                results.append(_record(remote.name, names, rres))
+        _ledger_add(root, _entry(ticket, bundle, folder, results, note))
+        size = bundle.path.stat().st_size
+    return _result(
+        ticket=ticket,
+        run_id=run_id,
+        folder=folder,
+        bundle=bundle,
+        size=size,
+        signer=signer,
+        names=names,
+        results=results,
+        comment=comment,
+        root=root,
+    )
+
+
+def _trackers(
+    ticket: str, tracker: str | None, root: Path, trackers_file: Path | None
+) -> tuple[Tracker, Tracker | None]:
+    """The local tracker and the remote one asked for; an unknown tracker, a missing token
+    variable or a malformed ticket id exit 2 here, before anything is built."""
     if not _TICKET.match(ticket):
         raise UsageError(
             f"--ticket {ticket!r}: expected a ticket id like SUP-48213 (letters, digits, . _ - #)"
@@ -69,81 +128,24 @@ def escalate(
         if tracker in (None, "local")
         else get_tracker(tracker, root=root, config=trackers_file)
     )
-    # (an unknown tracker, a missing token variable: exit 2 here, before anything is built)
-    signer = _signer(signing_key)
-    folder = find_run_folder(run, root)
-    with tempfile.TemporaryDirectory(prefix="lab-escalate-") as tmp:
-        out = Path(tmp)
-        bundle = build_bundle(
-            folder, root=root, out_dir=out, note=note, fix_file=fix_file, signer=signer
-        )
-        run_id = str(bundle.manifest["run"]["id"])
-        files = [bundle.path]
-        for rel, name in (("report.html", "report.html"), ("REPRODUCE.md", "REPRODUCE.md")):
-            if rel in bundle.side:
-                p = out / f"{run_id}-{name}"
-                p.write_bytes(bundle.side[rel])
-                files.append(p)
-        names = [f.name for f in files]
-        comment = ticket_comment(
-            bundle.manifest,
-            ticket=ticket,
-            bundle_name=bundle.name,
-            bundle_sha256=bundle.sha256,
-            attachments=names,
-            reproduce_md=bundle.side.get("REPRODUCE.md", b"").decode("utf-8", "replace"),
-            redact=bundle.redactor.text,
-        )
-        results: list[dict[str, Any]] = []
-        lres = local.attach(ticket, files, comment)
-        results.append(_record(local.name, names, lres))
-        if remote is not None:
-            try:
-                rres = remote.attach(ticket, files, comment)
-            except UsageError as exc:
-                # a refusal (bad key, no such ticket, a redirect elsewhere): the ledger says
-                # so, and what reached the ticket before it (Jira: one request per file)
-                got = [str(n) for n in getattr(exc, "attached", [])]
-                results.append(
-                    {
-                        "tracker": remote.name,
-                        "attached": got,
-                        "already": [],
-                        "not_attached": [n for n in names if n not in got],
-                        "comment": None,
-                        "url": None,
-                        "error": exc.message,
-                    }
-                )
-                _ledger_add(root, _entry(ticket, bundle, folder, results, note))
-                sent = (
-                    f"attached to {remote.name} before that: {', '.join(got)}; not attached: "
-                    f"{', '.join(n for n in names if n not in got) or 'nothing'}"
-                    if got
-                    else f"nothing was attached to {remote.name}"
-                )
-                raise UsageError(
-                    f"{remote.name}: {exc.message}\n{sent}; "
-                    f"the bundle is kept in local: {results[0].get('url') or ''}",
-                    hint=exc.hint,
-                ) from None
-            except InfraError as exc:
-                got = [str(n) for n in getattr(exc, "attached", [])]
-                results.append(
-                    {
-                        "tracker": remote.name,
-                        "attached": got,
-                        "already": [],
-                        "not_attached": [n for n in names if n not in got],
-                        "comment": None,
-                        "url": None,
-                        "error": exc.message,
-                    }
-                )
-            else:
-                results.append(_record(remote.name, names, rres))
-        _ledger_add(root, _entry(ticket, bundle, folder, results, note))
-        size = bundle.path.stat().st_size
+    return local, remote
+
+
+def _result(
+    *,
+    ticket: str,
+    run_id: str,
+    folder: Path,
+    bundle: Bundle,
+    size: int,
+    signer: Signer | None,
+    names: list[str],
+    results: list[dict[str, Any]],
+    comment: str,
+    root: Path,
+) -> dict[str, Any]:
+    """What the verb prints: the bundle, where it went, and the error of a tracker that failed
+    (the bundle is kept in local then, and the exit code says so)."""
     verdict = bundle.manifest["run"]
     failed = [r for r in results if r.get("error")]
     return {
@@ -171,6 +173,47 @@ def escalate(
         ),
         "exit_code": outcomes.exit_code("escalate", outcomes.escalate_result(bool(failed))),
     }
+
+
+def _side_files(bundle: Bundle, out: Path, run_id: str) -> list[Path]:
+    """report.html and REPRODUCE.md beside the bundle, for a reader without the harness."""
+    files = []
+    for rel, name in (("report.html", "report.html"), ("REPRODUCE.md", "REPRODUCE.md")):
+        if rel in bundle.side:
+            p = out / f"{run_id}-{name}"
+            p.write_bytes(bundle.side[rel])
+            files.append(p)
+    return files
+
+
+def _not_attached(tracker: str, names: list[str], exc: HarnessError) -> dict[str, Any]:
+    """The ledger's record of a tracker that failed: what reached it before (Jira: one request
+    per file), what did not, and why."""
+    got = [str(n) for n in getattr(exc, "attached", [])]
+    return {
+        "tracker": tracker,
+        "attached": got,
+        "already": [],
+        "not_attached": [n for n in names if n not in got],
+        "comment": None,
+        "url": None,
+        "error": exc.message,
+    }
+
+
+def _refused(tracker: str, names: list[str], exc: UsageError, *, kept: str | None) -> UsageError:
+    """A tracker's refusal as the verb's: what it got before that, and where the bundle is."""
+    got = [str(n) for n in getattr(exc, "attached", [])]
+    sent = (
+        f"attached to {tracker} before that: {', '.join(got)}; not attached: "
+        f"{', '.join(n for n in names if n not in got) or 'nothing'}"
+        if got
+        else f"nothing was attached to {tracker}"
+    )
+    return UsageError(
+        f"{tracker}: {exc.message}\n{sent}; the bundle is kept in local: {kept or ''}",
+        hint=exc.hint,
+    )
 
 
 def _signer(signing_key: Path | None) -> Signer | None:

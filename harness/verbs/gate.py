@@ -136,57 +136,22 @@ def run_gate(
     suite runs at that level."""
     level = Trust.of(untrusted=untrusted, trust=trust)
     gate = load_gate(gate_path)
-    scenarios = [root / s.scenario for s in gate.suites]
-    for suite, scen in zip(gate.suites, scenarios, strict=True):
-        if not scen.is_file():
-            raise UsageError(f"{gate_path}: suite {suite.scenario} does not exist")
-    if level.restricted:  # a refusal in the last suite must not come after the first has run
-        catalog = load_catalog(root)
-        for suite, scen in zip(gate.suites, scenarios, strict=True):
-            planned, _ = plan_cells(scen, root, catalog, suite.params or None, suite.only or None)
-            refuse_cells([ld for _, ld, _ in planned if ld is not None], level)
-    base_path = baseline_path(gate_path, gate, root, level)
-    baseline: dict[str, str] | None = None
-    if base_path is not None and base_path.is_file():
-        try:
-            baseline = {c["key"]: c["status"] for c in json.loads(base_path.read_text())["cells"]}
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UsageError(f"{base_path}: not a gate results file ({exc})") from None
+    scenarios = _suite_files(gate_path, gate, root, level)
+    baseline = _read_baseline(baseline_path(gate_path, gate, root, level))
     gate_id = f"gate-{new_run_id()}"
     folder = reports_root(root) / "gates" / gate.gate / gate_id
     folder.mkdir(parents=True)
-    cells: list[dict[str, Any]] = []
-    matrices = []
-    for suite, scen in zip(gate.suites, scenarios, strict=True):
-        on_event({"event": "side", "side": f"suite {suite.scenario}"})
-        m = run_matrix(
-            scen,
-            root=root,
-            jobs=jobs or gate.jobs,
-            params=suite.params or None,
-            only=suite.only or None,
-            on_event=on_event,
-            cluster=cluster,
-            resume=resume,
-            untrusted=untrusted,
-            trust=trust,
-        )
-        matrices.append(
-            {"scenario": suite.scenario, "folder": m["folder"], "summary": m["summary"]}
-        )
-        for c in m["cells"]:
-            cells.append(
-                {
-                    "key": cell_key(m["scenario"], c["cell"], gate.release_axis),
-                    "suite": m["scenario"],
-                    "cell": c["cell"],
-                    "status": c["status"],
-                    "verdict": c.get("verdict"),
-                    "reason": c.get("reason"),
-                    "run": c.get("run"),
-                    "folder": c.get("folder"),
-                }
-            )
+    cells, matrices = _run_suites(
+        gate,
+        scenarios,
+        root=root,
+        jobs=jobs,
+        on_event=on_event,
+        cluster=cluster,
+        resume=resume,
+        untrusted=untrusted,
+        trust=trust,
+    )
     now = {c["key"]: c["status"] for c in cells}
     diff = outcomes.compare(now, baseline)
     errors = [c["key"] for c in cells if c["status"] == ERROR]
@@ -211,19 +176,95 @@ def run_gate(
     write_gate_junit(folder / "junit.xml", result)
     if save_baseline is not None:
         target = save_baseline if save_baseline.is_absolute() else root / save_baseline
-        target.parent.mkdir(parents=True, exist_ok=True)
-        saved = {
-            "gate": gate.gate,
-            "release": gate.release,
-            "saved": now_iso(),
-            "cells": [
-                {"key": c["key"], "status": c["status"], "verdict": c["verdict"]} for c in cells
-            ],
-        }
-        target.write_text(json.dumps(saved, indent=2) + "\n")
+        _write_baseline(target, gate, cells)
         result["saved_baseline"] = str(target)
     result["exit_code"] = outcomes.exit_code("gate", verdict)
     return result
+
+
+def _run_suites(
+    gate: GateFile,
+    scenarios: list[Path],
+    *,
+    root: Path,
+    jobs: int | None,
+    on_event: OnEvent,
+    cluster: str | None,
+    resume: bool,
+    untrusted: bool,
+    trust: bool,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each suite's matrix in turn: every cell keyed for the baseline, and each matrix's
+    summary."""
+    cells: list[dict[str, Any]] = []
+    matrices: list[dict[str, Any]] = []
+    for suite, scen in zip(gate.suites, scenarios, strict=True):
+        on_event({"event": "side", "side": f"suite {suite.scenario}"})
+        m = run_matrix(
+            scen,
+            root=root,
+            jobs=jobs or gate.jobs,
+            params=suite.params or None,
+            only=suite.only or None,
+            on_event=on_event,
+            cluster=cluster,
+            resume=resume,
+            untrusted=untrusted,
+            trust=trust,
+        )
+        matrices.append(
+            {"scenario": suite.scenario, "folder": m["folder"], "summary": m["summary"]}
+        )
+        cells += [
+            {
+                "key": cell_key(m["scenario"], c["cell"], gate.release_axis),
+                "suite": m["scenario"],
+                "cell": c["cell"],
+                "status": c["status"],
+                "verdict": c.get("verdict"),
+                "reason": c.get("reason"),
+                "run": c.get("run"),
+                "folder": c.get("folder"),
+            }
+            for c in m["cells"]
+        ]
+    return cells, matrices
+
+
+def _suite_files(gate_path: Path, gate: GateFile, root: Path, level: Trust) -> list[Path]:
+    """Each suite's scenario file; all checked (exist, and pass an untrusted gate's refusals)
+    before the first suite runs."""
+    scenarios = [root / s.scenario for s in gate.suites]
+    for suite, scen in zip(gate.suites, scenarios, strict=True):
+        if not scen.is_file():
+            raise UsageError(f"{gate_path}: suite {suite.scenario} does not exist")
+    if level.restricted:  # a refusal in the last suite must not come after the first has run
+        catalog = load_catalog(root)
+        for suite, scen in zip(gate.suites, scenarios, strict=True):
+            planned, _ = plan_cells(scen, root, catalog, suite.params or None, suite.only or None)
+            refuse_cells([ld for _, ld, _ in planned if ld is not None], level)
+    return scenarios
+
+
+def _read_baseline(base_path: Path | None) -> dict[str, str] | None:
+    """cell key -> status from a saved baseline; None when there is none yet."""
+    if base_path is None or not base_path.is_file():
+        return None
+    try:
+        return {c["key"]: c["status"] for c in json.loads(base_path.read_text())["cells"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UsageError(f"{base_path}: not a gate results file ({exc})") from None
+
+
+def _write_baseline(target: Path, gate: GateFile, cells: list[dict[str, Any]]) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    saved = {
+        "gate": gate.gate,
+        "release": gate.release,
+        "saved": now_iso(),
+        "cells": [{"key": c["key"], "status": c["status"], "verdict": c["verdict"]} for c in cells],
+    }
+    target.write_text(json.dumps(saved, indent=2) + "\n")
 
 
 def write_gate_junit(path: Path, result: dict[str, Any]) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError, UsageError
 from harness.escalation.bundle import PROJECT, sha256_file
@@ -35,6 +35,11 @@ from harness.escalation.signing import Verification
 from harness.run.provision import OnEvent, _quiet
 from harness.run.redact import MASK
 from harness.run.result import RunResult
+
+if TYPE_CHECKING:
+    from harness.run.trust import Trust
+    from harness.scenario.catalog import Catalog
+    from harness.scenario.load import LoadedScenario
 
 
 def _fresh_workdir(run_id: str) -> Path:
@@ -174,11 +179,21 @@ def replay(
     from harness.run.signals import interrupts_raise
 
     with interrupts_raise():  # Ctrl-C before the run's own handling is an interrupt too
-        return _replay(bundle, workdir, destroy, secrets_dir, params, limits, on_event, trust)
+        return _replay(
+            bundle,
+            workdir=workdir,
+            destroy=destroy,
+            secrets_dir=secrets_dir,
+            params=params,
+            limits=limits,
+            on_event=on_event,
+            trust=trust,
+        )
 
 
 def _replay(
     bundle: Path,
+    *,
     workdir: Path | None,
     destroy: str,
     secrets_dir: Path | None,
@@ -236,52 +251,14 @@ def _replay_extracted(
 ) -> dict[str, Any]:
     from harness import outcomes
     from harness.run.execute import RunOptions, run_scenario
-    from harness.run.trust import Trust
-    from harness.scenario.catalog import load_catalog
-    from harness.scenario.load import load_scenario
 
     run = manifest.get("run") or {}
-    project = dest / "project"
-    for d in ("labs", "environments"):
-        (project / d).mkdir(parents=True, exist_ok=True)
+    project = _project(dest)
     restored = restore_secrets(project, secrets_dir) if secrets_dir is not None else []
-    redacted = [
-        f["path"].removeprefix(PROJECT + "/")
-        for f in (manifest.get("redaction") or {}).get("files") or []
-        if str(f.get("path", "")).startswith(PROJECT + "/")
-    ]
-    still = [p for p in redacted if p not in restored]
-    warnings: list[str] = [unverified] if unverified else []
-    if still:
-        warnings.append(
-            f"{len(still)} project file(s) were redacted in the bundle ({', '.join(still[:4])}"
-            f"{', ...' if len(still) > 4 else ''}): the replay uses the redacted copies, which "
-            "may change its verdict; --secrets-dir DIR supplies the originals by relative path"
-        )
-    masked = sorted(k for k, v in (run.get("params") or {}).items() if MASK in str(v))
-    given = {**(run.get("replay_params") or {}), **(params or {})}
-    for k in masked:
-        if k not in (params or {}):
-            warnings.append(
-                f"param {k} was redacted in the run: the scenario's default is used "
-                f"(give --param {k}=VALUE)"
-            )
-    scenario_file = _bundled(bundle, dest, "run.scenario_file", run.get("scenario_file"))
-    fix_file = (
-        _bundled(bundle, dest, "run.fix_file", run["fix_file"]) if run.get("fix_file") else None
-    )
-    catalog = load_catalog(project)
-    loaded = load_scenario(
-        scenario_file,
-        root=project,
-        catalog=catalog,
-        params=given,
-        cell=run.get("matrix_cell") or None,
-        fix=run.get("fix"),
-        fix_file=fix_file,
-    )
-    if loaded.raw.reproduce is None or not loaded.raw.reproduce.steps:
-        raise UsageError(f"{scenario_file}: no `reproduce:` steps: there is nothing to replay")
+    redacted, unrestored = _redaction_warnings(manifest, restored)
+    given, masked = _replay_params(run, params)
+    warnings = [*([unverified] if unverified else []), *unrestored, *masked]
+    loaded, catalog = _load_bundled(bundle, dest, project, run, given)
     images = _image_checks(manifest, loaded, catalog)
     result = run_scenario(
         loaded,
@@ -291,26 +268,13 @@ def _replay_extracted(
             destroy=destroy,
             role="reproduce",
             on_event=on_event,
-            # a bundle is untrusted (no playbooks or suites here, default caps only) unless
-            # one of the team's keys signed it, or --trust
-            trust=(
-                Trust(origin=f"bundle signed by {signature.key_id}")
-                if signature.verified
-                else Trust.of(untrusted=True, trust=trust, origin="bundle")
-            ),
+            trust=_replay_trust(signature, trust),
         ),
     )
     if result.verdict == outcomes.ERROR:
         _discard(dest, created)  # the engine failed: the extraction goes, the journal stays
         warnings.append(f"the replay ended in ERROR: what was extracted into {dest} is removed")
-    original = {
-        "run": run.get("id"),
-        "verdict": run.get("verdict"),
-        "rate": run.get("rate"),
-        "reason": run.get("reason"),
-        "engine": manifest.get("engine"),
-        "harness": (manifest.get("harness") or {}).get("run"),
-    }
+    original = _original(manifest)
     return {
         "bundle": str(bundle),
         "sha256": sha256_file(bundle),
@@ -330,6 +294,101 @@ def _replay_extracted(
         "signature": signature.as_dict(),
         "exit_code": outcomes.exit_code("replay", result.verdict),
     }
+
+
+def _project(dest: Path) -> Path:
+    """The extracted project, with the folders a catalog needs even when the run used none."""
+    project = dest / "project"
+    for d in ("labs", "environments"):
+        (project / d).mkdir(parents=True, exist_ok=True)
+    return project
+
+
+def _original(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The bundled run's verdict and where it ran, to set beside the replay's."""
+    run = manifest.get("run") or {}
+    return {
+        "run": run.get("id"),
+        "verdict": run.get("verdict"),
+        "rate": run.get("rate"),
+        "reason": run.get("reason"),
+        "engine": manifest.get("engine"),
+        "harness": (manifest.get("harness") or {}).get("run"),
+    }
+
+
+def _redaction_warnings(
+    manifest: dict[str, Any], restored: list[str]
+) -> tuple[list[str], list[str]]:
+    """The project files the bundle carries redacted, and a warning when some of them were not
+    restored from --secrets-dir (the replay then uses the redacted copies)."""
+    redacted = [
+        f["path"].removeprefix(PROJECT + "/")
+        for f in (manifest.get("redaction") or {}).get("files") or []
+        if str(f.get("path", "")).startswith(PROJECT + "/")
+    ]
+    still = [p for p in redacted if p not in restored]
+    warnings: list[str] = []
+    if still:
+        warnings.append(
+            f"{len(still)} project file(s) were redacted in the bundle ({', '.join(still[:4])}"
+            f"{', ...' if len(still) > 4 else ''}): the replay uses the redacted copies, which "
+            "may change its verdict; --secrets-dir DIR supplies the originals by relative path"
+        )
+    return redacted, warnings
+
+
+def _replay_params(
+    run: dict[str, Any], params: dict[str, str] | None
+) -> tuple[dict[str, str], list[str]]:
+    """The run's replay params under the --param values given, and a warning per param the
+    run redacted that is not given again (the scenario's default is used then)."""
+    masked = sorted(k for k, v in (run.get("params") or {}).items() if MASK in str(v))
+    given = {**(run.get("replay_params") or {}), **(params or {})}
+    warnings = [
+        f"param {k} was redacted in the run: the scenario's default is used "
+        f"(give --param {k}=VALUE)"
+        for k in masked
+        if k not in (params or {})
+    ]
+    return given, warnings
+
+
+def _load_bundled(
+    bundle: Path, dest: Path, project: Path, run: dict[str, Any], given: dict[str, str]
+) -> tuple[LoadedScenario, Catalog]:
+    """The bundled scenario (with its fix and overlay) loaded from the extracted project, as
+    the run had it; refused when it has nothing to replay."""
+    from harness.scenario.catalog import load_catalog
+    from harness.scenario.load import load_scenario
+
+    scenario_file = _bundled(bundle, dest, "run.scenario_file", run.get("scenario_file"))
+    fix_file = (
+        _bundled(bundle, dest, "run.fix_file", run["fix_file"]) if run.get("fix_file") else None
+    )
+    catalog = load_catalog(project)
+    loaded = load_scenario(
+        scenario_file,
+        root=project,
+        catalog=catalog,
+        params=given,
+        cell=run.get("matrix_cell") or None,
+        fix=run.get("fix"),
+        fix_file=fix_file,
+    )
+    if loaded.raw.reproduce is None or not loaded.raw.reproduce.steps:
+        raise UsageError(f"{scenario_file}: no `reproduce:` steps: there is nothing to replay")
+    return loaded, catalog
+
+
+def _replay_trust(signature: Verification, trust: bool) -> Trust:
+    """A bundle is untrusted (no playbooks or suites here, default caps only) unless one of the
+    team's keys signed it, or --trust."""
+    from harness.run.trust import Trust
+
+    if signature.verified:
+        return Trust(origin=f"bundle signed by {signature.key_id}")
+    return Trust.of(untrusted=True, trust=trust, origin="bundle")
 
 
 def render_lines(r: dict[str, Any]) -> list[str]:

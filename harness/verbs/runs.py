@@ -171,6 +171,7 @@ def gc_engine_url(wanted: str | None, targets: Path | None = None) -> str | None
 
 
 def gc(
+    *,
     remove_all: bool = False,
     dry_run: bool = False,
     engine_url: str | None = None,
