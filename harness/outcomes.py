@@ -14,7 +14,10 @@ The verdict table, in words:
   side is ERROR (exit 3); else INCONCLUSIVE when the baseline did not reproduce (nothing to
   fix); else REGRESSION when a check that passed on the baseline fails with the candidate
   (louder news than NOT_FIXED, so it wins); else NOT_FIXED when the candidate still reproduces;
-  else INCONCLUSIVE when the symptom is gone but checks fail on both sides; else FIXED (exit 0).
+  else INCONCLUSIVE when the symptom is gone but checks fail on both sides; else, when the
+  scenario asks for a `reproduce.confidence`, INCONCLUSIVE while the candidate's clean attempts
+  are fewer than that level needs against the baseline's rate (harness/confidence.py); else
+  FIXED (exit 0).
   Every verdict but FIXED exits 1.
 - Roles: a reproduce run, a verify-fix baseline, a matrix cell and a bisect probe hope for
   REPRODUCED; a candidate hopes for NOT_REPRODUCED. A run "passed" for its role when it got
@@ -44,6 +47,8 @@ import signal
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
+
+from harness import confidence
 
 # -- exit codes that do not depend on a verdict -------------------------------------------------
 
@@ -185,8 +190,11 @@ def fix_verdict(
     candidate: Reproduction,
     baseline_checks: Sequence[Mapping[str, Any]],
     candidate_checks: Sequence[Mapping[str, Any]],
+    confidence: float | None = None,
 ) -> tuple[str, str]:
-    """(verdict, reason). REGRESSION wins over NOT_FIXED: breaking what worked is louder news."""
+    """(verdict, reason). REGRESSION wins over NOT_FIXED: breaking what worked is louder news.
+    `confidence` (the scenario's `reproduce.confidence`): FIXED also needs enough clean
+    candidate attempts to rule the baseline's rate out at that level (confidence.py)."""
     if ERROR in (baseline.verdict, candidate.verdict):
         side = "baseline" if baseline.verdict == ERROR else "candidate"
         reason = baseline.reason if side == "baseline" else candidate.reason
@@ -208,7 +216,25 @@ def fix_verdict(
             f"symptom gone ({candidate.rate}) but checks were failing on the baseline too: "
             f"{', '.join(failing)}"
         )
+    short = _too_few_to_claim(baseline, candidate, confidence)
+    if short:
+        return INCONCLUSIVE, short
     return FIXED, f"baseline {baseline.rate}, candidate {candidate.rate}, checks green"
+
+
+def _too_few_to_claim(
+    baseline: Reproduction, candidate: Reproduction, level: float | None
+) -> str | None:
+    """Why a clean candidate does not yet support FIXED at `level`, or None when it does."""
+    if level is None:
+        return None
+    needed = confidence.attempts_needed(baseline.observed, baseline.attempts, level)
+    if needed is None or candidate.attempts >= needed:
+        return None
+    return (
+        f"candidate absent in {candidate.attempts} of {candidate.attempts}, needs {needed} to "
+        f"claim FIXED at {level * 100:g}% for a baseline rate of {baseline.rate}"
+    )
 
 
 # -- roles: which verdict a run hopes for --------------------------------------------------------

@@ -160,6 +160,58 @@ def test_fix_verdict(
     assert in_reason in reason
 
 
+@pytest.mark.parametrize(
+    ("base", "cand", "level", "expected", "in_reason"),
+    [
+        # the case: 3 clean attempts against a baseline of 3/10 prove little at 95%
+        (
+            o.Reproduction(o.REPRODUCED, 3, 10, 10, ""),
+            o.Reproduction(o.NOT_REPRODUCED, 0, 3, 3, ""),
+            0.95,
+            o.INCONCLUSIVE,
+            "candidate absent in 3 of 3, needs 9 to claim FIXED at 95% for a baseline rate of 3/10",
+        ),
+        (
+            o.Reproduction(o.REPRODUCED, 3, 10, 10, ""),
+            o.Reproduction(o.NOT_REPRODUCED, 0, 9, 9, ""),
+            0.95,
+            o.FIXED,
+            "checks green",
+        ),
+        # no confidence asked: today's rule, FIXED on one clean attempt
+        (
+            o.Reproduction(o.REPRODUCED, 1, 1, 1, ""),
+            o.Reproduction(o.NOT_REPRODUCED, 0, 1, 1, ""),
+            None,
+            o.FIXED,
+            "candidate 0/1",
+        ),
+        # a baseline seen every time: one clean attempt is enough at 95%
+        (
+            o.Reproduction(o.REPRODUCED, 2, 2, 2, ""),
+            o.Reproduction(o.NOT_REPRODUCED, 0, 1, 1, ""),
+            0.95,
+            o.FIXED,
+            "",
+        ),
+        # the confidence never turns NOT_FIXED into anything else
+        (
+            o.Reproduction(o.REPRODUCED, 3, 10, 10, ""),
+            o.Reproduction(o.REPRODUCED, 1, 3, 3, ""),
+            0.95,
+            o.NOT_FIXED,
+            "still observed",
+        ),
+    ],
+)
+def test_fix_verdict_with_a_confidence(
+    base: o.Reproduction, cand: o.Reproduction, level: float | None, expected: str, in_reason: str
+) -> None:
+    verdict, reason = o.fix_verdict(base, cand, OK, OK, confidence=level)
+    assert verdict == expected, reason
+    assert in_reason in reason
+
+
 # -- roles --------------------------------------------------------------------------------------
 
 
