@@ -60,7 +60,9 @@ def labelled(client: Any, run: str) -> dict[str, list[str]]:
     """Names of every object carrying the run's label: what must be empty after teardown."""
     flt = {"label": f"labharness.run={run}"}
     return {
-        "containers": [c.name for c in client.containers.list(all=True, filters=flt)],
+        "containers": [
+            c.name for c in client.containers.list(all=True, filters=flt, ignore_removed=True)
+        ],
         "networks": [n.name for n in client.networks.list(filters=flt)],
         "volumes": [v.name for v in client.volumes.list(filters=flt)],
     }

@@ -706,7 +706,8 @@ def prune_images(
     current = current_tags(catalog)
     with engine_errors("list images and containers"):
         images = client.images.list(filters={"label": LABEL_IMAGE})
-        in_use = {c.attrs.get("Image") for c in client.containers.list(all=True)}
+        # sparse: one call, and a container another run removes meanwhile cannot fail it
+        in_use = {c.attrs.get("ImageID") for c in client.containers.list(all=True, sparse=True)}
     rows: list[dict[str, Any]] = []
     # labs first: an environment image is the parent of lab images
     images.sort(key=lambda i: (i.labels or {}).get(LABEL_KIND) == "env")

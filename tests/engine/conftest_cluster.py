@@ -122,6 +122,9 @@ def engine_leftovers(url: str) -> list[Any]:
     client = docker.DockerClient(base_url=url)
     try:
         flt = {"label": "labharness.run"}
-        return [*client.containers.list(all=True, filters=flt), *client.networks.list(filters=flt)]
+        return [
+            *client.containers.list(all=True, filters=flt, ignore_removed=True),
+            *client.networks.list(filters=flt),
+        ]
     finally:
         client.close()

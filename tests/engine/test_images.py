@@ -245,7 +245,9 @@ def test_network(docker_client: Any) -> Iterator[Any]:
         f"lhtest-images-{uuid.uuid4().hex[:8]}", driver="bridge", labels=TEST_LABEL
     )
     yield net
-    for c in docker_client.containers.list(all=True, filters={"label": "labharness.test=images"}):
+    for c in docker_client.containers.list(
+        all=True, filters={"label": "labharness.test=images"}, ignore_removed=True
+    ):
         if net.name in (c.attrs.get("NetworkSettings", {}).get("Networks") or {}):
             c.remove(force=True)
     net.remove()

@@ -150,7 +150,9 @@ def test_capabilities_are_probed_once_and_cached(
     assert caps["tbf"] and caps["statistic"] and caps["iptables"]
     assert isinstance(caps["netem"], bool)
     assert (tmp_path / "capabilities.json").exists()
-    probes = net.client.containers.list(all=True, filters={"label": "labharness.probe"})
+    probes = net.client.containers.list(
+        all=True, filters={"label": "labharness.probe"}, ignore_removed=True
+    )
     assert probes == []
 
     calls: list[Any] = []

@@ -91,7 +91,7 @@ def project(tmp_path: Path, files: dict[str, str]) -> Path:
 
 def scenario_objects(client: Any, scenario: str) -> list[str]:
     flt = {"label": f"labharness.scenario={scenario}"}
-    return [c.name for c in client.containers.list(all=True, filters=flt)] + [
+    return [c.name for c in client.containers.list(all=True, filters=flt, ignore_removed=True)] + [
         n.name for n in client.networks.list(filters=flt)
     ]
 

@@ -81,7 +81,7 @@ def test_an_untrusted_matrix_of_run_steps_runs_every_cell_untrusted(
     assert "Traceback" not in refused.stderr
     assert sorted(reports.rglob("*")) == before
     flt = {"label": "labharness.scenario=untrusted-matrix-runs"}
-    assert docker_client.containers.list(all=True, filters=flt) == []
+    assert docker_client.containers.list(all=True, filters=flt, ignore_removed=True) == []
 
 
 def test_cluster_workers_run_an_untrusted_matrix_untrusted(
