@@ -381,6 +381,78 @@ def run_playbook(
     except ImportError:
         raise InfraError("ansible-runner is not installed", hint=INSTALL_HINT) from None
 
+    playbook = playbook.resolve()
+    job_dir, result = _new_job(
+        playbook,
+        inventory=inventory,
+        limit=limit,
+        extra_vars=extra_vars,
+        private_dir=private_dir,
+        ident=ident,
+    )
+    why_not = _cannot_run(playbook, limit)
+    if why_not is not None:
+        result.error = why_not
+    else:
+        tasks = _Tasks(on_event)
+        runner = ansible_runner.run(
+            private_data_dir=str(job_dir),
+            project_dir=str(playbook.parent),
+            playbook=str(playbook),
+            inventory=result.inventory_path,
+            limit=",".join(limit) if limit else None,
+            extravars=extra_vars or None,
+            envvars=env,
+            ident=result.ident,
+            quiet=True,
+            event_handler=tasks,
+            timeout=max(1, math.ceil(timeout)) if timeout else None,
+            cancel_callback=cancel or _never,
+            # how often ansible-runner looks at `cancel` when the playbook prints nothing (5 s
+            # by default): a Ctrl-C is honoured within this
+            settings={"pexpect_timeout": 0.25},
+        )
+        _read_runner(result, runner, tasks.seen, timeout)
+    result.duration = time.monotonic() - t0
+    return result
+
+
+def _cannot_run(playbook: Path, limit: list[str] | None) -> str | None:
+    """Why there is nothing to hand to ansible-runner (a result's error), or None."""
+    if not playbook.is_file():
+        return f"playbook {playbook} does not exist"
+    if limit is not None and not limit:
+        return "no host to run the playbook on (empty limit)"
+    return None
+
+
+class _Tasks:
+    """ansible-runner's event handler: each task's record, passed on to on_event as it ends."""
+
+    def __init__(self, on_event: OnAnsibleEvent | None) -> None:
+        self.on_event = on_event
+        self.seen: list[dict[str, Any]] = []
+
+    def __call__(self, event: dict[str, Any]) -> bool:
+        rec = task_record(event)
+        if rec is not None:
+            self.seen.append(rec)
+            if self.on_event is not None:
+                self.on_event({"event": "task", **rec})
+        return True  # keep the event on disk too (job_events/)
+
+
+def _new_job(
+    playbook: Path,
+    *,
+    inventory: dict[str, Any],
+    limit: list[str] | None,
+    extra_vars: dict[str, Any],
+    private_dir: Path,
+    ident: str,
+) -> tuple[Path, PlaybookResult]:
+    """A fresh job folder (its inventory and extra vars written) and a failed result for it,
+    which says already how to run the same playbook by hand."""
     private_dir = private_dir.resolve()
     private_dir.mkdir(parents=True, exist_ok=True)
     ident = _fresh_ident(private_dir, ident)
@@ -388,8 +460,7 @@ def run_playbook(
     job_dir.mkdir()
     inv_path = write_inventory(inventory, job_dir / "inventory.yml")
     (job_dir / "extravars.json").write_text(json.dumps(extra_vars, indent=2, sort_keys=True))
-    playbook = playbook.resolve()
-    result = PlaybookResult(
+    return job_dir, PlaybookResult(
         playbook=str(playbook),
         ident=ident,
         status="failed",
@@ -401,42 +472,12 @@ def run_playbook(
         extra_vars=extra_vars,
         command=manual_command(playbook, inv_path, limit, extra_vars),
     )
-    if not playbook.is_file():
-        result.error = f"playbook {playbook} does not exist"
-        result.duration = time.monotonic() - t0
-        return result
-    if limit is not None and not limit:
-        result.error = "no host to run the playbook on (empty limit)"
-        result.duration = time.monotonic() - t0
-        return result
 
-    tasks: list[dict[str, Any]] = []
 
-    def handler(event: dict[str, Any]) -> bool:
-        rec = task_record(event)
-        if rec is not None:
-            tasks.append(rec)
-            if on_event is not None:
-                on_event({"event": "task", **rec})
-        return True  # keep the event on disk too (job_events/)
-
-    runner = ansible_runner.run(
-        private_data_dir=str(job_dir),
-        project_dir=str(playbook.parent),
-        playbook=str(playbook),
-        inventory=str(inv_path),
-        limit=",".join(limit) if limit else None,
-        extravars=extra_vars or None,
-        envvars=env,
-        ident=ident,
-        quiet=True,
-        event_handler=handler,
-        timeout=max(1, math.ceil(timeout)) if timeout else None,
-        cancel_callback=cancel or _never,
-        # how often ansible-runner looks at `cancel` when the playbook prints nothing (5 s by
-        # default): a Ctrl-C is honoured within this
-        settings={"pexpect_timeout": 0.25},
-    )
+def _read_runner(
+    result: PlaybookResult, runner: Any, tasks: list[dict[str, Any]], timeout: float | None
+) -> None:
+    """What ansible-runner said, into result: status, rc, stats, each task, which failed, ok."""
     result.status = str(runner.status)
     result.rc = runner.rc
     result.stats = dict(runner.stats or {})
@@ -452,5 +493,3 @@ def run_playbook(
     result.ok = result.status == "successful" and result.rc == 0 and not result.failed
     if not result.ok and not result.failed:
         result.error = _startup_error(events, result.status, timeout)
-    result.duration = time.monotonic() - t0
-    return result

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -63,45 +64,55 @@ class Plain(Quiet):
 
     def line(self, event: Event) -> str | None:
         kind = event.get("event")
-        if kind == "matrix":
-            head = f"matrix {event['matrix']}: {event['cells']} cells"
-            return f"{head}, {where(event)}  ({event['folder']})"
-        if kind == "cell":
-            took = f" in {event['seconds']}s" if "seconds" in event else ""
-            return f"cell {event['cell']}: {event['state']}{took}"
-        if kind == "run":
-            return f"run {event['run']}  ({event['folder']})"
-        if kind == "started":
-            return f"  node {event['node']:<16} started"
-        if kind == "ready":
-            return f"  node {event['node']:<16} ready in {event['seconds']}s"
-        if kind == "networks":
-            return f"  creating {event['count']} network(s)"
-        if kind == "phase":
-            return f"- {event['phase']}"
-        if kind == "side":
-            return f"== {event['side']}"
-        if kind == "step":
-            return f"  [{event['attempt']}] {event['step']}: {event['description']}"
-        if kind == "step-done":
-            return f"  [{event['attempt']}] {event['step']}: {event['result']}"
-        if kind == "attempt":
-            return f"  attempt {event['attempt']}/{event['of']}: {attempt_state(event)}"
-        if kind == "ansible":
-            if event.get("task") and event.get("host"):
-                return f"    ansible {event['host']}: {event['task']} {event.get('status', '')}"
-            return None
-        if kind == "teardown":
-            return f"tearing down run {event['run']} ..."
+        if kind in _LINES:
+            return _LINES[kind](event)
         if "image" in event:
-            # phase changes and the builder's step lines; a cold debootstrap says ~700 more
-            phase, text = event.get("phase", ""), (event.get("line") or "").strip()
-            if self.last_phase.get(event["image"]) != phase:
-                self.last_phase[event["image"]] = phase
-                return f"  image {event['image']}: {phase} {text}".rstrip()
-            if text.startswith(("Step ", "I: Retrieving", "I: Base system")):
-                return f"  image {event['image']}: {text}"
+            return self._image_line(event)
         return None
+
+    def _image_line(self, event: Event) -> str | None:
+        """Phase changes and the builder's step lines; a cold debootstrap says ~700 more."""
+        phase, text = event.get("phase", ""), (event.get("line") or "").strip()
+        if self.last_phase.get(event["image"]) != phase:
+            self.last_phase[event["image"]] = phase
+            return f"  image {event['image']}: {phase} {text}".rstrip()
+        if text.startswith(("Step ", "I: Retrieving", "I: Base system")):
+            return f"  image {event['image']}: {text}"
+        return None
+
+
+def _matrix_line(event: Event) -> str:
+    head = f"matrix {event['matrix']}: {event['cells']} cells"
+    return f"{head}, {where(event)}  ({event['folder']})"
+
+
+def _cell_line(event: Event) -> str:
+    took = f" in {event['seconds']}s" if "seconds" in event else ""
+    return f"cell {event['cell']}: {event['state']}{took}"
+
+
+def _ansible_line(event: Event) -> str | None:
+    if event.get("task") and event.get("host"):
+        return f"    ansible {event['host']}: {event['task']} {event.get('status', '')}"
+    return None
+
+
+# One plain line per event kind (Plain.line); image events have no kind and keep state.
+_LINES: dict[str, Callable[[Event], str | None]] = {
+    "matrix": _matrix_line,
+    "cell": _cell_line,
+    "run": lambda e: f"run {e['run']}  ({e['folder']})",
+    "started": lambda e: f"  node {e['node']:<16} started",
+    "ready": lambda e: f"  node {e['node']:<16} ready in {e['seconds']}s",
+    "networks": lambda e: f"  creating {e['count']} network(s)",
+    "phase": lambda e: f"- {e['phase']}",
+    "side": lambda e: f"== {e['side']}",
+    "step": lambda e: f"  [{e['attempt']}] {e['step']}: {e['description']}",
+    "step-done": lambda e: f"  [{e['attempt']}] {e['step']}: {e['result']}",
+    "attempt": lambda e: f"  attempt {e['attempt']}/{e['of']}: {attempt_state(e)}",
+    "ansible": _ansible_line,
+    "teardown": lambda e: f"tearing down run {e['run']} ...",
+}
 
 
 def attempt_state(event: Event) -> str:
@@ -147,16 +158,9 @@ class LiveView(Plain):
             self.phases[-1][2] = time.monotonic() - self.phases[-1][1]
 
     def __call__(self, event: Event) -> None:
-        kind = event.get("event")
-        if kind == "matrix":
-            self.title = f"matrix {event['matrix']} ({event['cells']} cells, {where(event)})"
-            self.cells = {}
-        elif kind == "cell" and self.cells is not None:
-            took = f" {event['seconds']}s" if "seconds" in event else ""
-            self.cells[event["cell"]] = f"{event['state']}{took}"
-        if self.cells is not None and "image" not in event:
-            self.live.update(self.render_cells(self.cells))
+        if self._matrix_event(event):
             return
+        kind = event.get("event")
         if kind == "run":
             self.title = f"run {event['run']}"
             self.nodes, self.steps, self.attempts = {}, [], []
@@ -182,6 +186,20 @@ class LiveView(Plain):
         elif kind == "teardown":
             self.live.console.print(f"tearing down run {event['run']} ...")
         self.live.update(self.render())
+
+    def _matrix_event(self, event: Event) -> bool:
+        """A matrix shows its cells' table; True when the event was drawn there (not images)."""
+        kind = event.get("event")
+        if kind == "matrix":
+            self.title = f"matrix {event['matrix']} ({event['cells']} cells, {where(event)})"
+            self.cells = {}
+        elif kind == "cell" and self.cells is not None:
+            took = f" {event['seconds']}s" if "seconds" in event else ""
+            self.cells[event["cell"]] = f"{event['state']}{took}"
+        if self.cells is not None and "image" not in event:
+            self.live.update(self.render_cells(self.cells))
+            return True
+        return False
 
     def render_cells(self, cells: dict[str, str]) -> Any:
         from rich.console import Group

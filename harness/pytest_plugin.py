@@ -86,6 +86,7 @@ class Lab:
         run: str,
         scenario: str,
         folder: Path,
+        *,
         nodes: dict[str, Node],
         networks: dict[str, Network],
         state: str | None = None,

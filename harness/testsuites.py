@@ -130,33 +130,14 @@ def run_suites(
             paths, selection, root=root, run_folder=run_folder, junit=junit, alluredir=alluredir
         )
         t0 = time.monotonic()
-        left = max(deadline - t0, 1.0)
-        try:
-            proc = subprocess.run(
-                cmd, cwd=root, capture_output=True, text=True, timeout=left, check=False
-            )
-            code: int | None = proc.returncode
-            output = (proc.stdout + proc.stderr)[-OUTPUT_LIMIT:]
-        except subprocess.TimeoutExpired as exc:
-            code = None
-            output = _text(exc.stdout)[-OUTPUT_LIMIT:] + _text(exc.stderr)[-OUTPUT_LIMIT:]
+        code, output = _run_pytest(cmd, root, max(deadline - t0, 1.0))
         seconds = round(time.monotonic() - t0, 3)
         tests = parse_junit(junit, suite) if junit.is_file() else []
         if junit.is_file():
             junits.append(junit)
         problem = _problem(code, tests, timeout if code is None else None)
         if problem is not None:
-            tests.append(
-                {
-                    "name": f"{suite}::<pytest>",
-                    "suite": suite,
-                    "passed": False,
-                    "outcome": "error",
-                    "duration_s": seconds,
-                    "message": problem,
-                    "output": _last_lines(output),
-                }
-            )
+            tests.append(_pytest_error(suite, seconds, problem, output))
         results += tests
         if invocations is not None:
             invocations.append(
@@ -175,6 +156,30 @@ def run_suites(
         for part in junits:
             part.unlink()
     return results
+
+
+def _run_pytest(cmd: list[str], root: Path, timeout: float) -> tuple[int | None, str]:
+    """pytest's exit code (None: it ran out of time) and the tail of what it printed."""
+    try:
+        proc = subprocess.run(
+            cmd, cwd=root, capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        return None, _text(exc.stdout)[-OUTPUT_LIMIT:] + _text(exc.stderr)[-OUTPUT_LIMIT:]
+    return proc.returncode, (proc.stdout + proc.stderr)[-OUTPUT_LIMIT:]
+
+
+def _pytest_error(suite: str, seconds: float, problem: str, output: str) -> dict[str, Any]:
+    """A result row for a pytest run that went wrong beyond its tests (see _problem)."""
+    return {
+        "name": f"{suite}::<pytest>",
+        "suite": suite,
+        "passed": False,
+        "outcome": "error",
+        "duration_s": seconds,
+        "message": problem,
+        "output": _last_lines(output),
+    }
 
 
 def _problem(code: int | None, tests: list[dict[str, Any]], timeout: float | None) -> str | None:

@@ -179,9 +179,21 @@ def _chain(exc: BaseException) -> list[BaseException]:
 
 def _why(url: str, exc: BaseException) -> str | None:
     """What went wrong reaching url, in words, when it is about TLS or ssh; else None."""
+    chain = _chain(exc)
+    why = _tls_why(chain)
+    if why is None and url.startswith("ssh://"):
+        why = _ssh_why(chain)
+    if why is None and any(
+        "Client sent an HTTP request to an HTTPS server" in str(e) for e in chain
+    ):
+        why = "it speaks TLS: give the engine a tls: block in the targets file"
+    return why
+
+
+def _tls_why(chain: list[BaseException]) -> str | None:
+    """The first TLS failure in the chain, in words (certificate refused either way, handshake)."""
     import ssl
 
-    chain = _chain(exc)
     for e in chain:
         if isinstance(e, ssl.SSLCertVerificationError):
             return (
@@ -196,29 +208,31 @@ def _why(url: str, exc: BaseException) -> str | None:
                     "must be a certificate signed by the engine's CA, and its key"
                 )
             return f"the TLS handshake failed ({reason})"
-    if url.startswith("ssh://"):
-        from paramiko import ssh_exception as sx
+    return None
 
-        for e in chain:
-            if isinstance(e, sx.AuthenticationException):
-                return (
-                    f"ssh refused our key ({str(e).rstrip('.')}): ssh.identity in the targets "
-                    "file must be a private key whose public half is in the remote authorized_keys"
-                )
-            if isinstance(e, sx.BadHostKeyException):
-                return (
-                    "the ssh host key differs from the one known_hosts lists (a machine in the "
-                    "middle, or a reinstalled host)"
-                )
-            if isinstance(e, sx.SSHException) and "known_hosts" in str(e):
-                return (
-                    "its ssh host key is not in known_hosts: add it to the file named by "
-                    "ssh.known_hosts, or set ssh.strict_host_key_checking: false"
-                )
-            if isinstance(e, sx.SSHException | sx.NoValidConnectionsError):
-                return f"ssh failed: {e}"
-    if any("Client sent an HTTP request to an HTTPS server" in str(e) for e in chain):
-        return "it speaks TLS: give the engine a tls: block in the targets file"
+
+def _ssh_why(chain: list[BaseException]) -> str | None:
+    """The first ssh failure in the chain, in words: key refused, host key changed or unknown."""
+    from paramiko import ssh_exception as sx
+
+    for e in chain:
+        if isinstance(e, sx.AuthenticationException):
+            return (
+                f"ssh refused our key ({str(e).rstrip('.')}): ssh.identity in the targets "
+                "file must be a private key whose public half is in the remote authorized_keys"
+            )
+        if isinstance(e, sx.BadHostKeyException):
+            return (
+                "the ssh host key differs from the one known_hosts lists (a machine in the "
+                "middle, or a reinstalled host)"
+            )
+        if isinstance(e, sx.SSHException) and "known_hosts" in str(e):
+            return (
+                "its ssh host key is not in known_hosts: add it to the file named by "
+                "ssh.known_hosts, or set ssh.strict_host_key_checking: false"
+            )
+        if isinstance(e, sx.SSHException | sx.NoValidConnectionsError):
+            return f"ssh failed: {e}"
     return None
 
 

@@ -276,7 +276,9 @@ class DockerEngine:
         self, run: str, a: str, b: str, a_addresses: list[str], b_addresses: list[str]
     ) -> dict[str, Any]:
         ca, cb = self._container(run, a), self._container(run, b)
-        return impair.partition_nodes(ca, a, cb, b, a_addresses, b_addresses)
+        return impair.partition_nodes(
+            ca, a, cb, b, a_addresses=a_addresses, b_addresses=b_addresses
+        )
 
     def heal(self, run: str, node: str, target: str | None = None) -> dict[str, Any]:
         return impair.heal(self._container(run, node), target)

@@ -147,20 +147,7 @@ def apt_mirror(
     candidates: list[tuple[str, list[str]]] = []
     if sources_dir.is_dir():
         for f in sorted(sources_dir.glob("*.sources")):
-            for stanza in re.split(r"\n\s*\n", f.read_text(encoding="utf-8", errors="replace")):
-                fields: dict[str, str] = {}
-                for line in stanza.splitlines():
-                    if line.startswith("#") or ":" not in line or line[:1].isspace():
-                        continue
-                    key, _, value = line.partition(":")
-                    fields[key.strip().lower()] = value.strip()
-                if "deb" not in fields.get("types", "deb").split():
-                    continue
-                if fields.get("enabled", "yes").lower() == "no":
-                    continue
-                suites = fields.get("suites", "").split()
-                for uri in fields.get("uris", "").split():
-                    candidates.append((uri, suites))
+            candidates.extend(_deb822_sources(f))
         for f in sorted(sources_dir.glob("*.list")):
             candidates.extend(_one_line_sources(f))
     if sources_list.is_file():
@@ -175,6 +162,25 @@ def apt_mirror(
         "cannot find a Debian mirror in this machine's apt configuration",
         hint="add one to /etc/apt/sources.list.d/ or set LABHARNESS_DEBIAN_MIRROR",
     )
+
+
+def _deb822_sources(path: Path) -> list[tuple[str, list[str]]]:
+    """(uri, suites) of each enabled `deb` stanza of a deb822 .sources file, in file order."""
+    out: list[tuple[str, list[str]]] = []
+    for stanza in re.split(r"\n\s*\n", path.read_text(encoding="utf-8", errors="replace")):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line.startswith("#") or ":" not in line or line[:1].isspace():
+                continue
+            key, _, value = line.partition(":")
+            fields[key.strip().lower()] = value.strip()
+        if "deb" not in fields.get("types", "deb").split():
+            continue
+        if fields.get("enabled", "yes").lower() == "no":
+            continue
+        suites = fields.get("suites", "").split()
+        out.extend((uri, suites) for uri in fields.get("uris", "").split())
+    return out
 
 
 def _one_line_sources(path: Path) -> list[tuple[str, list[str]]]:
@@ -318,6 +324,20 @@ def _finalize_rootfs(root: Path) -> None:
             p.unlink()
         p.write_text("")
     (root / "etc/hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n")
+    _prune_caches(root)
+    _prune_docs(root / "usr/share/doc")
+
+
+def _remove(p: Path) -> None:
+    """A file, a symlink (never followed) or a whole directory, gone; missing is fine."""
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p, ignore_errors=True)
+    else:
+        p.unlink(missing_ok=True)
+
+
+def _prune_caches(root: Path) -> None:
+    """apt's downloads and lists, logs, man and info pages: not needed in a base image."""
     for pattern in (
         "var/cache/apt/archives/*.deb",
         "var/cache/apt/*.bin",
@@ -329,23 +349,19 @@ def _finalize_rootfs(root: Path) -> None:
         "usr/share/lintian/*",
     ):
         for p in root.glob(pattern):
-            if p.name in ("partial", "lock"):
-                continue
-            if p.is_dir() and not p.is_symlink():
-                shutil.rmtree(p, ignore_errors=True)
-            else:
-                p.unlink(missing_ok=True)
-    doc = root / "usr/share/doc"
-    if doc.is_dir():
-        for pkg in doc.iterdir():
-            if pkg.is_dir() and not pkg.is_symlink():
-                for item in pkg.iterdir():
-                    if item.name == "copyright":
-                        continue
-                    if item.is_dir() and not item.is_symlink():
-                        shutil.rmtree(item, ignore_errors=True)
-                    else:
-                        item.unlink(missing_ok=True)
+            if p.name not in ("partial", "lock"):
+                _remove(p)
+
+
+def _prune_docs(doc: Path) -> None:
+    """Every package's docs except its copyright file (the licence text stays)."""
+    if not doc.is_dir():
+        return
+    for pkg in doc.iterdir():
+        if pkg.is_dir() and not pkg.is_symlink():
+            for item in pkg.iterdir():
+                if item.name != "copyright":
+                    _remove(item)
 
 
 def _run_streaming(
@@ -377,6 +393,28 @@ def _run_streaming(
 
 
 def _build_env_offline(client: Any, plan: EnvPlan, on_progress: ProgressFn | None) -> None:
+    _check_offline_build(plan)
+    mirror = apt_mirror()
+    base = cache_dir() / "tmp"
+    base.mkdir(parents=True, exist_ok=True)
+    _clean_stale_rootfs(base)
+    debs = cache_dir() / "debs" / plan.suite
+    debs.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"rootfs-{plan.name}-p{os.getpid()}-", dir=base))
+    try:
+        rootfs = work / "rootfs"
+        _debootstrap(plan, rootfs, mirror, debs, on_progress)
+        _finalize_rootfs(rootfs)
+        tarball = work / "rootfs.tar"
+        _pack_rootfs(plan, rootfs, tarball, on_progress)
+        shutil.rmtree(rootfs, ignore_errors=True)  # free the space before the import
+        _import_rootfs(client, plan, tarball, on_progress)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _check_offline_build(plan: EnvPlan) -> None:
+    """An offline build needs debootstrap and root: say so before making any directory."""
     if shutil.which("debootstrap") is None:
         raise InfraError(
             f"cannot build environment {plan.name}: no registry answers and debootstrap is "
@@ -388,62 +426,64 @@ def _build_env_offline(client: Any, plan: EnvPlan, on_progress: ProgressFn | Non
             f"cannot build environment {plan.name} offline: debootstrap needs root",
             hint="run `lab images build` once as root (images are then reused by tag)",
         )
-    mirror = apt_mirror()
-    base = cache_dir() / "tmp"
-    base.mkdir(parents=True, exist_ok=True)
-    _clean_stale_rootfs(base)
-    debs = cache_dir() / "debs" / plan.suite
-    debs.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"rootfs-{plan.name}-p{os.getpid()}-", dir=base))
-    try:
-        rootfs = work / "rootfs"
-        tail: deque[str] = deque(maxlen=TAIL_LINES)
-        cmd = ["debootstrap", "--variant=minbase", f"--cache-dir={debs}"]
-        if plan.packages:
-            cmd.append(f"--include={','.join(plan.packages)}")
-        cmd += [plan.suite, str(rootfs), mirror]
-        _emit(on_progress, plan.tag, "debootstrap", " ".join(cmd))
-        rc = _run_streaming(cmd, plan.tag, "debootstrap", on_progress, tail)
-        if rc != 0:
-            log = rootfs / "debootstrap/debootstrap.log"
-            if log.is_file():
-                tail.extend(log.read_text(errors="replace").splitlines()[-TAIL_LINES:])
-            raise _failure(
-                f"debootstrap of {plan.suite} for environment {plan.name} failed (exit {rc})",
-                tail,
-                hint=f"check the mirror {mirror} (read from /etc/apt) and the package names "
-                f"in {plan.folder}/environment.yaml",
-            )
-        _finalize_rootfs(rootfs)
-        tarball = work / "rootfs.tar"
-        _emit(on_progress, plan.tag, "import", "packing the root file system")
-        tail.clear()
-        rc = _run_streaming(
-            ["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", str(rootfs),
-             "-cf", str(tarball), "."],
-            plan.tag, "import", on_progress, tail,
-        )  # fmt: skip
-        if rc != 0:
-            raise _failure(f"packing {rootfs} failed (exit {rc})", tail, hint="disk full?")
-        shutil.rmtree(rootfs, ignore_errors=True)  # free the space before the import
-        entrypoint, cmd_default = _env_config(plan)
-        changes = [f"ENV PATH={DEFAULT_PATH}", "ENV LANG=C.UTF-8"]
-        if entrypoint:
-            changes.append(f"ENTRYPOINT {json.dumps(entrypoint)}")
-        changes.append(f"CMD {json.dumps(cmd_default)}")
-        changes += [f"LABEL {k}={json.dumps(v)}" for k, v in _labels(plan).items()]
-        _emit(on_progress, plan.tag, "import", f"docker import as {plan.tag}")
-        repo, _, tag = plan.tag.rpartition(":")
-        with engine_errors(f"import environment {plan.name}"):
-            out = client.api.import_image(
-                src=str(tarball), repository=repo, tag=tag, changes=changes
-            )
-        text = out if isinstance(out, str) else json.dumps(out)
-        if "error" in text.lower() and _image_missing(client, plan.tag):
-            raise InfraError(f"docker import of environment {plan.name} failed: {text[-500:]}")
-        _emit(on_progress, plan.tag, "import", text.strip()[:200])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+
+
+def _debootstrap(
+    plan: EnvPlan, rootfs: Path, mirror: str, debs: Path, on_progress: ProgressFn | None
+) -> None:
+    """A minbase root file system of the plan's suite and packages; its log's tail on failure."""
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    cmd = ["debootstrap", "--variant=minbase", f"--cache-dir={debs}"]
+    if plan.packages:
+        cmd.append(f"--include={','.join(plan.packages)}")
+    cmd += [plan.suite, str(rootfs), mirror]
+    _emit(on_progress, plan.tag, "debootstrap", " ".join(cmd))
+    rc = _run_streaming(cmd, plan.tag, "debootstrap", on_progress, tail)
+    if rc != 0:
+        log = rootfs / "debootstrap/debootstrap.log"
+        if log.is_file():
+            tail.extend(log.read_text(errors="replace").splitlines()[-TAIL_LINES:])
+        raise _failure(
+            f"debootstrap of {plan.suite} for environment {plan.name} failed (exit {rc})",
+            tail,
+            hint=f"check the mirror {mirror} (read from /etc/apt) and the package names "
+            f"in {plan.folder}/environment.yaml",
+        )
+
+
+def _pack_rootfs(
+    plan: EnvPlan, rootfs: Path, tarball: Path, on_progress: ProgressFn | None
+) -> None:
+    """The root file system as one tar, numeric owners and xattrs kept, for `docker import`."""
+    _emit(on_progress, plan.tag, "import", "packing the root file system")
+    tail: deque[str] = deque(maxlen=TAIL_LINES)
+    rc = _run_streaming(
+        ["tar", "--numeric-owner", "--xattrs", "--xattrs-include=*", "-C", str(rootfs),
+         "-cf", str(tarball), "."],
+        plan.tag, "import", on_progress, tail,
+    )  # fmt: skip
+    if rc != 0:
+        raise _failure(f"packing {rootfs} failed (exit {rc})", tail, hint="disk full?")
+
+
+def _import_rootfs(
+    client: Any, plan: EnvPlan, tarball: Path, on_progress: ProgressFn | None
+) -> None:
+    """The tar imported as the plan's tag, with its PATH, entrypoint, command and labels."""
+    entrypoint, cmd_default = _env_config(plan)
+    changes = [f"ENV PATH={DEFAULT_PATH}", "ENV LANG=C.UTF-8"]
+    if entrypoint:
+        changes.append(f"ENTRYPOINT {json.dumps(entrypoint)}")
+    changes.append(f"CMD {json.dumps(cmd_default)}")
+    changes += [f"LABEL {k}={json.dumps(v)}" for k, v in _labels(plan).items()]
+    _emit(on_progress, plan.tag, "import", f"docker import as {plan.tag}")
+    repo, _, tag = plan.tag.rpartition(":")
+    with engine_errors(f"import environment {plan.name}"):
+        out = client.api.import_image(src=str(tarball), repository=repo, tag=tag, changes=changes)
+    text = out if isinstance(out, str) else json.dumps(out)
+    if "error" in text.lower() and _image_missing(client, plan.tag):
+        raise InfraError(f"docker import of environment {plan.name} failed: {text[-500:]}")
+    _emit(on_progress, plan.tag, "import", text.strip()[:200])
 
 
 def _ensure_env_plan(client: Any, plan: EnvPlan, on_progress: ProgressFn | None) -> BuildOutcome:

@@ -39,7 +39,7 @@ partition(container, target, addresses) -> dict
 heal(container, target=None) -> dict
     Remove the partition rules for `target` (all partitions when None). Idempotent.
 
-partition_nodes(a, a_name, b, b_name, a_addresses, b_addresses) -> dict
+partition_nodes(a, a_name, b, b_name, *, a_addresses, b_addresses) -> dict
 heal_nodes(a, a_name, b, b_name) -> dict
     Both sides at once (rules in a tagged b_name, rules in b tagged a_name).
 
@@ -290,34 +290,11 @@ def apply(
     if loss is not None:
         p = loss_probability(loss)
         if p > 0:
-            _ensure_chains(container)
-            stat = ["-m", "statistic", "--mode", "random", "--probability", f"{p:.6f}"]
-            for d in ("in", "out"):
-                if direction not in ("both", d):
-                    continue
-                chain, side = (CHAIN_IN, "-i") if d == "in" else (CHAIN_OUT, "-o")
-                argv = ["-A", chain, side, dev, *stat, *_comment("loss", network), "-j", "DROP"]
-                _ipt(container, *argv)
-                commands.append(["iptables", *argv])
+            commands += _apply_loss(container, network, dev, p, direction)
         applied["loss"] = {"value": loss, "probability": p, "direction": direction}
-
+    commands += _apply_qdiscs(container, dev, rate=rate, delay=delay, jitter=jitter)
     if delay is not None:
-        netem = ["netem", "delay", _delay(delay)]
-        if jitter:
-            netem.append(_delay(jitter))
-        argv = ["tc", "qdisc", "add", "dev", dev, "root", "handle", HANDLE, *netem]
-        _run(container, argv)
-        commands.append(argv)
         applied["delay"] = {"value": delay, "jitter": jitter}
-        if rate is not None:
-            argv = ["tc", "qdisc", "add", "dev", dev, "parent", f"{HANDLE}1"]
-            argv += ["handle", CHILD_HANDLE, *tbf_args(rate)]
-            _run(container, argv)
-            commands.append(argv)
-    elif rate is not None:
-        argv = ["tc", "qdisc", "add", "dev", dev, "root", "handle", HANDLE, *tbf_args(rate)]
-        _run(container, argv)
-        commands.append(argv)
     if rate is not None:
         applied["rate"] = {"value": rate, "bits_per_second": rate_bits(rate), "direction": "out"}
 
@@ -328,6 +305,47 @@ def apply(
         "applied": applied,
         "commands": [shlex.join(c) for c in commands],
     }
+
+
+def _apply_loss(
+    container: Any, network: str, dev: str, p: float, direction: str
+) -> list[list[str]]:
+    """Random DROP rules with probability p on dev, per direction; the commands it ran."""
+    commands: list[list[str]] = []
+    _ensure_chains(container)
+    stat = ["-m", "statistic", "--mode", "random", "--probability", f"{p:.6f}"]
+    for d in ("in", "out"):
+        if direction not in ("both", d):
+            continue
+        chain, side = (CHAIN_IN, "-i") if d == "in" else (CHAIN_OUT, "-o")
+        argv = ["-A", chain, side, dev, *stat, *_comment("loss", network), "-j", "DROP"]
+        _ipt(container, *argv)
+        commands.append(["iptables", *argv])
+    return commands
+
+
+def _apply_qdiscs(
+    container: Any, dev: str, *, rate: str | None, delay: str | None, jitter: str | None
+) -> list[list[str]]:
+    """Egress qdiscs on dev: netem for delay (tbf under it for a rate), or tbf alone."""
+    commands: list[list[str]] = []
+    if delay is not None:
+        netem = ["netem", "delay", _delay(delay)]
+        if jitter:
+            netem.append(_delay(jitter))
+        argv = ["tc", "qdisc", "add", "dev", dev, "root", "handle", HANDLE, *netem]
+        _run(container, argv)
+        commands.append(argv)
+        if rate is not None:
+            argv = ["tc", "qdisc", "add", "dev", dev, "parent", f"{HANDLE}1"]
+            argv += ["handle", CHILD_HANDLE, *tbf_args(rate)]
+            _run(container, argv)
+            commands.append(argv)
+    elif rate is not None:
+        argv = ["tc", "qdisc", "add", "dev", dev, "root", "handle", HANDLE, *tbf_args(rate)]
+        _run(container, argv)
+        commands.append(argv)
+    return commands
 
 
 def clear(container: Any, network: str | None = None, address: str | None = None) -> dict[str, Any]:
@@ -391,7 +409,7 @@ def heal(container: Any, target: str | None = None) -> dict[str, Any]:
 
 
 def partition_nodes(
-    a: Any, a_name: str, b: Any, b_name: str, a_addresses: list[str], b_addresses: list[str]
+    a: Any, a_name: str, b: Any, b_name: str, *, a_addresses: list[str], b_addresses: list[str]
 ) -> dict[str, Any]:
     """A symmetric node-node partition: rules in both nodes."""
     return {"a": partition(a, b_name, b_addresses), "b": partition(b, a_name, a_addresses)}

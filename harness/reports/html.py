@@ -102,7 +102,8 @@ def _node_rows(run: Run) -> list[dict[str, str]]:
     ]
 
 
-def context(run: Run) -> dict[str, Any]:  # one flat mapping the template reads, key by key
+def context(run: Run) -> dict[str, Any]:
+    # long because it is one flat mapping the template reads, key by key
     j = run.model
     phases = [
         {

@@ -130,6 +130,7 @@ def _collect_output(
     run: str,
     node: str,
     out: Path,
+    *,
     redactor: Redactor,
     budget: _Budget,
     stop: Callable[[], bool],
@@ -163,6 +164,7 @@ def _collect_path(
     node: str,
     path: str,
     out: Path,
+    *,
     redactor: Redactor,
     budget: _Budget,
     stop: Callable[[], bool],
@@ -193,6 +195,7 @@ def collect_nodes(
     engine: Engine,
     run_id: str,
     topology: Topology,
+    *,
     extra_logs: list[str],
     folder: Path,
     redactor: Redactor,
@@ -201,12 +204,7 @@ def collect_nodes(
     """Write artifacts/<node>/...: output, inspect, files; each file at most MAX_FILE bytes and
     each node at most MAX_NODE, streamed (never a whole file in memory); what was cut is in
     `cut`. Best effort: never raises; `stop()` true (Ctrl-C) ends it between chunks."""
-    wanted: dict[str, list[str]] = {}
-    for spec in topology.nodes:
-        wanted[spec.name] = [*spec.log_paths, *(f.target for f in spec.files)]
-    for entry in extra_logs:
-        node_name, _, path = entry.partition(":")
-        wanted.setdefault(node_name, []).append(path)
+    wanted = _wanted(topology, extra_logs)
     result = Collected()
     try:
         containers = engine.find(run_id).containers
@@ -214,38 +212,81 @@ def collect_nodes(
         return result
     try:
         for c in containers:
-            node = c.node
-            out = folder / "artifacts" / node
-            files: list[str] = []
-            result.files[node] = files
-            budget = _Budget(MAX_NODE)
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-                cut = _collect_output(engine, run_id, node, out, redactor, budget, stop)
-                files.append("container.log")
-                if cut:
-                    result.cut.append(cut)
-                inspect = engine.inspect(run_id, node)
-                (out / "inspect.json").write_text(
-                    redactor.text(json.dumps(inspect, indent=2, default=str))
-                )
-                files.append("inspect.json")
-            except CopyStopped:
-                raise
-            except Exception:
-                pass
-            for path in dict.fromkeys(wanted.get(node, [])):
-                try:
-                    _collect_path(
-                        engine, run_id, node, path, out, redactor, budget, stop, result, files
-                    )
-                except CopyStopped:
-                    raise
-                except Exception:
-                    continue
+            _collect_node(
+                engine,
+                run_id,
+                c.node,
+                wanted.get(c.node, []),
+                out=folder / "artifacts" / c.node,
+                redactor=redactor,
+                stop=stop,
+                result=result,
+            )
     except CopyStopped:
         result.stopped = True
     return result
+
+
+def _wanted(topology: Topology, extra_logs: list[str]) -> dict[str, list[str]]:
+    """Node -> the paths to copy out: its log paths, its files, then `collect.logs` entries."""
+    wanted: dict[str, list[str]] = {}
+    for spec in topology.nodes:
+        wanted[spec.name] = [*spec.log_paths, *(f.target for f in spec.files)]
+    for entry in extra_logs:
+        node_name, _, path = entry.partition(":")
+        wanted.setdefault(node_name, []).append(path)
+    return wanted
+
+
+def _collect_node(
+    engine: Engine,
+    run_id: str,
+    node: str,
+    paths: list[str],
+    *,
+    out: Path,
+    redactor: Redactor,
+    stop: Callable[[], bool],
+    result: Collected,
+) -> None:
+    """One node's output, inspect and paths into out, within one MAX_NODE budget; a failure
+    skips only what failed, a stop (CopyStopped) ends the whole collection."""
+    files: list[str] = []
+    result.files[node] = files
+    budget = _Budget(MAX_NODE)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        cut = _collect_output(
+            engine, run_id, node, out, redactor=redactor, budget=budget, stop=stop
+        )
+        files.append("container.log")
+        if cut:
+            result.cut.append(cut)
+        inspect = engine.inspect(run_id, node)
+        (out / "inspect.json").write_text(redactor.text(json.dumps(inspect, indent=2, default=str)))
+        files.append("inspect.json")
+    except CopyStopped:
+        raise
+    except Exception:
+        pass
+    for path in dict.fromkeys(paths):
+        try:
+            _collect_path(
+                engine,
+                run_id,
+                node,
+                path,
+                out,
+                redactor=redactor,
+                budget=budget,
+                stop=stop,
+                result=result,
+                files=files,
+            )
+        except CopyStopped:
+            raise
+        except Exception:
+            continue
 
 
 def sweep(folder: Path, redactor: Redactor) -> int:

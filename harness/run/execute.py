@@ -101,7 +101,13 @@ class Run:
         # interrupted (exit 128+n) once the lab is down
         self.late_signals: list[int] = []
         self.images: dict[str, str] = {}
-        self.journal = Journal(
+        self.journal = self._new_journal()
+        self._write_run_json()
+
+    def _new_journal(self) -> Journal:
+        """journal.json's head: what ran, where, on what engine, at what trust, on what topology."""
+        loaded, opts = self.loaded, self.opts
+        return Journal(
             self.folder.path / "journal.json",
             {
                 "run": self.run_id,
@@ -122,15 +128,18 @@ class Run:
             },
             redact=self.redactor.text,
         )
+
+    def _write_run_json(self) -> None:
+        """run.json as the run starts: what `lab runs`, `lab down` and `lab gc` read."""
         self.folder.write(
             run=self.run_id,
             scenario=self.topology.scenario,
-            source=str(loaded.path),
+            source=str(self.loaded.path),
             # where `lab down`/`lab gc` find the scenario again (to mask a killed run's pcaps)
-            project=str(root.resolve()),
-            scenario_file=os.path.abspath(loaded.path),
-            role=opts.role,
-            fix=loaded.fix,
+            project=str(self.root.resolve()),
+            scenario_file=os.path.abspath(self.loaded.path),
+            role=self.opts.role,
+            fix=self.loaded.fix,
             state="running",
             owner=self.labels.owner,
             engine=self.engine_version,
@@ -185,7 +194,7 @@ class Run:
                 self.images,
                 self.labels,
                 self.cancel,
-                self.emit,
+                on_event=self.emit,
                 trust=self.opts.trust,
             )
             self.live.addresses = {n.name: n.addresses for n in nodes}
@@ -429,9 +438,9 @@ class Run:
                 self.engine,
                 self.run_id,
                 self.topology,
-                extra,
-                self.folder.path,
-                self.redactor,
+                extra_logs=extra,
+                folder=self.folder.path,
+                redactor=self.redactor,
                 stop=self._stop_collecting,
             )
             out: dict[str, Any] = {"nodes": got.files, "captures": self.live.capture_results}
@@ -484,23 +493,9 @@ class Run:
         else:
             repro = outcomes.reproduction(attempts, self.repro.attempts)
         checks_ok = outcomes.checks_green(checks)
-        destroy = self.opts.destroy
-        keep = destroy == "never" or (
-            destroy == "passing"
-            and not interrupted
-            and not outcomes.run_passed(self.opts.role, repro.verdict, checks_ok)
-        )
+        keep = self._keep(interrupted, repro.verdict, checks_ok)
         self.journal.set_plan(plan_of(self))  # REPRODUCE.md is written from it (reports)
-        removed: dict[str, int] = {}
-        down_error: str | None = None
-        if not keep:
-            with self.phase("down") as rec:
-                try:
-                    removed = tear_down(self.engine, self.run_id, interrupted=failure is not None)
-                    rec["removed"] = removed
-                except InfraError as exc:  # the engine is gone: the evidence must not be
-                    down_error = f"{exc.message}; {self._gc_hint()}"
-                    rec.update(result_override="error", error=down_error)
+        removed, down_error = ({}, None) if keep else self._down(failed=failure is not None)
         state = "interrupted" if interrupted else ("kept" if keep else "done")
         if down_error and not interrupted:
             state = "failed"  # not removed, not kept on purpose: `lab gc` may collect it
@@ -530,29 +525,49 @@ class Run:
         self.folder.write(
             state=state, verdict=repro.verdict, rate=repro.rate, kept=keep, removed=removed
         )
-        from harness.reports import write_reports
-
-        reports = write_reports(self.folder.path)
-        if reports.get("errors"):
-            result.report_errors = list(reports["errors"])
-        sweep(self.folder.path, self.redactor)
+        self._write_reports(result)
         if self.late_signals and not interrupted:  # came while the reports were written
             self.folder.write(state="interrupted")
             raise SignalInterrupt(self.late_signals[0])
-        if isinstance(failure, Interrupted) and not isinstance(failure, SignalInterrupt):
-            raise failure  # a cancelled matrix cell: the matrix reports it
-        if interrupted:
-            raise SignalInterrupt(getattr(failure, "signum", 2))
-        if isinstance(failure, UsageError):
-            raise failure
-        if failure is not None and not isinstance(failure, HarnessError):
-            raise failure
+        _raise_unreported(failure, interrupted)
         if isinstance(failure, HarnessError):
             result.error = failure.message
             result.hint = failure.hint
         # what is printed obeys the same rule as what is written
         dumped = json.dumps(result.model_dump(mode="json"))
         return RunResult.model_validate(json.loads(self.redactor.text(dumped)))
+
+    def _keep(self, interrupted: bool, verdict: str, checks_ok: bool) -> bool:
+        """Whether the lab stays up: always with --destroy never; with passing, when the run
+        did not pass and was not interrupted; never with --destroy always."""
+        destroy = self.opts.destroy
+        return destroy == "never" or (
+            destroy == "passing"
+            and not interrupted
+            and not outcomes.run_passed(self.opts.role, verdict, checks_ok)
+        )
+
+    def _down(self, *, failed: bool) -> tuple[dict[str, int], str | None]:
+        """The `down` phase: what was removed, or why not (an engine gone keeps the evidence)."""
+        removed: dict[str, int] = {}
+        down_error: str | None = None
+        with self.phase("down") as rec:
+            try:
+                removed = tear_down(self.engine, self.run_id, interrupted=failed)
+                rec["removed"] = removed
+            except InfraError as exc:  # the engine is gone: the evidence must not be
+                down_error = f"{exc.message}; {self._gc_hint()}"
+                rec.update(result_override="error", error=down_error)
+        return removed, down_error
+
+    def _write_reports(self, result: RunResult) -> None:
+        """The reports from journal.json, then the folder swept for the scenario's secrets."""
+        from harness.reports import write_reports
+
+        reports = write_reports(self.folder.path)
+        if reports.get("errors"):
+            result.report_errors = list(reports["errors"])
+        sweep(self.folder.path, self.redactor)
 
     # -- `lab up`: this run with the replay phases left out and the lab kept -------------------
 
@@ -671,6 +686,19 @@ def topology_summary(topology: Topology, raw: Any) -> dict[str, Any]:
 
 class ConfigureFailed(InfraError):
     """The customer's configuration did not apply: the run cannot go on (verdict ERROR)."""
+
+
+def _raise_unreported(failure: BaseException | None, interrupted: bool) -> None:
+    """What a finished run raises instead of returning its result: a cancelled matrix cell's
+    Interrupted (the matrix reports it), a signal, bad input, and anything not ours."""
+    if isinstance(failure, Interrupted) and not isinstance(failure, SignalInterrupt):
+        raise failure  # a cancelled matrix cell: the matrix reports it
+    if interrupted:
+        raise SignalInterrupt(getattr(failure, "signum", 2))
+    if isinstance(failure, UsageError):
+        raise failure
+    if failure is not None and not isinstance(failure, HarnessError):
+        raise failure
 
 
 def run_scenario(

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from harness.engine.api import Engine, RunLabels
@@ -50,6 +50,7 @@ def bring_up(
     images: dict[str, str],
     labels: RunLabels,
     cancel: threading.Event,
+    *,
     on_event: OnEvent = _quiet,
     parallel: int = 16,
     trust: Trust = TRUSTED,
@@ -62,46 +63,20 @@ def bring_up(
     `trust` does not allow (UsageError, nothing created).
     """
     check_capabilities(topology, trust)
-    ready = {n.name: threading.Event() for n in topology.nodes}
-    networks: dict[str, str] = {}
-
-    def net(spec: NetworkSpec) -> None:
-        if cancel.is_set():
-            raise Interrupted(f"cancelled before creating network {spec.name}")
-        networks[spec.name] = engine.create_network(labels, spec).name
-
-    def one(node: NodeSpec) -> NodeUp:
-        t0 = time.monotonic()
-        if cancel.is_set():
-            raise Interrupted(f"cancelled before creating {node.name}")
-        created = engine.create_node(labels, node, images[node.name], networks)
-        on_event({"event": "created", "node": node.name})
-        for dep in node.depends_on:
-            while not ready[dep].wait(0.1):
-                if cancel.is_set():
-                    raise Interrupted(f"cancelled while {node.name} waited for {dep}")
-        if cancel.is_set():
-            raise Interrupted(f"cancelled before starting {node.name}")
-        engine.start_node(labels.run, node.name)
-        on_event({"event": "started", "node": node.name})
-        engine.wait_ready(labels.run, node.name, node.health, cancel)
-        ready[node.name].set()
-        up = NodeUp(
-            node.name,
-            created.name,
-            images[node.name],
-            engine.addresses(labels.run, node.name),
-            time.monotonic() - t0,
-        )
-        on_event({"event": "ready", "node": node.name, "seconds": round(up.ready_s, 2)})
-        return up
-
+    up = _Up(
+        engine,
+        images,
+        labels,
+        cancel,
+        on_event,
+        {n.name: threading.Event() for n in topology.nodes},
+    )
     size = max(1, min(parallel, max(len(topology.nodes), len(topology.networks))))
     pool = ThreadPoolExecutor(max_workers=size)
     try:
         on_event({"event": "networks", "count": len(topology.networks)})
-        _all([pool.submit(net, n) for n in topology.networks])
-        futures: list[Future[NodeUp]] = [pool.submit(one, n) for n in topology.nodes]
+        _all([pool.submit(up.net, n) for n in topology.networks])
+        futures: list[Future[NodeUp]] = [pool.submit(up.one, n) for n in topology.nodes]
         _all(futures)
         return [f.result() for f in futures]
     except BaseException:
@@ -109,6 +84,51 @@ def bring_up(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+@dataclass
+class _Up:
+    """What bring_up's worker threads share: each network's engine name, each node's readiness."""
+
+    engine: Engine
+    images: dict[str, str]
+    labels: RunLabels
+    cancel: threading.Event
+    on_event: OnEvent
+    ready: dict[str, threading.Event]
+    networks: dict[str, str] = field(default_factory=dict)
+
+    def net(self, spec: NetworkSpec) -> None:
+        if self.cancel.is_set():
+            raise Interrupted(f"cancelled before creating network {spec.name}")
+        self.networks[spec.name] = self.engine.create_network(self.labels, spec).name
+
+    def one(self, node: NodeSpec) -> NodeUp:
+        t0 = time.monotonic()
+        engine, labels, cancel = self.engine, self.labels, self.cancel
+        if cancel.is_set():
+            raise Interrupted(f"cancelled before creating {node.name}")
+        created = engine.create_node(labels, node, self.images[node.name], self.networks)
+        self.on_event({"event": "created", "node": node.name})
+        for dep in node.depends_on:
+            while not self.ready[dep].wait(0.1):
+                if cancel.is_set():
+                    raise Interrupted(f"cancelled while {node.name} waited for {dep}")
+        if cancel.is_set():
+            raise Interrupted(f"cancelled before starting {node.name}")
+        engine.start_node(labels.run, node.name)
+        self.on_event({"event": "started", "node": node.name})
+        engine.wait_ready(labels.run, node.name, node.health, cancel)
+        self.ready[node.name].set()
+        up = NodeUp(
+            node.name,
+            created.name,
+            self.images[node.name],
+            engine.addresses(labels.run, node.name),
+            time.monotonic() - t0,
+        )
+        self.on_event({"event": "ready", "node": node.name, "seconds": round(up.ready_s, 2)})
+        return up
 
 
 def _all(futures: list[Future[Any]]) -> None:

@@ -15,6 +15,7 @@ def build_all(
     root: Path,
     catalog: Catalog | None,
     engine: Engine | None = None,
+    *,
     labs: list[str] | None = None,
     oses: list[str] | None = None,
     on_progress: ProgressFn | None = None,

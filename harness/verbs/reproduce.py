@@ -9,6 +9,7 @@ from harness import outcomes
 from harness.errors import UsageError
 from harness.run.execute import RunOptions, run_scenario
 from harness.run.provision import OnEvent, _quiet
+from harness.run.result import RunResult
 from harness.run.trust import Trust, enforce
 from harness.scenario.catalog import load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
@@ -33,6 +34,7 @@ def _load(
     scenario: Path,
     root: Path,
     params: dict[str, str] | None,
+    *,
     fix: str | None = None,
     fix_file: Path | None = None,
     cell: dict[str, str] | None = None,
@@ -75,7 +77,7 @@ def reproduce(
 ) -> ReproduceResult:
     """One run of the scenario. `untrusted`: the file came from someone else (harness/run/
     trust.py: no playbooks or suites on this machine, default capabilities), unless `trust`."""
-    loaded = _load(scenario, root, params, fix, fix_file, cell)
+    loaded = _load(scenario, root, params, fix=fix, fix_file=fix_file, cell=cell)
     level = Trust.of(untrusted=untrusted, trust=trust)
     label = ",".join(f"{k}={v}" for k, v in loaded.matrix_cell.items()) if cell else None
     result = run_scenario(
@@ -112,7 +114,8 @@ def verify_fix(
     if fix is None and fix_file is None:
         raise UsageError("verify-fix needs --fix NAME (or --fix-file FILE)")
     baseline_loaded = _load(scenario, root, params)
-    candidate_loaded = _load(scenario, root, params, fix, fix_file)  # bad fix: fail before runs
+    # a bad fix fails here, before either run
+    candidate_loaded = _load(scenario, root, params, fix=fix, fix_file=fix_file)
     level = Trust.of(untrusted=untrusted, trust=trust)
     fix_text = str(fix_file) if fix_file else None
     enforce(baseline_loaded, baseline_loaded.topology, level)  # both sides, before either runs
@@ -139,6 +142,13 @@ def verify_fix(
         ),
     )
 
+    return _fix_result(candidate_loaded, baseline, candidate)
+
+
+def _fix_result(
+    candidate_loaded: LoadedScenario, baseline: RunResult, candidate: RunResult
+) -> VerifyFixResult:
+    """The two runs as one verdict, with both runs' JUnit merged into the candidate's folder."""
     verdict, reason = outcomes.fix_verdict(
         baseline.reproduction(),
         candidate.reproduction(),

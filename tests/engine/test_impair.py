@@ -89,7 +89,7 @@ def test_partition_node_from_node_is_symmetric_and_heals(net: Lab) -> None:
     a_addrs = list(net.addresses["a"].values())
     b_addrs = list(net.addresses["b"].values())
     c_front = net.addresses["c"]["front"]
-    impair.partition_nodes(a, "a", b, "b", a_addrs, b_addrs)
+    impair.partition_nodes(a, "a", b, "b", a_addresses=a_addrs, b_addresses=b_addrs)
     try:
         for addr in b_addrs:
             assert not net.reaches("a", addr)
