@@ -92,10 +92,20 @@ class Reproduction:
     attempts: int  # attempts that ran to the end
     planned: int
     reason: str
+    level: float = confidence.DEFAULT  # of the interval: the scenario's confidence, or 95%
 
     @property
     def rate(self) -> str:
         return f"{self.observed}/{self.attempts}"
+
+    @property
+    def interval(self) -> confidence.Interval:
+        """What k/n says of the true rate: Wilson's interval at `level`."""
+        return confidence.wilson(self.observed, self.attempts, self.level)
+
+    def rate_text(self) -> str:
+        """`3/10, 95% CI 11-60%`: how the terminal, reports and the ticket print the rate."""
+        return rate_text(self.observed, self.attempts, self.level)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -105,18 +115,41 @@ class Reproduction:
             "planned": self.planned,
             "rate": self.rate,
             "reason": self.reason,
+            "interval": interval_dict(self.interval),
         }
 
     @classmethod
     def of(cls, result: Mapping[str, Any]) -> Reproduction:
         """Back from a run's result (`as_dict()`'s keys)."""
+        interval = result.get("interval") or {}
         return cls(
             result["verdict"],
             result["observed"],
             result["attempts"],
             result["planned"],
             result["reason"],
+            float(interval.get("confidence") or confidence.DEFAULT),
         )
+
+
+def interval_dict(iv: confidence.Interval) -> dict[str, Any]:
+    """An interval as the journal and `--json` carry it."""
+    return {
+        "low": round(iv.low, 4),
+        "high": round(iv.high, 4),
+        "confidence": iv.confidence,
+        "text": iv.text(),
+    }
+
+
+def rate_text(observed: int | None, attempts: int | None, level: float | None = None) -> str:
+    """k/n with its interval; just k/n when there were no attempts (nothing to bound)."""
+    if observed is None or attempts is None:
+        return ""
+    if attempts <= 0 or not 0 <= observed <= attempts:
+        return f"{observed}/{attempts}"
+    iv = confidence.wilson(observed, attempts, level or confidence.DEFAULT)
+    return f"{observed}/{attempts}, {iv.text()}"
 
 
 def reproduction(attempts: Sequence[Mapping[str, Any]], planned: int) -> Reproduction:
