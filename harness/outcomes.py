@@ -152,33 +152,36 @@ def rate_text(observed: int | None, attempts: int | None, level: float | None = 
     return f"{observed}/{attempts}, {iv.text()}"
 
 
-def reproduction(attempts: Sequence[Mapping[str, Any]], planned: int) -> Reproduction:
+def reproduction(
+    attempts: Sequence[Mapping[str, Any]], planned: int, *, level: float = confidence.DEFAULT
+) -> Reproduction:
     """Each attempt: {"observed": bool, "error": str | None}. An attempt that could not run makes
-    the verdict ERROR: a symptom we failed to look for is never 'not reproduced'."""
+    the verdict ERROR: a symptom we failed to look for is never 'not reproduced'. `level`: of
+    the rate's interval (the scenario's confidence)."""
     errors = [a for a in attempts if a.get("error")]
     done = [a for a in attempts if not a.get("error")]
-    k = sum(1 for a in done if a.get("observed"))
+    k, n = sum(1 for a in done if a.get("observed")), len(done)
     if errors:
-        return Reproduction(
-            ERROR, k, len(done), planned, f"attempt could not run: {errors[0]['error']}"
-        )
-    if len(done) < planned:
-        return Reproduction(
-            ERROR, k, len(done), planned, f"only {len(done)} of {planned} attempts ran"
-        )
+        why = f"attempt could not run: {errors[0]['error']}"
+        return Reproduction(ERROR, k, n, planned, why, level)
+    if n < planned:
+        return Reproduction(ERROR, k, n, planned, f"only {n} of {planned} attempts ran", level)
     if k:
-        return Reproduction(
-            REPRODUCED, k, len(done), planned, f"symptom observed in {k} of {len(done)}"
-        )
-    return Reproduction(NOT_REPRODUCED, 0, len(done), planned, f"symptom absent in all {len(done)}")
+        return Reproduction(REPRODUCED, k, n, planned, f"symptom observed in {k} of {n}", level)
+    return Reproduction(NOT_REPRODUCED, 0, n, planned, f"symptom absent in all {n}", level)
 
 
-def run_failed(attempts: Sequence[Mapping[str, Any]], planned: int, reason: str) -> Reproduction:
+def run_failed(
+    attempts: Sequence[Mapping[str, Any]],
+    planned: int,
+    reason: str,
+    *,
+    level: float = confidence.DEFAULT,
+) -> Reproduction:
     """The run itself failed (a build, the engine, a signal): ERROR, whatever the attempts
     that did run observed."""
-    return Reproduction(
-        ERROR, sum(bool(a["observed"]) for a in attempts), len(attempts), planned, reason
-    )
+    k = sum(bool(a["observed"]) for a in attempts)
+    return Reproduction(ERROR, k, len(attempts), planned, reason, level)
 
 
 def recorded_verdict(verdict: str, ended: bool) -> str:

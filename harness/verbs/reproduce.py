@@ -136,14 +136,17 @@ def verify_fix(
             on_event=on_event,
             fix_file=fix_text,
             trust=level,
+            baseline_rate=(baseline.observed, baseline.attempts),  # a confidence's plan
         ),
     )
 
+    asked = candidate_loaded.raw.reproduce.confidence if candidate_loaded.raw.reproduce else None
     verdict, reason = outcomes.fix_verdict(
         baseline.reproduction(),
         candidate.reproduction(),
         baseline.checks,
         candidate.checks,
+        confidence=asked,
     )
     from harness.reports import merge_runs
 
