@@ -81,3 +81,40 @@ def rules_out(k: int, n: int, absent: int, confidence: float = DEFAULT) -> bool:
     """Do `absent` attempts without the symptom support FIXED against a baseline of k/n?"""
     needed = attempts_needed(k, n, confidence)
     return needed is not None and absent >= needed
+
+
+DEFAULT_BUDGET = 30
+
+
+@dataclass(frozen=True)
+class AttemptRule:
+    """How many attempts a run makes. Without a confidence: exactly `least`. With one: a run
+    that hopes to see the symptom (reproduce, a baseline, a cell, a probe) keeps going after
+    `least` until the symptom shows once; a candidate keeps going until it has as many clean
+    attempts as `baseline` (k, n) needs at that level, and stops at the first observation (one
+    is enough for NOT_FIXED). Never more than `budget`."""
+
+    least: int = 1
+    level: float | None = None
+    budget: int = DEFAULT_BUDGET
+    candidate: bool = False
+    baseline: tuple[int, int] | None = None
+
+    def target(self) -> int:
+        """The attempts this rule aims at when the symptom never shows (the plan)."""
+        if self.level is None:
+            return self.least
+        if not self.candidate:
+            return max(self.least, self.budget)
+        needed = None
+        if self.baseline is not None and self.baseline[1] > 0:
+            needed = attempts_needed(*self.baseline, self.level)
+        return min(self.budget, max(self.least, needed or self.least))
+
+    def more(self, ran: int, observed: int) -> bool:
+        """Should attempt ran + 1 run, after `observed` of `ran` showed the symptom?"""
+        if self.level is None:
+            return ran < self.least
+        if ran < self.least and not (self.candidate and observed):
+            return True
+        return observed == 0 and ran < self.target()

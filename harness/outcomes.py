@@ -92,10 +92,20 @@ class Reproduction:
     attempts: int  # attempts that ran to the end
     planned: int
     reason: str
+    level: float = confidence.DEFAULT  # of the interval: the scenario's confidence, or 95%
 
     @property
     def rate(self) -> str:
         return f"{self.observed}/{self.attempts}"
+
+    @property
+    def interval(self) -> confidence.Interval:
+        """What k/n says of the true rate: Wilson's interval at `level`."""
+        return confidence.wilson(self.observed, self.attempts, self.level)
+
+    def rate_text(self) -> str:
+        """`3/10, 95% CI 11-60%`: how the terminal, reports and the ticket print the rate."""
+        return rate_text(self.observed, self.attempts, self.level)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -105,47 +115,73 @@ class Reproduction:
             "planned": self.planned,
             "rate": self.rate,
             "reason": self.reason,
+            "interval": interval_dict(self.interval),
         }
 
     @classmethod
     def of(cls, result: Mapping[str, Any]) -> Reproduction:
         """Back from a run's result (`as_dict()`'s keys)."""
+        interval = result.get("interval") or {}
         return cls(
             result["verdict"],
             result["observed"],
             result["attempts"],
             result["planned"],
             result["reason"],
+            float(interval.get("confidence") or confidence.DEFAULT),
         )
 
 
-def reproduction(attempts: Sequence[Mapping[str, Any]], planned: int) -> Reproduction:
+def interval_dict(iv: confidence.Interval) -> dict[str, Any]:
+    """An interval as the journal and `--json` carry it."""
+    return {
+        "low": round(iv.low, 4),
+        "high": round(iv.high, 4),
+        "confidence": iv.confidence,
+        "text": iv.text(),
+    }
+
+
+def rate_text(observed: int | None, attempts: int | None, level: float | None = None) -> str:
+    """k/n with its interval; just k/n when there were no attempts (nothing to bound)."""
+    if observed is None or attempts is None:
+        return ""
+    if attempts <= 0 or not 0 <= observed <= attempts:
+        return f"{observed}/{attempts}"
+    iv = confidence.wilson(observed, attempts, level or confidence.DEFAULT)
+    return f"{observed}/{attempts}, {iv.text()}"
+
+
+def reproduction(
+    attempts: Sequence[Mapping[str, Any]], planned: int, *, level: float = confidence.DEFAULT
+) -> Reproduction:
     """Each attempt: {"observed": bool, "error": str | None}. An attempt that could not run makes
-    the verdict ERROR: a symptom we failed to look for is never 'not reproduced'."""
+    the verdict ERROR: a symptom we failed to look for is never 'not reproduced'. `level`: of
+    the rate's interval (the scenario's confidence)."""
     errors = [a for a in attempts if a.get("error")]
     done = [a for a in attempts if not a.get("error")]
-    k = sum(1 for a in done if a.get("observed"))
+    k, n = sum(1 for a in done if a.get("observed")), len(done)
     if errors:
-        return Reproduction(
-            ERROR, k, len(done), planned, f"attempt could not run: {errors[0]['error']}"
-        )
-    if len(done) < planned:
-        return Reproduction(
-            ERROR, k, len(done), planned, f"only {len(done)} of {planned} attempts ran"
-        )
+        why = f"attempt could not run: {errors[0]['error']}"
+        return Reproduction(ERROR, k, n, planned, why, level)
+    if n < planned:
+        return Reproduction(ERROR, k, n, planned, f"only {n} of {planned} attempts ran", level)
     if k:
-        return Reproduction(
-            REPRODUCED, k, len(done), planned, f"symptom observed in {k} of {len(done)}"
-        )
-    return Reproduction(NOT_REPRODUCED, 0, len(done), planned, f"symptom absent in all {len(done)}")
+        return Reproduction(REPRODUCED, k, n, planned, f"symptom observed in {k} of {n}", level)
+    return Reproduction(NOT_REPRODUCED, 0, n, planned, f"symptom absent in all {n}", level)
 
 
-def run_failed(attempts: Sequence[Mapping[str, Any]], planned: int, reason: str) -> Reproduction:
+def run_failed(
+    attempts: Sequence[Mapping[str, Any]],
+    planned: int,
+    reason: str,
+    *,
+    level: float = confidence.DEFAULT,
+) -> Reproduction:
     """The run itself failed (a build, the engine, a signal): ERROR, whatever the attempts
     that did run observed."""
-    return Reproduction(
-        ERROR, sum(bool(a["observed"]) for a in attempts), len(attempts), planned, reason
-    )
+    k = sum(bool(a["observed"]) for a in attempts)
+    return Reproduction(ERROR, k, len(attempts), planned, reason, level)
 
 
 def recorded_verdict(verdict: str, ended: bool) -> str:

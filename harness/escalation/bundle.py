@@ -527,12 +527,20 @@ def _mtime(journal: dict[str, Any]) -> int:
         return 0
 
 
+def _interval_text(rep: Reproduction) -> str | None:
+    """The rate's confidence interval (`95% CI 11-60%`), computed for an older journal."""
+    if rep.interval is not None:
+        return rep.interval.text
+    return outcomes.rate_text(rep.observed, rep.attempts).partition(", ")[2] or None
+
+
 def _summary(journal: Journal, run_json: dict[str, Any]) -> dict[str, Any]:
     rep = journal.reproduction or Reproduction()
     passed = [outcomes.check_passed(c.model_dump()) for c in journal.checks]
     return {
         "verdict": rep.verdict or journal.result or run_json.get("verdict"),
         "rate": rep.rate or run_json.get("rate"),
+        "interval": _interval_text(rep),
         "reason": rep.reason,
         "observed": rep.observed,
         "attempts": rep.attempts,

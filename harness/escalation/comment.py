@@ -71,6 +71,8 @@ def ticket_comment(
     harness = manifest.get("harness") or {}
     verdict = run.get("verdict") or "?"
     rate = run.get("rate") or "-"
+    if run.get("interval"):
+        rate = f"{rate}, {run['interval']}"
     lines = [
         f"labharness escalation for {ticket}: scenario {run.get('scenario')}, run {run.get('id')}",
         "",

@@ -456,7 +456,7 @@ def _attempt_result(w: _Writer, p: AttemptPhase, common: _Common) -> None:
         steps=steps,
         attachments=[common.topo, common.reproduce_md, *common.captures, *common.logs],
         description=f"Attempt {s(p.attempt)}: the scenario's steps, then the symptom "
-        f"probes. Verdict of the run: {run.verdict} {run.rate}".rstrip(),
+        f"probes. Verdict of the run: {run.verdict} {run.rate_text}".rstrip(),
     )
 
 
@@ -538,7 +538,7 @@ def environment(run: Run) -> list[tuple[str, str]]:
         ("role", run.role),
         ("fix", run.fix),
         ("cell", run.cell),
-        ("verdict", f"{run.verdict} {run.rate}".strip()),
+        ("verdict", f"{run.verdict} {run.rate_text}".strip()),
         ("ticket", s(run.case.ticket)),
         ("customer", s(run.case.customer)),
         ("product_version", s(run.case.product_version)),

@@ -140,6 +140,18 @@ class Run:
         return (rep.rate if rep else None) or ""
 
     @property
+    def rate_text(self) -> str:
+        """k/n with its confidence interval (`3/10, 95% CI 11-60%`); a journal that recorded
+        none (older than schema 1.2) gets it computed from its k and n."""
+        rep = self.model.reproduction
+        if rep is None:
+            return ""
+        if rep.interval is not None and rep.rate:
+            return f"{rep.rate}, {rep.interval.text}"
+        level = rep.interval.confidence if rep.interval else None
+        return outcomes.rate_text(rep.observed, rep.attempts, level) or (rep.rate or "")
+
+    @property
     def reason(self) -> str:
         rep = self.model.reproduction
         return (rep.reason if rep else None) or ""

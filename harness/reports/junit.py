@@ -71,6 +71,7 @@ def properties(run: Run) -> list[tuple[str, str]]:
         ("fix", run.fix),
         ("verdict", run.verdict),
         ("rate", run.rate),
+        ("interval", run.rate_text.partition(", ")[2]),
         ("reason", run.reason),
         ("ticket", s(case.ticket)),
         ("customer", s(case.customer)),
@@ -217,7 +218,7 @@ def _verdict_suite(run: Run, files: list[str]) -> _Suite:
     """The verdict: one test case CI can go by, passed when the role got what it hoped for."""
     verdict = _Suite(run, "run", run.model.started)
     v = run.verdict
-    text = f"{v} {run.rate}".strip() + (f" - {run.reason}" if run.reason else "")
+    text = f"{v} {run.rate_text}".strip() + (f" - {run.reason}" if run.reason else "")
     got = outcomes.role_result(run.role, v)
     if got == "hoped":
         oc = Outcome("passed", text)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from harness import __version__, outcomes
+from harness import __version__, confidence, outcomes
 from harness.engine.api import CaptureInfo, Engine, RunLabels
 from harness.engine.connection import connect_engine
 from harness.errors import HarnessError, InfraError, Interrupted, UsageError
@@ -48,6 +48,7 @@ class RunOptions:
     engine: str | None = None  # the engine's URL (scale-out: a worker's engine); None: local
     copy_images_from: str | None = None  # build images there and docker save/load them over
     trust: Trust = TRUSTED  # an untrusted scenario runs no host code, gets default caps only
+    baseline_rate: tuple[int, int] | None = None  # a candidate's baseline k/n (confidence)
 
 
 @dataclass
@@ -74,6 +75,9 @@ class Run:
         self.loaded = loaded
         self.raw = loaded.raw
         self.repro = self.raw.reproduce or Reproduce()
+        self.rule = attempt_rule(self.repro, opts.role, opts.baseline_rate)
+        self.planned = self.rule.target()  # until the rule stops earlier (an observation)
+        self.level = self.repro.confidence or confidence.DEFAULT  # of the rate's interval
         self.root = root
         self.catalog = catalog
         self.opts = opts
@@ -288,13 +292,17 @@ class Run:
         return {"playbook": item.playbook, **result.as_dict()}
 
     def attempts(self) -> list[dict[str, Any]]:
-        n = self.repro.attempts
+        """As many attempts as the rule asks for (`attempts`, or a confidence's stop rule)."""
+        n = self.rule.target()
         out: list[dict[str, Any]] = []
-        for i in range(1, n + 1):
+        observed = 0
+        while self.rule.more(len(out), observed):
+            i = len(out) + 1
             if i > 1 and self.repro.fresh:
                 self.refresh(i)
             rec = self.attempt(i)
             out.append(rec)
+            observed += bool(rec["observed"])
             self.emit(
                 {
                     "event": "attempt",
@@ -305,7 +313,8 @@ class Run:
                 }
             )
             if rec.get("error"):
-                break
+                return out
+        self.planned = len(out)  # the rule stopped here: that was the plan
         return out
 
     def refresh(self, i: int) -> None:
@@ -344,7 +353,7 @@ class Run:
             rec["result_override"] = (
                 "error" if error else ("observed" if rec["observed"] else "absent")
             )
-            if not self.repro.fresh and i < self.repro.attempts and error is None:
+            if not self.repro.fresh and i < self.rule.target() and error is None:
                 rec["undo"] = runner.undo_faults()
         return {
             "attempt": i,
@@ -489,9 +498,9 @@ class Run:
         interrupted = isinstance(failure, Interrupted | KeyboardInterrupt)
         if failure is not None:
             msg = failure.message if isinstance(failure, HarnessError) else repr(failure)
-            repro = outcomes.run_failed(attempts, self.repro.attempts, msg)
+            repro = outcomes.run_failed(attempts, self.planned, msg, level=self.level)
         else:
-            repro = outcomes.reproduction(attempts, self.repro.attempts)
+            repro = outcomes.reproduction(attempts, self.planned, level=self.level)
         checks_ok = outcomes.checks_green(checks)
         keep = self._keep(interrupted, repro.verdict, checks_ok)
         self.journal.set_plan(plan_of(self))  # REPRODUCE.md is written from it (reports)
@@ -710,3 +719,16 @@ def run_scenario(
     engine: Engine | None = None,
 ) -> RunResult:
     return Run(loaded, root, catalog, opts, engine).execute()
+
+
+def attempt_rule(
+    repro: Reproduce, role: str, baseline: tuple[int, int] | None
+) -> confidence.AttemptRule:
+    """The scenario's attempts and confidence as a stop rule for this run's role."""
+    return confidence.AttemptRule(
+        least=repro.attempts,
+        level=repro.confidence,
+        budget=repro.max_attempts or confidence.DEFAULT_BUDGET,
+        candidate=outcomes.hopes_absent(role),
+        baseline=baseline,
+    )

@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
-from harness import outcomes
+from harness import confidence, outcomes
+from harness.journal_model import RateInterval
 
 
 class Result(BaseModel):
@@ -58,6 +59,7 @@ class RunResult(Result):
     planned: int
     rate: str
     reason: str
+    interval: RateInterval | None = None  # what k/n says of the true rate (Wilson)
     attempt_results: list[AttemptResult]
     checks: list[dict[str, Any]]
     checks_green: bool
@@ -77,6 +79,7 @@ class RunResult(Result):
         return out
 
     def reproduction(self) -> outcomes.Reproduction:
+        level = self.interval.confidence if self.interval else confidence.DEFAULT
         return outcomes.Reproduction(
-            self.verdict, self.observed, self.attempts, self.planned, self.reason
+            self.verdict, self.observed, self.attempts, self.planned, self.reason, level
         )

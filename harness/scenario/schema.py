@@ -525,7 +525,25 @@ class Reproduce(_Model):
         description="the verdict a healthy matrix cell gives (a cell PASSes when it gets this "
         "and its checks are green); may come from the matrix: ${matrix.expect}",
     )
-    attempts: int = Field(default=1, ge=1)
+    attempts: int = Field(
+        default=1,
+        ge=1,
+        description="attempts to run; with `confidence`, the least to run",
+    )
+    confidence: float | None = Field(
+        default=None,
+        gt=0.5,
+        lt=1,
+        description="a level such as 0.95: reproduce (and a verify-fix baseline) keeps trying "
+        "until the symptom shows once, and a candidate runs as many clean attempts as the "
+        "baseline's rate needs before FIXED holds at this level (docs/reproduce.md, Confidence)",
+    )
+    max_attempts: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="the budget of attempts with `confidence` (default 30)",
+    )
     fresh: bool = Field(default=False, description="a new topology for every attempt")
     steps: list[Step] = Field(default_factory=list)
     symptom: list[Probe] = Field(default_factory=list)
@@ -573,6 +591,8 @@ class TopologyOverlay(_Model):
 
 class ReproduceOverlay(_Model):
     attempts: int | None = Field(default=None, ge=1)
+    confidence: float | None = Field(default=None, gt=0.5, lt=1)
+    max_attempts: int | None = Field(default=None, ge=1, le=1000)
     fresh: bool | None = None
     steps: list[Step] | None = None
     symptom: list[Probe] | None = None

@@ -613,6 +613,24 @@ class Checker:
                         + (f" (found {', '.join(given)})" if given else ""),
                     )
         self.check_probes((*path, "symptom"), repro.get("symptom"), list(ids))
+        self.check_budget(path, repro)
+
+    def check_budget(self, path: YPath, repro: dict[str, Any]) -> None:
+        """`max_attempts` is the budget of a `confidence`, and holds at least `attempts`."""
+        budget, least = repro.get("max_attempts"), repro.get("attempts", 1)
+        if not isinstance(budget, int) or isinstance(budget, bool):
+            return
+        if repro.get("confidence") is None:
+            self.at_key(
+                (*path, "max_attempts"),
+                "max_attempts is the budget of a confidence: set reproduce.confidence "
+                "(e.g. 0.95), or use attempts for a fixed count",
+            )
+        elif isinstance(least, int) and budget < least:
+            self.at(
+                (*path, "max_attempts"),
+                f"max_attempts ({budget}) is below attempts ({least}), the least to run",
+            )
 
     def check_step_id(self, spath: YPath, sid: Any, i: int, ids: dict[str, int]) -> None:
         """A step's id is a slug used once; ids gets it (or the default step-N) with its line,

@@ -139,6 +139,7 @@ def verify_fix(
             on_event=on_event,
             fix_file=fix_text,
             trust=level,
+            baseline_rate=(baseline.observed, baseline.attempts),  # a confidence's plan
         ),
     )
 
@@ -149,11 +150,13 @@ def _fix_result(
     candidate_loaded: LoadedScenario, baseline: RunResult, candidate: RunResult
 ) -> VerifyFixResult:
     """The two runs as one verdict, with both runs' JUnit merged into the candidate's folder."""
+    asked = candidate_loaded.raw.reproduce.confidence if candidate_loaded.raw.reproduce else None
     verdict, reason = outcomes.fix_verdict(
         baseline.reproduction(),
         candidate.reproduction(),
         baseline.checks,
         candidate.checks,
+        confidence=asked,
     )
     from harness.reports import merge_runs
 

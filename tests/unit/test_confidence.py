@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from harness.confidence import Interval, attempts_needed, rules_out, wilson, z_score
+from harness.confidence import AttemptRule, Interval, attempts_needed, rules_out, wilson, z_score
 
 
 def test_z_for_95_percent_is_1_96() -> None:
@@ -113,3 +113,46 @@ def test_needed_is_the_least_that_rules_out(kn: tuple[int, int], c: float) -> No
     if m > 1:
         assert miss ** (m - 1) > (1 - c) * (1 - 1e-6)
     assert not math.isnan(miss)
+
+
+def _run(rule: AttemptRule, outcomes: list[bool]) -> int:
+    """Attempts made under `rule` when attempt i shows the symptom iff outcomes[i]."""
+    ran = observed = 0
+    while rule.more(ran, observed):
+        observed += outcomes[ran]
+        ran += 1
+    return ran
+
+
+def test_without_a_confidence_exactly_the_attempts_run() -> None:
+    assert _run(AttemptRule(least=3), [True] * 10) == 3
+    assert _run(AttemptRule(least=3), [False] * 10) == 3
+
+
+def test_a_baseline_stops_at_its_first_observation() -> None:
+    rule = AttemptRule(least=1, level=0.95, budget=10)
+    assert _run(rule, [False, False, True] + [False] * 10) == 3
+    assert _run(rule, [False] * 20) == 10  # never seen: the whole budget
+    assert rule.target() == 10
+
+
+def test_a_baseline_with_more_attempts_runs_them_all_for_its_rate() -> None:
+    rule = AttemptRule(least=5, level=0.95, budget=10)
+    assert _run(rule, [True] + [False] * 20) == 5
+
+
+def test_a_candidate_runs_what_the_baseline_rate_needs() -> None:
+    rule = AttemptRule(least=1, level=0.95, budget=30, candidate=True, baseline=(3, 10))
+    assert rule.target() == 9
+    assert _run(rule, [False] * 40) == 9
+    assert _run(rule, [False, True] + [False] * 40) == 2  # seen once: NOT_FIXED, stop
+
+
+def test_a_candidate_is_capped_by_the_budget() -> None:
+    rule = AttemptRule(least=1, level=0.95, budget=5, candidate=True, baseline=(3, 10))
+    assert _run(rule, [False] * 40) == 5
+
+
+def test_a_candidate_without_a_baseline_rate_runs_its_least() -> None:
+    rule = AttemptRule(least=2, level=0.95, candidate=True, baseline=(0, 4))
+    assert _run(rule, [False] * 40) == 2

@@ -67,8 +67,16 @@ def test_reproduction_round_trips_through_a_result() -> None:
         "planned": 2,
         "rate": "1/2",
         "reason": "symptom observed in 1 of 2",
+        "interval": {"low": 0.0945, "high": 0.9055, "confidence": 0.95, "text": "95% CI 9-91%"},
     }
     assert o.Reproduction.of({**d, "run": "x"}) == r
+    assert r.rate_text() == "1/2, 95% CI 9-91%"
+
+
+def test_rate_text_without_attempts_is_just_the_rate() -> None:
+    assert o.rate_text(0, 0) == "0/0"
+    assert o.rate_text(None, 3) == ""
+    assert o.rate_text(3, 10, 0.9) == "3/10, 90% CI 13-56%"
 
 
 @pytest.mark.parametrize(

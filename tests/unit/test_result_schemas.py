@@ -69,7 +69,7 @@ def test_a_real_run_validates_as_reproduce_and_keeps_its_keys(
     _validate("reproduce", data)
     assert list(data) == [
         *("run", "scenario", "role", "fix", "folder", "engine"),
-        *("verdict", "observed", "attempts", "planned", "rate", "reason"),
+        *("verdict", "observed", "attempts", "planned", "rate", "reason", "interval"),
         *("attempt_results", "checks", "checks_green", "kept", "seconds", "exit_code"),
     ]  # no error, hint, teardown_error, report_errors keys when there is none; fix: null
     assert data["fix"] is None and data["rate"] == "2/3"

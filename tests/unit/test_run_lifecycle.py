@@ -288,3 +288,89 @@ def test_an_engine_lost_mid_run_is_error_and_the_journal_is_kept(
     assert journal(run)["phases"][-1]["result"] == "error"
     assert run_state(run) == "failed"
     assert sorted(fake.live(run.run_id)) == ["app", "client", "lan"]  # nothing could be removed
+
+
+# -- a confidence: the stop rule (issue 15 point 3) ---------------------------------------------
+
+CONFIDENT = """\
+scenario: confident
+topology:
+  networks:
+    lan: {}
+  nodes:
+    client: {os: debian-12, networks: [lan]}
+reproduce:
+  confidence: 0.95
+  max_attempts: MAX
+  steps:
+    - {id: probe, on: client, run: "probe-app"}
+  symptom:
+    - {step: probe, stdout: "BROKEN"}
+"""
+
+
+def _confident(
+    tmp_path: Path,
+    catalog: Catalog,
+    answers: list[str],
+    role: str = "reproduce",
+    baseline: tuple[int, int] | None = None,
+    budget: int = 10,
+) -> Run:
+    fake = FakeEngine()
+    fake.on_exec("client", "probe-app", [ok(a) for a in answers])
+    path = tmp_path / f"confident-{role}.yaml"
+    path.write_text(CONFIDENT.replace("MAX", str(budget)))
+    loaded = load_scenario(path, root=CATALOG_ROOT, catalog=catalog)
+    opts = RunOptions(destroy="always", role=role, baseline_rate=baseline)
+    return Run(loaded, CATALOG_ROOT, catalog, opts, engine=fake)
+
+
+def test_a_confident_reproduce_stops_at_its_first_observation(
+    tmp_path: Path, test_catalog: Catalog
+) -> None:
+    run = _confident(tmp_path, test_catalog, ["fine", "fine", "BROKEN", "fine"])
+    result = run.execute()
+    assert (result.verdict, result.rate, result.planned) == ("REPRODUCED", "1/3", 3)
+    assert [p for p in phases(run) if p.startswith("attempt")] == [
+        "attempt-1",
+        "attempt-2",
+        "attempt-3",
+    ]
+    assert result.interval is not None and result.interval.text == "95% CI 6-79%"
+
+
+def test_a_confident_reproduce_spends_its_budget_when_never_seen(
+    tmp_path: Path, test_catalog: Catalog
+) -> None:
+    result = _confident(tmp_path, test_catalog, ["fine"], budget=6).execute()
+    assert (result.verdict, result.rate, result.planned) == ("NOT_REPRODUCED", "0/6", 6)
+    assert journal_of(result)["reproduction"]["interval"]["text"] == "95% CI 0-39%"
+
+
+def test_a_candidate_runs_what_the_baseline_rate_needs_then_stops_at_its_budget(
+    tmp_path: Path, test_catalog: Catalog
+) -> None:
+    # a baseline of 1/3 needs 8 clean attempts at 95%; the budget is 5
+    result = _confident(
+        tmp_path, test_catalog, ["fine"], role="candidate", baseline=(1, 3), budget=5
+    ).execute()
+    assert (result.verdict, result.rate, result.planned) == ("NOT_REPRODUCED", "0/5", 5)
+    from harness import outcomes
+
+    base = outcomes.Reproduction("REPRODUCED", 1, 3, 3, "")
+    verdict, reason = outcomes.fix_verdict(base, result.reproduction(), [], [], confidence=0.95)
+    assert verdict == "INCONCLUSIVE"
+    assert "needs 8 to claim FIXED at 95% for a baseline rate of 1/3" in reason
+
+
+def test_a_candidate_stops_at_its_first_observation(tmp_path: Path, test_catalog: Catalog) -> None:
+    result = _confident(
+        tmp_path, test_catalog, ["fine", "BROKEN"], role="candidate", baseline=(1, 3)
+    ).execute()
+    assert (result.verdict, result.rate) == ("REPRODUCED", "1/2")
+
+
+def journal_of(result: Any) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((Path(result.folder) / "journal.json").read_text())
+    return data

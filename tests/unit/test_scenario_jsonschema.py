@@ -130,6 +130,7 @@ SCHEMA_REJECTS = {
     "bad-duration",
     "bad-impairment-values",
     "configure-misspelt-playbook-key",
+    "confidence-out-of-range",
     "empty-file",
     "files-target-relative",
     "fix-kind-invalid",
