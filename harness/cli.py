@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from harness.verbs.results import (
+        CopyResult,
         DownResult,
         ExecResult,
         GcResult,
@@ -481,12 +482,13 @@ def exec_(
     command: Annotated[list[str], typer.Argument(help="Command, after --.")],
     as_json: JsonOpt = False,
 ) -> None:
-    """Run a command in a node; exit with its exit code."""
+    """Run a command in a node; exit with its exit code. What is piped in goes to its stdin."""
 
     def work() -> ExecResult:
         from harness.verbs.nodes import exec_in
 
-        return exec_in(run, node, command)
+        piped = None if sys.stdin is None or sys.stdin.isatty() else sys.stdin.buffer
+        return exec_in(run, node, command, stdin=piped)
 
     def render(result: ExecResult) -> None:
         sys.stdout.write(result.stdout)
@@ -511,6 +513,26 @@ def shell(
 
     argv = _serve(False, work, lambda _: None)
     os.execv(argv[0], argv)
+
+
+@app.command()
+def cp(
+    run: Annotated[str, typer.Argument(help="Run id (or unique prefix).")],
+    source: Annotated[str, typer.Argument(help="NODE:/path in the node, or a local path.")],
+    dest: Annotated[str, typer.Argument(help="A local path, or NODE:/path in the node.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Copy a file or folder into a node or out of it (`lab cp RUN web:/etc/hosts .`)."""
+
+    def work() -> CopyResult:
+        from harness.verbs.nodes import copy
+
+        return copy(run, source, dest)
+
+    def render(r: CopyResult) -> None:
+        print(f"copied {r.files} file(s), {r.bytes} bytes: {r.source} -> {r.dest}")
+
+    _serve(as_json, work, render)
 
 
 DestroyOpt = Annotated[

@@ -184,6 +184,14 @@ class Member:
     folder: bool
 
 
+@dataclass(frozen=True)
+class Copied:
+    """What a copy into a node moved."""
+
+    files: int
+    bytes: int
+
+
 class CopyStopped(Interrupted):
     """A copy out of a node ended early because stop() turned true (Ctrl-C while collecting)."""
 
@@ -270,7 +278,9 @@ class Engine(Protocol):
 
     # exec
     def exec(self, run: str, node: str, command: str, timeout: float) -> ExecResult: ...
-    def exec_argv(self, run: str, node: str, argv: list[str]) -> tuple[int, bytes, bytes]: ...
+    def exec_argv(
+        self, run: str, node: str, argv: list[str], stdin: IO[bytes] | None = None
+    ) -> tuple[int, bytes, bytes]: ...
     def start_background(self, run: str, node: str, command: str, tag: str) -> Background: ...
     def stop_background(self, bg: Background) -> ExecResult: ...
     def condition_met(self, run: str, node: str, cond: WaitFor) -> bool: ...
@@ -279,6 +289,7 @@ class Engine(Protocol):
     def read_file(
         self, run: str, node: str, path: str, limit: int = 16 * 1024 * 1024
     ) -> bytes | None: ...
+    def put_path(self, run: str, node: str, source: Path, parent: str, name: str) -> Copied: ...
     def file_entries(
         self, run: str, node: str, path: str, stop: Stop = _never
     ) -> Iterator[tuple[Member, IO[bytes] | None]]: ...

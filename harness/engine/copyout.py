@@ -73,11 +73,11 @@ def entries(
         name = path.rstrip("/").rsplit("/", 1)[-1]
         yield Member(name, len(small), True, False), io.BytesIO(small)
         return
-    try:
-        with engine_errors(f"read {path}"):
+    with engine_errors(f"read {path}"):  # it turns every SDK error into InfraError: so inside
+        try:
             chunks, _ = container.get_archive(path, chunk_size=CHUNK)
-    except docker.errors.NotFound:
-        return
+        except docker.errors.NotFound:
+            return
     raw = _ChunkStream(iter(chunks), stop)
     try:
         with tarfile.open(fileobj=io.BufferedReader(raw, CHUNK), mode="r|") as tar:

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from harness.engine import capture, copyout, execs, faults, impair, objects, waits
+from harness.engine import capture, copyout, execs, faults, handson, impair, objects, waits
 from harness.engine import client as docker_client
 from harness.engine import images as engine_images
 from harness.engine.api import (
@@ -25,6 +25,7 @@ from harness.engine.api import (
     Background,
     BuildOutcome,
     CaptureInfo,
+    Copied,
     Engine,
     ExecResult,
     ImpairCheck,
@@ -204,7 +205,11 @@ class DockerEngine:
     def exec(self, run: str, node: str, command: str, timeout: float) -> ExecResult:
         return execs.run(self._container(run, node), node, command, timeout)
 
-    def exec_argv(self, run: str, node: str, argv: list[str]) -> tuple[int, bytes, bytes]:
+    def exec_argv(
+        self, run: str, node: str, argv: list[str], stdin: IO[bytes] | None = None
+    ) -> tuple[int, bytes, bytes]:
+        if stdin is not None:
+            return handson.exec_with_stdin(self._container(run, node), argv, stdin)
         return objects.exec_command(self._container(run, node), argv)
 
     def start_background(self, run: str, node: str, command: str, tag: str) -> Background:
@@ -236,6 +241,10 @@ class DockerEngine:
         self, run: str, node: str, path: str, limit: int = 16 * 1024 * 1024
     ) -> bytes | None:
         return execs.read_file(self._container(run, node), path, limit)
+
+    def put_path(self, run: str, node: str, source: Path, parent: str, name: str) -> Copied:
+        files, size = handson.put_path(self._container(run, node), source, parent, name)
+        return Copied(files, size)
 
     def file_entries(
         self, run: str, node: str, path: str, stop: Stop = _never

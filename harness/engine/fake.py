@@ -22,6 +22,7 @@ from harness.engine.api import (
     Background,
     BuildOutcome,
     CaptureInfo,
+    Copied,
     CopyStopped,
     Engine,
     ExecResult,
@@ -74,6 +75,7 @@ class FakeEngine:
     url: str | None = None
     exec_results: list[tuple[str, str, ExecScript]] = field(default_factory=list)
     files: dict[str, dict[str, bytes]] = field(default_factory=dict)  # node -> path -> bytes
+    stdin_seen: list[bytes] = field(default_factory=list)  # what exec_argv was fed
     output: dict[str, bytes] = field(default_factory=dict)  # node -> what it printed
     unhealthy: dict[str, str] = field(default_factory=dict)  # node -> why it is never ready
     capabilities: dict[str, bool] = field(
@@ -297,9 +299,13 @@ class FakeEngine:
         self._running(run, node)
         return self._scripted(node, command)
 
-    def exec_argv(self, run: str, node: str, argv: list[str]) -> tuple[int, bytes, bytes]:
+    def exec_argv(
+        self, run: str, node: str, argv: list[str], stdin: IO[bytes] | None = None
+    ) -> tuple[int, bytes, bytes]:
         self._call("exec_argv", run, node, tuple(argv))
         self._running(run, node)
+        if stdin is not None:
+            self.stdin_seen.append(stdin.read())
         r = self._scripted(node, " ".join(argv))
         return r.exit_code, r.stdout.encode(), r.stderr.encode()
 
@@ -326,6 +332,20 @@ class FakeEngine:
         self._node(run, node)
         data = self.files.get(node, {}).get(path)
         return None if data is None or len(data) > limit else data
+
+    def put_path(self, run: str, node: str, source: Path, parent: str, name: str) -> Copied:
+        """Files land in `files` (folders flattened to their files' paths)."""
+        self._call("put_path", run, node, str(source), parent, name)
+        self._node(run, node)
+        have = self.files.setdefault(node, {})
+        root = f"{parent.rstrip('/')}/{name}"
+        items = (
+            [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
+        )
+        for p in items:
+            rel = "" if p == source else "/" + p.relative_to(source).as_posix()
+            have[root + rel] = p.read_bytes()
+        return Copied(len(items), sum(p.stat().st_size for p in items))
 
     def file_entries(
         self, run: str, node: str, path: str, stop: Stop = _never

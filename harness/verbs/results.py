@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from harness.run.result import AttemptResult, Result, RunResult
 
@@ -157,6 +157,18 @@ class ExecResult(Result):
     stderr: str
 
 
+class CopyResult(Result):
+    """`lab cp`: what was copied, which way, and how much."""
+
+    run: str
+    node: str
+    direction: Literal["in", "out"]
+    source: str
+    dest: str
+    files: int
+    bytes: int
+
+
 # -- the schemas ----------------------------------------------------------------------------------
 
 # verb -> (model, whether --json prints a list of them)
@@ -170,6 +182,7 @@ RESULTS: dict[str, tuple[type[Result], bool]] = {
     "images-ls": (ImageListed, True),
     "images-prune": (ImagePruned, True),
     "exec": (ExecResult, False),
+    "cp": (CopyResult, False),
 }
 
 
