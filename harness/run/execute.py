@@ -550,11 +550,20 @@ class Run:
         """Whether the lab stays up: always with --destroy never; with passing, when the run
         did not pass and was not interrupted; never with --destroy always."""
         destroy = self.opts.destroy
-        return destroy == "never" or (
+        wanted = destroy == "never" or (
             destroy == "passing"
             and not interrupted
             and not outcomes.run_passed(self.opts.role, verdict, checks_ok)
         )
+        return wanted and self._has_nodes()
+
+    def _has_nodes(self) -> bool:
+        """Is there a lab to keep? A run that failed before any node was created keeps nothing
+        (and must not tell the engineer to `lab shell` into it)."""
+        try:
+            return bool(self.engine.find(self.run_id, sparse=True).containers)
+        except Exception:  # the engine is gone: nothing can be kept either
+            return False
 
     def _down(self, *, failed: bool) -> tuple[dict[str, int], str | None]:
         """The `down` phase: what was removed, or why not (an engine gone keeps the evidence)."""

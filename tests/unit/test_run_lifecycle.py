@@ -374,3 +374,16 @@ def test_a_candidate_stops_at_its_first_observation(tmp_path: Path, test_catalog
 def journal_of(result: Any) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((Path(result.folder) / "journal.json").read_text())
     return data
+
+
+def test_a_run_that_failed_before_any_node_keeps_nothing(
+    tmp_path: Path, test_catalog: Catalog
+) -> None:
+    """--destroy passing keeps a failed lab to look at; with no node made there is no lab, and
+    the result must not say `kept` (the terminal would offer `lab shell` into nothing)."""
+    fake = leaky_engine()
+    fake.fail_on("ensure_images", InfraError("the build broke"))
+    result = make_run(tmp_path, test_catalog, fake).execute()
+    assert result.verdict == "ERROR" and "the build broke" in result.reason
+    assert not result.kept
+    assert not fake.called("create_node")
