@@ -35,7 +35,7 @@ from harness.errors import HarnessError, UsageError
 from harness.escalation import BUNDLE_VERSION
 from harness.escalation.redaction import FULL, PRECISE, ProjectRedactor
 from harness.escalation.signing import Signer
-from harness.images import ALWAYS_IGNORED, ImagePlan, plan_image
+from harness.images import ALWAYS_IGNORED, EnvPlan, ImagePlan, plan_image
 from harness.journal_model import BuildPhase, Journal, Reproduction
 from harness.run.collect import is_masked
 from harness.run.redact import MASK, Redactor, for_scenarios
@@ -418,6 +418,17 @@ def _files_of(files: Any) -> list[dict[str, Any]]:
     return [{"path": f.path, "mode": f"{f.mode:o}", "sha256": f.sha256} for f in files]
 
 
+def _env_record(env: EnvPlan, folder: str) -> dict[str, Any]:
+    """What rebuilds an environment image: its inputs, suite, registry image, folder, files."""
+    return {
+        "inputs_hash": env.inputs_hash,
+        "suite": env.suite,
+        "registry_image": env.registry_image,
+        "folder": folder,
+        "files": _files_of(env.files),
+    }
+
+
 def images_and_nodes(
     src: RunSource, catalog: Catalog, run_folder: Path, redacted: set[str]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -490,30 +501,17 @@ def _image_inputs(
             dockerfile=plan.dockerfile,
             build_args=dict(plan.build_args),
             files=_files_of(plan.files),
-            env={
-                "tag": plan.env.tag,
-                "inputs_hash": plan.env.inputs_hash,
-                "suite": plan.env.suite,
-                "registry_image": plan.env.registry_image,
-                "folder": env_rel,
-                "files": _files_of(plan.env.files),
-            },
+            env={"tag": plan.env.tag, **_env_record(plan.env, env_rel)},
         )
         return [p for p in redacted if p.startswith((ctx + "/", env_rel + "/"))]
     if isinstance(img, EnvImage):
-        from harness.images import EnvPlan
-
         assert isinstance(plan, EnvPlan)
         env_rel = plan.folder.resolve().relative_to(catalog.root.resolve()).as_posix()
         rec.update(
             kind="env",
             os=plan.name,
             bundled_tag=plan.tag,
-            inputs_hash=plan.inputs_hash,
-            suite=plan.suite,
-            registry_image=plan.registry_image,
-            folder=env_rel,
-            files=_files_of(plan.files),
+            **_env_record(plan, env_rel),
         )
         return [p for p in redacted if p.startswith(env_rel + "/")]
     rec.update(kind="plain", bundled_tag=plan.tag)

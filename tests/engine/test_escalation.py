@@ -122,7 +122,7 @@ def test_bundle_content_manifest_and_comment(
     assert manifest["run"]["verdict"] == "REPRODUCED" and manifest["run"]["rate"] == "2/2"
     comment = (folder / "comment-1.md").read_text()
     for text in (
-        "REPRODUCED (2/2)",
+        "REPRODUCED (2/2, 95% CI 34-100%)",
         "ticket EXAMPLE-2, customer example, severity 4",
         "Docker engine",
         "L2 look",

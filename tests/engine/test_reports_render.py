@@ -180,7 +180,7 @@ def test_html_in_headless_chromium(tls_run: tuple[Path, dict[str, Any]]) -> None
         )
         assert entries == []
         h1 = driver.find_element(By.CSS_SELECTOR, "header.verdict h1")
-        assert h1.is_displayed() and h1.text == "REPRODUCED (3/3)"
+        assert h1.is_displayed() and h1.text == "REPRODUCED (3/3, 95% CI 44-100%)"
         first = driver.execute_script(
             "return document.body.firstElementChild.getBoundingClientRect().top"
         )
