@@ -82,7 +82,7 @@ def _header(j: Journal) -> list[str]:
         "come from), `ATTEMPTS`, `HIDDEN` (the value the journal shows as `***REDACTED***`).",
         "",
         "By hand: paste the blocks in order into a POSIX shell (sh or bash) opened in this",
-        "file's folder, starting with block 0 (the settings and the helpers the commands use).",
+        "file's folder, starting with block 0 (the settings) and the *Helpers* at the end.",
         "",
     ]
 
@@ -102,13 +102,14 @@ def render(j: Journal) -> str:
     p = m.parts
     lines = _header(j)
     lines += [
-        "## 0. Settings and helpers",
+        "## 0. Settings",
+        "",
+        "Then paste the block of *Helpers* at the end of this file: the commands below use them.",
         "",
         "```sh",
         "HERE=$(pwd)   # the folder holding this file",
         *m.settings,
         "WORK=$(mktemp -d)   # the step outputs the probes read",
-        steps_model.HELPERS,
         "```",
         "",
     ]
@@ -136,6 +137,16 @@ def render(j: Journal) -> str:
             passed = outcomes.check_passed(c.model_dump())
             lines.append(f"- `{c.name}`: {'passed' if passed else 'FAILED'}")
     lines += ["", *_block("", p["cleanup"])]
+    lines += [
+        "## Helpers",
+        "",
+        "Shell functions the commands above call (REPRODUCE.sh has the same ones).",
+        "",
+        "```sh",
+        steps_model.HELPERS,
+        "```",
+        "",
+    ]
     return "\n".join(lines)
 
 
