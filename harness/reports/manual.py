@@ -181,6 +181,10 @@ def render_script(j: Journal) -> str:
         "trap finish EXIT",
         "trap 'exit 130' INT",
         "trap 'exit 143' TERM",
+        "# unpacked from a bundle (bundle/run/ beside bundle/project/): its own project",
+        'if [ ! -d "$PROJECT" ] && [ -d "$HERE/../project/labs" ]; then',
+        '  PROJECT=$(cd "$HERE/../project" && pwd)',
+        "fi",
         '[ -d "$PROJECT" ] || die "PROJECT=$PROJECT is not a folder: set PROJECT to the project'
         ' folder (the one with labs/ and fixtures/)"',
         'command -v docker >/dev/null || die "docker is not on PATH"',

@@ -65,33 +65,35 @@ def _reproduce(case: str, reports: Path, *extra: str) -> tuple[int, dict[str, An
     return p.returncode, json.loads(p.stdout)
 
 
-def _clean_copy(folder: Path, tmp: Path) -> Path:
+def _clean_copy(folder: Path, tmp: Path, where: str = "copy") -> Path:
     """REPRODUCE.sh and what it needs beside it, alone in a fresh folder."""
-    here = tmp / "copy"
-    here.mkdir()
+    here = tmp / where
+    here.mkdir(parents=True)
     for name in ("REPRODUCE.sh", "REPRODUCE-inventory.yml"):
         if (folder / name).is_file():
             shutil.copy(folder / name, here / name)
     return here / "REPRODUCE.sh"
 
 
-def _env(prefix: str, secret: str | None) -> dict[str, str]:
+def _env(prefix: str, secret: str | None, project: Path = ROOT) -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # ansible-playbook
-    env.update(PREFIX=prefix, PROJECT=str(ROOT))
+    env.update(PREFIX=prefix, PROJECT=str(project))
     env.pop("HIDDEN", None)
     if secret is not None:
         env["HIDDEN"] = secret
     return env
 
 
-def _run_script(script: Path, tmp: Path, prefix: str, secret: str | None) -> tuple[int, str]:
+def _run_script(
+    script: Path, tmp: Path, prefix: str, secret: str | None, project: Path = ROOT
+) -> tuple[int, str]:
     elsewhere = tmp / "elsewhere"  # runnable from any folder: not its own
     elsewhere.mkdir()
     p = subprocess.run(
         ["sh", str(script)],
         cwd=elsewhere,
-        env=_env(prefix, secret),
+        env=_env(prefix, secret, project),
         capture_output=True,
         text=True,
         timeout=600,
@@ -134,12 +136,17 @@ def test_reproduce_sh_shows_the_symptom_and_cleans_up(
 def test_reproduce_sh_of_a_working_fix_says_absent(
     tmp_path: Path, reports: Path, cleanup_runs: list[str]
 ) -> None:
-    """The same probes can fail: with the fix the run says NOT_REPRODUCED, so does the script."""
+    """The same probes can fail: with the fix the run says NOT_REPRODUCED, so does the script.
+    Laid out as in an unpacked bundle (bundle/run/ beside bundle/project/) with the recorded
+    project folder gone: the script takes the bundle's project."""
     code, r = _reproduce("tls-protocol-mismatch", reports, "--fix", "enable-tls13")
     cleanup_runs.append(r["run"])
     assert (r["verdict"], code) == ("NOT_REPRODUCED", 1)
     prefix = f"lab-manual-t{uuid.uuid4().hex[:8]}"
-    rc, out = _run_script(_clean_copy(Path(r["folder"]), tmp_path), tmp_path, prefix, None)
+    script = _clean_copy(Path(r["folder"]), tmp_path, "bundle/run")
+    (tmp_path / "bundle" / "project").symlink_to(ROOT)
+    rc, out = _run_script(script, tmp_path, prefix, None, tmp_path / "gone")
+    assert f"project {tmp_path / 'bundle' / 'project'}" in out, out
     assert rc == 1 and "NOT_REPRODUCED (0/3)" in out, out
     got = re.findall(r"^attempt \d+: symptom (observed|absent)$", out, re.MULTILINE)
     assert got == ["absent"] * 3, out
