@@ -71,18 +71,17 @@ def _header(j: Journal) -> list[str]:
         f"This run ({j.run}, engine {j.engine}) gave **{rep.verdict}** "
         f"({rep.rate}): {rep.reason}." + (f" Fix applied: `{j.fix}`." if j.fix else ""),
         "",
-        "## How to run it",
-        "",
-        f"`sh {SCRIPT}` (beside this file) runs every command below, from any folder, as a user",
-        "who can use the Docker engine: it prints each probe and `symptom observed` or `symptom",
-        "absent` per attempt, then the verdict (exit 0 REPRODUCED, 1 NOT_REPRODUCED, 3 when a",
-        "step could not run), and removes what it made on exit, Ctrl-C included. Settings, from",
-        "the environment: `PREFIX` (the names on the engine; fresh for each execution, so two",
-        "copies never collide), `PROJECT` (the project folder the labs, fixtures and playbooks",
-        "come from), `ATTEMPTS`, `HIDDEN` (the value the journal shows as `***REDACTED***`).",
+        f"**How to run it.** `sh {SCRIPT}` (beside this file) runs every command below, from",
+        "any folder, as a user who can use the Docker engine: it prints each probe and `symptom",
+        "observed` or `symptom absent` per attempt, then the verdict (exit 0 REPRODUCED, 1",
+        "NOT_REPRODUCED, 3 when a step could not run), and removes what it made on exit, Ctrl-C",
+        "included. Settings, from the environment: `PREFIX` (the names on the engine; fresh for",
+        "each execution, so two copies never collide), `PROJECT` (the project folder the labs,",
+        "fixtures and playbooks come from), `ATTEMPTS`, `HIDDEN` (the value the journal shows as",
+        "`***REDACTED***`).",
         "",
         "By hand: paste the blocks in order into a POSIX shell (sh or bash) opened in this",
-        "file's folder, starting with block 0 (the settings) and the *Helpers* at the end.",
+        "file's folder.",
         "",
     ]
 
@@ -102,9 +101,8 @@ def render(j: Journal) -> str:
     p = m.parts
     lines = _header(j)
     lines += [
-        "## 0. Settings",
-        "",
-        "Then paste the block of *Helpers* at the end of this file: the commands below use them.",
+        "The settings (block 0); then paste the block of *Helpers* at the end of this file:",
+        "the commands below use them.",
         "",
         "```sh",
         "HERE=$(pwd)   # the folder holding this file",
