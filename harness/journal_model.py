@@ -93,6 +93,16 @@ class NodeFile(_Model):
     target: str
 
 
+class NodeHealth(_Model):
+    """How the run knew a node was ready (none: running is enough), for the manual wait."""
+
+    kind: str = "none"  # none | command | port | log
+    command: str | None = None
+    port: int | None = None
+    log: str | None = None
+    timeout: float = 60.0
+
+
 class PlanNode(_Model):
     name: str
     networks: list[Link] = Field(default_factory=list)
@@ -101,6 +111,7 @@ class PlanNode(_Model):
     command: list[str] | None = None
     files: list[NodeFile] = Field(default_factory=list)
     depends_on: list[str] = Field(default_factory=list)
+    health: NodeHealth | None = None  # schema 1.2
 
 
 class PlanItem(_Model):
@@ -124,6 +135,11 @@ class PlanStep(_Model):
     description: str | None = None
     seconds: float | None = None
     fault: str | None = None
+    # schema 1.2: what REPRODUCE.sh needs to do the step itself
+    timeout: float | None = None  # run: seconds before it is stopped
+    expect_exit: int | None = None  # run: any other exit code is an ERROR of the attempt
+    wait: dict[str, Any] | None = None  # wait: {port | log | file, timeout}
+    args: dict[str, Any] = Field(default_factory=dict)  # fault: target, network, loss, rate...
 
 
 class Plan(_Model):
@@ -135,6 +151,10 @@ class Plan(_Model):
     attempts: int = 1
     steps: list[PlanStep] = Field(default_factory=list)
     symptom: list[str] = Field(default_factory=list)  # each probe, described
+    # schema 1.2
+    probes: list[dict[str, Any]] = Field(default_factory=list)  # each probe, as the scenario has it
+    fresh: bool = False  # a fresh topology for every attempt
+    project: str | None = None  # the project folder the run ran from (paths are relative to it)
 
 
 # -- phases -------------------------------------------------------------------------------

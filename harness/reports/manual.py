@@ -1,5 +1,7 @@
-"""REPRODUCE.md: the exact steps a person can follow by hand, with docker and ansible commands,
-to rebuild the same lab and see the same thing, without the harness.
+"""REPRODUCE.md and REPRODUCE.sh: the exact steps a person can follow by hand, with docker and
+ansible commands, to rebuild the same lab and see the same thing, without the harness; the
+script is the same commands as one file (`sh REPRODUCE.sh`), so the steps are proven by running
+them (tests/engine/test_reproduce_script.py). Both come from one model (manual_steps.py).
 
 Built from journal.json alone, like the other reports: the run writes its `plan` (what it was
 asked to do, harness/run/plan.py) into the journal; a journal without one (an older run, or a
@@ -7,7 +9,7 @@ run killed before it finished) gets the steps its header and phases allow."""
 
 from __future__ import annotations
 
-import shlex
+from collections.abc import Sequence
 from pathlib import Path
 
 from harness import outcomes
@@ -16,7 +18,6 @@ from harness.journal_model import (
     BuildPhase,
     ConfigurePhase,
     ImagePlan,
-    ImpairPhase,
     Journal,
     Plan,
     PlanItem,
@@ -24,156 +25,23 @@ from harness.journal_model import (
     PlanStep,
     Reproduction,
 )
+from harness.reports import manual_steps as steps_model
+from harness.reports.manual_steps import INVENTORY, Manual, Part
 
-PREFIX = "lab-manual"
-INVENTORY = "REPRODUCE-inventory.yml"
-FAULT_VERBS = ("stop", "kill", "pause", "unpause", "restart")
+__all__ = ["INVENTORY", "SCRIPT", "plan_from_phases", "render", "render_script", "write_manual"]
 
-
-def _name(node: str) -> str:
-    return f"{PREFIX}-{node}"
+SCRIPT = "REPRODUCE.sh"
 
 
-def _q(argv: list[str]) -> str:
-    return shlex.join(argv)
+def _manual(j: Journal) -> Manual:
+    plan = j.plan or plan_from_phases(j)
+    build = j.phase("build")
+    tags = build.images if isinstance(build, BuildPhase) else {}
+    return steps_model.build(plan, tags, list(j.topology.impairments), j.run or "")
 
 
-def _exec(node: str, command: str) -> str:
-    return _q(["docker", "exec", _name(node), "sh", "-c", command])
-
-
-def _images(plans: list[ImagePlan]) -> list[str]:
-    lines: list[str] = []
-    seen: set[str] = set()
-    for plan in plans:
-        if plan.tag in seen:
-            continue
-        seen.add(plan.tag)
-        if plan.kind == "built":
-            lines.append(f"# {plan.tag}: built by the run (this journal holds no recipe)")
-            continue
-        if plan.kind == "env":
-            lines.append(f"lab images build --os {plan.name} --environments-only   # -> {plan.tag}")
-            continue
-        env = plan.env
-        if env is not None and env.tag not in seen:
-            seen.add(env.tag)
-            lines.append(f"# base OS: {env.name} ({env.suite}); built offline by:")
-            lines.append(f"lab images build --os {env.name} --environments-only   # -> {env.tag}")
-        args = [a for k, v in plan.build_args for a in ("--build-arg", f"{k}={v}")]
-        ctx = Path(plan.context or ".")
-        dockerfile = str(ctx / (plan.dockerfile or "Dockerfile"))
-        lines.append(_q(["docker", "build", "-t", plan.tag, *args, "-f", dockerfile, str(ctx)]))
-    return lines
-
-
-def _node_lines(node: PlanNode, image: str) -> list[str]:
-    if not node.networks:
-        return []
-    first, *rest = node.networks
-    argv = [
-        "docker",
-        "create",
-        "--init",
-        "--name",
-        _name(node.name),
-        "--hostname",
-        node.name,
-        "--network",
-        _name(first.network),
-        "--network-alias",
-        node.name,
-    ]
-    if first.ipv4:
-        argv += ["--ip", first.ipv4]
-    for cap in node.cap_add:
-        argv += ["--cap-add", cap]
-    for k, v in node.env:
-        argv += ["-e", f"{k}={v}"]
-    argv.append(image)
-    if node.command:
-        argv += list(node.command)
-    lines = [_q(argv)]
-    for att in rest:
-        extra = ["--ip", att.ipv4] if att.ipv4 else []
-        lines.append(
-            _q(
-                [
-                    "docker",
-                    "network",
-                    "connect",
-                    *extra,
-                    "--alias",
-                    node.name,
-                    _name(att.network),
-                    _name(node.name),
-                ]
-            )
-        )
-    for f in node.files:
-        lines.append(_q(["docker", "cp", f.source, f"{_name(node.name)}:{f.target}"]))
-    return lines
-
-
-def _start_order(nodes: list[PlanNode]) -> list[str]:
-    done: list[str] = []
-    pending = list(nodes)
-    while pending:
-        ready = [n for n in pending if all(d in done for d in n.depends_on)]
-        if not ready:  # a cycle (validation refuses it) or a dependency not in the journal
-            ready = pending[:1]
-        for n in ready:
-            done.append(n.name)
-            pending.remove(n)
-    return done
-
-
-def _topology(plan: Plan, images: dict[str, str]) -> list[str]:
-    lines: list[str] = []
-    for net in plan.networks:
-        argv = ["docker", "network", "create"]
-        if net.subnet:
-            argv += ["--subnet", net.subnet]
-        if net.internal:
-            argv.append("--internal")
-        lines.append(_q([*argv, _name(net.name)]))
-    for node in plan.nodes:
-        lines += _node_lines(node, images.get(node.name, "IMAGE"))
-    lines += [_q(["docker", "start", _name(n)]) for n in _start_order(plan.nodes)]
-    return lines
-
-
-def _step(step: PlanStep) -> list[str]:
-    on = step.on or "NODE"
-    if step.kind == "run":
-        cmd = _exec(on, step.command or "")
-        return [
-            cmd + ("   # in the background, while the next steps run" if step.background else "")
-        ]
-    if step.kind == "http":
-        return [_exec(on, step.command or "") + "   # last line printed: the HTTP status"]
-    if step.kind == "wait":
-        return [f"# {step.description}: repeat until it holds"]
-    if step.kind == "sleep":
-        return [f"sleep {step.seconds or 0:g}"]
-    if step.kind == "fault" and step.fault in FAULT_VERBS:
-        return [_q(["docker", step.fault, _name(on)])]
-    return [
-        f"# {step.description}: the tc/iptables commands the harness ran are in "
-        "journal.json (phase attempt-N, step fault.commands)"
-    ]
-
-
-def _configure(items: list[PlanItem]) -> list[str]:
-    from harness import ansible
-
-    lines: list[str] = []
-    for item in items:
-        if item.playbook is not None:
-            lines.append(ansible.manual_command(item.playbook, INVENTORY, item.limit, item.vars))
-        else:
-            lines += [_exec(node, item.run or "") for node in item.on]
-    return lines
+def _body(lines: list[str]) -> list[str]:
+    return lines or [":"]
 
 
 def _seen(j: Journal) -> list[str]:
@@ -203,65 +71,163 @@ def _header(j: Journal) -> list[str]:
         f"This run ({j.run}, engine {j.engine}) gave **{rep.verdict}** "
         f"({rep.rate}): {rep.reason}." + (f" Fix applied: `{j.fix}`." if j.fix else ""),
         "",
-        "Run these from the project folder, as a user who can use the Docker engine. Names start",
-        f"with `{PREFIX}-` so they never clash with the harness's own runs.",
+        f"**How to run it.** `sh {SCRIPT}` (beside this file) runs every command below, from",
+        "any folder, as a user who can use the Docker engine: it prints each probe and `symptom",
+        "observed` or `symptom absent` per attempt, then the verdict (exit 0 REPRODUCED, 1",
+        "NOT_REPRODUCED, 3 when a step could not run), and removes what it made on exit, Ctrl-C",
+        "included. Settings, from the environment: `PREFIX` (the names on the engine; fresh for",
+        "each execution, so two copies never collide), `PROJECT` (the project folder the labs,",
+        "fixtures and playbooks come from), `ATTEMPTS`, `HIDDEN` (the value the journal shows as",
+        "`***REDACTED***`).",
+        "",
+        "By hand: paste the blocks in order into a POSIX shell (sh or bash) opened in this",
+        "file's folder.",
         "",
     ]
+
+
+def _block(
+    number: str, part: Part, before: Sequence[str] = (), after: Sequence[str] = ()
+) -> list[str]:
+    lines = [f"## {number}. {part.title}" if number else f"## {part.title}", ""]
+    if part.text:
+        lines += [*part.text, ""]
+    return [*lines, "```sh", *before, *part.lines, *after, "```", ""]
 
 
 def render(j: Journal) -> str:
     """The text of REPRODUCE.md for this journal."""
-    plan = j.plan or plan_from_phases(j)
-    build = j.phase("build")
-    images = build.images if isinstance(build, BuildPhase) else {}
+    m = _manual(j)
+    p = m.parts
     lines = _header(j)
     lines += [
-        "## 1. Images",
+        "The settings (block 0); then paste the block of *Helpers* at the end of this file:",
+        "the commands below use them.",
         "",
         "```sh",
-        *_images(plan.images),
-        "```",
-        "",
-        "## 2. Networks and nodes",
-        "",
-        "```sh",
-        *_topology(plan, images),
+        "HERE=$(pwd)   # the folder holding this file",
+        *m.settings,
+        "WORK=$(mktemp -d)   # the step outputs the probes read",
         "```",
         "",
     ]
-    if j.topology.impairments:
-        lines += ["## 3. Impairments", "", "Inside the nodes (they have NET_ADMIN):", "```sh"]
-        impair = next((p for p in j.phases if isinstance(p, ImpairPhase)), None)
-        for applied in impair.applied if impair else []:
-            for cmd in applied.all_commands():
-                text = cmd if isinstance(cmd, str) else shlex.join(cmd)
-                lines.append(_exec(applied.node or "NODE", text))
+    lines += _block("1", p["images"])
+    lines += _block("2", p["topology"])
+    if p["impair"].lines:
+        lines += _block("3", p["impair"])
+    if p["configure"].lines:
+        lines += _block("4", p["configure"])
+    lines += _block("5", p["steps"], ['OUT=$WORK/attempt-1; mkdir -p "$OUT"; T0=$(now)'])
+    if p["undo"].lines:
+        lines += ["Before the next attempt, the faults undone:", "", "```sh", *p["undo"].lines]
         lines += ["```", ""]
-    if plan.configure:
-        lines += ["## 4. Configure (as the customer has it)", "", "```sh"]
-        lines += [*_configure(plan.configure), "```", ""]
-    lines += [f"## 5. What the customer did ({plan.attempts} time(s))", "", "```sh"]
-    for step in plan.steps:
-        lines += _step(step)
-    lines += ["```", "", "## 6. The symptom to look for", ""]
-    lines += [f"- {p}" for p in plan.symptom]
+    lines += _block(
+        "6",
+        p["symptom"],
+        ["SEEN=yes"],
+        ['say "symptom $([ "$SEEN" = yes ] && echo observed || echo absent)"'],
+    )
+    lines += ["The probes:", "", *[f"- {d}" for d in m.plan.symptom]]
     lines += ["", "What this run saw:", "", *_seen(j)]
     if j.checks:
         lines += ["", "## 7. Checks that must stay green", ""]
         for c in j.checks:
             passed = outcomes.check_passed(c.model_dump())
             lines.append(f"- `{c.name}`: {'passed' if passed else 'FAILED'}")
+    lines += ["", *_block("", p["cleanup"])]
     lines += [
+        "## Helpers",
         "",
-        "## Clean up",
+        "Shell functions the commands above call (REPRODUCE.sh has the same ones).",
         "",
         "```sh",
-        _q(["docker", "rm", "-f", *[_name(n.name) for n in plan.nodes]]),
-        _q(["docker", "network", "rm", *[_name(n.name) for n in plan.networks]]),
+        steps_model.HELPERS,
         "```",
         "",
     ]
     return "\n".join(lines)
+
+
+def render_script(j: Journal) -> str:
+    """The text of REPRODUCE.sh: the same commands as REPRODUCE.md, as one script."""
+    m = _manual(j)
+    p = m.parts
+    fresh = m.plan.fresh
+    head = [
+        "#!/bin/sh",
+        f"# {SCRIPT}: `{j.scenario}` rebuilt on a Docker engine, the customer's steps replayed",
+        f"# and the symptom looked for, from run {j.run} (see REPRODUCE.md beside it).",
+        f"#   sh {SCRIPT}      from any folder; prints `symptom observed` or `symptom absent`",
+        "#                     per attempt, then the verdict: exit 0 REPRODUCED,",
+        "#                     1 NOT_REPRODUCED, 3 when a step could not run",
+        "# Settings from the environment: PREFIX (names on the engine, fresh by default),",
+        "# PROJECT (the project folder), ATTEMPTS, HIDDEN (what the journal redacted).",
+        "# Everything it creates is removed on exit (success, failure, Ctrl-C).",
+        "set -eu",
+        'HERE=$(cd "$(dirname "$0")" && pwd)',
+        *m.settings,
+        'WORK=$(mktemp -d "${TMPDIR:-/tmp}/reproduce.XXXXXX")',
+        steps_model.HELPERS,
+        "finish() {",
+        "  rc=$?",
+        "  trap - EXIT",
+        "  down",
+        '  rm -rf "$WORK"',
+        '  if [ -z "${VERDICT:-}" ]; then say "stopped (exit $rc); $PREFIX-* removed"; fi',
+        '  exit "$rc"',
+        "}",
+        "trap finish EXIT",
+        "trap 'exit 130' INT",
+        "trap 'exit 143' TERM",
+        "# unpacked from a bundle (bundle/run/ beside bundle/project/): its own project",
+        'if [ ! -d "$PROJECT" ] && [ -d "$HERE/../project/labs" ]; then',
+        '  PROJECT=$(cd "$HERE/../project" && pwd)',
+        "fi",
+        '[ -d "$PROJECT" ] || die "PROJECT=$PROJECT is not a folder: set PROJECT to the project'
+        ' folder (the one with labs/ and fixtures/)"',
+        'command -v docker >/dev/null || die "docker is not on PATH"',
+        "",
+    ]
+    funcs: list[str] = []
+    for name, lines in (
+        ("make_images", p["images"].lines),
+        ("up", [*p["topology"].lines, *p["impair"].lines, *p["configure"].lines]),
+        ("customer_steps", p["steps"].lines),
+        ("undo_faults", p["undo"].lines),
+        ("symptom", p["symptom"].lines),
+    ):
+        funcs += [f"{name}() {{", *_body(lines), "}", ""]
+    between = ["  down", "  up"] if fresh else ["  undo_faults"]
+    main = [
+        'say "prefix $PREFIX, project $PROJECT"',
+        "make_images",
+        "up",
+        "K=0 N=1",
+        'while [ "$N" -le "$ATTEMPTS" ]; do',
+        '  if [ "$N" -gt 1 ]; then',
+        *[f"  {b}" for b in between],
+        "  fi",
+        "  OUT=$WORK/attempt-$N",
+        '  mkdir -p "$OUT"',
+        "  T0=$(now)",
+        '  say "attempt $N:"',
+        "  customer_steps",
+        "  SEEN=yes",
+        "  symptom",
+        '  if [ "$SEEN" = yes ]; then',
+        "    K=$((K + 1))",
+        '    say "attempt $N: symptom observed"',
+        "  else",
+        '    say "attempt $N: symptom absent"',
+        "  fi",
+        "  N=$((N + 1))",
+        "done",
+        'if [ "$K" -gt 0 ]; then VERDICT=REPRODUCED; else VERDICT=NOT_REPRODUCED; fi',
+        'say "$VERDICT ($K/$ATTEMPTS): symptom observed in $K of $ATTEMPTS attempt(s)"',
+        'if [ "$K" -gt 0 ]; then exit 0; fi',
+        "exit 1",
+    ]
+    return "\n".join([*head, *funcs, *main]) + "\n"
 
 
 def plan_from_phases(j: Journal) -> Plan:
@@ -312,7 +278,8 @@ def plan_from_phases(j: Journal) -> Plan:
 
 
 def write_manual(j: Journal, folder: Path) -> Path:
-    """REPRODUCE.md (and REPRODUCE-inventory.yml when a playbook needs it) in `folder`."""
+    """REPRODUCE.md and REPRODUCE.sh (and REPRODUCE-inventory.yml when a playbook needs it)
+    in `folder`; the path of REPRODUCE.md."""
     if (
         j.plan is not None
         and j.plan.inventory is not None
@@ -320,7 +287,11 @@ def write_manual(j: Journal, folder: Path) -> Path:
     ):
         from harness import ansible
 
-        ansible.write_inventory(j.plan.inventory, folder / INVENTORY)
+        inv = steps_model.manual_inventory(j.plan.inventory)
+        ansible.write_inventory(inv, folder / INVENTORY)
+    script = folder / SCRIPT
+    script.write_text(render_script(j))
+    script.chmod(0o755)
     out = folder / "REPRODUCE.md"
     out.write_text(render(j))
     return out

@@ -16,6 +16,7 @@ from harness.journal_model import (
     ImagePlan,
     Link,
     NodeFile,
+    NodeHealth,
     Plan,
     PlanItem,
     PlanNode,
@@ -79,6 +80,13 @@ def _nodes(run: Any) -> list[PlanNode]:
             command=list(node.command) if node.command else None,
             files=[NodeFile(source=_rel(f.source, run.root), target=f.target) for f in node.files],
             depends_on=list(node.depends_on),
+            health=NodeHealth(
+                kind=node.health.kind,
+                command=node.health.command,
+                port=node.health.port,
+                log=node.health.log,
+                timeout=float(node.health.timeout),
+            ),
         )
         for node in run.topology.nodes
     ]
@@ -107,17 +115,41 @@ def _step(step: Any) -> PlanStep:
     sid = getattr(step, "id", None)
     if isinstance(step, RunStep):
         return PlanStep(
-            kind="run", id=sid, on=step.on, command=step.run, background=bool(step.background)
+            kind="run",
+            id=sid,
+            on=step.on,
+            command=step.run,
+            background=bool(step.background),
+            timeout=float(step.timeout),
+            expect_exit=step.expect_exit,
         )
     if isinstance(step, HttpStep):
-        return PlanStep(kind="http", id=sid, on=step.on, command=http_command(step))
+        return PlanStep(
+            kind="http",
+            id=sid,
+            on=step.on,
+            command=http_command(step),
+            timeout=float(step.http.timeout) + 5,  # as the run's exec gives it
+        )
     if isinstance(step, WaitStep):
-        return PlanStep(kind="wait", id=sid, description=describe_step(step))
+        return PlanStep(
+            kind="wait",
+            id=sid,
+            on=step.on,
+            description=describe_step(step),
+            wait=step.wait.model_dump(mode="json", exclude_none=True),
+        )
     if isinstance(step, SleepStep):
         return PlanStep(kind="sleep", id=sid, seconds=float(step.sleep))
     assert isinstance(step, FaultStep)
+    args = step.model_dump(mode="json", exclude_none=True, exclude={"id", "fault", "node"})
     return PlanStep(
-        kind="fault", id=sid, on=step.node, fault=step.fault, description=describe_step(step)
+        kind="fault",
+        id=sid,
+        on=step.node,
+        fault=step.fault,
+        description=describe_step(step),
+        args=args,
     )
 
 
@@ -139,4 +171,10 @@ def plan_of(run: Any) -> Plan:
         attempts=reproduce.attempts if reproduce else 1,
         steps=[_step(s) for s in (reproduce.steps if reproduce else [])],
         symptom=[probes.describe(p) for p in (reproduce.symptom if reproduce else [])],
+        probes=[
+            p.model_dump(mode="json", exclude_none=True, by_alias=True)
+            for p in (reproduce.symptom if reproduce else [])
+        ],
+        fresh=bool(reproduce.fresh) if reproduce else False,
+        project=str(Path(run.root).resolve()),
     )

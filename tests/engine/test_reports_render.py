@@ -229,7 +229,7 @@ def test_lab_report_regenerates_what_a_real_run_wrote(tmp_path: Path) -> None:
     before = snapshot()
     assert (
         "REPRODUCE.md" in before
-        and "docker network create lab-manual-" in before["REPRODUCE.md"].decode()
+        and 'docker network create "$PREFIX-' in before["REPRODUCE.md"].decode()
     )
     for name in names:
         target = folder / name

@@ -204,6 +204,9 @@ def test_the_writer_produces_a_journal_that_fits(tmp_path: Path) -> None:
 # -- REPRODUCE.md from the journal alone ----------------------------------------------------
 
 
+GOLDEN_PROJECT = "/srv/labharness"
+
+
 @pytest.mark.parametrize("name", sorted(RECORDED))
 def test_reproduce_md_from_the_journal_says_what_the_live_run_said(
     tmp_path: Path, name: str
@@ -212,11 +215,13 @@ def test_reproduce_md_from_the_journal_says_what_the_live_run_said(
     expected = JOURNALS / "manual" / name
     run, data = recorded(name, tmp_path)
     data["plan"] = plan_of(run).model_dump(mode="json")
+    data["plan"]["project"] = GOLDEN_PROJECT  # the recorded outputs name no real folder
     new_dir = tmp_path / "new"
     new_dir.mkdir()
     (new_dir / "journal.json").write_text(json.dumps(data))
     new = write_manual(jm.load(new_dir / "journal.json"), new_dir).read_text()
     assert new == (expected / "REPRODUCE.md").read_text()
+    assert (new_dir / "REPRODUCE.sh").read_text() == (expected / "REPRODUCE.sh").read_text()
     assert sorted(p.name for p in new_dir.iterdir()) == sorted(
         ["journal.json", *(p.name for p in expected.iterdir())]
     )
@@ -231,10 +236,10 @@ def test_reproduce_md_covers_every_kind_of_step(tmp_path: Path) -> None:
     run, data = recorded("cache-partition", tmp_path)
     data["plan"] = plan_of(run).model_dump(mode="json")
     text = render(jm.parse(data))
-    assert "# last line printed: the HTTP status" in text
-    assert "the tc/iptables commands the harness ran are in journal.json" in text
-    assert "docker cp fixtures/cache-partition/proxy.conf" in text
-    assert "-e REDIS_HOST=cache" in text and "docker build -t" in text
+    assert "http_step during client 20 <<'EOF'" in text
+    assert "partition backend cache" in text and "heal backend cache" in text
+    assert 'put_file proxy "$PROJECT/fixtures/cache-partition/proxy.conf"' in text
+    assert "-e REDIS_HOST=cache" in text and "docker build -q -t" in text
 
 
 def test_a_journal_without_a_plan_still_gets_its_steps(tmp_path: Path) -> None:
@@ -242,10 +247,10 @@ def test_a_journal_without_a_plan_still_gets_its_steps(tmp_path: Path) -> None:
     model = jm.parse(journal("tls-ansible"))
     assert model.plan is None
     text = render(model)
-    assert "docker network create lab-manual-dmz" in text
-    assert "ansible-playbook -i REPRODUCE-inventory.yml -l proxy" in text
+    assert 'docker network create "$PREFIX-dmz"' in text
+    assert 'ansible-playbook -i "$HERE/REPRODUCE-inventory.yml" -l proxy' in text
     assert "--tlsv1.3" in text and "- attempt-1: symptom observed" in text
-    assert "built by the run (this journal holds no recipe)" in text
+    assert "is not on this engine (no recipe)" in text
     render(jm.Journal())  # an empty journal renders too
 
 

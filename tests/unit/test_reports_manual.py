@@ -1,0 +1,187 @@
+"""REPRODUCE.sh and REPRODUCE.md from one step model (harness/reports/manual_steps.py): every
+recorded script parses in sh and bash (shellcheck too when installed); the script has what
+issue 15 asks (fresh prefix, its own folder, the trap, real impairment and partition commands,
+readiness waits, the inventory beside it, no nested quoting); the shell probe helpers decide
+what harness.run.probes decides on the same step results; a redacted value stays redacted
+unless HIDDEN is given. On the engine: tests/engine/test_reproduce_script.py."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness import journal_model as jm
+from harness.reports import manual_steps
+from harness.reports.manual import render, render_script, write_manual
+from harness.run import probes
+from harness.scenario.schema import StepProbe
+from tests.unit.reportkit import JOURNALS, journal
+
+GOLDEN = sorted((JOURNALS / "manual").glob("*/REPRODUCE.sh"))
+SHELLS = [s for s in ("sh", "bash", "dash") if shutil.which(s)]
+
+
+@pytest.mark.parametrize("script", GOLDEN, ids=[p.parent.name for p in GOLDEN])
+@pytest.mark.parametrize("shell", SHELLS)
+def test_every_recorded_script_parses(script: Path, shell: str) -> None:
+    p = subprocess.run([shell, "-n", str(script)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    if shutil.which("shellcheck"):
+        q = subprocess.run(["shellcheck", "-S", "error", str(script)], capture_output=True)
+        assert q.returncode == 0, q.stdout
+
+
+def test_a_broken_script_does_not_parse(tmp_path: Path) -> None:
+    """sh -n can fail: the check above is not vacuous."""
+    bad = tmp_path / "bad.sh"
+    bad.write_text(GOLDEN[0].read_text().replace("\ndone\n", "\n", 1))
+    assert subprocess.run(["sh", "-n", str(bad)], capture_output=True).returncode != 0
+
+
+@pytest.mark.parametrize("script", GOLDEN, ids=[p.parent.name for p in GOLDEN])
+def test_the_script_has_what_the_issue_asks(script: Path) -> None:
+    text = script.read_text()
+    md = (script.parent / "REPRODUCE.md").read_text()
+    assert text.startswith("#!/bin/sh\n") and "\nset -eu\n" in text
+    assert 'HERE=$(cd "$(dirname "$0")" && pwd)' in text  # runnable from any folder
+    assert "PREFIX=${PREFIX:-lab-manual-$$}" in text  # a fresh prefix per execution
+    assert "PROJECT=${PROJECT:-/srv/labharness}" in text
+    assert "trap finish EXIT" in text and "trap 'exit 130' INT" in text
+    assert "lab-manual-" not in text.replace("lab-manual-$$", "")  # no fixed names
+    assert "'\"'\"'" not in text and "'\"'\"'" not in md  # no nested quoting
+    assert "\nstart " in text  # each node waited for
+    for line in text.splitlines():
+        if line.strip().startswith("--name "):
+            assert line.strip().startswith('--name "$PREFIX-'), line
+    # the Markdown carries the same commands
+    body = text.split("make_images() {\n", 1)[1].split("\n}\n", 1)[0]
+    assert body in md
+
+
+def test_partitions_impairments_waits_and_files_are_commands() -> None:
+    cache = (JOURNALS / "manual" / "cache-partition" / "REPRODUCE.sh").read_text()
+    assert "\npartition backend cache\n" in cache and "\nheal backend cache\n" in cache
+    assert "start backend command 'curl -fsS" in cache and "start proxy port 80 30" in cache
+    assert 'put_file proxy "$PROJECT/fixtures/cache-partition/proxy.conf"' in cache
+    assert "iptables -w 5 -I" in manual_steps.HELPERS  # the harness's mechanism, by hand
+    lossy = (JOURNALS / "manual" / "lossy-intermittent" / "REPRODUCE.sh").read_text()
+    assert "\nloss client dmz 0.100000\n" in lossy and "wait_step step-1 proxy port 80 20" in lossy
+    tls = (JOURNALS / "manual" / "tls-ansible" / "REPRODUCE.sh").read_text()
+    assert 'ansible-playbook -i "$HERE/REPRODUCE-inventory.yml" -l proxy' in tls
+    inv = (JOURNALS / "manual" / "tls-ansible" / "REPRODUCE-inventory.yml").read_text()
+    assert "{{ lookup(''env'', ''PREFIX'') }}-proxy" in inv
+
+
+def test_rates_become_tbf_as_the_harness_sets_them() -> None:
+    from harness.engine.impair import tbf_args  # the test may look at the engine
+
+    for rate in ("2mbit", "512kbit", "1gbit", "100kbps", "8000bit"):
+        assert manual_steps.tbf(rate) == " ".join(tbf_args(rate))
+    lines = manual_steps.link_lines("proxy", "dmz", {"rate": "2mbit", "loss": "5%"})
+    assert lines == ["loss proxy dmz 0.050000", "shape proxy dmz " + " ".join(tbf_args("2mbit"))]
+
+
+# -- the probes in the shell decide what the harness decides ---------------------------------
+
+RESULTS: dict[str, dict[str, Any]] = {
+    "request": {"exit_code": 35, "stdout": "", "stderr": "tlsv1 alert protocol version\n"},
+    "pool": {"exit_code": 1, "stdout": "opened 5\n", "stderr": "FATAL: too many clients already"},
+    "page": {"exit_code": 0, "status": 503, "stdout": '{"error": "x"}', "stderr": ""},
+    "ok": {"exit_code": 0, "stdout": "id 42\n", "stderr": ""},
+}
+PROBES: list[dict[str, Any]] = [
+    {"step": "request", "exit_code": 35, "stderr": "alert protocol version"},
+    {"step": "request", "exit_code": 35, "stderr": "wrong version number"},
+    {"step": "request", "exit_code": [1, 35]},
+    {"step": "request", "exit_code": {"not": 0}},
+    {"step": "ok", "exit_code": {"not": 0}},
+    {"step": "pool", "exit_code": 1, "output": "opened [0-9]+"},
+    {"step": "pool", "stdout": r"opened \d+"},
+    {"step": "page", "status": 503},
+    {"step": "page", "status": [200, 204]},
+    {"step": "ok", "stdout": "^id 4"},
+    {"step": "missing", "exit_code": 0},
+]
+
+
+def _shell_holds(tmp: Path, probe: dict[str, Any]) -> bool:
+    out = tmp / "out"
+    out.mkdir(exist_ok=True)
+    for sid, r in RESULTS.items():
+        (out / f"{sid}.rc").write_text(f"{r['exit_code']}\n")
+        (out / f"{sid}.out").write_text(r["stdout"])
+        (out / f"{sid}.err").write_text(r["stderr"])
+        (out / f"{sid}.secs").write_text("0.5\n")
+        if "status" in r:
+            (out / f"{sid}.status").write_text(f"{r['status']}\n")
+    test = manual_steps.probe_test(probe)
+    script = f"{manual_steps.HELPERS}\nOUT={out}\nif {test}\nthen exit 0; else exit 1; fi\n"
+    p = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    assert p.returncode in (0, 1), p.stderr
+    return p.returncode == 0
+
+
+@pytest.mark.parametrize("probe", PROBES, ids=[str(i) for i in range(len(PROBES))])
+def test_a_shell_probe_holds_where_the_harness_probe_holds(
+    tmp_path: Path, probe: dict[str, Any]
+) -> None:
+    harness = probes.evaluate(StepProbe.model_validate(probe), RESULTS, {}).held
+    assert _shell_holds(tmp_path, probe) == harness
+
+
+def test_any_and_all_compose_in_the_shell(tmp_path: Path) -> None:
+    held, missed = PROBES[0], PROBES[1]
+    assert _shell_holds(tmp_path, {"any": [missed, held]})
+    assert not _shell_holds(tmp_path, {"all": [missed, held]})
+    assert _shell_holds(tmp_path, {"all": [held, {"any": [missed, PROBES[7]]}]})
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+
+def _with_mask() -> jm.Journal:
+    data = journal("tls-reproduce")
+    plan = {
+        "nodes": [
+            {"name": "client", "networks": [{"network": "dmz"}], "env": [["PW", "***REDACTED***"]]}
+        ],
+        "networks": [{"name": "dmz"}],
+        "steps": [
+            {"kind": "run", "id": "s", "on": "client", "command": "login -p '***REDACTED***'"}
+        ],
+        "probes": [{"step": "s", "exit_code": 0}],
+        "symptom": ["step s: exit_code=0"],
+    }
+    return jm.parse({**data, "plan": plan})
+
+
+def test_a_redacted_value_stays_redacted_and_hidden_replaces_it(tmp_path: Path) -> None:
+    j = _with_mask()
+    text = render_script(j)
+    assert "login -p '***REDACTED***'" in text and "HIDDEN=${HIDDEN:-$MASK}" in text
+    assert "-e \"$(unmask 'PW=***REDACTED***')\"" in text
+    helpers = f"MASK='***REDACTED***'\nHIDDEN=${{HIDDEN:-$MASK}}\n{manual_steps.HELPERS}\n"
+    call = helpers + "unmask \"login -p '***REDACTED***' ***REDACTED***\""
+    same = subprocess.run(["sh", "-c", call], capture_output=True, text=True)
+    assert same.stdout == "login -p '***REDACTED***' ***REDACTED***"
+    given = subprocess.run(
+        ["sh", "-c", call],
+        capture_output=True,
+        text=True,
+        env={"HIDDEN": "p&w/d", "PATH": "/usr/bin:/bin"},
+    )
+    assert given.stdout == "login -p 'p&w/d' p&w/d"
+    assert "HIDDEN" in render(j)
+
+
+def test_write_manual_writes_both_files_executable(tmp_path: Path) -> None:
+    j = _with_mask()
+    md = write_manual(j, tmp_path)
+    script = tmp_path / "REPRODUCE.sh"
+    assert md.name == "REPRODUCE.md" and script.stat().st_mode & 0o111
+    assert subprocess.run(["sh", "-n", str(script)]).returncode == 0
+    assert subprocess.run(["sh", "-n", "-c", render_script(jm.Journal())]).returncode == 0
