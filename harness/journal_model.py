@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 JOURNAL_VERSION = 1  # the on-disk format (docs/journal.md); bump on an incompatible change
-SCHEMA_VERSION = "1.2"  # the published schema; the minor part moves with each added field
+SCHEMA_VERSION = "1.3"  # the published schema; the minor part moves with each added field
 SCHEMA_ID = f"https://labharness.invalid/schemas/journal/{SCHEMA_VERSION}/journal.schema.json"
 SCHEMA_FILE = "schemas/journal.schema.json"
 
@@ -443,7 +443,7 @@ class Reproduction(_Model):
     planned: int | None = None
     rate: str | None = None
     reason: str | None = None
-    interval: RateInterval | None = None  # journals before schema 1.2 have none
+    interval: RateInterval | None = None  # journals before schema 1.3 have none
 
 
 class Header(_Model):

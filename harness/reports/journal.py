@@ -142,7 +142,7 @@ class Run:
     @property
     def rate_text(self) -> str:
         """k/n with its confidence interval (`3/10, 95% CI 11-60%`); a journal that recorded
-        none (older than schema 1.2) gets it computed from its k and n."""
+        none (older than schema 1.3) gets it computed from its k and n."""
         rep = self.model.reproduction
         if rep is None:
             return ""

@@ -152,8 +152,22 @@ def render_script(j: Journal) -> str:
     """The text of REPRODUCE.sh: the same commands as REPRODUCE.md, as one script."""
     m = _manual(j)
     p = m.parts
-    fresh = m.plan.fresh
-    head = [
+    head = _script_head(j, m.settings)
+    funcs: list[str] = []
+    for name, lines in (
+        ("make_images", p["images"].lines),
+        ("up", [*p["topology"].lines, *p["impair"].lines, *p["configure"].lines]),
+        ("customer_steps", p["steps"].lines),
+        ("undo_faults", p["undo"].lines),
+        ("symptom", p["symptom"].lines),
+    ):
+        funcs += [f"{name}() {{", *_body(lines), "}", ""]
+    return "\n".join([*head, *funcs, *_script_main(m.plan.fresh)]) + "\n"
+
+
+def _script_head(j: Journal, settings: list[str]) -> list[str]:
+    """The script's header: what it is, its settings, the helpers and the cleanup trap."""
+    return [
         "#!/bin/sh",
         f"# {SCRIPT}: `{j.scenario}` rebuilt on a Docker engine, the customer's steps replayed",
         f"# and the symptom looked for, from run {j.run} (see REPRODUCE.md beside it).",
@@ -165,7 +179,7 @@ def render_script(j: Journal) -> str:
         "# Everything it creates is removed on exit (success, failure, Ctrl-C).",
         "set -eu",
         'HERE=$(cd "$(dirname "$0")" && pwd)',
-        *m.settings,
+        *settings,
         'WORK=$(mktemp -d "${TMPDIR:-/tmp}/reproduce.XXXXXX")',
         steps_model.HELPERS,
         "finish() {",
@@ -188,17 +202,12 @@ def render_script(j: Journal) -> str:
         'command -v docker >/dev/null || die "docker is not on PATH"',
         "",
     ]
-    funcs: list[str] = []
-    for name, lines in (
-        ("make_images", p["images"].lines),
-        ("up", [*p["topology"].lines, *p["impair"].lines, *p["configure"].lines]),
-        ("customer_steps", p["steps"].lines),
-        ("undo_faults", p["undo"].lines),
-        ("symptom", p["symptom"].lines),
-    ):
-        funcs += [f"{name}() {{", *_body(lines), "}", ""]
+
+
+def _script_main(fresh: bool) -> list[str]:
+    """The attempts loop and the verdict, as the harness counts them."""
     between = ["  down", "  up"] if fresh else ["  undo_faults"]
-    main = [
+    return [
         'say "prefix $PREFIX, project $PROJECT"',
         "make_images",
         "up",
@@ -227,7 +236,6 @@ def render_script(j: Journal) -> str:
         'if [ "$K" -gt 0 ]; then exit 0; fi',
         "exit 1",
     ]
-    return "\n".join([*head, *funcs, *main]) + "\n"
 
 
 def plan_from_phases(j: Journal) -> Plan:
