@@ -21,11 +21,14 @@ if TYPE_CHECKING:
     from harness.verbs.results import (
         DownResult,
         ExecResult,
+        GateResult,
         GcResult,
         ImageBuilt,
         ImageListed,
         ImagePruned,
         ListedRun,
+        MatrixCell,
+        MatrixResult,
         ReproduceResult,
         RunResult,
         VerifyFixResult,
@@ -635,34 +638,35 @@ def _parse_cells(values: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _render_matrix(r: dict[str, Any]) -> None:
+def _matrix_row(c: MatrixCell, names: list[str]) -> list[str]:
+    """A cell's row: a finished cell's verdict, rate and run; else its reason."""
+    done = c.verdict is not None
+    return [
+        *[str(c.cell.get(n, "")) for n in names],
+        c.status,
+        str(c.verdict) if done else "",
+        str(c.rate) if done else "",
+        f"{c.seconds}s" if c.seconds is not None else "",
+        str(c.run) if done else str(c.reason),
+    ]
+
+
+def _render_matrix(r: MatrixResult) -> None:
     from harness.console import where
 
-    axes = list(r.get("axes") or {})
-    cells = r["cells"]
-    names = axes or sorted({k for c in cells for k in c["cell"]})
+    names = list(r.axes) or sorted({k for c in r.cells for k in c.cell})
     header = [*names, "STATUS", "VERDICT", "RATE", "TIME", "RUN"]
-    rows = [
-        [
-            *[str(c["cell"].get(n, "")) for n in names],
-            c["status"],
-            str(c.get("verdict", "")),
-            str(c.get("rate", "")),
-            f"{c['seconds']}s" if "seconds" in c else "",
-            str(c.get("run", c.get("reason", ""))),
-        ]
-        for c in cells
-    ]
+    rows = [_matrix_row(c, names) for c in r.cells]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    s = r["summary"]
+    s = r.summary
     print(
         f"{s['PASS']} PASS, {s['FAIL']} FAIL, {s['ERROR']} ERROR, {s['SKIP']} SKIP "
-        f"in {r['seconds']}s ({where(r)})"
+        f"in {r.seconds}s ({where({'jobs': r.jobs, 'engines': r.engines})})"
     )
-    print(f"results: {r['folder']}/results.json  heatmap: {r['folder']}/matrix.html")
+    print(f"results: {r.folder}/results.json  heatmap: {r.folder}/matrix.html")
 
 
 @app.command()
@@ -687,7 +691,7 @@ def matrix(
     """Run every cell on its own topology: a table of PASS / FAIL / ERROR / SKIP. Exit 0 when
     no cell is FAIL or ERROR."""
 
-    def work() -> dict[str, Any]:
+    def work() -> MatrixResult:
         from harness.verbs.matrix import run_matrix
 
         _cluster_targets(cluster, targets)
@@ -706,7 +710,7 @@ def matrix(
         )
 
     result = _serve(as_json, work, _render_matrix, redact=True)
-    raise typer.Exit(result["exit_code"])
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()
@@ -730,7 +734,7 @@ def gate(
     """Run a release's suites and compare with the last release's results: PASS (exit 0) only
     with no regression and no ERROR, else FAIL (exit 1)."""
 
-    def work() -> dict[str, Any]:
+    def work() -> GateResult:
         from harness.verbs.gate import run_gate, save_baseline_target
 
         _cluster_targets(cluster, targets)
@@ -747,20 +751,20 @@ def gate(
             trust=trust,
         )
 
-    def render(r: dict[str, Any]) -> None:
+    def render(r: GateResult) -> None:
         from harness.console import summary_table
 
-        rows = [(c["key"], c["status"]) for c in r["cells"]]
-        for kind in ("regressions", "fixed", "new", "removed"):
-            for d in r[kind]:
-                rows.append((kind.rstrip("s") if kind != "fixed" else "fixed", d["cell"]))
-        rows.append(("results", f"{r['folder']}/results.json, junit.xml"))
-        if r.get("saved_baseline"):
-            rows.append(("baseline saved", r["saved_baseline"]))
-        summary_table(rows, f"gate {r['gate']}: {r['verdict']} - {r['reason']}")
+        rows = [(c.key, c.status) for c in r.cells]
+        diffs = {"regression": r.regressions, "fixed": r.fixed, "new": r.new, "removed": r.removed}
+        for kind, cells in diffs.items():
+            rows += [(kind, d["cell"]) for d in cells]
+        rows.append(("results", f"{r.folder}/results.json, junit.xml"))
+        if r.saved_baseline:
+            rows.append(("baseline saved", r.saved_baseline))
+        summary_table(rows, f"gate {r.gate}: {r.verdict} - {r.reason}")
 
     result = _serve(as_json, work, render, redact=True)
-    raise typer.Exit(outcomes.exit_code("gate", result["verdict"]))
+    raise typer.Exit(outcomes.exit_code("gate", result.verdict))
 
 
 @app.command()

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
+from pydantic import ConfigDict
+
 from harness.run.result import AttemptResult, Result, RunResult
 
 SCHEMA_VERSION = "v1"
@@ -157,6 +159,125 @@ class ExecResult(Result):
     stderr: str
 
 
+# -- matrix, gate ---------------------------------------------------------------------------------
+
+
+class MatrixCell(Result):
+    """One cell of a matrix as results.json records it (and `lab matrix --json` prints it).
+
+    A finished cell (it has a verdict) carries its run's verdict, expected verdict, rate, checks,
+    run and folder, null or not; a SKIP, or an ERROR before a run of its own, only its status and
+    reason (and seconds when measured). `engine`, `engine_url`, `attempts`: a cluster cell's.
+    Keys this version does not know (a results.json from another one) are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    cell: dict[str, Any]
+    label: str
+    status: str
+    verdict: str | None = None
+    expected: str | None = None
+    rate: str | None = None
+    reason: str | None = None
+    checks: list[dict[str, Any]] | None = None
+    run: str | None = None
+    folder: str | None = None
+    seconds: float | None = None
+    engine: str | None = None
+    engine_url: str | None = None
+    attempts: list[dict[str, Any]] | None = None
+
+    omit_none: ClassVar[tuple[str, ...]] = ("seconds", "engine", "engine_url", "attempts")
+    _finished: ClassVar[tuple[str, ...]] = (
+        *("verdict", "expected", "rate", "checks", "run", "folder"),
+    )
+
+    def omitted(self, data: dict[str, Any]) -> set[str]:
+        out = super().omitted(data)
+        if self.verdict is None:
+            out.update(k for k in self._finished if data.get(k) is None)
+        return out
+
+
+class MatrixResult(Result):
+    """`lab matrix`: results.json's header, every cell in plan order, the summary, and where
+    the results are. `only`, `params`, `resumed`, `cluster`, `engines`: a cluster matrix's
+    (`jobs` is null there); `engine`: a local one's."""
+
+    matrix: str
+    scenario: str
+    source: str
+    only: dict[str, str] | None = None
+    params: dict[str, str] | None = None
+    axes: dict[str, list[Any]]
+    cluster: str | None = None
+    jobs: int | None
+    engine: str | None = None
+    engines: list[str] | None = None
+    trust: dict[str, Any]
+    started: str
+    resumed: bool | None = None
+    cells: list[MatrixCell]
+    summary: dict[str, int]
+    seconds: float
+    ended: str
+    interrupted: bool
+    folder: str
+    exit_code: int
+
+    omit_none: ClassVar[tuple[str, ...]] = (
+        *("only", "params", "cluster", "engine", "engines", "resumed"),
+    )
+
+
+class GateCell(Result):
+    """One cell of a gate: its baseline key (suite and cell without the release axis), how
+    it ended, and its run."""
+
+    key: str
+    suite: str
+    cell: dict[str, Any]
+    status: str
+    verdict: str | None
+    reason: str | None
+    run: str | None
+    folder: str | None
+
+
+class GateMatrix(Result):
+    """One suite's matrix in a gate."""
+
+    scenario: str
+    folder: str
+    summary: dict[str, int]
+
+
+class GateResult(Result):
+    """`lab gate`: the verdict, every cell, the comparison with the baseline (cell key ->
+    status on each side), the suites' matrices; results.json is all but `saved_baseline`
+    (only when --save-baseline) and `exit_code`."""
+
+    gate: str
+    release: str | None
+    verdict: str
+    reason: str
+    baseline: str | None
+    cells: list[GateCell]
+    regressions: list[dict[str, str]]
+    fixed: list[dict[str, str]]
+    new: list[dict[str, str]]
+    removed: list[dict[str, str]]
+    errors: list[str]
+    matrices: list[GateMatrix]
+    trust: dict[str, Any]
+    folder: str
+    ended: str
+    saved_baseline: str | None = None
+    exit_code: int
+
+    omit_none: ClassVar[tuple[str, ...]] = ("saved_baseline",)
+
+
 # -- the schemas ----------------------------------------------------------------------------------
 
 # verb -> (model, whether --json prints a list of them)
@@ -170,6 +291,8 @@ RESULTS: dict[str, tuple[type[Result], bool]] = {
     "images-ls": (ImageListed, True),
     "images-prune": (ImagePruned, True),
     "exec": (ExecResult, False),
+    "matrix": (MatrixResult, False),
+    "gate": (GateResult, False),
 }
 
 
