@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from harness.verbs.results import (
+        BisectResult,
         DownResult,
+        EscalateResult,
         ExecResult,
         GateResult,
         GcResult,
@@ -789,7 +791,7 @@ def bisect(
     """Binary search for the first value where the symptom appears (exit 0 when found, 1 when
     there is no transition, 3 when a probe stayed ERROR)."""
 
-    def work() -> dict[str, Any]:
+    def work() -> BisectResult:
         from harness.verbs.bisect import run_bisect
 
         return run_bisect(
@@ -805,21 +807,21 @@ def bisect(
             trust=trust,
         )
 
-    def render(r: dict[str, Any]) -> None:
+    def render(r: BisectResult) -> None:
         from harness.console import summary_table
 
         rows = []
-        if r["verdict"] == outcomes.FOUND:
+        if r.verdict == outcomes.FOUND:
             first = "first fixed" if fixed else "first bad"
             last = "last unfixed" if fixed else "last good"
-            rows += [(first, str(r["first"])), (last, str(r["last_before"]))]
-        rows.append(("runs used", f"{len(r['probes'])} of at most {len(r['values'])}"))
-        for p in r["probes"]:
-            rows.append((f"{r['axis']}={p['value']}", f"{p['verdict']} {p['rate']}  {p['folder']}"))
-        summary_table(rows, f"bisect {r['axis']}: {r['verdict']} - {r['reason']}")
+            rows += [(first, str(r.first)), (last, str(r.last_before))]
+        rows.append(("runs used", f"{len(r.probes)} of at most {len(r.values)}"))
+        for p in r.probes:
+            rows.append((f"{r.axis}={p.value}", f"{p.verdict} {p.rate}  {p.folder}"))
+        summary_table(rows, f"bisect {r.axis}: {r.verdict} - {r.reason}")
 
     result = _serve(as_json, work, render, redact=True)
-    raise typer.Exit(outcomes.exit_code("bisect", result["verdict"]))
+    raise typer.Exit(outcomes.exit_code("bisect", result.verdict))
 
 
 @app.command()
@@ -886,7 +888,7 @@ def escalate(
     manifest with checksums; redacted) and attach it to a ticket: always in `local`, then in
     --tracker. Exit 0 attached, 2 bad ticket/token, 3 tracker down (what was attached is said)."""
 
-    def work() -> dict[str, Any]:
+    def work() -> EscalateResult:
         from harness.verbs.escalate import escalate as do
 
         return do(
@@ -900,14 +902,14 @@ def escalate(
             signing_key=signing_key,
         )
 
-    def render(r: dict[str, Any]) -> None:
+    def render(r: EscalateResult) -> None:
         from harness.verbs.escalate import render_lines
 
         for line in render_lines(r):
             print(line)
 
     result = _serve(as_json, work, render, redact=True)
-    raise typer.Exit(result["exit_code"])
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from harness.run.result import AttemptResult, Result, RunResult
 
@@ -278,6 +278,88 @@ class GateResult(Result):
     omit_none: ClassVar[tuple[str, ...]] = ("saved_baseline",)
 
 
+# -- bisect ---------------------------------------------------------------------------------------
+
+
+class BisectProbe(Result):
+    """One probe of `lab bisect`: the value run, its verdict, and which try it was."""
+
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True, validate_by_name=True)
+
+    value: Any
+    verdict: str
+    rate: str
+    run: str
+    folder: str
+    try_: int = Field(alias="try")
+
+
+class BisectResult(Result):
+    """`lab bisect`: the values searched, every probe, the verdict. Once FOUND: the transition
+    under its own names (`first_bad`/`last_good`, or with --fixed `first_fixed`/`last_unfixed`),
+    under both verbs' names (`first`, `last_before`), and the runs used."""
+
+    axis: str
+    values: list[Any]
+    looking_for: str
+    probes: list[BisectProbe]
+    trust: dict[str, Any]
+    verdict: str
+    first_bad: Any = None
+    last_good: Any = None
+    first_fixed: Any = None
+    last_unfixed: Any = None
+    first: Any = None
+    last_before: Any = None
+    reason: str
+    runs: int | None = None
+    exit_code: int
+
+    omit_none: ClassVar[tuple[str, ...]] = (
+        *("first_bad", "last_good", "first_fixed", "last_unfixed", "first", "last_before"),
+        "runs",
+    )
+
+
+# -- escalate -------------------------------------------------------------------------------------
+
+
+class TrackerAttached(Result):
+    """What one tracker got from `lab escalate`: files newly attached, already there, not
+    attached (and why: `error`), the comment added and the ticket's link."""
+
+    tracker: str
+    attached: list[str]
+    already: list[str]
+    not_attached: list[str]
+    comment: str | None
+    url: str | None
+    error: str | None
+
+
+class EscalateResult(Result):
+    """`lab escalate`: the bundle, where it went, and the error of a tracker that failed (the
+    bundle is kept in local then, and the exit code says so)."""
+
+    ticket: str
+    run: str
+    scenario: str | None
+    folder: str
+    verdict: str | None
+    rate: str | None
+    bundle: str
+    sha256: str
+    size: int
+    signed_by: str | None
+    signing_key: str | None
+    attachments: list[str]
+    trackers: list[TrackerAttached]
+    redacted: list[str]
+    comment: str
+    error: str | None
+    exit_code: int
+
+
 # -- the schemas ----------------------------------------------------------------------------------
 
 # verb -> (model, whether --json prints a list of them)
@@ -293,6 +375,8 @@ RESULTS: dict[str, tuple[type[Result], bool]] = {
     "exec": (ExecResult, False),
     "matrix": (MatrixResult, False),
     "gate": (GateResult, False),
+    "bisect": (BisectResult, False),
+    "escalate": (EscalateResult, False),
 }
 
 

@@ -230,6 +230,66 @@ CONSTRUCTED["gate"] = R.GateResult(
     exit_code=1,
 )
 
+CONSTRUCTED["bisect"] = R.BisectResult(
+    axis="product",
+    values=["1.0", "1.1"],
+    looking_for="first bad",
+    probes=[
+        R.BisectProbe(value="1.1", verdict="REPRODUCED", rate="1/1", run="r", folder="f", try_=1)
+    ],
+    trust={"untrusted": False},
+    verdict="FOUND",
+    first_bad="1.1",
+    last_good="1.0",
+    first="1.1",
+    last_before="1.0",
+    reason="bad from product=1.1 (last before: 1.0)",
+    runs=1,
+    exit_code=0,
+)
+CONSTRUCTED["escalate"] = R.EscalateResult(
+    ticket="SUP-1",
+    run="r1",
+    scenario="s",
+    folder="reports/s/r1",
+    verdict="REPRODUCED",
+    rate="2/3",
+    bundle="b.tar.gz",
+    sha256="0" * 64,
+    size=10,
+    signed_by=None,
+    signing_key=None,
+    attachments=["b.tar.gz"],
+    trackers=[
+        R.TrackerAttached(
+            tracker="local",
+            attached=["b.tar.gz"],
+            already=[],
+            not_attached=[],
+            comment=None,
+            url=None,
+            error=None,
+        )
+    ],
+    redacted=[],
+    comment="c",
+    error=None,
+    exit_code=0,
+)
+
+
+def test_bisect_keeps_its_keys_and_the_try_name() -> None:
+    data = R.to_json(CONSTRUCTED["bisect"])
+    assert list(data["probes"][0])[-1] == "try"
+    assert "first_fixed" not in data and "last_unfixed" not in data
+    no = CONSTRUCTED["bisect"].model_copy(
+        update={"verdict": "NO_TRANSITION", "first_bad": None, "last_good": None}
+    )
+    no = no.model_copy(update={"first": None, "last_before": None, "runs": None})
+    assert list(R.to_json(no)) == [
+        *("axis", "values", "looking_for", "probes", "trust", "verdict", "reason", "exit_code")
+    ]
+
 
 @pytest.mark.parametrize("verb", list(CONSTRUCTED))
 def test_a_constructed_result_validates(verb: str) -> None:
