@@ -139,6 +139,7 @@ _STATE: dict[str, Any] = {"quiet": False, "reporter": None}
 
 @app.callback()
 def _options(
+    *,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress output (errors still show).")
     ] = False,
@@ -156,6 +157,7 @@ def _progress(as_json: bool) -> Any:
 
 @app.command()
 def validate(
+    *,
     files: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
@@ -188,6 +190,7 @@ def validate(
 
 @app.command()
 def schema(
+    *,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Where to write the JSON Schema ('-' = stdout).")
     ] = Path("schemas/scenario.schema.json"),
@@ -350,6 +353,7 @@ def _rows(rows: Sequence[BaseModel]) -> None:
 
 @app.command()
 def up(
+    *,
     scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
     param: ParamOpt = None,
     fix: Annotated[
@@ -397,6 +401,7 @@ def up(
 
 @app.command()
 def down(
+    *,
     runs: Annotated[list[str], typer.Argument(help="Run ids (or unique prefixes).")],
     as_json: JsonOpt = False,
 ) -> None:
@@ -428,7 +433,7 @@ def _say_stuck(result: DownResult | GcResult) -> None:
 
 
 @app.command("ls")
-def ls_(as_json: JsonOpt = False) -> None:
+def ls_(*, as_json: JsonOpt = False) -> None:
     """List the runs that have objects on the engine."""
 
     def work() -> list[ListedRun]:
@@ -451,6 +456,7 @@ def ls_(as_json: JsonOpt = False) -> None:
 
 @app.command()
 def gc(
+    *,
     remove_all: Annotated[
         bool, typer.Option("--all", help="Remove every run, live ones included.")
     ] = False,
@@ -481,6 +487,7 @@ def gc(
 
 @app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def exec_(
+    *,
     run: Annotated[str, typer.Argument(help="Run id (or unique prefix).")],
     node: Annotated[str, typer.Argument(help="Node name.")],
     command: Annotated[list[str], typer.Argument(help="Command, after --.")],
@@ -503,6 +510,7 @@ def exec_(
 
 @app.command()
 def shell(
+    *,
     run: Annotated[str, typer.Argument(help="Run id (or unique prefix).")],
     node: Annotated[str, typer.Argument(help="Node name.")],
     sh: Annotated[str, typer.Option("--shell", help="Shell to start.")] = "sh",
@@ -552,6 +560,7 @@ def _render_run(r: RunResult, title: str = "") -> None:
 
 @app.command()
 def reproduce(
+    *,
     scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
     param: ParamOpt = None,
     fix: Annotated[str | None, typer.Option("--fix", help="Apply this fix first.")] = None,
@@ -591,6 +600,7 @@ def reproduce(
 
 @app.command("verify-fix")
 def verify_fix(
+    *,
     scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
     fix: Annotated[str | None, typer.Option("--fix", help="The fix or workaround to test.")] = None,
     fix_file: FixFileOpt = None,
@@ -673,6 +683,7 @@ def _render_matrix(r: MatrixResult) -> None:
 
 @app.command()
 def matrix(
+    *,
     scenario: Annotated[Path, typer.Argument(help="Scenario file with a `matrix:`.")],
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Cells run at once.")] = 1,
     only: Annotated[
@@ -717,6 +728,7 @@ def matrix(
 
 @app.command()
 def gate(
+    *,
     gate_file: Annotated[Path, typer.Argument(help="Gate file (scenarios/gates/<release>.yaml).")],
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Cells run at once.")] = None,
     save_baseline: Annotated[
@@ -771,6 +783,7 @@ def gate(
 
 @app.command()
 def bisect(
+    *,
     scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
     axis: Annotated[str, typer.Option("--axis", help="A matrix axis, or a param with --values.")],
     values: Annotated[
@@ -826,6 +839,7 @@ def bisect(
 
 @app.command()
 def report(
+    *,
     run: Annotated[str, typer.Argument(help="Run id (or prefix), run folder or journal.json.")],
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
@@ -853,6 +867,7 @@ def report(
 
 @app.command()
 def escalate(
+    *,
     run: Annotated[str, typer.Argument(help="Run id (or prefix), run folder or journal.json.")],
     ticket: Annotated[str, typer.Option("--ticket", help="The ticket to attach to (SUP-48213).")],
     tracker: Annotated[
@@ -914,6 +929,7 @@ def escalate(
 
 @app.command()
 def replay(
+    *,
     bundle: Annotated[Path, typer.Argument(help="An escalation bundle (.tar.gz).")],
     workdir: Annotated[
         Path | None,
@@ -970,6 +986,7 @@ def replay(
 
 @app.command()
 def escalations(
+    *,
     ticket: Annotated[str | None, typer.Option("--ticket", help="Only this ticket.")] = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
@@ -992,6 +1009,7 @@ def escalations(
 
 @keys_app.command("generate")
 def keys_generate(
+    *,
     folder: Annotated[Path, typer.Argument(help="Folder for NAME.key and NAME.pub.")],
     name: Annotated[str, typer.Option("--name", help="File name stem.")] = "bundle",
     as_json: JsonOpt = False,
@@ -1019,6 +1037,7 @@ def keys_generate(
 
 @images_app.command("build")
 def images_build(
+    *,
     lab: Annotated[list[str] | None, typer.Option("--lab", help="Only these labs.")] = None,
     os_: Annotated[list[str] | None, typer.Option("--os", help="Only these environments.")] = None,
     environments_only: Annotated[
@@ -1047,7 +1066,7 @@ def images_build(
 
 
 @images_app.command("ls")
-def images_ls(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+def images_ls(*, project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """List the images labharness built, and whether each is current."""
 
     def work() -> list[ImageListed]:
@@ -1061,6 +1080,7 @@ def images_ls(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def worker(
+    *,
     engine_opt: EngineOpt = None,
     scheduler: Annotated[str, typer.Option("--scheduler", help="Dask scheduler ADDR.")] = "",
     slots: Annotated[
@@ -1091,6 +1111,7 @@ def worker(
 
 @images_app.command("prune")
 def images_prune(
+    *,
     prune_all: Annotated[
         bool, typer.Option("--all", help="Remove every labharness image, current ones too.")
     ] = False,
