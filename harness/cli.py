@@ -19,14 +19,19 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from harness.verbs.results import (
+        BisectResult,
         CopyResult,
         DownResult,
+        EscalateResult,
         ExecResult,
+        GateResult,
         GcResult,
         ImageBuilt,
         ImageListed,
         ImagePruned,
         ListedRun,
+        MatrixCell,
+        MatrixResult,
         ReproduceResult,
         RunResult,
         VerifyFixResult,
@@ -135,6 +140,7 @@ _STATE: dict[str, Any] = {"quiet": False, "reporter": None}
 
 @app.callback()
 def _options(
+    *,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress output (errors still show).")
     ] = False,
@@ -152,6 +158,7 @@ def _progress(as_json: bool) -> Any:
 
 @app.command()
 def validate(
+    *,
     files: Annotated[list[Path], typer.Argument(help="Scenario files to check.")],
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
@@ -184,6 +191,7 @@ def validate(
 
 @app.command()
 def schema(
+    *,
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Where to write the JSON Schema ('-' = stdout).")
     ] = Path("schemas/scenario.schema.json"),
@@ -346,6 +354,7 @@ def _rows(rows: Sequence[BaseModel]) -> None:
 
 @app.command()
 def up(
+    *,
     scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
     param: ParamOpt = None,
     fix: Annotated[
@@ -393,6 +402,7 @@ def up(
 
 @app.command()
 def down(
+    *,
     runs: Annotated[list[str], typer.Argument(help="Run ids (or unique prefixes).")],
     as_json: JsonOpt = False,
 ) -> None:
@@ -424,7 +434,7 @@ def _say_stuck(result: DownResult | GcResult) -> None:
 
 
 @app.command("ls")
-def ls_(as_json: JsonOpt = False) -> None:
+def ls_(*, as_json: JsonOpt = False) -> None:
     """List the runs that have objects on the engine."""
 
     def work() -> list[ListedRun]:
@@ -447,6 +457,7 @@ def ls_(as_json: JsonOpt = False) -> None:
 
 @app.command()
 def gc(
+    *,
     remove_all: Annotated[
         bool, typer.Option("--all", help="Remove every run, live ones included.")
     ] = False,
@@ -477,6 +488,7 @@ def gc(
 
 @app.command("exec", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def exec_(
+    *,
     run: Annotated[str, typer.Argument(help="Run id (or unique prefix).")],
     node: Annotated[str, typer.Argument(help="Node name.")],
     command: Annotated[list[str], typer.Argument(help="Command, after --.")],
@@ -500,6 +512,7 @@ def exec_(
 
 @app.command()
 def shell(
+    *,
     run: Annotated[str, typer.Argument(help="Run id (or unique prefix).")],
     node: Annotated[str, typer.Argument(help="Node name.")],
     sh: Annotated[str, typer.Option("--shell", help="Shell to start.")] = "sh",
@@ -517,6 +530,7 @@ def shell(
 
 @app.command()
 def cp(
+    *,
     run: Annotated[str, typer.Argument(help="Run id (or unique prefix).")],
     source: Annotated[str, typer.Argument(help="NODE:/path in the node, or a local path.")],
     dest: Annotated[str, typer.Argument(help="A local path, or NODE:/path in the node.")],
@@ -569,6 +583,7 @@ def _render_run(r: RunResult, title: str = "") -> None:
 
 @app.command()
 def reproduce(
+    *,
     scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
     param: ParamOpt = None,
     fix: Annotated[str | None, typer.Option("--fix", help="Apply this fix first.")] = None,
@@ -608,6 +623,7 @@ def reproduce(
 
 @app.command("verify-fix")
 def verify_fix(
+    *,
     scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
     fix: Annotated[str | None, typer.Option("--fix", help="The fix or workaround to test.")] = None,
     fix_file: FixFileOpt = None,
@@ -657,38 +673,40 @@ def _parse_cells(values: list[str] | None) -> dict[str, str]:
     return out
 
 
-def _render_matrix(r: dict[str, Any]) -> None:
+def _matrix_row(c: MatrixCell, names: list[str]) -> list[str]:
+    """A cell's row: a finished cell's verdict, rate and run; else its reason."""
+    done = c.verdict is not None
+    return [
+        *[str(c.cell.get(n, "")) for n in names],
+        c.status,
+        str(c.verdict) if done else "",
+        str(c.rate) if done else "",
+        f"{c.seconds}s" if c.seconds is not None else "",
+        str(c.run) if done else str(c.reason),
+    ]
+
+
+def _render_matrix(r: MatrixResult) -> None:
     from harness.console import where
 
-    axes = list(r.get("axes") or {})
-    cells = r["cells"]
-    names = axes or sorted({k for c in cells for k in c["cell"]})
+    names = list(r.axes) or sorted({k for c in r.cells for k in c.cell})
     header = [*names, "STATUS", "VERDICT", "RATE", "TIME", "RUN"]
-    rows = [
-        [
-            *[str(c["cell"].get(n, "")) for n in names],
-            c["status"],
-            str(c.get("verdict", "")),
-            str(c.get("rate", "")),
-            f"{c['seconds']}s" if "seconds" in c else "",
-            str(c.get("run", c.get("reason", ""))),
-        ]
-        for c in cells
-    ]
+    rows = [_matrix_row(c, names) for c in r.cells]
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
     for row in rows:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    s = r["summary"]
+    s = r.summary
     print(
         f"{s['PASS']} PASS, {s['FAIL']} FAIL, {s['ERROR']} ERROR, {s['SKIP']} SKIP "
-        f"in {r['seconds']}s ({where(r)})"
+        f"in {r.seconds}s ({where({'jobs': r.jobs, 'engines': r.engines})})"
     )
-    print(f"results: {r['folder']}/results.json  heatmap: {r['folder']}/matrix.html")
+    print(f"results: {r.folder}/results.json  heatmap: {r.folder}/matrix.html")
 
 
 @app.command()
 def matrix(
+    *,
     scenario: Annotated[Path, typer.Argument(help="Scenario file with a `matrix:`.")],
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Cells run at once.")] = 1,
     only: Annotated[
@@ -709,7 +727,7 @@ def matrix(
     """Run every cell on its own topology: a table of PASS / FAIL / ERROR / SKIP. Exit 0 when
     no cell is FAIL or ERROR."""
 
-    def work() -> dict[str, Any]:
+    def work() -> MatrixResult:
         from harness.verbs.matrix import run_matrix
 
         _cluster_targets(cluster, targets)
@@ -728,11 +746,12 @@ def matrix(
         )
 
     result = _serve(as_json, work, _render_matrix, redact=True)
-    raise typer.Exit(result["exit_code"])
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()
 def gate(
+    *,
     gate_file: Annotated[Path, typer.Argument(help="Gate file (scenarios/gates/<release>.yaml).")],
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="Cells run at once.")] = None,
     save_baseline: Annotated[
@@ -752,7 +771,7 @@ def gate(
     """Run a release's suites and compare with the last release's results: PASS (exit 0) only
     with no regression and no ERROR, else FAIL (exit 1)."""
 
-    def work() -> dict[str, Any]:
+    def work() -> GateResult:
         from harness.verbs.gate import run_gate, save_baseline_target
 
         _cluster_targets(cluster, targets)
@@ -769,24 +788,25 @@ def gate(
             trust=trust,
         )
 
-    def render(r: dict[str, Any]) -> None:
+    def render(r: GateResult) -> None:
         from harness.console import summary_table
 
-        rows = [(c["key"], c["status"]) for c in r["cells"]]
-        for kind in ("regressions", "fixed", "new", "removed"):
-            for d in r[kind]:
-                rows.append((kind.rstrip("s") if kind != "fixed" else "fixed", d["cell"]))
-        rows.append(("results", f"{r['folder']}/results.json, junit.xml"))
-        if r.get("saved_baseline"):
-            rows.append(("baseline saved", r["saved_baseline"]))
-        summary_table(rows, f"gate {r['gate']}: {r['verdict']} - {r['reason']}")
+        rows = [(c.key, c.status) for c in r.cells]
+        diffs = {"regression": r.regressions, "fixed": r.fixed, "new": r.new, "removed": r.removed}
+        for kind, cells in diffs.items():
+            rows += [(kind, d["cell"]) for d in cells]
+        rows.append(("results", f"{r.folder}/results.json, junit.xml"))
+        if r.saved_baseline:
+            rows.append(("baseline saved", r.saved_baseline))
+        summary_table(rows, f"gate {r.gate}: {r.verdict} - {r.reason}")
 
     result = _serve(as_json, work, render, redact=True)
-    raise typer.Exit(outcomes.exit_code("gate", result["verdict"]))
+    raise typer.Exit(outcomes.exit_code("gate", result.verdict))
 
 
 @app.command()
 def bisect(
+    *,
     scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
     axis: Annotated[str, typer.Option("--axis", help="A matrix axis, or a param with --values.")],
     values: Annotated[
@@ -807,7 +827,7 @@ def bisect(
     """Binary search for the first value where the symptom appears (exit 0 when found, 1 when
     there is no transition, 3 when a probe stayed ERROR)."""
 
-    def work() -> dict[str, Any]:
+    def work() -> BisectResult:
         from harness.verbs.bisect import run_bisect
 
         return run_bisect(
@@ -823,25 +843,26 @@ def bisect(
             trust=trust,
         )
 
-    def render(r: dict[str, Any]) -> None:
+    def render(r: BisectResult) -> None:
         from harness.console import summary_table
 
         rows = []
-        if r["verdict"] == outcomes.FOUND:
+        if r.verdict == outcomes.FOUND:
             first = "first fixed" if fixed else "first bad"
             last = "last unfixed" if fixed else "last good"
-            rows += [(first, str(r["first"])), (last, str(r["last_before"]))]
-        rows.append(("runs used", f"{len(r['probes'])} of at most {len(r['values'])}"))
-        for p in r["probes"]:
-            rows.append((f"{r['axis']}={p['value']}", f"{p['verdict']} {p['rate']}  {p['folder']}"))
-        summary_table(rows, f"bisect {r['axis']}: {r['verdict']} - {r['reason']}")
+            rows += [(first, str(r.first)), (last, str(r.last_before))]
+        rows.append(("runs used", f"{len(r.probes)} of at most {len(r.values)}"))
+        for p in r.probes:
+            rows.append((f"{r.axis}={p.value}", f"{p.verdict} {p.rate}  {p.folder}"))
+        summary_table(rows, f"bisect {r.axis}: {r.verdict} - {r.reason}")
 
     result = _serve(as_json, work, render, redact=True)
-    raise typer.Exit(outcomes.exit_code("bisect", result["verdict"]))
+    raise typer.Exit(outcomes.exit_code("bisect", result.verdict))
 
 
 @app.command()
 def report(
+    *,
     run: Annotated[str, typer.Argument(help="Run id (or prefix), run folder or journal.json.")],
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
@@ -869,6 +890,7 @@ def report(
 
 @app.command()
 def escalate(
+    *,
     run: Annotated[str, typer.Argument(help="Run id (or prefix), run folder or journal.json.")],
     ticket: Annotated[str, typer.Option("--ticket", help="The ticket to attach to (SUP-48213).")],
     tracker: Annotated[
@@ -904,7 +926,7 @@ def escalate(
     manifest with checksums; redacted) and attach it to a ticket: always in `local`, then in
     --tracker. Exit 0 attached, 2 bad ticket/token, 3 tracker down (what was attached is said)."""
 
-    def work() -> dict[str, Any]:
+    def work() -> EscalateResult:
         from harness.verbs.escalate import escalate as do
 
         return do(
@@ -918,18 +940,19 @@ def escalate(
             signing_key=signing_key,
         )
 
-    def render(r: dict[str, Any]) -> None:
+    def render(r: EscalateResult) -> None:
         from harness.verbs.escalate import render_lines
 
         for line in render_lines(r):
             print(line)
 
     result = _serve(as_json, work, render, redact=True)
-    raise typer.Exit(result["exit_code"])
+    raise typer.Exit(result.exit_code)
 
 
 @app.command()
 def replay(
+    *,
     bundle: Annotated[Path, typer.Argument(help="An escalation bundle (.tar.gz).")],
     workdir: Annotated[
         Path | None,
@@ -986,6 +1009,7 @@ def replay(
 
 @app.command()
 def escalations(
+    *,
     ticket: Annotated[str | None, typer.Option("--ticket", help="Only this ticket.")] = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
@@ -1008,6 +1032,7 @@ def escalations(
 
 @keys_app.command("generate")
 def keys_generate(
+    *,
     folder: Annotated[Path, typer.Argument(help="Folder for NAME.key and NAME.pub.")],
     name: Annotated[str, typer.Option("--name", help="File name stem.")] = "bundle",
     as_json: JsonOpt = False,
@@ -1035,6 +1060,7 @@ def keys_generate(
 
 @images_app.command("build")
 def images_build(
+    *,
     lab: Annotated[list[str] | None, typer.Option("--lab", help="Only these labs.")] = None,
     os_: Annotated[list[str] | None, typer.Option("--os", help="Only these environments.")] = None,
     environments_only: Annotated[
@@ -1063,7 +1089,7 @@ def images_build(
 
 
 @images_app.command("ls")
-def images_ls(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
+def images_ls(*, project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
     """List the images labharness built, and whether each is current."""
 
     def work() -> list[ImageListed]:
@@ -1077,6 +1103,7 @@ def images_ls(project: ProjectOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def worker(
+    *,
     engine_opt: EngineOpt = None,
     scheduler: Annotated[str, typer.Option("--scheduler", help="Dask scheduler ADDR.")] = "",
     slots: Annotated[
@@ -1107,6 +1134,7 @@ def worker(
 
 @images_app.command("prune")
 def images_prune(
+    *,
     prune_all: Annotated[
         bool, typer.Option("--all", help="Remove every labharness image, current ones too.")
     ] = False,

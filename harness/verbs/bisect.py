@@ -24,6 +24,7 @@ from harness.scenario.catalog import Catalog, load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
 from harness.scenario.matrix import axes_of
 from harness.verbs.matrix import raw_matrix, refuse_cells
+from harness.verbs.results import BisectProbe, BisectResult
 
 _VERSION = re.compile(r"^v?\d+(\.\d+)*$")
 
@@ -48,7 +49,7 @@ def run_bisect(
     on_event: OnEvent = _quiet,
     untrusted: bool = False,
     trust: bool = False,
-) -> dict[str, Any]:
+) -> BisectResult:
     """`untrusted`: the file came from someone else, unless `trust`; every probe runs at that
     level."""
     level = Trust.of(untrusted=untrusted, trust=trust)
@@ -85,12 +86,18 @@ def run_bisect(
             verdict=outcomes.ERROR,
             reason=f"probe {axis}={exc.value} was ERROR twice: {exc.reason}",
         )
-        return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.ERROR)}
+        return _result(result, outcomes.ERROR)
     if isinstance(found, str):
         result.update(verdict=outcomes.NO_TRANSITION, reason=found)
-        return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.NO_TRANSITION)}
+        return _result(result, outcomes.NO_TRANSITION)
     result.update(_found(axis, ordered, found, fixed=fixed), runs=len(prober.probes))
-    return {**result, "exit_code": outcomes.exit_code("bisect", outcomes.FOUND)}
+    return _result(result, outcomes.FOUND)
+
+
+def _result(result: dict[str, Any], verdict: str) -> BisectResult:
+    return BisectResult.model_validate(
+        {**result, "exit_code": outcomes.exit_code("bisect", verdict)}
+    )
 
 
 def _found(axis: str, ordered: list[Any], found: tuple[int, int], *, fixed: bool) -> dict[str, Any]:
@@ -176,7 +183,7 @@ class _Prober:
     level: Trust
     after: str
     on_event: OnEvent
-    probes: list[dict[str, Any]] = field(default_factory=list)
+    probes: list[BisectProbe] = field(default_factory=list)
 
     def load_at(self, value: Any) -> LoadedScenario:
         ps = dict(self.params)
@@ -204,15 +211,16 @@ class _Prober:
                     trust=self.level,
                 ),
             )
-            rec = {
-                "value": value,
-                "verdict": r.verdict,
-                "rate": r.rate,
-                "run": r.run,
-                "folder": r.folder,
-                "try": attempt,
-            }
-            self.probes.append(rec)
+            self.probes.append(
+                BisectProbe(
+                    value=value,
+                    verdict=r.verdict,
+                    rate=r.rate,
+                    run=r.run,
+                    folder=r.folder,
+                    try_=attempt,
+                )
+            )
             state = outcomes.probe_after(r.verdict, self.after)
             if state is not None:
                 return state

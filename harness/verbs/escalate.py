@@ -26,6 +26,7 @@ from harness.escalation.bundle import Bundle, build_bundle
 from harness.escalation.comment import ticket_comment
 from harness.escalation.signing import Signer
 from harness.verbs.report import find_run_folder
+from harness.verbs.results import EscalateResult, TrackerAttached
 
 if TYPE_CHECKING:
     from harness.trackers import Tracker
@@ -59,7 +60,7 @@ def escalate(
     fix_file: Path | None = None,
     trackers_file: Path | None = None,
     signing_key: Path | None = None,
-) -> dict[str, Any]:
+) -> EscalateResult:
     local, remote = _trackers(ticket, tracker, root, trackers_file)
     signer = _signer(signing_key)
     folder = find_run_folder(run, root)
@@ -143,36 +144,38 @@ def _result(
     results: list[dict[str, Any]],
     comment: str,
     root: Path,
-) -> dict[str, Any]:
+) -> EscalateResult:
     """What the verb prints: the bundle, where it went, and the error of a tracker that failed
     (the bundle is kept in local then, and the exit code says so)."""
     verdict = bundle.manifest["run"]
     failed = [r for r in results if r.get("error")]
-    return {
-        "ticket": ticket,
-        "run": run_id,
-        "scenario": verdict.get("scenario"),
-        "folder": str(folder),
-        "verdict": verdict.get("verdict"),
-        "rate": verdict.get("rate"),
-        "bundle": bundle.name,
-        "sha256": bundle.sha256,
-        "size": size,
-        "signed_by": bundle.signed_by,
-        "signing_key": signer.path if signer is not None else None,
-        "attachments": names,
-        "trackers": results,
-        "redacted": [f["path"] for f in bundle.manifest["redaction"]["files"]],
-        "comment": comment,
-        "error": (
-            f"{failed[0]['tracker']}: {failed[0]['error']}; the bundle is kept in local "
-            f"({results[0].get('url') or escalations_root(root) / ticket}); rerun this command "
-            "when the tracker is back"
-            if failed
-            else None
-        ),
-        "exit_code": outcomes.exit_code("escalate", outcomes.escalate_result(bool(failed))),
-    }
+    return EscalateResult.model_validate(
+        {
+            "ticket": ticket,
+            "run": run_id,
+            "scenario": verdict.get("scenario"),
+            "folder": str(folder),
+            "verdict": verdict.get("verdict"),
+            "rate": verdict.get("rate"),
+            "bundle": bundle.name,
+            "sha256": bundle.sha256,
+            "size": size,
+            "signed_by": bundle.signed_by,
+            "signing_key": str(signer.path) if signer is not None else None,
+            "attachments": names,
+            "trackers": results,
+            "redacted": [f["path"] for f in bundle.manifest["redaction"]["files"]],
+            "comment": comment,
+            "error": (
+                f"{failed[0]['tracker']}: {failed[0]['error']}; the bundle is kept in local "
+                f"({results[0].get('url') or escalations_root(root) / ticket}); rerun this command "
+                "when the tracker is back"
+                if failed
+                else None
+            ),
+            "exit_code": outcomes.exit_code("escalate", outcomes.escalate_result(bool(failed))),
+        }
+    )
 
 
 def _side_files(bundle: Bundle, out: Path, run_id: str) -> list[Path]:
@@ -297,34 +300,37 @@ def _ledger_add(root: Path, entry: dict[str, Any]) -> None:
         tmp.replace(path)
 
 
-def render_lines(r: dict[str, Any]) -> list[str]:
+def render_lines(r: EscalateResult) -> list[str]:
     """For a person: the bundle, then per tracker exactly what was and was not attached."""
     lines = [
-        f"{r['ticket']}: {r['scenario']} run {r['run']}, {r['verdict']} ({r.get('rate') or '-'})",
-        f"bundle    {r['bundle']}  sha256 {r['sha256']}  {r.get('size') or 0} bytes",
+        f"{r.ticket}: {r.scenario} run {r.run}, {r.verdict} ({r.rate or '-'})",
+        f"bundle    {r.bundle}  sha256 {r.sha256}  {r.size or 0} bytes",
         (
-            f"signed    by {r['signed_by']} ({r.get('signing_key')})"
-            if r.get("signed_by")
+            f"signed    by {r.signed_by} ({r.signing_key})"
+            if r.signed_by
             else "signed    no (no bundle_signing_key configured, no --signing-key)"
         ),
     ]
-    for t in r["trackers"]:
-        where = f"  ({t['url']})" if t.get("url") else ""
-        if t.get("error"):
-            lines.append(f"{t['tracker']:<9} NOT attached: {', '.join(t['not_attached'])}")
-            lines.append(f"{'':<9} {t['error']}")
-            continue
-        if t.get("attached"):
-            lines.append(f"{t['tracker']:<9} attached: {', '.join(t['attached'])}{where}")
-        if t.get("already"):
-            lines.append(
-                f"{t['tracker']:<9} already there, not added again: "
-                f"{', '.join(t['already'])}{where}"
-            )
-        if t.get("not_attached"):
-            lines.append(f"{t['tracker']:<9} NOT attached: {', '.join(t['not_attached'])}")
-    if r.get("redacted"):
-        lines.append(f"redacted  {len(r['redacted'])} file(s) in the bundle (manifest.json)")
-    if r.get("error"):
-        lines.append(f"error: {r['error']}")
+    for t in r.trackers:
+        lines += _tracker_lines(t)
+    if r.redacted:
+        lines.append(f"redacted  {len(r.redacted)} file(s) in the bundle (manifest.json)")
+    if r.error:
+        lines.append(f"error: {r.error}")
+    return lines
+
+
+def _tracker_lines(t: TrackerAttached) -> list[str]:
+    where = f"  ({t.url})" if t.url else ""
+    if t.error:
+        return [f"{t.tracker:<9} NOT attached: {', '.join(t.not_attached)}", f"{'':<9} {t.error}"]
+    lines = []
+    if t.attached:
+        lines.append(f"{t.tracker:<9} attached: {', '.join(t.attached)}{where}")
+    if t.already:
+        lines.append(
+            f"{t.tracker:<9} already there, not added again: {', '.join(t.already)}{where}"
+        )
+    if t.not_attached:
+        lines.append(f"{t.tracker:<9} NOT attached: {', '.join(t.not_attached)}")
     return lines

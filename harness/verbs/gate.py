@@ -29,6 +29,7 @@ from harness.scenario.catalog import load_catalog
 from harness.scenario.matrix import cell_label
 from harness.scenario.yamlpos import load_yaml
 from harness.verbs.matrix import plan_cells, refuse_cells, run_matrix
+from harness.verbs.results import GateCell, GateMatrix, GateResult
 
 
 class _M(BaseModel):
@@ -131,7 +132,7 @@ def run_gate(
     resume: bool = False,
     untrusted: bool = False,
     trust: bool = False,
-) -> dict[str, Any]:
+) -> GateResult:
     """`untrusted`: the gate file and its suites came from someone else, unless `trust`; every
     suite runs at that level."""
     level = Trust.of(untrusted=untrusted, trust=trust)
@@ -152,33 +153,36 @@ def run_gate(
         untrusted=untrusted,
         trust=trust,
     )
-    now = {c["key"]: c["status"] for c in cells}
+    now = {c.key: c.status for c in cells}
     diff = outcomes.compare(now, baseline)
-    errors = [c["key"] for c in cells if c["status"] == ERROR]
+    errors = [c.key for c in cells if c.status == ERROR]
     verdict, reason = outcomes.gate_verdict(
         diff, errors, gate.baseline, baseline is not None, gate.on_missing_baseline
     )
-    result: dict[str, Any] = {
-        "gate": gate.gate,
-        "release": gate.release,
-        "verdict": verdict,
-        "reason": reason,
-        "baseline": gate.baseline,
-        "cells": cells,
-        **diff,
-        "errors": errors,
-        "matrices": matrices,
-        "trust": level.as_dict(),
-        "folder": str(folder),
-        "ended": now_iso(),
-    }
-    (folder / "results.json").write_text(json.dumps(result, indent=2, default=str))
+    result = GateResult.model_validate(
+        {
+            "gate": gate.gate,
+            "release": gate.release,
+            "verdict": verdict,
+            "reason": reason,
+            "baseline": gate.baseline,
+            "cells": cells,
+            **diff,
+            "errors": errors,
+            "matrices": matrices,
+            "trust": level.as_dict(),
+            "folder": str(folder),
+            "ended": now_iso(),
+            "exit_code": outcomes.exit_code("gate", verdict),
+        }
+    )
+    on_disk = result.model_dump(mode="json", exclude={"exit_code"})
+    (folder / "results.json").write_text(json.dumps(on_disk, indent=2, default=str))
     write_gate_junit(folder / "junit.xml", result)
     if save_baseline is not None:
         target = save_baseline if save_baseline.is_absolute() else root / save_baseline
         _write_baseline(target, gate, cells)
-        result["saved_baseline"] = str(target)
-    result["exit_code"] = outcomes.exit_code("gate", verdict)
+        result.saved_baseline = str(target)
     return result
 
 
@@ -193,11 +197,11 @@ def _run_suites(
     resume: bool,
     untrusted: bool,
     trust: bool,
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[GateCell], list[GateMatrix]]:
     """Each suite's matrix in turn: every cell keyed for the baseline, and each matrix's
     summary."""
-    cells: list[dict[str, Any]] = []
-    matrices: list[dict[str, Any]] = []
+    cells: list[GateCell] = []
+    matrices: list[GateMatrix] = []
     for suite, scen in zip(gate.suites, scenarios, strict=True):
         on_event({"event": "side", "side": f"suite {suite.scenario}"})
         m = run_matrix(
@@ -212,21 +216,19 @@ def _run_suites(
             untrusted=untrusted,
             trust=trust,
         )
-        matrices.append(
-            {"scenario": suite.scenario, "folder": m["folder"], "summary": m["summary"]}
-        )
+        matrices.append(GateMatrix(scenario=suite.scenario, folder=m.folder, summary=m.summary))
         cells += [
-            {
-                "key": cell_key(m["scenario"], c["cell"], gate.release_axis),
-                "suite": m["scenario"],
-                "cell": c["cell"],
-                "status": c["status"],
-                "verdict": c.get("verdict"),
-                "reason": c.get("reason"),
-                "run": c.get("run"),
-                "folder": c.get("folder"),
-            }
-            for c in m["cells"]
+            GateCell(
+                key=cell_key(m.scenario, c.cell, gate.release_axis),
+                suite=m.scenario,
+                cell=c.cell,
+                status=c.status,
+                verdict=c.verdict,
+                reason=c.reason,
+                run=c.run,
+                folder=c.folder,
+            )
+            for c in m.cells
         ]
     return cells, matrices
 
@@ -256,38 +258,38 @@ def _read_baseline(base_path: Path | None) -> dict[str, str] | None:
         raise UsageError(f"{base_path}: not a gate results file ({exc})") from None
 
 
-def _write_baseline(target: Path, gate: GateFile, cells: list[dict[str, Any]]) -> None:
+def _write_baseline(target: Path, gate: GateFile, cells: list[GateCell]) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     saved = {
         "gate": gate.gate,
         "release": gate.release,
         "saved": now_iso(),
-        "cells": [{"key": c["key"], "status": c["status"], "verdict": c["verdict"]} for c in cells],
+        "cells": [{"key": c.key, "status": c.status, "verdict": c.verdict} for c in cells],
     }
     target.write_text(json.dumps(saved, indent=2) + "\n")
 
 
-def write_gate_junit(path: Path, result: dict[str, Any]) -> None:
+def write_gate_junit(path: Path, result: GateResult) -> None:
     """One testcase per cell: regressions fail, ERROR cells error, SKIP cells are skipped."""
     from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-    regressed = {r["cell"] for r in result[outcomes.REGRESSIONS]}
-    suite = TestSuite(f"gate {result['gate']}")
-    suite.add_property("gate", result["gate"])
-    suite.add_property("verdict", result["verdict"])
-    suite.add_property("baseline", str(result["baseline"]))
-    for c in result["cells"]:
-        case = TestCase(c["key"], classname=f"gate.{result['gate']}")
-        if c["key"] in regressed:
-            case.result = [Failure(f"regression: PASS in the baseline, {c['status']} now")]
-        elif c["status"] == ERROR:
-            case.result = [Error(c.get("reason") or "infrastructure error")]
-        elif c["status"] == FAIL:
-            case.result = [Failure(f"FAIL (also failing in the baseline): {c.get('reason')}")]
-        elif c["status"] == SKIP:
-            case.result = [Skipped(c.get("reason") or "skipped")]
-        if c.get("folder"):
-            case.system_out = f"[[ATTACHMENT|{Path(c['folder']) / 'report.html'}]]"
+    regressed = {r["cell"] for r in result.regressions}
+    suite = TestSuite(f"gate {result.gate}")
+    suite.add_property("gate", result.gate)
+    suite.add_property("verdict", result.verdict)
+    suite.add_property("baseline", str(result.baseline))
+    for c in result.cells:
+        case = TestCase(c.key, classname=f"gate.{result.gate}")
+        if c.key in regressed:
+            case.result = [Failure(f"regression: PASS in the baseline, {c.status} now")]
+        elif c.status == ERROR:
+            case.result = [Error(c.reason or "infrastructure error")]
+        elif c.status == FAIL:
+            case.result = [Failure(f"FAIL (also failing in the baseline): {c.reason}")]
+        elif c.status == SKIP:
+            case.result = [Skipped(c.reason or "skipped")]
+        if c.folder:
+            case.system_out = f"[[ATTACHMENT|{Path(c.folder) / 'report.html'}]]"
         suite.add_testcase(case)
     xml = JUnitXml()
     xml.add_testsuite(suite)

@@ -41,27 +41,29 @@ from harness.verbs.executors import (
     PlannedCell,
     Record,
 )
+from harness.verbs.results import MatrixCell, MatrixResult
 
 PASS, FAIL, ERROR, SKIP = outcomes.PASS, outcomes.FAIL, outcomes.ERROR, outcomes.SKIP
 
 
 def cell_result(
     cell: dict[str, Any], r: dict[str, Any], expect: str | None, seconds: float
-) -> dict[str, Any]:
-    """A finished cell as results.json records it, from its run's result."""
-    return {
-        "cell": cell,
-        "label": cell_label(cell),
-        "status": outcomes.cell_status(r["verdict"], r.get("checks_green", True), expect),
-        "verdict": r["verdict"],
-        "expected": expect,
-        "rate": r["rate"],
-        "reason": r["reason"],
-        "checks": [{"name": c["name"], "passed": c.get("passed")} for c in r["checks"]],
-        "run": r["run"],
-        "folder": r["folder"],
-        "seconds": round(seconds, 2),
-    }
+) -> MatrixCell:
+    """A finished cell as results.json records it, from its run's result (plain data: it may
+    come from a Dask worker, or be a worker's ERROR without a run of its own)."""
+    return MatrixCell(
+        cell=cell,
+        label=cell_label(cell),
+        status=outcomes.cell_status(r["verdict"], r.get("checks_green", True), expect),
+        verdict=r["verdict"],
+        expected=expect,
+        rate=r["rate"],
+        reason=r["reason"],
+        checks=[{"name": c["name"], "passed": c.get("passed")} for c in r["checks"]],
+        run=r["run"],
+        folder=r["folder"],
+        seconds=round(seconds, 2),
+    )
 
 
 def raw_matrix(path: Path) -> Any:
@@ -125,33 +127,49 @@ def refuse_cells(loaded: list[LoadedScenario], level: Trust) -> None:
 
 
 class MatrixResults:
-    """results.json, rewritten (atomically) after every cell."""
+    """results.json, rewritten (atomically) after every cell: the header, the cells, and once
+    closed the summary (`tail`)."""
 
     def __init__(self, folder: Path, header: dict[str, Any]) -> None:
         self.folder = folder
-        self.data: dict[str, Any] = {**header, "cells": []}
+        self.header = header
+        self.cells: list[MatrixCell] = []
+        self.tail: dict[str, Any] = {}
         self.lock = threading.Lock()
         self.flush()
 
-    def add(self, cell: dict[str, Any]) -> None:
+    def add(self, cell: MatrixCell) -> None:
         with self.lock:
-            self.data["cells"].append(cell)
+            self.cells.append(cell)
             self.flush()
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """results.json's content."""
+        cells = [c.model_dump(mode="json") for c in self.cells]
+        return {**self.header, "cells": cells, **self.tail}
 
     def flush(self) -> None:
         tmp = self.folder / "results.tmp"
         tmp.write_text(json.dumps(self.data, indent=2, default=str))
         tmp.replace(self.folder / "results.json")
 
+    def result(self, exit_code: int) -> MatrixResult:
+        """The verb's result: results.json's content, where it is, and the exit code."""
+        return MatrixResult.model_validate(
+            {**self.header, "cells": self.cells, **self.tail, "folder": str(self.folder)}
+            | {"exit_code": exit_code}
+        )
 
-def _skip(cell: dict[str, Any], reason: str) -> dict[str, Any]:
-    return {"cell": cell, "label": cell_label(cell), "status": SKIP, "reason": reason}
+
+def _skip(cell: dict[str, Any], reason: str) -> MatrixCell:
+    return MatrixCell(cell=cell, label=cell_label(cell), status=SKIP, reason=reason)
 
 
-def in_order(cells: list[dict[str, Any]], order: list[str]) -> list[dict[str, Any]]:
+def in_order(cells: list[MatrixCell], order: list[str]) -> list[MatrixCell]:
     """Cells in matrix order (they finish in any order)."""
     rank = {label: i for i, label in enumerate(order)}
-    return sorted(cells, key=lambda c: rank.get(c["label"], len(rank)))
+    return sorted(cells, key=lambda c: rank.get(c.label, len(rank)))
 
 
 def check_options(jobs: int, cluster: str | None, resume: bool) -> None:
@@ -175,7 +193,7 @@ def run_matrix(
     resume: bool = False,
     untrusted: bool = False,
     trust: bool = False,
-) -> dict[str, Any]:
+) -> MatrixResult:
     """`untrusted`: the file came from someone else (harness/run/trust.py), unless `trust`.
     Every cell runs at that level, here or on a cluster worker. `cluster`: every cell to a
     Dask scheduler (harness/distributed.py), else `jobs` at a time on the local engine."""
@@ -221,11 +239,11 @@ def run_with(
     name: str | None = None,
     resume: bool = False,
     trust: Trust = TRUSTED,
-) -> dict[str, Any]:
+) -> MatrixResult:
     """The matrix around any executor: plan, refuse, the folder (or the one --resume
-    continues), the header, SKIPs, each cell's record as it ends, then the cells never run,
-    the summary and the outputs; exit 3 when the executor lost cells, else 1 on a FAIL or
-    ERROR, else 0. An interruption is re-raised after the results are closed."""
+    continues), then the cells (`_run_cells`), the cells never run, the summary and the
+    outputs; exit 3 when the executor lost cells, else 1 on a FAIL or ERROR, else 0. An
+    interruption is re-raised after the results are closed."""
     if resume and not executor.resumable:
         raise UsageError("--resume needs --cluster", hint="resume reruns a cluster matrix's gaps")
     planned, axes = plan_cells(scenario, root, catalog, params, only)
@@ -237,55 +255,81 @@ def run_with(
     folder, matrix_id, kept, new = matrix_folder(
         reports_root(root) / scen_name, match if resume else None, name
     )
-    info = executor.open(matrix_id)  # InfraError (exit 3): no engine, no scheduler
+    head = {"matrix": matrix_id, "scenario": scen_name, "source": str(scenario), **selection}
+    results, t0, (interrupted, lost) = _run_cells(
+        executor,
+        folder,
+        {**head, "axes": axes},
+        new=new,
+        trust=trust,
+        cells=(planned, runnable, kept),
+        on_event=on_event,
+    )
+    summary = close_results(
+        results, [c for c, _, _ in planned], _not_run(interrupted, lost), t0, interrupted != 0
+    )
+    if interrupted:
+        raise SignalInterrupt(interrupted)
+    return results.result(exit_code(summary, lost))
+
+
+Planned = list[tuple[dict[str, Any], LoadedScenario | None, str | None]]
+
+
+def _run_cells(
+    executor: CellExecutor,
+    folder: Path,
+    head: dict[str, Any],
+    *,
+    new: bool,
+    trust: Trust,
+    cells: tuple[Planned, list[PlannedCell], list[MatrixCell]],
+    on_event: OnEvent,
+) -> tuple[MatrixResults, float, tuple[int, str | None]]:
+    """Open the executor, make the folder (a new one only once the executor is open: no
+    engine, no scheduler, no empty folder), write the header, the kept cells and the SKIPs,
+    run the rest; (the results, when the cells started, `_execute`'s answer)."""
+    planned, runnable, kept = cells
+    resumable = executor.resumable
+    info = executor.open(head["matrix"])  # InfraError (exit 3): no engine, no scheduler
     try:
-        if new:  # made once the executor is open: no engine, no scheduler, no empty folder
+        if new:
             folder.mkdir(parents=True, exist_ok=False)
         results = MatrixResults(
             folder,
             {
-                "matrix": matrix_id,
-                "scenario": scen_name,
-                "source": str(scenario),
-                **selection,
-                "axes": axes,
+                **head,
                 **info.header,
                 "trust": trust.as_dict(),
                 "started": now_iso(),
-                **({"resumed": bool(kept)} if executor.resumable else {}),
+                **({"resumed": bool(kept)} if resumable else {}),
             },
         )
         todo = _seed(results, planned, runnable, kept)
         on_event(
             {
                 "event": "matrix",
-                "matrix": matrix_id,
+                "matrix": head["matrix"],
                 "folder": str(folder),
                 "cells": len(planned),
-                **({"todo": len(todo)} if executor.resumable else {}),
+                **({"todo": len(todo)} if resumable else {}),
                 **info.event,
             }
         )
         t0 = time.monotonic()
-        interrupted, lost = _execute(executor, todo, recorder(results, on_event))
+        return results, t0, _execute(executor, todo, recorder(results, on_event))
     finally:
         executor.close()
-    summary = close_results(
-        results, [c for c, _, _ in planned], _not_run(interrupted, lost), t0, interrupted != 0
-    )
-    if interrupted:
-        raise SignalInterrupt(interrupted)
-    return {**results.data, "folder": str(folder), "exit_code": exit_code(summary, lost)}
 
 
 def _seed(
     results: MatrixResults,
-    planned: list[tuple[dict[str, Any], LoadedScenario | None, str | None]],
+    planned: Planned,
     runnable: list[PlannedCell],
-    kept: list[dict[str, Any]],
+    kept: list[MatrixCell],
 ) -> list[PlannedCell]:
     """Record the cells kept from a resumed matrix and the SKIPs; the cells left to run."""
-    done = {c["label"] for c in kept}
+    done = {c.label for c in kept}
     for c in kept:
         results.add(c)
     for cell, _, why in planned:
@@ -305,15 +349,15 @@ def _execute(
             return getattr(exc, "signum", 2), None
 
 
-def _not_run(interrupted: int, lost: str | None) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def _not_run(interrupted: int, lost: str | None) -> Callable[[dict[str, Any]], MatrixCell]:
     """The record of a cell that never ended: SKIP when interrupted, else ERROR (the
     infrastructure lost it, or the executor never said), which --resume runs again."""
 
-    def not_run(cell: dict[str, Any]) -> dict[str, Any]:
+    def not_run(cell: dict[str, Any]) -> MatrixCell:
         if interrupted:
             return _skip(cell, "not run: interrupted")
         why = f"not run: {lost or 'the executor never reported it'}"
-        return {"cell": cell, "label": cell_label(cell), "status": ERROR, "reason": why}
+        return MatrixCell(cell=cell, label=cell_label(cell), status=ERROR, reason=why)
 
     return not_run
 
@@ -323,7 +367,7 @@ def exit_code(summary: dict[str, int], lost: str | None) -> int:
     return outcomes.exit_code("matrix", outcomes.matrix_result(summary, lost is not None))
 
 
-def cell_record(outcome: CellOutcome) -> dict[str, Any] | None:
+def cell_record(outcome: CellOutcome) -> MatrixCell | None:
     """A finished cell as results.json records it; None for a cell stopped before it finished
     (close_results records it as not run)."""
     if outcome.interrupted:
@@ -331,15 +375,15 @@ def cell_record(outcome: CellOutcome) -> dict[str, Any] | None:
     if outcome.result is not None:
         rec = cell_result(outcome.cell, outcome.result, outcome.expect, outcome.seconds or 0.0)
     else:
-        rec = {
-            "cell": outcome.cell,
-            "label": outcome.label,
-            "status": ERROR,
-            "reason": outcome.error,
-        }
-        if outcome.seconds is not None:
-            rec["seconds"] = round(outcome.seconds, 2)
-    return {**rec, **outcome.extra}
+        seconds = None if outcome.seconds is None else round(outcome.seconds, 2)
+        rec = MatrixCell(
+            cell=outcome.cell,
+            label=outcome.label,
+            status=ERROR,
+            reason=outcome.error,
+            seconds=seconds,
+        )
+    return MatrixCell.model_validate({**dict(rec), **outcome.extra}) if outcome.extra else rec
 
 
 def recorder(results: MatrixResults, on_event: OnEvent) -> Record:
@@ -350,9 +394,9 @@ def recorder(results: MatrixResults, on_event: OnEvent) -> Record:
         if rec is None:
             return
         results.add(rec)
-        event = {"event": "cell", "cell": rec["label"], "state": rec["status"]}
-        if "seconds" in rec:
-            event["seconds"] = rec["seconds"]
+        event: dict[str, Any] = {"event": "cell", "cell": rec.label, "state": rec.status}
+        if rec.seconds is not None:
+            event["seconds"] = rec.seconds
         on_event(event)
 
     return record
@@ -360,14 +404,14 @@ def recorder(results: MatrixResults, on_event: OnEvent) -> Record:
 
 def matrix_folder(
     parent: Path, resume: dict[str, Any] | None, name: str | None
-) -> tuple[Path, str, list[dict[str, Any]], bool]:
+) -> tuple[Path, str, list[MatrixCell], bool]:
     """(folder, matrix id, the cells kept, whether the folder is new): with `resume` (what the
     matrix must match), the newest matching folder and the cells --resume keeps; else a new
     folder, not made yet."""
     folder = find_resumable(parent, resume) if resume is not None else None
     if folder is not None:
         previous = json.loads((folder / "results.json").read_text())
-        kept = [c for c in previous.get("cells", []) if _kept(c)]
+        kept = [MatrixCell.model_validate(c) for c in previous.get("cells", []) if _kept(c)]
         return folder, previous["matrix"], kept, False
     matrix_id = name or f"matrix-{new_run_id()}"
     return parent / matrix_id, matrix_id, [], True
@@ -400,19 +444,19 @@ def _kept(cell: dict[str, Any]) -> bool:
 def close_results(
     results: MatrixResults,
     planned: list[dict[str, Any]],
-    not_run: Callable[[dict[str, Any]], dict[str, Any]],
+    not_run: Callable[[dict[str, Any]], MatrixCell],
     t0: float,
     interrupted: bool,
 ) -> dict[str, int]:
     """The cells that never finished get `not_run(cell)`; then the table in plan order, the
     summary, results.json and the heatmap and merged JUnit. Local and cluster matrices alike."""
-    done = {c["label"] for c in results.data["cells"]}
+    done = {c.label for c in results.cells}
     for cell in planned:
         if cell_label(cell) not in done:
             results.add(not_run(cell))
-    results.data["cells"] = in_order(results.data["cells"], [cell_label(c) for c in planned])
-    summary = summarize(results.data["cells"])
-    results.data.update(
+    results.cells = in_order(results.cells, [cell_label(c) for c in planned])
+    summary = summarize(results.cells)
+    results.tail.update(
         summary=summary,
         seconds=round(time.monotonic() - t0, 2),
         ended=now_iso(),
@@ -423,8 +467,8 @@ def close_results(
     return summary
 
 
-def summarize(cells: list[dict[str, Any]]) -> dict[str, int]:
-    return outcomes.cell_summary(c["status"] for c in cells)
+def summarize(cells: list[MatrixCell]) -> dict[str, int]:
+    return outcomes.cell_summary(c.status for c in cells)
 
 
 def write_outputs(folder: Path, data: dict[str, Any]) -> None:

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
+from pydantic import ConfigDict, Field
+
 from harness.run.result import AttemptResult, Result, RunResult
 
 SCHEMA_VERSION = "v1"
@@ -169,6 +171,207 @@ class CopyResult(Result):
     bytes: int
 
 
+# -- matrix, gate ---------------------------------------------------------------------------------
+
+
+class MatrixCell(Result):
+    """One cell of a matrix as results.json records it (and `lab matrix --json` prints it).
+
+    A finished cell (it has a verdict) carries its run's verdict, expected verdict, rate, checks,
+    run and folder, null or not; a SKIP, or an ERROR before a run of its own, only its status and
+    reason (and seconds when measured). `engine`, `engine_url`, `attempts`: a cluster cell's.
+    Keys this version does not know (a results.json from another one) are kept as they are."""
+
+    model_config = ConfigDict(extra="allow")
+
+    cell: dict[str, Any]
+    label: str
+    status: str
+    verdict: str | None = None
+    expected: str | None = None
+    rate: str | None = None
+    reason: str | None = None
+    checks: list[dict[str, Any]] | None = None
+    run: str | None = None
+    folder: str | None = None
+    seconds: float | None = None
+    engine: str | None = None
+    engine_url: str | None = None
+    attempts: list[dict[str, Any]] | None = None
+
+    omit_none: ClassVar[tuple[str, ...]] = ("seconds", "engine", "engine_url", "attempts")
+    _finished: ClassVar[tuple[str, ...]] = (
+        *("verdict", "expected", "rate", "checks", "run", "folder"),
+    )
+
+    def omitted(self, data: dict[str, Any]) -> set[str]:
+        out = super().omitted(data)
+        if self.verdict is None:
+            out.update(k for k in self._finished if data.get(k) is None)
+        return out
+
+
+class MatrixResult(Result):
+    """`lab matrix`: results.json's header, every cell in plan order, the summary, and where
+    the results are. `only`, `params`, `resumed`, `cluster`, `engines`: a cluster matrix's
+    (`jobs` is null there); `engine`: a local one's."""
+
+    matrix: str
+    scenario: str
+    source: str
+    only: dict[str, str] | None = None
+    params: dict[str, str] | None = None
+    axes: dict[str, list[Any]]
+    cluster: str | None = None
+    jobs: int | None
+    engine: str | None = None
+    engines: list[str] | None = None
+    trust: dict[str, Any]
+    started: str
+    resumed: bool | None = None
+    cells: list[MatrixCell]
+    summary: dict[str, int]
+    seconds: float
+    ended: str
+    interrupted: bool
+    folder: str
+    exit_code: int
+
+    omit_none: ClassVar[tuple[str, ...]] = (
+        *("only", "params", "cluster", "engine", "engines", "resumed"),
+    )
+
+
+class GateCell(Result):
+    """One cell of a gate: its baseline key (suite and cell without the release axis), how
+    it ended, and its run."""
+
+    key: str
+    suite: str
+    cell: dict[str, Any]
+    status: str
+    verdict: str | None
+    reason: str | None
+    run: str | None
+    folder: str | None
+
+
+class GateMatrix(Result):
+    """One suite's matrix in a gate."""
+
+    scenario: str
+    folder: str
+    summary: dict[str, int]
+
+
+class GateResult(Result):
+    """`lab gate`: the verdict, every cell, the comparison with the baseline (cell key ->
+    status on each side), the suites' matrices; results.json is all but `saved_baseline`
+    (only when --save-baseline) and `exit_code`."""
+
+    gate: str
+    release: str | None
+    verdict: str
+    reason: str
+    baseline: str | None
+    cells: list[GateCell]
+    regressions: list[dict[str, str]]
+    fixed: list[dict[str, str]]
+    new: list[dict[str, str]]
+    removed: list[dict[str, str]]
+    errors: list[str]
+    matrices: list[GateMatrix]
+    trust: dict[str, Any]
+    folder: str
+    ended: str
+    saved_baseline: str | None = None
+    exit_code: int
+
+    omit_none: ClassVar[tuple[str, ...]] = ("saved_baseline",)
+
+
+# -- bisect ---------------------------------------------------------------------------------------
+
+
+class BisectProbe(Result):
+    """One probe of `lab bisect`: the value run, its verdict, and which try it was."""
+
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True, validate_by_name=True)
+
+    value: Any
+    verdict: str
+    rate: str
+    run: str
+    folder: str
+    try_: int = Field(alias="try")
+
+
+class BisectResult(Result):
+    """`lab bisect`: the values searched, every probe, the verdict. Once FOUND: the transition
+    under its own names (`first_bad`/`last_good`, or with --fixed `first_fixed`/`last_unfixed`),
+    under both verbs' names (`first`, `last_before`), and the runs used."""
+
+    axis: str
+    values: list[Any]
+    looking_for: str
+    probes: list[BisectProbe]
+    trust: dict[str, Any]
+    verdict: str
+    first_bad: Any = None
+    last_good: Any = None
+    first_fixed: Any = None
+    last_unfixed: Any = None
+    first: Any = None
+    last_before: Any = None
+    reason: str
+    runs: int | None = None
+    exit_code: int
+
+    omit_none: ClassVar[tuple[str, ...]] = (
+        *("first_bad", "last_good", "first_fixed", "last_unfixed", "first", "last_before"),
+        "runs",
+    )
+
+
+# -- escalate -------------------------------------------------------------------------------------
+
+
+class TrackerAttached(Result):
+    """What one tracker got from `lab escalate`: files newly attached, already there, not
+    attached (and why: `error`), the comment added and the ticket's link."""
+
+    tracker: str
+    attached: list[str]
+    already: list[str]
+    not_attached: list[str]
+    comment: str | None
+    url: str | None
+    error: str | None
+
+
+class EscalateResult(Result):
+    """`lab escalate`: the bundle, where it went, and the error of a tracker that failed (the
+    bundle is kept in local then, and the exit code says so)."""
+
+    ticket: str
+    run: str
+    scenario: str | None
+    folder: str
+    verdict: str | None
+    rate: str | None
+    bundle: str
+    sha256: str
+    size: int
+    signed_by: str | None
+    signing_key: str | None
+    attachments: list[str]
+    trackers: list[TrackerAttached]
+    redacted: list[str]
+    comment: str
+    error: str | None
+    exit_code: int
+
+
 # -- the schemas ----------------------------------------------------------------------------------
 
 # verb -> (model, whether --json prints a list of them)
@@ -183,6 +386,10 @@ RESULTS: dict[str, tuple[type[Result], bool]] = {
     "images-prune": (ImagePruned, True),
     "exec": (ExecResult, False),
     "cp": (CopyResult, False),
+    "matrix": (MatrixResult, False),
+    "gate": (GateResult, False),
+    "bisect": (BisectResult, False),
+    "escalate": (EscalateResult, False),
 }
 
 

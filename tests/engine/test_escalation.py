@@ -318,13 +318,13 @@ def test_tracker_down_exit_3_and_bad_token_exit_2_keep_the_bundle_local(
     monkeypatch.setenv("LABHARNESS_REPORTS", str(area / "reports"))
     monkeypatch.setenv("LABHARNESS_ESCALATIONS", str(area / "esc-down"))
     r = escalate(quick_run["run"], ticket="SUP-90004", root=ROOT, tracker="jira")
-    assert r["exit_code"] == 3
-    local, jira = r["trackers"]
-    assert sorted(local["attached"]) == sorted(r["attachments"])  # nothing lost
-    assert jira["attached"] == [r["bundle"]] and jira["not_attached"] == r["attachments"][1:]
+    assert r.exit_code == 3
+    local, jira = r.trackers
+    assert sorted(local.attached) == sorted(r.attachments)  # nothing lost
+    assert jira.attached == [r.bundle] and jira.not_attached == r.attachments[1:]
     text = "\n".join(render_lines(r))
     assert "jira      NOT attached:" in text and "503" in text and "kept in local" in text
-    assert (area / "esc-down" / "SUP-90004" / r["bundle"]).is_file()
+    assert (area / "esc-down" / "SUP-90004" / r.bundle).is_file()
     with pytest.raises(UsageError, match="401 Unauthorized") as exc:
         escalate(quick_run["run"], ticket="SUP-90005", root=ROOT, tracker="redmine")
     assert exc.value.exit_code == 2 and "kept in local" in exc.value.message

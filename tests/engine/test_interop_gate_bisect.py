@@ -7,7 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import nothing_left, run_lab
+import jsonschema
+
+from tests.conftest import ROOT, nothing_left, run_lab
 
 INTEROP = "scenarios/interop/sample-product-redis.yaml"
 CASE = "scenarios/cases/sample-product-separator.yaml"
@@ -50,6 +52,10 @@ def test_gate_passes_a_good_release_and_fails_a_bad_one(reports: Path, tmp_path:
         reports=reports,
     )
     b = json.loads(bad.stdout)
+    schema = json.loads((ROOT / "schemas/results/gate.schema.json").read_text())
+    for result in (g, b):  # the published schema holds, saved_baseline or not
+        jsonschema.Draft202012Validator(schema).validate(result)
+    assert "saved_baseline" in b and "saved_baseline" not in g
     assert (bad.returncode, b["verdict"]) == (1, "FAIL")
     assert [x["cell"] for x in b["regressions"]] == ["sample-product-redis[os=debian-11]"]
     assert "regressed: sample-product-redis[os=debian-11]" in b["reason"]

@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from tests.conftest import LAB, ROOT, lab_env, nothing_left, run_lab
 
 SMALL = "tests/engine/matrices/matrix-small.yaml"  # some cells unbuildable on purpose: SKIP
@@ -17,6 +19,8 @@ SMALL = "tests/engine/matrices/matrix-small.yaml"  # some cells unbuildable on p
 def test_matrix_table_statuses_and_outputs(docker_client: Any, reports: Path) -> None:
     p = run_lab("matrix", SMALL, "-j", "2", "--json", reports=reports)
     r = json.loads(p.stdout)
+    schema = json.loads((ROOT / "schemas/results/matrix.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(r)  # the published schema holds
     assert p.returncode == 1  # two cells FAIL
     by = {c["label"]: c for c in r["cells"]}
     assert by["nginx=1.18,os=debian-11,page=index.html"]["status"] == "PASS"

@@ -13,6 +13,7 @@ import pytest
 
 from harness.errors import UsageError
 from harness.verbs import gate
+from harness.verbs.results import MatrixCell, MatrixResult
 from tests.conftest import run_lab
 from tests.unit.conftest import CATALOG_ROOT
 
@@ -58,14 +59,24 @@ def matrices(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> list[str]:
     ran: list[str] = []
     monkeypatch.setenv("LABHARNESS_REPORTS", str(tmp_path / "reports"))
 
-    def fake(scen: Path, **kwargs: Any) -> dict[str, Any]:
+    def fake(scen: Path, **kwargs: Any) -> MatrixResult:
         ran.append(scen.name)
-        return {
-            "scenario": "gate-suite",
-            "folder": str(tmp_path / "m"),
-            "summary": {},
-            "cells": [{"cell": {}, "status": "PASS"}],
-        }
+        return MatrixResult(
+            matrix="matrix-x",
+            scenario="gate-suite",
+            source=str(scen),
+            axes={},
+            jobs=1,
+            trust={},
+            started="",
+            cells=[MatrixCell(cell={}, label="", status="PASS")],
+            summary={},
+            seconds=0.0,
+            ended="",
+            interrupted=False,
+            folder=str(tmp_path / "m"),
+            exit_code=0,
+        )
 
     monkeypatch.setattr(gate, "run_matrix", fake)
     return ran
@@ -108,7 +119,7 @@ def test_the_same_baseline_is_read_when_trusted_which_is_what_the_refusal_stops(
     path = gate_file(proj, str(tmp_path / "elsewhere" / "results.json"))
     for kwargs in ({}, {"untrusted": True, "trust": True}):
         result = gate.run_gate(path, root=proj, **kwargs)  # type: ignore[arg-type]
-        assert [c["cell"] for c in result["removed"]] == ["host-secret-key-from-outside"]
+        assert [c["cell"] for c in result.removed] == ["host-secret-key-from-outside"]
     assert matrices == ["suite.yaml", "suite.yaml"]
 
 
@@ -119,12 +130,12 @@ def test_an_untrusted_gate_may_use_a_baseline_in_the_project_or_beside_itself(
     (proj / "baselines").mkdir()
     (proj / "baselines" / "last.json").write_text(json.dumps(LOOT))
     inside = gate_file(proj, "baselines/last.json")
-    assert gate.run_gate(inside, root=proj, untrusted=True)["removed"]
+    assert gate.run_gate(inside, root=proj, untrusted=True).removed
     # a gate file kept outside the project, its baseline beside it
     incoming = tmp_path / "incoming"
     beside = gate_file(incoming, "../incoming/base.json")
     (incoming / "base.json").write_text(json.dumps(LOOT))
-    assert gate.run_gate(beside, root=proj, untrusted=True)["removed"]
+    assert gate.run_gate(beside, root=proj, untrusted=True).removed
     assert matrices == ["suite.yaml", "suite.yaml"]
 
 

@@ -135,7 +135,10 @@ def run(
         on_event=events.append,
         **kwargs,
     )
-    return r, events
+    data = r.model_dump(mode="json")  # what --json prints
+    on_disk = json.loads((Path(r.folder) / "results.json").read_text())
+    assert {k: v for k, v in data.items() if k not in ("folder", "exit_code")} == on_disk
+    return data, events
 
 
 def by_label(r: dict[str, Any]) -> dict[str, dict[str, Any]]:

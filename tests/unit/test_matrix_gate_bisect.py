@@ -12,6 +12,7 @@ from harness.reports.heatmap import write_heatmap
 from harness.verbs.bisect import order_values
 from harness.verbs.gate import cell_key, load_gate
 from harness.verbs.matrix import in_order
+from harness.verbs.results import MatrixCell
 
 
 def test_versions_order_as_versions_else_as_written() -> None:
@@ -27,8 +28,8 @@ def test_cell_key_leaves_out_the_release_axis() -> None:
 
 
 def test_cells_in_matrix_order() -> None:
-    cells = [{"label": "b"}, {"label": "c"}, {"label": "a"}]
-    assert [c["label"] for c in in_order(cells, ["a", "b", "c"])] == ["a", "b", "c"]
+    cells = [MatrixCell(cell={}, label=x, status="PASS") for x in "bca"]
+    assert [c.label for c in in_order(cells, ["a", "b", "c"])] == ["a", "b", "c"]
 
 
 def test_bad_gate_file_is_a_usage_error(tmp_path: Path) -> None:

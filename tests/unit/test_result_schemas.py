@@ -161,6 +161,135 @@ CONSTRUCTED: dict[str, Any] = {
     "exec": R.ExecResult(run="r1", node="app", command=["true"], exit_code=0, stdout="", stderr=""),
 }
 
+FINISHED = R.MatrixCell(
+    cell={"os": "debian-12"},
+    label="os=debian-12",
+    status="PASS",
+    verdict="NOT_REPRODUCED",
+    expected=None,
+    rate="0/1",
+    reason="the symptom did not hold",
+    checks=[{"name": "served", "passed": True}],
+    run="r1",
+    folder="reports/x/r1",
+    seconds=1.5,
+)
+SKIPPED = R.MatrixCell(cell={"os": "debian-11"}, label="os=debian-11", status="SKIP", reason="no")
+LOST = R.MatrixCell(
+    cell={"os": "debian-10"},
+    label="os=debian-10",
+    status="ERROR",
+    reason="worker lost",
+    attempts=[{"engine": "a", "error": "worker lost"}],
+)
+MATRIX = R.MatrixResult(
+    matrix="matrix-1",
+    scenario="s",
+    source="s.yaml",
+    axes={"os": ["debian-10", "debian-11", "debian-12"]},
+    jobs=2,
+    engine="20.10.24",
+    trust={"untrusted": False},
+    started="2026-01-01T00:00:00",
+    cells=[FINISHED, SKIPPED, LOST],
+    summary={"PASS": 1, "FAIL": 0, "ERROR": 1, "SKIP": 1},
+    seconds=3.0,
+    ended="2026-01-01T00:00:03",
+    interrupted=False,
+    folder="reports/s/matrix-1",
+    exit_code=1,
+)
+GATE_CELL = R.GateCell(
+    key="s[os=debian-12]",
+    suite="s",
+    cell={"os": "debian-12"},
+    status="FAIL",
+    verdict="REPRODUCED",
+    reason="held",
+    run="r1",
+    folder="reports/x/r1",
+)
+REGRESSION = {"cell": "s[os=debian-12]", "baseline": "PASS", "now": "FAIL"}
+CONSTRUCTED["matrix"] = MATRIX
+CONSTRUCTED["gate"] = R.GateResult(
+    gate="g",
+    release="1.4",
+    verdict="FAIL",
+    reason="regressed: s[os=debian-12]",
+    baseline="baselines/g.json",
+    cells=[GATE_CELL],
+    regressions=[REGRESSION],
+    fixed=[],
+    new=[],
+    removed=[],
+    errors=[],
+    matrices=[R.GateMatrix(scenario="s.yaml", folder="reports/s/m", summary={"FAIL": 1})],
+    trust={"untrusted": False},
+    folder="reports/gates/g/gate-1",
+    ended="2026-01-01T00:00:03",
+    exit_code=1,
+)
+
+CONSTRUCTED["bisect"] = R.BisectResult(
+    axis="product",
+    values=["1.0", "1.1"],
+    looking_for="first bad",
+    probes=[
+        R.BisectProbe(value="1.1", verdict="REPRODUCED", rate="1/1", run="r", folder="f", try_=1)
+    ],
+    trust={"untrusted": False},
+    verdict="FOUND",
+    first_bad="1.1",
+    last_good="1.0",
+    first="1.1",
+    last_before="1.0",
+    reason="bad from product=1.1 (last before: 1.0)",
+    runs=1,
+    exit_code=0,
+)
+CONSTRUCTED["escalate"] = R.EscalateResult(
+    ticket="SUP-1",
+    run="r1",
+    scenario="s",
+    folder="reports/s/r1",
+    verdict="REPRODUCED",
+    rate="2/3",
+    bundle="b.tar.gz",
+    sha256="0" * 64,
+    size=10,
+    signed_by=None,
+    signing_key=None,
+    attachments=["b.tar.gz"],
+    trackers=[
+        R.TrackerAttached(
+            tracker="local",
+            attached=["b.tar.gz"],
+            already=[],
+            not_attached=[],
+            comment=None,
+            url=None,
+            error=None,
+        )
+    ],
+    redacted=[],
+    comment="c",
+    error=None,
+    exit_code=0,
+)
+
+
+def test_bisect_keeps_its_keys_and_the_try_name() -> None:
+    data = R.to_json(CONSTRUCTED["bisect"])
+    assert list(data["probes"][0])[-1] == "try"
+    assert "first_fixed" not in data and "last_unfixed" not in data
+    no = CONSTRUCTED["bisect"].model_copy(
+        update={"verdict": "NO_TRANSITION", "first_bad": None, "last_good": None}
+    )
+    no = no.model_copy(update={"first": None, "last_before": None, "runs": None})
+    assert list(R.to_json(no)) == [
+        *("axis", "values", "looking_for", "probes", "trust", "verdict", "reason", "exit_code")
+    ]
+
 
 @pytest.mark.parametrize("verb", list(CONSTRUCTED))
 def test_a_constructed_result_validates(verb: str) -> None:
@@ -191,3 +320,46 @@ def test_replay_renders_its_typed_run(tmp_path: Path, test_catalog: Catalog) -> 
     lines = render_lines({"original": original, "replay": run, "same_verdict": True})
     assert lines[1].startswith(f"replay    {run.verdict} ({run.rate})  run {run.run}")
     assert lines[2] == f"same verdict; evidence: {run.folder}"
+
+
+def test_matrix_cells_keep_the_keys_results_json_had() -> None:
+    """A finished cell has every run key (null or not); a SKIP only its reason; a cluster
+    cell its attempts; a local matrix neither the cluster's keys nor its selection."""
+    cells = [c.model_dump(mode="json") for c in (FINISHED, SKIPPED, LOST)]
+    assert list(cells[0]) == [
+        *("cell", "label", "status", "verdict", "expected", "rate", "reason", "checks"),
+        *("run", "folder", "seconds"),
+    ]
+    assert cells[0]["expected"] is None
+    assert list(cells[1]) == ["cell", "label", "status", "reason"]
+    assert list(cells[2]) == ["cell", "label", "status", "reason", "attempts"]
+    data = MATRIX.model_dump(mode="json")
+    assert list(data) == [
+        *("matrix", "scenario", "source", "axes", "jobs", "engine", "trust", "started"),
+        *("cells", "summary", "seconds", "ended", "interrupted", "folder", "exit_code"),
+    ]
+    cluster = MATRIX.model_copy(
+        update={"cluster": "tcp://s:8786", "jobs": None, "engine": None, "engines": ["a"]}
+    )
+    cluster = cluster.model_copy(update={"only": {}, "params": {}, "resumed": False})
+    keys = list(cluster.model_dump(mode="json"))
+    assert keys[:9] == [
+        *("matrix", "scenario", "source", "only", "params", "axes", "cluster", "jobs"),
+        "engines",
+    ]
+    assert cluster.model_dump(mode="json")["jobs"] is None
+
+
+def test_a_results_json_cell_from_another_version_loads_and_keeps_its_keys() -> None:
+    """--resume reads older results.json files: a key this version does not know stays."""
+    old = {"cell": {"os": "x"}, "label": "os=x", "status": "SKIP", "reason": "no", "note": "1"}
+    assert R.MatrixCell.model_validate(old).model_dump(mode="json") == old
+
+
+def test_gate_results_leave_out_saved_baseline_unless_saved() -> None:
+    gate = CONSTRUCTED["gate"]
+    assert "saved_baseline" not in gate.model_dump(mode="json")
+    saved = gate.model_copy(update={"saved_baseline": "/tmp/b.json"}).model_dump(mode="json")
+    _validate("gate", saved)
+    assert list(saved)[-2:] == ["saved_baseline", "exit_code"]
+    assert list(saved)[5:11] == ["cells", "regressions", "fixed", "new", "removed", "errors"]

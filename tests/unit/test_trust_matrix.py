@@ -217,7 +217,7 @@ def test_a_worker_runs_an_untrusted_cell_untrusted(
     for spec in (worker_spec(path, untrusted), worker_spec(path, None)):
         out = distributed.run_cell(spec)
         rec = matrix.cell_record(out)
-        assert rec is not None and rec["status"] == "ERROR" and not out.engine_lost
+        assert rec is not None and rec.status == "ERROR" and not out.engine_lost
         assert f"{path}:11:16: configure playbook 'playbooks/tls.yml'" in str(out.reason)
     assert not sealed.exists()
     seen: list[Trust] = []
