@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         ListedRun,
         MatrixCell,
         MatrixResult,
+        ReplayResult,
         ReproduceResult,
         RunResult,
         VerifyFixResult,
@@ -983,7 +984,7 @@ def replay(
     the reproduction; print the original verdict beside the new one. Exit as `reproduce`;
     2 for a tampered, truncated or unsafe bundle."""
 
-    def work() -> dict[str, Any]:
+    def work() -> ReplayResult:
         from harness.verbs.replay import replay as do
 
         return do(
@@ -996,15 +997,15 @@ def replay(
             trust=trust,
         )
 
-    def render(r: dict[str, Any]) -> None:
+    def render(r: ReplayResult) -> None:
         from harness.verbs.replay import render_lines
 
-        _render_run(r["replay"], "replay")
+        _render_run(r.replay, "replay")
         for line in render_lines(r):
             print(line)
 
     result = _serve(as_json, work, render, redact=True)
-    raise typer.Exit(outcomes.exit_code("replay", result["verdict"]))
+    raise typer.Exit(outcomes.exit_code("replay", result.verdict))
 
 
 @app.command()

@@ -34,7 +34,7 @@ from harness.escalation.safe_extract import (
 from harness.escalation.signing import Verification
 from harness.run.provision import OnEvent, _quiet
 from harness.run.redact import MASK
-from harness.run.result import RunResult
+from harness.verbs.results import ReplayOriginal, ReplayResult
 
 if TYPE_CHECKING:
     from harness.run.trust import Trust
@@ -173,7 +173,7 @@ def replay(
     limits: Limits | None = None,
     on_event: OnEvent = _quiet,
     trust: bool = False,
-) -> dict[str, Any]:
+) -> ReplayResult:
     """Replay `bundle`; any failure on the way (a refusal, a scenario that does not load, the
     engine, Ctrl-C or SIGTERM: exit 130/143) removes what was extracted."""
     from harness.run.signals import interrupts_raise
@@ -201,7 +201,7 @@ def _replay(
     limits: Limits | None,
     on_event: OnEvent,
     trust: bool,
-) -> dict[str, Any]:
+) -> ReplayResult:
     limits = limits or Limits.from_env()
     # a bad or unsigned-where-keys-are-configured bundle is refused before a folder is made
     head = read_head(bundle, limits)
@@ -248,7 +248,7 @@ def _replay_extracted(
     signature: Verification,
     unverified: str | None,
     created: bool,
-) -> dict[str, Any]:
+) -> ReplayResult:
     from harness import outcomes
     from harness.run.execute import RunOptions, run_scenario
 
@@ -275,25 +275,25 @@ def _replay_extracted(
         _discard(dest, created)  # the engine failed: the extraction goes, the journal stays
         warnings.append(f"the replay ended in ERROR: what was extracted into {dest} is removed")
     original = _original(manifest)
-    return {
-        "bundle": str(bundle),
-        "sha256": sha256_file(bundle),
-        "workdir": str(dest),
-        "project": str(project),
-        "scenario": run.get("scenario"),
-        "fix": run.get("fix"),
-        "original": original,
-        "replay": result,
-        "verdict": result.verdict,
-        "rate": result.rate,
-        "same_verdict": result.verdict == original["verdict"],
-        "images": images,
-        "redacted": redacted,
-        "restored": restored,
-        "warnings": warnings,
-        "signature": signature.as_dict(),
-        "exit_code": outcomes.exit_code("replay", result.verdict),
-    }
+    return ReplayResult(
+        bundle=str(bundle),
+        sha256=sha256_file(bundle),
+        workdir=str(dest),
+        project=str(project),
+        scenario=run.get("scenario"),
+        fix=run.get("fix"),
+        original=original,
+        replay=result,
+        verdict=result.verdict,
+        rate=result.rate,
+        same_verdict=result.verdict == original.verdict,
+        images=images,
+        redacted=redacted,
+        restored=restored,
+        warnings=warnings,
+        signature=signature.as_dict(),
+        exit_code=outcomes.exit_code("replay", result.verdict),
+    )
 
 
 def _project(dest: Path) -> Path:
@@ -304,17 +304,21 @@ def _project(dest: Path) -> Path:
     return project
 
 
-def _original(manifest: dict[str, Any]) -> dict[str, Any]:
+def _original(manifest: dict[str, Any]) -> ReplayOriginal:
     """The bundled run's verdict and where it ran, to set beside the replay's."""
     run = manifest.get("run") or {}
-    return {
-        "run": run.get("id"),
-        "verdict": run.get("verdict"),
-        "rate": run.get("rate"),
-        "reason": run.get("reason"),
-        "engine": manifest.get("engine"),
-        "harness": (manifest.get("harness") or {}).get("run"),
-    }
+
+    def text(v: object) -> str | None:
+        return None if v is None else str(v)
+
+    return ReplayOriginal(
+        run=text(run.get("id")),
+        verdict=text(run.get("verdict")),
+        rate=text(run.get("rate")),
+        reason=text(run.get("reason")),
+        engine=text(manifest.get("engine")),
+        harness=text((manifest.get("harness") or {}).get("run")),
+    )
 
 
 def _redaction_warnings(
@@ -391,20 +395,18 @@ def _replay_trust(signature: Verification, trust: bool) -> Trust:
     return Trust.of(untrusted=True, trust=trust, origin="bundle")
 
 
-def render_lines(r: dict[str, Any]) -> list[str]:
+def render_lines(r: ReplayResult) -> list[str]:
     """The original verdict beside the new one, then what could make them differ."""
-    o, replayed = r["original"], r["replay"]
-    n = replayed.model_dump(mode="json") if isinstance(replayed, RunResult) else replayed
-    width = max(len(str(o.get("run") or "")), len(str(n.get("run") or "")))
+    o, n = r.original, r.replay
+    width = max(len(o.run or ""), len(n.run))
     lines = [
-        f"original  {o['verdict']} ({o.get('rate') or '-'})  run {o.get('run')!s:<{width}}  "
-        f"engine {o.get('engine')}  - {o.get('reason') or ''}",
-        f"replay    {n['verdict']} ({n.get('rate') or '-'})  run {n.get('run')!s:<{width}}  "
-        f"engine {n.get('engine')}  - {n.get('reason') or ''}",
-        ("same verdict" if r["same_verdict"] else "DIFFERENT verdict")
-        + f"; evidence: {n.get('folder')}",
+        f"original  {o.verdict} ({o.rate or '-'})  run {o.run!s:<{width}}  "
+        f"engine {o.engine}  - {o.reason or ''}",
+        f"replay    {n.verdict} ({n.rate or '-'})  run {n.run!s:<{width}}  "
+        f"engine {n.engine}  - {n.reason or ''}",
+        ("same verdict" if r.same_verdict else "DIFFERENT verdict") + f"; evidence: {n.folder}",
     ]
-    rebuilt = [i for i in r.get("images") or [] if not i.get("same_inputs")]
+    rebuilt = [i for i in r.images if not i.get("same_inputs")]
     if rebuilt:
         lines.append(
             "images whose build inputs differ from the original run: "
@@ -412,10 +414,10 @@ def render_lines(r: dict[str, Any]) -> list[str]:
                 f"{i.get('original')} -> {i.get('replay') or i.get('error')}" for i in rebuilt
             )
         )
-    sig = r.get("signature") or {}
+    sig = r.signature
     if sig.get("status") == "verified":
         lines.append(f"signature verified: {sig.get('key_id')} ({sig.get('key')})")
-    lines += [f"warning: {w}" for w in r.get("warnings") or []]
-    if r.get("restored"):
-        lines.append(f"restored from --secrets-dir: {', '.join(r['restored'])}")
+    lines += [f"warning: {w}" for w in r.warnings]
+    if r.restored:
+        lines.append(f"restored from --secrets-dir: {', '.join(r.restored)}")
     return lines

@@ -372,6 +372,40 @@ class EscalateResult(Result):
     exit_code: int
 
 
+class ReplayOriginal(Result):
+    """The bundled run's verdict and where it ran, as its manifest says."""
+
+    run: str | None
+    verdict: str | None
+    rate: str | None
+    reason: str | None
+    engine: str | None
+    harness: str | None
+
+
+class ReplayResult(Result):
+    """`lab replay`: the bundle, the original verdict, the replay's run, and what could make
+    them differ (images rebuilt from other inputs, redacted files, warnings, the signature)."""
+
+    bundle: str
+    sha256: str
+    workdir: str
+    project: str
+    scenario: str | None
+    fix: str | None
+    original: ReplayOriginal
+    replay: RunResult
+    verdict: str
+    rate: str
+    same_verdict: bool
+    images: list[dict[str, Any]]
+    redacted: list[str]
+    restored: list[str]
+    warnings: list[str]
+    signature: dict[str, Any]
+    exit_code: int
+
+
 # -- the schemas ----------------------------------------------------------------------------------
 
 # verb -> (model, whether --json prints a list of them)
@@ -390,6 +424,7 @@ RESULTS: dict[str, tuple[type[Result], bool]] = {
     "gate": (GateResult, False),
     "bisect": (BisectResult, False),
     "escalate": (EscalateResult, False),
+    "replay": (ReplayResult, False),
 }
 
 

@@ -15,6 +15,7 @@ import tarfile
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from tests.conftest import ROOT, run_lab
@@ -207,6 +208,8 @@ def test_replay_in_a_clean_folder_gives_the_same_verdict(
     assert (p.returncode, r["verdict"], r["same_verdict"]) == (0, "REPRODUCED", True)
     assert all(i["same_inputs"] for i in r["images"])  # bundled labs -> the same image tags
     assert Path(r["project"]).is_relative_to(clean)
+    schema = json.loads((ROOT / "schemas/results/replay.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(r)  # the published schema holds
 
 
 def _repack(src: Path, dest: Path, change: str) -> None:

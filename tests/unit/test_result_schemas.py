@@ -278,6 +278,51 @@ CONSTRUCTED["escalate"] = R.EscalateResult(
 )
 
 
+CONSTRUCTED["cp"] = R.CopyResult(
+    run="r1", node="web", direction="out", source="web:/etc/hosts", dest="hosts", files=1, bytes=9
+)
+_REPLAYED = R.RunResult(
+    run="r2",
+    scenario="s",
+    role="reproduce",
+    fix=None,
+    folder="replay-r1/reports/s/r2",
+    engine="20.10.24",
+    verdict="REPRODUCED",
+    observed=2,
+    attempts=2,
+    planned=2,
+    rate="2/2",
+    reason="symptom observed in 2 of 2",
+    attempt_results=[],
+    checks=[],
+    checks_green=True,
+    kept=False,
+    seconds=3.0,
+)
+CONSTRUCTED["replay"] = R.ReplayResult(
+    bundle="b.tar.gz",
+    sha256="0" * 64,
+    workdir="replay-r1",
+    project="replay-r1/project",
+    scenario="s",
+    fix=None,
+    original=R.ReplayOriginal(
+        run="r1", verdict="REPRODUCED", rate="2/2", reason="held", engine="20.10.24", harness="0.1"
+    ),
+    replay=_REPLAYED,
+    verdict="REPRODUCED",
+    rate="2/2",
+    same_verdict=True,
+    images=[{"original": "t1", "replay": "t1", "same_inputs": True}],
+    redacted=[],
+    restored=[],
+    warnings=["w"],
+    signature={"status": "unsigned"},
+    exit_code=0,
+)
+
+
 def test_bisect_keeps_its_keys_and_the_try_name() -> None:
     data = R.to_json(CONSTRUCTED["bisect"])
     assert list(data["probes"][0])[-1] == "try"
@@ -316,10 +361,12 @@ def test_replay_renders_its_typed_run(tmp_path: Path, test_catalog: Catalog) -> 
     from harness.verbs.replay import render_lines
 
     run = _run(tmp_path, test_catalog)
-    original = {"run": "r0", "verdict": "REPRODUCED", "rate": "2/3", "reason": "held"}
-    lines = render_lines({"original": original, "replay": run, "same_verdict": True})
+    result = CONSTRUCTED["replay"].model_copy(update={"replay": run, "verdict": run.verdict})
+    lines = render_lines(result)
+    assert lines[0].startswith("original  REPRODUCED (2/2)  run r1")
     assert lines[1].startswith(f"replay    {run.verdict} ({run.rate})  run {run.run}")
     assert lines[2] == f"same verdict; evidence: {run.folder}"
+    assert lines[-1] == "warning: w"
 
 
 def test_matrix_cells_keep_the_keys_results_json_had() -> None:
