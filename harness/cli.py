@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         ReplayResult,
         ReproduceResult,
         RunResult,
+        UpResult,
         VerifyFixResult,
     )
 
@@ -373,7 +374,7 @@ def up(
     """Build the scenario's lab as `reproduce` does (configure applied, no steps run) and leave
     it running; print how to get into each node."""
 
-    def work() -> dict[str, Any]:
+    def work() -> UpResult:
         from harness.verbs.up import up as do_up
 
         return do_up(
@@ -388,13 +389,13 @@ def up(
             trust=trust,
         )
 
-    def render(result: dict[str, Any]) -> None:
-        run = result["run"]
-        fixed = f", fix {result['fix']}" if result.get("fix") else ""
-        print(f"run {run} is up ({result['scenario']}{fixed}, {len(result['nodes'])} nodes)")
-        for n in result["nodes"]:
-            addrs = ", ".join(f"{net}={ip}" for net, ip in n["addresses"].items())
-            print(f"  {n['name']:<16} {addrs}")
+    def render(result: UpResult) -> None:
+        run = result.run
+        fixed = f", fix {result.fix}" if result.fix else ""
+        print(f"run {run} is up ({result.scenario}{fixed}, {len(result.nodes)} nodes)")
+        for n in result.nodes:
+            addrs = ", ".join(f"{net}={ip}" for net, ip in n.addresses.items())
+            print(f"  {n.name:<16} {addrs}")
         print(f"get in:   lab shell {run} NODE      run:  lab exec {run} NODE -- CMD")
         print(f"remove:   lab down {run}")
 

@@ -383,9 +383,9 @@ def _bring_up(config: pytest.Config, ctx: _Context) -> None:
         pytest.exit(f"labharness: {exc}", returncode=code)
     except Interrupted as exc:  # up() removed what it had made
         pytest.exit(f"labharness: {exc.message}", returncode=exc.exit_code)
-    ctx.up_run = result["run"]
+    ctx.up_run = result.run
     _term_as_interrupt()
-    folder = Path(result["folder"])
+    folder = Path(result.folder)
     # owned by this session now: a killed pytest leaves a run `lab gc` removes (not state up)
     RunFolder(folder).write(state="running", session="pytest")
     ctx.lab = Lab.from_folder(folder)

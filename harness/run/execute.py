@@ -25,7 +25,7 @@ from harness.run.ids import new_run_id, owner_token
 from harness.run.journal import Journal
 from harness.run.plan import plan_of
 from harness.run.provision import OnEvent, _quiet, bring_up, tear_down
-from harness.run.result import AttemptResult, RunResult
+from harness.run.result import AttemptResult, RunResult, UpResult
 from harness.run.signals import SignalInterrupt, StopFlag, interrupts_raise, shielded
 from harness.run.steps import StepRunner
 from harness.run.trust import TRUSTED, Trust
@@ -589,7 +589,7 @@ class Run:
 
     # -- `lab up`: this run with the replay phases left out and the lab kept -------------------
 
-    def execute_up(self, keep_on_failure: bool = False) -> dict[str, Any]:
+    def execute_up(self, keep_on_failure: bool = False) -> UpResult:
         """The phases of `execute` up to the replay (build, preflight, up, capture, impair,
         configure), then the lab stays up: no attempts, verify, reports or down. Whatever ends
         it early (a failure, Ctrl-C, SIGTERM) collects the evidence, removes the lab unless
@@ -609,7 +609,7 @@ class Run:
                     failure = self._up_failed(exc, keep_on_failure)
                 raise failure from None
 
-    def _stay_up(self) -> dict[str, Any]:
+    def _stay_up(self) -> UpResult:
         """The lab is up: captures end with this process (they die with it anyway), so they
         cover bring-up and configure; what was written is swept through the redactor."""
         if self.live.captures:
@@ -627,8 +627,7 @@ class Run:
             "engine": self.engine_version,
             "nodes": nodes,
         }
-        clean: dict[str, Any] = self.redactor.deep(result)
-        return clean
+        return UpResult.model_validate(self.redactor.deep(result))
 
     def _up_failed(self, exc: BaseException, keep: bool) -> BaseException:
         """Evidence first (redacted, as in `finish`), then down unless keep; returns what to

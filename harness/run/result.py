@@ -83,3 +83,27 @@ class RunResult(Result):
         return outcomes.Reproduction(
             self.verdict, self.observed, self.attempts, self.planned, self.reason, level
         )
+
+
+class NodeLive(Result):
+    """A node of a lab that is up: its container, image, addresses per network, ready time.
+    Keys run.json's node records gain later are kept (they are not this model's to refuse)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    container: str
+    image: str
+    addresses: dict[str, str]
+    ready_s: float
+
+
+class UpResult(Result):
+    """`lab up` (and the pytest plugin's bring-up): the run that stays up and its nodes."""
+
+    run: str
+    scenario: str
+    fix: str | None
+    folder: str
+    engine: str
+    nodes: list[NodeLive]

@@ -15,13 +15,13 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
-from harness.run.result import AttemptResult, Result, RunResult
+from harness.run.result import AttemptResult, NodeLive, Result, RunResult, UpResult
 
 SCHEMA_VERSION = "v1"
 SCHEMA_BASE = "https://labharness.invalid/schemas/results"
 SCHEMA_DIR = "schemas/results"
 
-__all__ = ["AttemptResult", "Result", "RunResult"]
+__all__ = ["AttemptResult", "NodeLive", "Result", "RunResult", "UpResult"]
 
 
 # -- reproduce, verify-fix ------------------------------------------------------------------------
@@ -425,6 +425,7 @@ RESULTS: dict[str, tuple[type[Result], bool]] = {
     "bisect": (BisectResult, False),
     "escalate": (EscalateResult, False),
     "replay": (ReplayResult, False),
+    "up": (UpResult, False),
 }
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from harness.engine.api import Engine
 from harness.run.execute import Run, RunOptions
 from harness.run.provision import OnEvent, _quiet
+from harness.run.result import UpResult
 from harness.run.trust import Trust
 from harness.scenario.catalog import load_catalog
 from harness.scenario.load import load_scenario
@@ -31,7 +31,7 @@ def up(
     untrusted: bool = False,
     trust: bool = False,
     engine: Engine | None = None,
-) -> dict[str, Any]:
+) -> UpResult:
     """Bring the scenario's lab up (a fix's candidate with `fix`/`fix_file`) and leave it
     running. On any failure or signal the evidence is saved and everything made is removed
     (unless keep). An untrusted scenario (unless `trust`) is refused its configure playbooks

@@ -49,11 +49,11 @@ def lab(scenario: str, reports: Path) -> Iterator[Lab]:
     run: str | None = None
     try:
         result = up(SCEN / f"{scenario}.yaml", root=ROOT)
-        run = str(result["run"])
+        run = result.run
         client = connect()
-        containers = {n["name"]: client.containers.get(n["container"]) for n in result["nodes"]}
-        addresses = {n["name"]: dict(n["addresses"]) for n in result["nodes"]}
-        nets = {a for n in result["nodes"] for a in n["addresses"]}
+        containers = {n.name: client.containers.get(n.container) for n in result.nodes}
+        addresses = {n.name: dict(n.addresses) for n in result.nodes}
+        nets = {a for n in result.nodes for a in n.addresses}
         yield Lab(run, client, containers, addresses, {n: f"lab-{run}-{n}" for n in nets})
     finally:
         if run is not None:

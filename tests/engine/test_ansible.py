@@ -63,17 +63,17 @@ def lab(docker_client: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("LABHARNESS_REPORTS", str(reports))
         result = up(SCENARIO, root=ROOT)
-        run = result["run"]
+        run = result.run
         try:
             topo = load_scenario(SCENARIO, root=ROOT, catalog=load_catalog(ROOT)).topology
             labs = ansible.node_labs_of(topo)
-            addrs = {n["name"]: n["addresses"] for n in result["nodes"]}
+            addrs = {n.name: n.addresses for n in result.nodes}
             yield Lab(
                 run=run,
                 topology=topo,
                 inventory=ansible.inventory(topo, run, addrs, labs),
                 node_labs=labs,
-                private=Path(result["folder"]) / "ansible",
+                private=Path(result.folder) / "ansible",
                 client=docker_client,
             )
         finally:

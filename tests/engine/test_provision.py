@@ -9,7 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import labelled, nothing_left, run_json, run_lab
+import jsonschema
+
+from tests.conftest import ROOT, labelled, nothing_left, run_json, run_lab
 
 SCEN = "tests/engine/scenarios"
 
@@ -22,6 +24,8 @@ def test_up_builds_the_topology_and_down_removes_every_trace(
     docker_client: Any, reports: Path, cleanup_runs: list[str]
 ) -> None:
     up = run_json("up", f"{SCEN}/three-nodes.yaml", reports=reports)
+    schema = json.loads((ROOT / "schemas/results/up.schema.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(up)  # the published schema holds
     run = up["run"]
     cleanup_runs.append(run)
     nodes = {n["name"]: n for n in up["nodes"]}

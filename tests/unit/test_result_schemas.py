@@ -278,6 +278,22 @@ CONSTRUCTED["escalate"] = R.EscalateResult(
 )
 
 
+CONSTRUCTED["up"] = R.UpResult(
+    run="r1",
+    scenario="s",
+    fix=None,
+    folder="reports/s/r1",
+    engine="20.10.24",
+    nodes=[
+        R.NodeLive(
+            name="web",
+            container="lab-r1-web",
+            image="labharness/lab-nginx:1.22-debian-12-abc",
+            addresses={"lan": "10.1.0.2"},
+            ready_s=0.4,
+        )
+    ],
+)
 CONSTRUCTED["cp"] = R.CopyResult(
     run="r1", node="web", direction="out", source="web:/etc/hosts", dest="hosts", files=1, bytes=9
 )
