@@ -299,6 +299,30 @@ def _clean(info: dict[str, Any]) -> dict[str, Any]:
     return {"cleaned": sorted({r.run for r in removed})}
 
 
+_Meta = dict[Any, tuple[dict[str, Any], int, list[dict[str, Any]]]]  # future -> cell, try, history
+
+
+class _WorkerWatch:
+    """Every 5 s: does the cluster still have a lab worker? gone() once none has been seen for
+    NO_WORKER_WAIT seconds (the cells would wait for ever)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.since: float | None = None
+        self.last = 0.0
+
+    def gone(self) -> bool:
+        now = time.monotonic()
+        if now - self.last <= 5:
+            return False
+        self.last = now
+        if _engines(self.client):
+            self.since = None
+        elif self.since is None:
+            self.since = now
+        return self.since is not None and now - self.since > NO_WORKER_WAIT
+
+
 class DaskExecutor:
     """`--cluster ADDR`: every cell to a Dask scheduler of `lab worker`s, one slot each. The
     client decides re-runs: a cell whose worker died, or whose engine stopped answering, is
@@ -377,48 +401,55 @@ class DaskExecutor:
     def run(self, cells: Sequence[PlannedCell], record: Record) -> str | None:
         """Submit every cell, re-run lost ones once elsewhere, record each as it finishes.
         Returns why the cluster was lost, or None."""
-        from distributed import wait as wait_futures
-        from distributed.client import FuturesCancelledError
-
-        client = self.client
-        meta: dict[Any, tuple[dict[str, Any], int, list[dict[str, Any]]]] = {}
+        meta: _Meta = {}
         for planned in cells:
             meta[self._submit(planned.cell, 1, None)] = (planned.cell, 1, [])
         pending = set(meta)
-        no_workers_since: float | None = None
-        last_check = 0.0
+        watch = _WorkerWatch(self.client)
         try:
             while pending:
                 done_ = [f for f in pending if f.done()]
                 if not done_:
-                    if client.status not in ("running", "connecting", "newly-created"):
-                        return "scheduler lost; rerun with --resume"
-                    # woken by the first to finish; a cancelled one is looked at below
-                    with contextlib.suppress(TimeoutError, FuturesCancelledError):
-                        wait_futures(list(pending), timeout=1, return_when="FIRST_COMPLETED")  # type: ignore[no-untyped-call]
+                    lost = self._wait_some(pending)
+                    if lost:
+                        return lost
                 pending -= set(done_)
-                for fut in done_:
-                    cell, attempt, history = meta.pop(fut)
-                    if fut.cancelled():  # the scheduler forgot it: it restarted or went away
-                        return "scheduler lost the cells; rerun with --resume"
-                    rerun = self._ended(fut, cell, attempt, history, record)
-                    if rerun is not None:
-                        meta[rerun[0]] = (cell, 2, rerun[1])
-                        pending.add(rerun[0])
-                if pending and time.monotonic() - last_check > 5:
-                    last_check = time.monotonic()
-                    if _engines(client):
-                        no_workers_since = None
-                    elif no_workers_since is None:
-                        no_workers_since = time.monotonic()
-                    elif time.monotonic() - no_workers_since > NO_WORKER_WAIT:
-                        client.cancel(list(pending))
-                        return f"no lab worker for {NO_WORKER_WAIT:.0f}s"
+                lost = self._take(done_, meta, pending, record)
+                if lost:
+                    return lost
+                if pending and watch.gone():
+                    self.client.cancel(list(pending))
+                    return f"no lab worker for {NO_WORKER_WAIT:.0f}s"
         except (KeyboardInterrupt, SignalInterrupt, Interrupted):
-            client.cancel(list(pending))
+            self.client.cancel(list(pending))
             raise
         except (OSError, TimeoutError) as exc:
             return f"scheduler lost ({type(exc).__name__}); rerun with --resume"
+        return None
+
+    def _wait_some(self, pending: set[Any]) -> str | None:
+        """Wait (at most 1 s) for the first of `pending` to finish; why the scheduler is gone."""
+        from distributed import wait as wait_futures
+        from distributed.client import FuturesCancelledError
+
+        if self.client.status not in ("running", "connecting", "newly-created"):
+            return "scheduler lost; rerun with --resume"
+        # woken by the first to finish; a cancelled one is looked at by _take
+        with contextlib.suppress(TimeoutError, FuturesCancelledError):
+            wait_futures(list(pending), timeout=1, return_when="FIRST_COMPLETED")  # type: ignore[no-untyped-call]
+        return None
+
+    def _take(self, done_: list[Any], meta: _Meta, pending: set[Any], record: Record) -> str | None:
+        """Record the finished futures (a lost one re-submitted once, into `pending`); why the
+        scheduler is gone when it forgot one."""
+        for fut in done_:
+            cell, attempt, history = meta.pop(fut)
+            if fut.cancelled():  # the scheduler forgot it: it restarted or went away
+                return "scheduler lost the cells; rerun with --resume"
+            rerun = self._ended(fut, cell, attempt, history, record)
+            if rerun is not None:
+                meta[rerun[0]] = (cell, 2, rerun[1])
+                pending.add(rerun[0])
         return None
 
     def _ended(
