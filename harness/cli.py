@@ -23,18 +23,22 @@ if TYPE_CHECKING:
         CopyResult,
         DownResult,
         EscalateResult,
+        EscalationsResult,
         ExecResult,
         GateResult,
         GcResult,
         ImageBuilt,
         ImageListed,
         ImagePruned,
+        KeysResult,
         ListedRun,
         MatrixCell,
         MatrixResult,
         ReplayResult,
+        ReportResult,
         ReproduceResult,
         RunResult,
+        SchemaResult,
         UpResult,
         VerifyFixResult,
     )
@@ -177,12 +181,10 @@ def validate(
         _fail(exc, as_json)
     problems = [p for ps in report.values() for p in ps]
     if as_json:
-        _emit_json(
-            {
-                "valid": not problems,
-                "files": {f: [p.as_dict() for p in ps] for f, ps in report.items()},
-            }
-        )
+        from harness.verbs.results import ValidateResult
+
+        per_file = {f: [p.as_dict() for p in ps] for f, ps in report.items()}
+        _emit_json(ValidateResult(valid=not problems, files=per_file))
     for p in problems:
         _err(str(p))
     if not as_json:
@@ -201,21 +203,22 @@ def schema(
 ) -> None:
     """Write the scenario JSON Schema, for editors (yaml-language-server) to complete and check."""
 
-    def work() -> dict[str, Any]:
+    def work() -> SchemaResult:
         from harness.scenario.jsonschema import scenario_json_schema_text
+        from harness.verbs.results import SchemaResult
 
         text = scenario_json_schema_text()
         if str(output) == "-":
-            return {"schema": json.loads(text)}
+            return SchemaResult.model_validate({"schema": json.loads(text)})
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(text)
-        return {"written": str(output)}
+        return SchemaResult(written=str(output))
 
-    def render(result: dict[str, Any]) -> None:
-        if "schema" in result:
-            print(json.dumps(result["schema"], indent=2))
+    def render(result: SchemaResult) -> None:
+        if result.schema_ is not None:
+            print(json.dumps(result.schema_, indent=2))
         else:
-            _err(f"wrote {result['written']}")
+            _err(f"wrote {result.written}")
 
     _serve(as_json, work, render)
 
@@ -872,7 +875,7 @@ def report(
     """Regenerate every report of a run (JUnit, Allure results, report.html, REPRODUCE.md) from
     journal.json."""
 
-    def work() -> dict[str, Any]:
+    def work() -> ReportResult:
         from harness.verbs.report import report as do
 
         try:
@@ -881,11 +884,11 @@ def report(
             root = None
         return do(run, root=root)
 
-    def render(r: dict[str, Any]) -> None:
-        for kind, path in r["reports"].items():
+    def render(r: ReportResult) -> None:
+        for kind, path in r.reports.items():
             print(f"{kind:<9} {path}")
-        if r.get("errors"):
-            print(f"not written: {r['errors']}")
+        if r.errors:
+            print(f"not written: {r.errors}")
 
     _serve(as_json, work, render)
 
@@ -1018,12 +1021,12 @@ def escalations(
 ) -> None:
     """List what was attached where (from the local ledger kept by `lab escalate`)."""
 
-    def work() -> dict[str, Any]:
+    def work() -> EscalationsResult:
         from harness.verbs.escalations import escalations as do
 
         return do(root=_root(project), ticket=ticket)
 
-    def render(r: dict[str, Any]) -> None:
+    def render(r: EscalationsResult) -> None:
         from harness.verbs.escalations import render_lines
 
         for line in render_lines(r):
@@ -1042,20 +1045,21 @@ def keys_generate(
     """Make an Ed25519 key pair: NAME.key (private, mode 600; bundle_signing_key of whoever
     escalates) and NAME.pub (bundle_public_keys of whoever replays). Never overwrites."""
 
-    def work() -> dict[str, Any]:
+    def work() -> KeysResult:
         from harness.escalation.signing import generate, load_signer
+        from harness.verbs.results import KeysResult
 
         if not name.replace("-", "").replace("_", "").isalnum():
             from harness.errors import UsageError
 
             raise UsageError(f"--name {name!r}: expected letters, digits, - and _")
         priv, pub = generate(folder, name)
-        return {"private": str(priv), "public": str(pub), "key_id": load_signer(priv).key_id}
+        return KeysResult(private=str(priv), public=str(pub), key_id=load_signer(priv).key_id)
 
-    def render(r: dict[str, Any]) -> None:
-        print(f"private  {r['private']}  (bundle_signing_key; keep it to yourself)")
-        print(f"public   {r['public']}  (bundle_public_keys; share it with the team)")
-        print(f"key id   {r['key_id']}")
+    def render(r: KeysResult) -> None:
+        print(f"private  {r.private}  (bundle_signing_key; keep it to yourself)")
+        print(f"public   {r.public}  (bundle_public_keys; share it with the team)")
+        print(f"key id   {r.key_id}")
 
     _serve(as_json, work, render)
 

@@ -4,11 +4,11 @@ topology.svg, report.html, REPRODUCE.md) from its journal.json alone."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from harness.errors import UsageError
 from harness.reports import write_reports
 from harness.run.folder import reports_root
+from harness.verbs.results import ReportResult
 
 
 def find_run_folder(run: str, root: Path) -> Path:
@@ -39,14 +39,9 @@ def find_run_folder(run: str, root: Path) -> Path:
     )
 
 
-def report(run: str, *, root: Path | None = None) -> dict[str, Any]:
-    """Regenerate the reports of `run`; {'run', 'folder', 'reports': {name: path}}."""
+def report(run: str, *, root: Path | None = None) -> ReportResult:
+    """Regenerate the reports of `run`: which were written where, and what could not be."""
     folder = find_run_folder(run, root or Path.cwd())
     written = write_reports(folder)
     errors = written.pop("errors", None)
-    return {
-        "run": folder.name,
-        "folder": str(folder),
-        "reports": written,
-        "errors": errors,
-    }
+    return ReportResult(run=folder.name, folder=str(folder), reports=written, errors=errors)

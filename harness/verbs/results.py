@@ -406,6 +406,51 @@ class ReplayResult(Result):
     exit_code: int
 
 
+class ReportResult(Result):
+    """`lab report`: the reports written again from journal.json, and those that could not be."""
+
+    run: str
+    folder: str
+    reports: dict[str, str]
+    errors: str | None
+
+
+class EscalationsResult(Result):
+    """`lab escalations`: the local ledger's entries and the attachments index, oldest first.
+    The entries are the ledger's own records (kept as written, by older versions too)."""
+
+    folder: str
+    ledger: str
+    ticket: str | None
+    attachments: list[dict[str, Any]]
+    escalations: list[dict[str, Any]]
+
+
+class KeysResult(Result):
+    """`lab keys generate`: the key pair written and its id."""
+
+    private: str
+    public: str
+    key_id: str
+
+
+class SchemaResult(Result):
+    """`lab schema`: where the scenario schema was written, or (`-o -`) the schema itself."""
+
+    written: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+
+    model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
+    omit_none: ClassVar[tuple[str, ...]] = ("written", "schema")
+
+
+class ValidateResult(Result):
+    """`lab validate`: valid or not, and every problem per file (file:line:col: message)."""
+
+    valid: bool
+    files: dict[str, list[dict[str, Any]]]
+
+
 # -- the schemas ----------------------------------------------------------------------------------
 
 # verb -> (model, whether --json prints a list of them)
@@ -426,6 +471,11 @@ RESULTS: dict[str, tuple[type[Result], bool]] = {
     "escalate": (EscalateResult, False),
     "replay": (ReplayResult, False),
     "up": (UpResult, False),
+    "report": (ReportResult, False),
+    "escalations": (EscalationsResult, False),
+    "keys-generate": (KeysResult, False),
+    "schema": (SchemaResult, False),
+    "validate": (ValidateResult, False),
 }
 
 

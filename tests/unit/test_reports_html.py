@@ -162,8 +162,8 @@ def test_report_verb_finds_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     run_id = journal("tls-reproduce")["run"]
     for wanted in (str(folder), run_id, run_id[:10], str(folder / "journal.json")):
         out = report(wanted)
-        assert Path(out["folder"]) == folder and out["errors"] is None
-        assert set(out["reports"]) == {"manual", "topology", "junit", "allure", "html"}
+        assert Path(out.folder) == folder and out.errors is None
+        assert set(out.reports) == {"manual", "topology", "junit", "allure", "html"}
     with pytest.raises(UsageError):
         report("nope")
     make_run(tmp_path, "tls-baseline")

@@ -294,6 +294,23 @@ CONSTRUCTED["up"] = R.UpResult(
         )
     ],
 )
+CONSTRUCTED["report"] = R.ReportResult(
+    run="r1", folder="reports/s/r1", reports={"html": "reports/s/r1/report.html"}, errors=None
+)
+CONSTRUCTED["escalations"] = R.EscalationsResult(
+    folder="escalations",
+    ledger="escalations/ledger.jsonl",
+    ticket=None,
+    attachments=[{"ticket": "SUP-1", "tracker": "local", "file": "b.tar.gz"}],
+    escalations=[{"ticket": "SUP-1", "run": "r1", "verdict": "REPRODUCED"}],
+)
+CONSTRUCTED["keys-generate"] = R.KeysResult(
+    private="k/bundle.key", public="k/bundle.pub", key_id="ab12"
+)
+CONSTRUCTED["schema"] = R.SchemaResult(written="schemas/scenario.schema.json")
+CONSTRUCTED["validate"] = R.ValidateResult(
+    valid=False, files={"a.yaml": [{"file": "a.yaml", "line": 3, "col": 5, "message": "m"}]}
+)
 CONSTRUCTED["cp"] = R.CopyResult(
     run="r1", node="web", direction="out", source="web:/etc/hosts", dest="hosts", files=1, bytes=9
 )
@@ -426,3 +443,14 @@ def test_gate_results_leave_out_saved_baseline_unless_saved() -> None:
     _validate("gate", saved)
     assert list(saved)[-2:] == ["saved_baseline", "exit_code"]
     assert list(saved)[5:11] == ["cells", "regressions", "fixed", "new", "removed", "errors"]
+
+
+def test_every_verb_has_a_constructed_result() -> None:
+    # reproduce and verify-fix validate from real runs on the fake engine (tests above)
+    assert set(R.RESULTS) - {"reproduce", "verify-fix"} <= set(CONSTRUCTED)
+
+
+def test_schema_prints_the_schema_under_its_own_key() -> None:
+    data = R.to_json(R.SchemaResult.model_validate({"schema": {"type": "object"}}))
+    assert data == {"schema": {"type": "object"}}
+    assert R.to_json(R.SchemaResult(written="x.json")) == {"written": "x.json"}
