@@ -572,6 +572,15 @@ def probe_test(p: dict[str, Any]) -> str:
         if p.get("duration_gt") is not None:
             tests.append(f"took_more {q(sid)} {p['duration_gt']:g}")
         return " && ".join(tests) or f'test -e "$OUT/{sid}.rc"'
+    if "state" in p:  # readiness (harness/run/probes.py): not running, its output matching
+        c = f'"$PREFIX-{p["node"]}"'  # node names are DNS-safe
+        test = f"! docker inspect -f '{{{{.State.Running}}}}' {c} 2>/dev/null | grep -qx true"
+        rx = (
+            f" && docker logs {c} 2>&1 | grep -Eq -- {q(ere(str(p['log'])))}"
+            if p.get("log")
+            else ""
+        )
+        return "{ " + test + rx + "; }"
     if "log" in p:
         return f"log_matches {q(str(p['on']))} {q(p.get('path') or '')} {q(ere(str(p['log'])))}"
     if "file" in p:
