@@ -10,13 +10,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import docker.errors
 import pytest
 
+from harness.engine import waits
 from harness.engine.fake import FakeEngine, ok
+from harness.errors import InfraError
 from harness.run.execute import Run, RunOptions
 from harness.run.probes import evaluate, may_not_start
 from harness.scenario.catalog import Catalog
 from harness.scenario.load import load_scenario
+from harness.scenario.resolved import HealthSpec
 from harness.scenario.schema import ReadyProbe
 from tests.unit.conftest import CATALOG_ROOT
 
@@ -180,3 +184,35 @@ def test_nodes_a_symptom_allows_not_to_start_are_found_at_any_depth(
     probe = "{any: [{step: get, exit_code: 7}, {all: [{node: sidecar, state: not_ready}]}]}"
     run = make_run(tmp_path, test_catalog, FakeEngine(), probe)
     assert may_not_start(run.repro.symptom) == frozenset({"sidecar"})
+
+
+class _Exits:
+    """A container that stops between its state read and the readiness exec (the engine
+    answers 409), then reads as exited with code 1."""
+
+    name = "lab-x-proxy"
+
+    def __init__(self) -> None:
+        self.reads = 0
+        self.attrs: dict[str, Any] = {}
+
+    def reload(self) -> None:
+        self.reads += 1
+        status = "running" if self.reads == 1 else "exited"
+        self.attrs = {"State": {"Status": status, "ExitCode": 1}}
+
+    def exec_run(self, *args: Any, **kwargs: Any) -> Any:
+        raise docker.errors.APIError("409 Conflict", _Conflict(), "container is not running")
+
+    def logs(self, **kwargs: Any) -> bytes:
+        return LOG
+
+
+class _Conflict:
+    status_code = 409
+
+
+def test_a_node_that_stops_during_its_readiness_exec_is_an_exit_not_a_crash() -> None:
+    spec = HealthSpec(kind="command", command="true", timeout=5.0, interval=0.01)
+    with pytest.raises(InfraError, match="exited with code 1 before it was ready"):
+        waits.wait_ready(_Exits(), "proxy", spec)
