@@ -110,11 +110,12 @@ def tail(container: Any, lines: int = TAIL_LINES) -> str:
 
 def _ready(check: Check, container: Any) -> bool:
     """One check; a container that stopped since its state was read (the engine refuses the
-    exec: 409 not running) is not ready, and the next state read says how it ended."""
+    exec: 409 at its creation, or 500 "is not running" at its start) is not ready, and the
+    next state read says how it ended."""
     try:
         return check.ready(container)
     except docker.errors.APIError as exc:
-        if exc.status_code == 409:
+        if exc.status_code == 409 or "is not running" in str(exc.explanation or ""):
             return False
         raise
 

@@ -188,7 +188,7 @@ def test_nodes_a_symptom_allows_not_to_start_are_found_at_any_depth(
 
 class _Exits:
     """A container that stops between its state read and the readiness exec (the engine
-    answers 409), then reads as exited with code 1."""
+    answers 409, then 500 'is not running'), then reads as exited with code 1."""
 
     name = "lab-x-proxy"
 
@@ -198,18 +198,21 @@ class _Exits:
 
     def reload(self) -> None:
         self.reads += 1
-        status = "running" if self.reads == 1 else "exited"
+        status = "running" if self.reads <= 2 else "exited"
         self.attrs = {"State": {"Status": status, "ExitCode": 1}}
 
     def exec_run(self, *args: Any, **kwargs: Any) -> Any:
-        raise docker.errors.APIError("409 Conflict", _Conflict(), "container is not running")
+        if self.reads % 2:  # refused at the exec's creation, or at its start
+            raise docker.errors.APIError("409 Conflict", _Status(409), "container is not running")
+        raise docker.errors.APIError("500 Server Error", _Status(500), "x is not running: Exited")
 
     def logs(self, **kwargs: Any) -> bytes:
         return LOG
 
 
-class _Conflict:
-    status_code = 409
+class _Status:
+    def __init__(self, code: int) -> None:
+        self.status_code = code
 
 
 def test_a_node_that_stops_during_its_readiness_exec_is_an_exit_not_a_crash() -> None:
