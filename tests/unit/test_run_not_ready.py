@@ -56,7 +56,11 @@ def _reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def make_run(
-    tmp_path: Path, catalog: Catalog, engine: FakeEngine, probe: str = EXITED, attempts: int = 1
+    tmp_path: Path,
+    catalog: Catalog,
+    engine: FakeEngine,
+    probe: str = EXITED,
+    attempts: int | str = 1,
 ) -> Run:
     path = tmp_path / "not-ready.yaml"
     path.write_text(SCENARIO.format(probe=probe, attempts=attempts))
@@ -112,6 +116,9 @@ def test_a_node_that_exits_as_the_symptom_says_is_reproduced(
     evidence = json.dumps(phase(run, "attempt-1")["symptom"])
     assert "exit code 1" in evidence and "ca md too weak" in evidence
     assert [a[1] for a in fake.called("exec")].count("client") == 3  # configure, get, verify
+    # report.html (built from journal.json alone) lists the node that did not start
+    html = (run.folder.path / "report.html").read_text()
+    assert "Did not start" in html and "ca md too weak" in html and "skipped" in html
 
 
 def test_the_node_starting_is_not_reproduced_and_its_checks_run(
@@ -122,6 +129,7 @@ def test_the_node_starting_is_not_reproduced_and_its_checks_run(
     result = run.execute()
     assert result.verdict == "NOT_REPRODUCED", result
     assert all("not_ready" not in n for n in phase(run, "up")["nodes"])
+    assert "Did not start" not in (run.folder.path / "report.html").read_text()
     assert "became ready" in json.dumps(phase(run, "attempt-1")["symptom"])
     assert result.checks_green
     assert [a[1] for a in fake.called("exec")].count("proxy") == 2  # configure and conf
@@ -164,6 +172,17 @@ def test_later_attempts_without_fresh_see_the_same_state(
     result = run.execute()
     assert (result.verdict, result.rate) == ("REPRODUCED", "3/3")
     assert [a[1] for a in fake.called("start_node")].count("proxy") == 1
+
+
+def test_fresh_attempts_bring_the_node_up_again_and_record_it_again(
+    tmp_path: Path, test_catalog: Catalog
+) -> None:
+    fake = engine()
+    run = make_run(tmp_path, test_catalog, fake, attempts="2\n  fresh: true")
+    result = run.execute()
+    assert (result.verdict, result.rate) == ("REPRODUCED", "2/2")
+    assert [a[1] for a in fake.called("start_node")].count("proxy") == 2
+    assert phase(run, "up-2")["nodes"][0]["not_ready"]["state"] == "exited"
 
 
 def test_the_probe_needs_its_log_and_exit_code_to_match() -> None:
