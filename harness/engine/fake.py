@@ -78,6 +78,7 @@ class FakeEngine:
     stdin_seen: list[bytes] = field(default_factory=list)  # what exec_argv was fed
     output: dict[str, bytes] = field(default_factory=dict)  # node -> what it printed
     unhealthy: dict[str, str] = field(default_factory=dict)  # node -> why it is never ready
+    exits: dict[str, int] = field(default_factory=dict)  # node -> exit code it stops with at start
     capabilities: dict[str, bool] = field(
         default_factory=lambda: {"netem": True, "tbf": True, "statistic": True, "iptables": True}
     )
@@ -219,7 +220,14 @@ class FakeEngine:
         self, run: str, node: str, spec: HealthSpec, cancel: threading.Event | None = None
     ) -> float:
         self._call("wait_ready", run, node)
-        self._node(run, node)
+        n = self._node(run, node)
+        if node in self.exits:
+            n.status = "exited"
+            raise InfraError(
+                f"node {node} exited with code {self.exits[node]} before it was ready"
+                f"\n--- last log lines of {node} ---\n"
+                + self.output.get(node, b"").decode(errors="replace")
+            )
         if node in self.unhealthy:
             raise InfraError(
                 f"node {node} not ready after {spec.timeout:g}s: {self.unhealthy[node]}"
@@ -244,7 +252,7 @@ class FakeEngine:
             "Id": n.info.id,
             "Name": "/" + n.info.name,
             "Image": n.image,
-            "State": {"Status": n.status},
+            "State": {"Status": n.status, "ExitCode": self.exits.get(node, 0)},
             "Config": {
                 "Env": [f"{k}={v}" for k, v in dict(n.spec.env).items()],
                 "Labels": dict(n.info.labels),

@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import docker.errors
+
 from harness.engine import hostview
 from harness.errors import InfraError, Interrupted
 from harness.scenario.resolved import HealthSpec
@@ -106,6 +108,18 @@ def tail(container: Any, lines: int = TAIL_LINES) -> str:
         return "(no logs: the container is gone)"
 
 
+def _ready(check: Check, container: Any) -> bool:
+    """One check; a container that stopped since its state was read (the engine refuses the
+    exec: 409 at its creation, or 500 "is not running" at its start) is not ready, and the
+    next state read says how it ended."""
+    try:
+        return check.ready(container)
+    except docker.errors.APIError as exc:
+        if exc.status_code == 409 or "is not running" in str(exc.explanation or ""):
+            return False
+        raise
+
+
 def wait_ready(
     container: Any, node: str, spec: HealthSpec, cancel: threading.Event | None = None
 ) -> float:
@@ -126,7 +140,7 @@ def wait_ready(
                 f"{tail(container)}",
                 hint=f"check {node}'s command and config; `docker logs {container.name}`",
             )
-        if state.get("Status") == "running" and check.ready(container):
+        if state.get("Status") == "running" and _ready(check, container):
             return time.monotonic() - start
         if time.monotonic() >= deadline:
             raise InfraError(

@@ -14,6 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from harness import outcomes
+from harness.journal_model import UpPhase
 from harness.reports.journal import (
     Run,
     attempt_outcome,
@@ -102,6 +103,25 @@ def _node_rows(run: Run) -> list[dict[str, str]]:
     ]
 
 
+def _not_ready_rows(run: Run) -> list[dict[str, str]]:
+    """The nodes that did not start, as the symptom allowed (the last `up` phase's records)."""
+    ups = [p for p in run.phases if isinstance(p, UpPhase)]
+    rows = []
+    for node in ups[-1].nodes if ups else []:
+        rec = (node.model_extra or {}).get("not_ready")
+        if isinstance(rec, dict):
+            rows.append(
+                {
+                    "name": node.name,
+                    "state": s(rec.get("state")),
+                    "exit_code": s(rec.get("exit_code")),
+                    "reason": s(rec.get("reason")),
+                    "log_tail": s(rec.get("log_tail")),
+                }
+            )
+    return rows
+
+
 def context(run: Run) -> dict[str, Any]:
     # long because it is one flat mapping the template reads, key by key
     j = run.model
@@ -146,6 +166,7 @@ def context(run: Run) -> dict[str, Any]:
         ],
         "artifacts": groups,
         "nodes": _node_rows(run),
+        "not_ready": _not_ready_rows(run),
         "impairments": [
             impairment_text(i)
             + f" on {s(i.get('node'))}"

@@ -350,14 +350,31 @@ def start_order(nodes: list[PlanNode]) -> list[PlanNode]:
     return done
 
 
-def _start(node: PlanNode) -> str:
+def _start(node: PlanNode, may_fail: bool = False) -> str:
+    """`start` as the run did; a node a readiness probe names may not start (the symptom):
+    its `start` runs in a subshell, whose `die` ends only that subshell (no trap there)."""
     h = node.health
     limit = _whole(h.timeout if h else 60.0)
     if h is None or h.kind == "none" or not (h.port or h.log or h.command):
-        return f"start {q(node.name)} none '' {limit}"
-    arg = str(h.port) if h.kind == "port" else (h.log if h.kind == "log" else h.command) or ""
-    arg = ere(arg) if h.kind == "log" else arg
-    return f"start {q(node.name)} {h.kind} {q(arg)} {limit}"
+        line = f"start {q(node.name)} none '' {limit}"
+    else:
+        arg = str(h.port) if h.kind == "port" else (h.log if h.kind == "log" else h.command)
+        arg = ere(arg or "") if h.kind == "log" else arg or ""
+        line = f"start {q(node.name)} {h.kind} {q(arg)} {limit}"
+    if not may_fail:
+        return line
+    said = q(f"node {node.name}: did not become ready (what the symptom looks for)")
+    return f"( {line} ) || say {said}"
+
+
+def may_not_start(probes: list[dict[str, Any]]) -> set[str]:
+    """The nodes the readiness probes name (harness.run.probes.may_not_start, on plain data)."""
+    out: set[str] = set()
+    for p in probes:
+        if "state" in p:
+            out.add(str(p.get("node")))
+        out |= may_not_start(list(p.get("any") or p.get("all") or []))
+    return out
 
 
 def topology(plan: Plan, tags: dict[str, str]) -> Part:
@@ -373,7 +390,8 @@ def topology(plan: Plan, tags: dict[str, str]) -> Part:
     part.lines += [_network(n) for n in plan.networks]
     for node in plan.nodes:
         part.lines += _node(node, tags.get(node.name, "IMAGE"))
-    part.lines += [_start(n) for n in start_order(plan.nodes)]
+    may_fail = may_not_start(plan.probes)
+    part.lines += [_start(n, n.name in may_fail) for n in start_order(plan.nodes)]
     return part
 
 
@@ -572,6 +590,15 @@ def probe_test(p: dict[str, Any]) -> str:
         if p.get("duration_gt") is not None:
             tests.append(f"took_more {q(sid)} {p['duration_gt']:g}")
         return " && ".join(tests) or f'test -e "$OUT/{sid}.rc"'
+    if "state" in p:  # readiness (harness/run/probes.py): not running, its output matching
+        c = f'"$PREFIX-{p["node"]}"'  # node names are DNS-safe
+        test = f"! docker inspect -f '{{{{.State.Running}}}}' {c} 2>/dev/null | grep -qx true"
+        rx = (
+            f" && docker logs {c} 2>&1 | grep -Eq -- {q(ere(str(p['log'])))}"
+            if p.get("log")
+            else ""
+        )
+        return "{ " + test + rx + "; }"
     if "log" in p:
         return f"log_matches {q(str(p['on']))} {q(p.get('path') or '')} {q(ere(str(p['log'])))}"
     if "file" in p:

@@ -27,7 +27,8 @@ from harness.run.plan import plan_of
 from harness.run.provision import OnEvent, _quiet, bring_up, tear_down
 from harness.run.result import AttemptResult, RunResult, UpResult
 from harness.run.signals import SignalInterrupt, StopFlag, interrupts_raise, shielded
-from harness.run.steps import StepRunner
+from harness.run.steps import StepRunner, step_id
+from harness.run.steps import describe as describe_step
 from harness.run.trust import TRUSTED, Trust
 from harness.scenario.catalog import Catalog
 from harness.scenario.load import LoadedScenario
@@ -58,6 +59,8 @@ class _Live:
     addresses: dict[str, dict[str, str]] = field(default_factory=dict)
     captures: list[CaptureInfo] = field(default_factory=list)
     capture_results: list[dict[str, Any]] = field(default_factory=list)
+    # the nodes the symptom allowed not to start that did not: node -> how (provision.NodeUp)
+    not_ready: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Run:
@@ -200,8 +203,10 @@ class Run:
                 self.cancel,
                 on_event=self.emit,
                 trust=self.opts.trust,
+                may_fail=probes.may_not_start(self.repro.symptom),
             )
             self.live.addresses = {n.name: n.addresses for n in nodes}
+            self.live.not_ready = {n.name: n.not_ready for n in nodes if n.not_ready is not None}
             rec["nodes"] = [n.as_dict() for n in nodes]
         self.folder.write(nodes=rec["nodes"])
         collect = self.raw.collect
@@ -240,6 +245,10 @@ class Run:
             nodes = [n.name for n in self.topology.nodes]
         out: dict[str, Any] = {"run": item.run, "on": nodes, "results": []}
         for node in nodes:
+            why = self._down_reason(node)
+            if why is not None:
+                out["results"].append({"node": node, "skipped": why})
+                continue
             res = self.engine.exec(self.run_id, node, item.run, item.timeout or 300.0)
             out["results"].append(
                 {
@@ -272,6 +281,12 @@ class Run:
         node_labs = ansible.node_labs_of(self.topology)
         inv = ansible.inventory(self.topology, self.run_id, self.live.addresses, node_labs)
         limit = ansible.resolve_hosts(self.topology, node_labs, item.hosts)
+        if self.live.not_ready:  # the nodes that did not start are left out, with the reason
+            hosts = [n.name for n in self.topology.nodes] if limit is None else limit
+            skipped = {h: why for h in hosts if (why := self._down_reason(h)) is not None}
+            limit = [h for h in hosts if h not in skipped]
+            if not limit:
+                return {"playbook": item.playbook, "skipped": skipped}
         # ansible-runner polls `cancel` and stops the playbook; the signal is raised after
         with shielded() as seen:
             result = ansible.run_playbook(
@@ -336,7 +351,7 @@ class Run:
             try:
                 for idx, step in enumerate(self.repro.steps):
                     self.check_cancel()
-                    r = runner.run(step, idx, i)
+                    r = self._skipped_step(step, idx, i) or runner.run(step, idx, i)
                     rec["steps"].append(r)
                     results[r["id"]] = r
                     self.journal.flush()
@@ -346,7 +361,7 @@ class Run:
             finally:
                 runner.stop_background()  # fills the background steps' records in place
             obs = self.observe(since) if error is None else {}
-            sym = probes.symptom(self.repro.symptom, results, obs)
+            sym = probes.symptom(self.repro.symptom, results, obs, self.live.not_ready)
             rec["symptom"] = sym.as_dict()
             rec["observed"] = bool(sym.held and error is None)
             rec["error"] = error
@@ -361,6 +376,33 @@ class Run:
             "error": error,
             "symptom": rec["symptom"],
         }
+
+    def _down_reason(self, node: str) -> str | None:
+        """Why nothing runs on `node`: it did not start, as the symptom allowed; else None."""
+        failed = self.live.not_ready.get(node)
+        if failed is None:
+            return None
+        return f"node {node} did not become ready ({failed.get('state')}): {failed.get('reason')}"
+
+    def _skipped_step(self, step: Any, idx: int, attempt: int) -> dict[str, Any] | None:
+        """A step on a node that did not start is not run: its record says why."""
+        for key in ("on", "node", "target"):
+            node = str(getattr(step, key, "") or "")
+            why = self._down_reason(node)
+            if why is not None:
+                sid = step_id(step, idx)
+                self.emit(
+                    {"event": "step-done", "attempt": attempt, "step": sid, "result": "skipped"}
+                )
+                return {
+                    "index": idx,
+                    "id": sid,
+                    "kind": type(step).__name__.removesuffix("Step").lower(),
+                    "node": node,
+                    "description": describe_step(step),
+                    "skipped": why,
+                }
+        return None
 
     def observe(self, since: datetime) -> probes.Observations:
         obs: probes.Observations = {}

@@ -10,11 +10,21 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from harness.scenario.schema import AllProbe, AnyProbe, FileProbe, LogProbe, StepProbe
+from harness.scenario.schema import (
+    AllProbe,
+    AnyProbe,
+    FileProbe,
+    LogProbe,
+    ReadyProbe,
+    StepProbe,
+)
 
-Probe = StepProbe | LogProbe | FileProbe | AnyProbe | AllProbe
+Probe = ReadyProbe | StepProbe | LogProbe | FileProbe | AnyProbe | AllProbe
 # ("log", node, path or "") / ("file", node, path) -> text, or None when not there
 Observations = dict[tuple[str, str, str], str | None]
+# node -> how it failed to become ready ({"state", "exit_code", "reason", "log"}); a node
+# that is not there became ready
+Readiness = dict[str, dict[str, Any]]
 
 
 @dataclass
@@ -65,6 +75,10 @@ def _regex(name: str, pattern: str, text: str, ev: list[str]) -> bool:
 
 
 def describe(probe: Probe) -> str:
+    if isinstance(probe, ReadyProbe):
+        given = [f"exit_code={probe.exit_code}"] if probe.exit_code is not None else []
+        given += [f"log /{probe.log}/"] if probe.log is not None else []
+        return f"node {probe.node} {probe.state}" + (": " + ", ".join(given) if given else "")
     if isinstance(probe, StepProbe):
         conds = probe.model_dump(exclude_none=True, exclude={"step"}, by_alias=True)
         return f"step {probe.step}: " + ", ".join(f"{k}={v}" for k, v in conds.items())
@@ -77,6 +91,8 @@ def describe(probe: Probe) -> str:
 
 def _step(probe: StepProbe, results: dict[str, dict[str, Any]]) -> ProbeResult:
     r = results.get(probe.step)
+    if r is not None and r.get("skipped"):
+        return ProbeResult(describe(probe), False, [f"step {probe.step} skipped: {r['skipped']}"])
     if r is None or r.get("error"):
         why = "did not run" if r is None else f"could not run: {r['error']}"
         return ProbeResult(describe(probe), False, [f"step {probe.step} {why}"])
@@ -108,7 +124,44 @@ def _step(probe: StepProbe, results: dict[str, dict[str, Any]]) -> ProbeResult:
     return ProbeResult(describe(probe), bool(ok), ev)
 
 
-def evaluate(probe: Probe, results: dict[str, dict[str, Any]], obs: Observations) -> ProbeResult:
+def _ready(probe: ReadyProbe, ready: Readiness) -> ProbeResult:
+    """Holds when the node did not become ready (state exited: its container exited), its exit
+    code and output matching when given."""
+    failed = ready.get(probe.node)
+    if failed is None:
+        return ProbeResult(describe(probe), False, [f"node {probe.node} became ready"])
+    state = str(failed.get("state"))
+    ev = [f"node {probe.node} did not become ready: {failed.get('reason') or state}"]
+    ok = probe.state == "not_ready" or state == "exited"
+    if probe.state == "exited" and state != "exited":
+        ev.append(f"it did not exit ({state}; expected exited)")
+    if probe.exit_code is not None:
+        code = failed.get("exit_code")
+        ok &= tolerance_holds(probe.exit_code, code)
+        ev.append(f"exit code {code} (expected {_tol_text(probe.exit_code)})")
+    if probe.log is not None:
+        ok &= _regex("log", probe.log, str(failed.get("log") or ""), ev)
+    return ProbeResult(describe(probe), bool(ok), ev)
+
+
+def _file(probe: FileProbe, obs: Observations) -> ProbeResult:
+    text = obs.get(("file", probe.on, probe.file))
+    if text is None:
+        return ProbeResult(describe(probe), False, [f"{probe.file} is not on {probe.on}"])
+    if probe.matches is None:
+        return ProbeResult(describe(probe), True, [f"{probe.file} exists on {probe.on}"])
+    ev: list[str] = []
+    return ProbeResult(describe(probe), _regex(probe.file, probe.matches, text, ev), ev)
+
+
+def evaluate(
+    probe: Probe,
+    results: dict[str, dict[str, Any]],
+    obs: Observations,
+    ready: Readiness | None = None,
+) -> ProbeResult:
+    if isinstance(probe, ReadyProbe):
+        return _ready(probe, ready or {})
     if isinstance(probe, StepProbe):
         return _step(probe, results)
     if isinstance(probe, LogProbe):
@@ -118,25 +171,23 @@ def evaluate(probe: Probe, results: dict[str, dict[str, Any]], obs: Observations
         ev: list[str] = []
         return ProbeResult(describe(probe), _regex("log", probe.log, text, ev), ev)
     if isinstance(probe, FileProbe):
-        text = obs.get(("file", probe.on, probe.file))
-        if text is None:
-            return ProbeResult(describe(probe), False, [f"{probe.file} is not on {probe.on}"])
-        if probe.matches is None:
-            return ProbeResult(describe(probe), True, [f"{probe.file} exists on {probe.on}"])
-        ev = []
-        return ProbeResult(describe(probe), _regex(probe.file, probe.matches, text, ev), ev)
+        return _file(probe, obs)
     kids = [
-        evaluate(p, results, obs) for p in (probe.any if isinstance(probe, AnyProbe) else probe.all)
+        evaluate(p, results, obs, ready)
+        for p in (probe.any if isinstance(probe, AnyProbe) else probe.all)
     ]
     held = any(k.held for k in kids) if isinstance(probe, AnyProbe) else all(k.held for k in kids)
     return ProbeResult(describe(probe), held, [], kids)
 
 
 def symptom(
-    probes: list[Probe], results: dict[str, dict[str, Any]], obs: Observations
+    probes: list[Probe],
+    results: dict[str, dict[str, Any]],
+    obs: Observations,
+    ready: Readiness | None = None,
 ) -> ProbeResult:
     """The symptom is the list of probes, all of which must hold."""
-    kids = [evaluate(p, results, obs) for p in probes]
+    kids = [evaluate(p, results, obs, ready) for p in probes]
     return ProbeResult("symptom", bool(kids) and all(k.held for k in kids), [], kids)
 
 
@@ -151,3 +202,15 @@ def observations_needed(probes: list[Probe]) -> list[tuple[str, str, str]]:
         elif isinstance(p, AnyProbe | AllProbe):
             out.extend(observations_needed(p.any if isinstance(p, AnyProbe) else p.all))
     return out
+
+
+def may_not_start(probes: list[Probe]) -> frozenset[str]:
+    """The nodes a symptom expects may not start: those its readiness probes name (at any
+    depth). Bring-up records their failure instead of stopping the run."""
+    out: set[str] = set()
+    for p in probes:
+        if isinstance(p, ReadyProbe):
+            out.add(p.node)
+        elif isinstance(p, AnyProbe | AllProbe):
+            out |= may_not_start(p.any if isinstance(p, AnyProbe) else p.all)
+    return frozenset(out)

@@ -1,7 +1,10 @@
 """Bring a resolved topology up on the engine, in parallel, and take it down again.
 
 Networks first, then every node at once (a node waits only for its `depends_on`). A failure or an
-interrupt cancels the rest; the caller tears down by label, so nothing half-made is missed.
+interrupt cancels the rest; the caller tears down by label, so nothing half-made is missed. A node
+the scenario expects may not start (`may_fail`: a readiness probe names it) that exits or never
+becomes ready is recorded instead (NodeUp.not_ready), and the nodes that depend on it are not
+started (recorded as skipped).
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.engine.api import Engine, RunLabels
-from harness.errors import Interrupted
+from harness.errors import HarnessError, InfraError, Interrupted
 from harness.run.trust import TRUSTED, Trust, check_capabilities
 from harness.scenario.resolved import NetworkSpec, NodeSpec, Topology
 
 Event = dict[str, Any]
+TAIL_LINES = 20  # of a node that did not start, in the journal
 OnEvent = Callable[[Event], None]
 
 
@@ -33,15 +37,21 @@ class NodeUp:
     image: str
     addresses: dict[str, str]
     ready_s: float
+    # how it failed to become ready, when it was allowed to: state (exited | not_ready |
+    # skipped), exit_code, reason, log_tail, and log (its whole output: for probes, not written)
+    not_ready: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "name": self.name,
             "container": self.container,
             "image": self.image,
             "addresses": self.addresses,
             "ready_s": round(self.ready_s, 3),
         }
+        if self.not_ready is not None:
+            d["not_ready"] = {k: v for k, v in self.not_ready.items() if k != "log"}
+        return d
 
 
 def bring_up(
@@ -54,13 +64,15 @@ def bring_up(
     on_event: OnEvent = _quiet,
     parallel: int = 16,
     trust: Trust = TRUSTED,
+    may_fail: frozenset[str] = frozenset(),
 ) -> list[NodeUp]:
     """Create networks and nodes, start them and wait until each is ready.
 
     Every engine call runs in a worker thread: a signal lands in the main thread, which then
     waits for in-flight calls to finish, so an object the engine is still creating is never
     missed by the teardown that follows. Before any of it, no node may get a capability
-    `trust` does not allow (UsageError, nothing created).
+    `trust` does not allow (UsageError, nothing created). A node in `may_fail` that does not
+    become ready is returned with its `not_ready` record; any other node's failure is raised.
     """
     check_capabilities(topology, trust)
     up = _Up(
@@ -70,6 +82,7 @@ def bring_up(
         cancel,
         on_event,
         {n.name: threading.Event() for n in topology.nodes},
+        may_fail,
     )
     size = max(1, min(parallel, max(len(topology.nodes), len(topology.networks))))
     pool = ThreadPoolExecutor(max_workers=size)
@@ -95,8 +108,10 @@ class _Up:
     labels: RunLabels
     cancel: threading.Event
     on_event: OnEvent
-    ready: dict[str, threading.Event]
+    ready: dict[str, threading.Event]  # set once a node is ready, or has failed as allowed
+    may_fail: frozenset[str] = frozenset()
     networks: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, dict[str, Any]] = field(default_factory=dict)  # written before ready[]
 
     def net(self, spec: NetworkSpec) -> None:
         if self.cancel.is_set():
@@ -116,9 +131,18 @@ class _Up:
                     raise Interrupted(f"cancelled while {node.name} waited for {dep}")
         if cancel.is_set():
             raise Interrupted(f"cancelled before starting {node.name}")
-        engine.start_node(labels.run, node.name)
-        self.on_event({"event": "started", "node": node.name})
-        engine.wait_ready(labels.run, node.name, node.health, cancel)
+        down = next((d for d in node.depends_on if d in self.failed), None)
+        if down is not None:
+            why = f"not started: it depends on {down}, which did not become ready"
+            return self._not_ready(node, created.name, t0, {"state": "skipped", "reason": why})
+        try:
+            engine.start_node(labels.run, node.name)
+            self.on_event({"event": "started", "node": node.name})
+            engine.wait_ready(labels.run, node.name, node.health, cancel)
+        except InfraError as exc:
+            if node.name not in self.may_fail:
+                raise
+            return self._not_ready(node, created.name, t0, self._failure(node.name, exc))
         self.ready[node.name].set()
         up = NodeUp(
             node.name,
@@ -128,6 +152,52 @@ class _Up:
             time.monotonic() - t0,
         )
         self.on_event({"event": "ready", "node": node.name, "seconds": round(up.ready_s, 2)})
+        return up
+
+    def _failure(self, name: str, exc: InfraError) -> dict[str, Any]:
+        """How an allowed node failed: exited (with its code) or not ready, the wait's first
+        line (which check timed out), its last log lines and its whole output."""
+        run = self.labels.run
+        state, code = "not_ready", None
+        try:
+            st = self.engine.inspect(run, name).get("State") or {}
+            if st.get("Status") in ("exited", "dead"):
+                state, code = "exited", st.get("ExitCode")
+        except HarnessError:
+            pass
+        try:
+            log = self.engine.logs(run, name).decode("utf-8", errors="replace")
+        except HarnessError:
+            log = ""
+        tail = "\n".join(log.rstrip().splitlines()[-TAIL_LINES:])
+        reason = exc.message.split("\n", 1)[0]
+        return {"state": state, "exit_code": code, "reason": reason, "log_tail": tail, "log": log}
+
+    def _not_ready(
+        self, node: NodeSpec, container: str, t0: float, record: dict[str, Any]
+    ) -> NodeUp:
+        self.failed[node.name] = record
+        self.ready[node.name].set()  # its dependents go on, and see it failed
+        try:
+            addresses = self.engine.addresses(self.labels.run, node.name)
+        except HarnessError:
+            addresses = {}
+        up = NodeUp(
+            node.name,
+            container,
+            self.images[node.name],
+            addresses,
+            time.monotonic() - t0,
+            not_ready=record,
+        )
+        self.on_event(
+            {
+                "event": "not-ready",
+                "node": node.name,
+                "state": record["state"],
+                "reason": record["reason"],
+            }
+        )
         return up
 
 

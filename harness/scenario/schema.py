@@ -171,7 +171,7 @@ def _by_key(*keys: str) -> Callable[[Any], str | None]:
 KIND_KEYS: dict[str, tuple[str, ...]] = {
     "configure_item": ("playbook", "run"),
     "step": ("run", "http", "wait", "sleep", "fault"),
-    "probe": ("step", "log", "file", "any", "all"),
+    "probe": ("state", "step", "log", "file", "any", "all"),
     "verify_item": ("suite", "run"),
 }
 
@@ -497,6 +497,24 @@ class FileProbe(_Model):
     matches: Regex | None = None
 
 
+class ReadyProbe(_Model):
+    """A node that did not become ready: it exited, or its health wait timed out (or it was
+    never started, its depends_on having failed). Naming a node here tells the run that it may
+    not start: bring-up records its failure instead of stopping the run (docs/reproduce.md)."""
+
+    node: str = Field(description="the node that may not start")
+    state: Literal["not_ready", "exited"] = Field(
+        description="not_ready: it did not become ready (exited or timed out); exited: its "
+        "container exited before it was ready"
+    )
+    exit_code: IntTolerance | None = Field(
+        default=None, description="the exit code of the node's container (with state: exited)"
+    )
+    log: Regex | None = Field(
+        default=None, description="regex on the node's output, read when it failed to start"
+    )
+
+
 class AnyProbe(_Model):
     any: list[Probe] = Field(min_length=1)
 
@@ -506,15 +524,16 @@ class AllProbe(_Model):
 
 
 Probe = Annotated[
-    Annotated[StepProbe, Tag("<step>")]
+    Annotated[ReadyProbe, Tag("<state>")]
+    | Annotated[StepProbe, Tag("<step>")]
     | Annotated[LogProbe, Tag("<log>")]
     | Annotated[FileProbe, Tag("<file>")]
     | Annotated[AnyProbe, Tag("<any>")]
     | Annotated[AllProbe, Tag("<all>")],
     Discriminator(
-        _by_key("step", "log", "file", "any", "all"),
+        _by_key("state", "step", "log", "file", "any", "all"),
         custom_error_type="probe",
-        custom_error_message="expected a probe with 'step', 'log', 'file', 'any' or 'all'",
+        custom_error_message="expected a probe with 'state', 'step', 'log', 'file', 'any' or 'all'",
     ),
 ]
 

@@ -696,7 +696,9 @@ class Checker:
             if not isinstance(probe, dict):
                 continue
             ppath = (*path, i)
-            if "step" in probe:
+            if "state" in probe:
+                self.check_ready_probe(ppath, probe)
+            elif "step" in probe:
                 self.check_step_probe(ppath, probe, ids)
             elif "log" in probe or "file" in probe:
                 on = probe.get("on")
@@ -711,6 +713,18 @@ class Checker:
             for key in ("any", "all"):
                 if key in probe:
                     self.check_probes((*ppath, key), probe[key], ids)
+
+    def check_ready_probe(self, ppath: YPath, probe: dict[str, Any]) -> None:
+        """A readiness probe names a node there is; an exit code needs `state: exited` (a node
+        whose health wait timed out is still running: it has none)."""
+        node = probe.get("node")
+        if isinstance(node, str) and node not in self.nodes:
+            self.at((*ppath, "node"), unknown("node", node, self.nodes))
+        if "exit_code" in probe and probe.get("state") == "not_ready":
+            self.at_key(
+                (*ppath, "exit_code"),
+                "an exit code needs 'state: exited' (a node that timed out has none)",
+            )
 
     def check_step_probe(self, ppath: YPath, probe: dict[str, Any], ids: list[str]) -> None:
         """A probe on a step names a step there is, and at least one condition."""

@@ -29,6 +29,9 @@ VERIFY = [
     ("cache-partition", "shorter-timeout", "NOT_FIXED"),
     ("openssl3-legacy-pkcs12", "reexport-aes256", "FIXED"),
     ("openssl3-legacy-pkcs12", "reexport-key-only", "NOT_FIXED"),
+    ("nginx-sha1-certificate", "reissue-sha256", "FIXED"),  # the symptom: nginx does not start
+    ("nginx-sha1-certificate", "allow-sha1", "FIXED"),  # the workaround
+    ("nginx-sha1-certificate", "add-chain", "NOT_FIXED"),
 ]
 
 
@@ -100,3 +103,31 @@ def test_openssl3_problem_is_absent_on_debian_11(reports: Path, cleanup_runs: li
     r = json.loads(p.stdout)
     cleanup_runs.append(r["run"])
     assert (p.returncode, r["verdict"]) == (1, "NOT_REPRODUCED"), r["reason"]
+
+
+def test_sha1_baseline_names_the_failed_readiness_with_its_log_line(
+    reports: Path, cleanup_runs: list[str], docker_client: Any
+) -> None:
+    """nginx refusing the SHA-1 certificate is the symptom, not an ERROR: the journal's up
+    phase records how it failed (exit 1, OpenSSL's line) and report.html shows it."""
+    p = run_lab(
+        "reproduce",
+        f"{CASES}/nginx-sha1-certificate.yaml",
+        "--destroy",
+        "always",
+        "--json",
+        reports=reports,
+    )
+    r = json.loads(p.stdout)
+    cleanup_runs.append(r["run"])
+    assert (r["verdict"], p.returncode) == ("REPRODUCED", 0), r
+    folder = Path(r["folder"])
+    journal = json.loads((folder / "journal.json").read_text())
+    up = next(ph for ph in journal["phases"] if ph["phase"] == "up")
+    proxy = next(n for n in up["nodes"] if n["name"] == "proxy")["not_ready"]
+    assert (proxy["state"], proxy["exit_code"]) == ("exited", 1)
+    assert "waiting for TCP port 443" in proxy["reason"]
+    assert "ca md too weak" in proxy["log_tail"]
+    html = (folder / "report.html").read_text()
+    assert "Did not start" in html and "ca md too weak" in html
+    assert nothing_left(docker_client, r["run"])
