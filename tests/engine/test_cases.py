@@ -30,7 +30,8 @@ VERIFY = [
     ("openssl3-legacy-pkcs12", "reexport-aes256", "FIXED"),
     ("openssl3-legacy-pkcs12", "reexport-key-only", "NOT_FIXED"),
     ("nginx-sha1-certificate", "reissue-sha256", "FIXED"),  # the symptom: nginx does not start
-    ("nginx-sha1-certificate", "allow-sha1", "FIXED"),  # the workaround
+    # the workaround: nginx starts, but a default OpenSSL 3 client still refuses the certificate
+    ("nginx-sha1-certificate", "allow-sha1", "INCONCLUSIVE"),
     ("nginx-sha1-certificate", "add-chain", "NOT_FIXED"),
 ]
 

@@ -69,8 +69,8 @@ def test_reproduce_gives_verdict_evidence_and_cleans_up(
     pcap = (folder / "captures" / "lan.pcap").read_bytes()
     assert pcap[:4] in (b"\xd4\xc3\xb2\xa1", b"\xa1\xb2\xc3\xd4") and len(pcap) > 200
     manual = (folder / "REPRODUCE.md").read_text()
-    assert "docker network create lab-manual-lan" in manual
-    assert "docker exec lab-manual-web sh -c 'rm -f /var/www/html/status.html'" in manual
+    assert 'docker network create "$PREFIX-lan"' in manual  # a fresh prefix per execution
+    assert "run_on web <<'EOF'\nrm -f /var/www/html/status.html\nEOF" in manual  # a heredoc
     assert "http://web/status.html" in manual
 
 
