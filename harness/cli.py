@@ -563,8 +563,10 @@ DestroyOpt = Annotated[
 ]
 
 
-def _render_run(r: RunResult, title: str = "") -> None:
+def _render_run(r: RunResult, title: str = "", *, why: bool = True) -> None:
+    """The run's summary table, then (a NOT_REPRODUCED) the probe that decided it."""
     from harness.console import summary_table
+    from harness.verbs.why import run_lines
 
     rows: list[tuple[str, str]] = [("run", r.run)]
     if r.fix:
@@ -583,7 +585,9 @@ def _render_run(r: RunResult, title: str = "") -> None:
     if r.kept:
         rows.append(("kept", f"lab shell {r.run} NODE  |  remove: lab down {r.run}"))
     head = f"{title}: " if title else ""
-    summary_table(rows, f"{head}{r.verdict} ({r.rate}) - {r.reason}")
+    summary_table(rows, f"{head}{r.verdict} ({r.reproduction().rate_text()}) - {r.reason}")
+    for line in run_lines(r) if why else []:
+        print(f"why: {line}")
 
 
 @app.command()
@@ -658,9 +662,13 @@ def verify_fix(
         )
 
     def render(r: VerifyFixResult) -> None:
-        _render_run(r.baseline, "baseline")
-        _render_run(r.candidate, f"candidate {r.kind or 'fix'} {r.fix}")
+        from harness.verbs.why import fix_lines
+
+        _render_run(r.baseline, "baseline", why=False)
+        _render_run(r.candidate, f"candidate {r.kind or 'fix'} {r.fix}", why=False)
         print(f"{r.verdict} - {r.reason}")
+        for line in fix_lines(r.verdict, r.baseline, r.candidate):
+            print(f"why: {line}")
 
     result = _serve(as_json, work, render, redact=True)
     raise typer.Exit(outcomes.exit_code("verify-fix", result.verdict))

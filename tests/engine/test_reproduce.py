@@ -81,7 +81,10 @@ def test_not_reproduced_keeps_the_lab_and_says_how_to_get_in(
     run = next(line.split()[1] for line in p.stderr.splitlines() if line.startswith("run "))
     cleanup_runs.append(run)
     assert p.returncode == 1, p.stderr
-    assert p.stdout.startswith("NOT_REPRODUCED (0/2)")
+    assert p.stdout.startswith("NOT_REPRODUCED (0/2, 95% CI 0-66%)")
+    why = [ln for ln in p.stdout.splitlines() if ln.startswith("why: ")]
+    assert why and why[-1] == p.stdout.splitlines()[-1], p.stdout  # the last lines say why
+    assert "attempt 2: probe step page" in why[0] and "expected" in why[0], why
     assert f"lab shell {run} NODE" in p.stdout and f"lab down {run}" in p.stdout
     assert not nothing_left(docker_client, run)
     listed = json.loads(run_lab("ls", "--json", reports=reports).stdout)
@@ -122,6 +125,27 @@ def test_verify_fix_verdicts(
     conforms("verify-fix", r)
     for side in ("baseline", "candidate"):
         assert nothing_left(docker_client, r[side]["run"])
+
+
+@pytest.mark.parametrize(
+    ("fix", "verdict", "names"),
+    [("wrong-page", "NOT_FIXED", "probe step page"), ("break-site", "REGRESSION", "check ")],
+)
+def test_the_terminal_says_why(
+    fix: str, verdict: str, names: str, reports: Path, cleanup_runs: list[str]
+) -> None:
+    """The last lines name the probe (NOT_FIXED) or the check (REGRESSION) that decided, with
+    what it expected and what it got."""
+    p = run_lab("verify-fix", QUICK, "--fix", fix, "--destroy", "always", reports=reports)
+    cleanup_runs += [
+        ln.split()[1] for ln in p.stdout.splitlines() if ln.lstrip().startswith("run ")
+    ]
+    assert p.returncode == 1, p.stderr
+    lines = p.stdout.splitlines()
+    verdict_at = next(i for i, ln in enumerate(lines) if ln.startswith(f"{verdict} - "))
+    why = lines[verdict_at + 1 :]
+    assert why and all(ln.startswith("why: ") for ln in why), p.stdout
+    assert names in why[0] and "expected" in why[0], why
 
 
 def test_verify_fix_inconclusive_and_fix_file(
@@ -294,7 +318,7 @@ def test_terminal_output_modes(reports: Path, cleanup_runs: list[str]) -> None:
     p = run_lab("reproduce", QUICK, "--destroy", "always", reports=reports)
     assert p.returncode == 0
     assert "\x1b[" not in p.stdout + p.stderr
-    assert "- attempt-1" in p.stderr and p.stdout.startswith("REPRODUCED (2/2)")
+    assert "- attempt-1" in p.stderr and p.stdout.startswith("REPRODUCED (2/2, 95% CI 34-100%)")
     q = run_lab("-q", "reproduce", QUICK, "--destroy", "always", reports=reports)
     assert q.returncode == 0 and q.stderr == "" and q.stdout.startswith("REPRODUCED")
     script = shutil.which("script")
@@ -314,4 +338,5 @@ def test_terminal_output_modes(reports: Path, cleanup_runs: list[str]) -> None:
 
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", t.stdout)
     assert "attempts: 1/2 symptom observed" in text
-    assert "┌" in text and "REPRODUCED (2/2)" in text  # the summary table
+    assert "┌" in text and "REPRODUCED (2/2, 95% CI 34-100%)" in text  # the summary table
+    assert "why:" not in text  # a reproduced run has nothing to explain
