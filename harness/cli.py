@@ -693,7 +693,7 @@ def _matrix_row(c: MatrixCell, names: list[str]) -> list[str]:
         *[str(c.cell.get(n, "")) for n in names],
         c.status,
         str(c.verdict) if done else "",
-        str(c.rate) if done else "",
+        (f"{c.rate} ({c.interval})" if c.interval else str(c.rate)) if done else "",
         f"{c.seconds}s" if c.seconds is not None else "",
         str(c.run) if done else str(c.reason),
     ]

@@ -51,7 +51,8 @@ def write_heatmap(folder: Path, data: dict[str, Any]) -> Path:
                 continue
             status = c["status"]
             label = f"{status}" + (f" {c['rate']}" if c.get("rate") else "")
-            title = e(f"{c['label']}: {c.get('verdict', '')} {c.get('reason', '')}")
+            ci = f" ({c['interval']})" if c.get("interval") else ""
+            title = e(f"{c['label']}: {c.get('verdict', '')}{ci} {c.get('reason', '')}")
             inner = e(label)
             if c.get("folder"):
                 rel = os.path.relpath(Path(c["folder"]) / "report.html", folder)

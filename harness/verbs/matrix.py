@@ -58,6 +58,7 @@ def cell_result(
         verdict=r["verdict"],
         expected=expect,
         rate=r["rate"],
+        interval=(r.get("interval") or {}).get("text"),
         reason=r["reason"],
         checks=[{"name": c["name"], "passed": c.get("passed")} for c in r["checks"]],
         run=r["run"],

@@ -190,6 +190,7 @@ class MatrixCell(Result):
     verdict: str | None = None
     expected: str | None = None
     rate: str | None = None
+    interval: str | None = None  # the rate's 95% interval, `95% CI 34-100%`
     reason: str | None = None
     checks: list[dict[str, Any]] | None = None
     run: str | None = None
@@ -199,7 +200,9 @@ class MatrixCell(Result):
     engine_url: str | None = None
     attempts: list[dict[str, Any]] | None = None
 
-    omit_none: ClassVar[tuple[str, ...]] = ("seconds", "engine", "engine_url", "attempts")
+    omit_none: ClassVar[tuple[str, ...]] = (
+        *("interval", "seconds", "engine", "engine_url", "attempts"),
+    )
     _finished: ClassVar[tuple[str, ...]] = (
         *("verdict", "expected", "rate", "checks", "run", "folder"),
     )

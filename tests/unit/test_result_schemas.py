@@ -454,3 +454,14 @@ def test_schema_prints_the_schema_under_its_own_key() -> None:
     data = R.to_json(R.SchemaResult.model_validate({"schema": {"type": "object"}}))
     assert data == {"schema": {"type": "object"}}
     assert R.to_json(R.SchemaResult(written="x.json")) == {"written": "x.json"}
+
+
+def test_a_finished_cell_carries_its_rate_interval() -> None:
+    from harness.verbs.matrix import cell_result
+
+    run = _REPLAYED.model_dump(mode="json")
+    run["interval"] = {"low": 0.34, "high": 1.0, "confidence": 0.95, "text": "95% CI 34-100%"}
+    cell = cell_result({"os": "debian-12"}, run, "REPRODUCED", 1.5)
+    data = cell.model_dump(mode="json")
+    keys = list(data)
+    assert keys[keys.index("rate") + 1] == "interval" and data["interval"] == "95% CI 34-100%"
