@@ -504,6 +504,13 @@ class Run:
 
     # -- the whole run ------------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """The phases `reproduce` and `up` share: build, preflight, up, configure."""
+        self.build()
+        self.preflight()
+        self.bring_up()
+        self.configure()
+
     def execute(self) -> RunResult:
         self.emit({"event": "run", "run": self.run_id, "folder": str(self.folder.path)})
         t0 = time.monotonic()
@@ -512,10 +519,7 @@ class Run:
         failure: BaseException | None = None
         with interrupts_raise():
             try:
-                self.build()
-                self.preflight()
-                self.bring_up()
-                self.configure()
+                self.prepare()
                 attempts = self.attempts()
                 if not any(a.get("error") for a in attempts):
                     checks = self.verify()
@@ -640,10 +644,7 @@ class Run:
         self.emit({"event": "run", "run": self.run_id, "folder": str(self.folder.path)})
         with interrupts_raise():
             try:
-                self.build()
-                self.preflight()
-                self.bring_up()
-                self.configure()
+                self.prepare()
                 return self._stay_up()
             except BaseException as exc:
                 self.cancel.set()
