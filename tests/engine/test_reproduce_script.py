@@ -27,6 +27,9 @@ CASES = sorted(p.stem for p in (ROOT / "scenarios" / "cases").glob("*.yaml"))
 # the intermittent case at a loss where six clean rounds in a row are all but impossible
 # (tests/engine/test_cases.py does the same); the script follows whatever the run did
 PARAMS = {"lossy-link-intermittent": ["-p", "loss=20%"]}
+# intermittent by design: the script's own k of n is a new sample, so one observation is what
+# it must show, whatever the run's k was (a run's 6/6 does not make the next six certain)
+INTERMITTENT = {"lossy-link-intermittent"}
 
 
 def _secret(case: str) -> str | None:
@@ -121,7 +124,7 @@ def test_reproduce_sh_shows_the_symptom_and_cleans_up(
         got = re.findall(r"^attempt (\d+): symptom (observed|absent)$", out, re.MULTILINE)
         assert len(got) == len(attempts), out
         observed = [s == "observed" for _, s in got]
-        if seen == len(attempts):  # a steady symptom: observed in every attempt, as in the run
+        if case not in INTERMITTENT and seen == len(attempts):  # steady: in every attempt
             assert all(observed), out
         else:  # intermittent: k of n, at least once
             assert any(observed), out
