@@ -662,13 +662,13 @@ def verify_fix(
         )
 
     def render(r: VerifyFixResult) -> None:
-        from harness.verbs.why import fix_lines
-
         _render_run(r.baseline, "baseline", why=False)
         _render_run(r.candidate, f"candidate {r.kind or 'fix'} {r.fix}", why=False)
         print(f"{r.verdict} - {r.reason}")
-        for line in fix_lines(r.verdict, r.baseline, r.candidate):
+        for line in r.why:
             print(f"why: {line}")
+        if r.verification_folder:
+            print(f"verification: {r.verification} ({r.verification_folder})")
 
     result = _serve(as_json, work, render, redact=True)
     raise typer.Exit(outcomes.exit_code("verify-fix", result.verdict))

@@ -8,12 +8,15 @@ from typing import Any
 from harness import outcomes
 from harness.errors import UsageError
 from harness.run.execute import RunOptions, run_scenario
+from harness.run.folder import now_iso
 from harness.run.provision import OnEvent, _quiet
 from harness.run.result import RunResult
 from harness.run.trust import Trust, enforce
 from harness.scenario.catalog import load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
 from harness.verbs.results import ReproduceResult, VerifyFixResult
+from harness.verbs.verification import new_verification_id, write_verification
+from harness.verbs.why import fix_lines
 
 
 def pick_cell(scenario: Path, wanted: dict[str, str]) -> dict[str, Any]:
@@ -121,6 +124,7 @@ def verify_fix(
     enforce(baseline_loaded, baseline_loaded.topology, level)  # both sides, before either runs
     enforce(candidate_loaded, candidate_loaded.topology, level, fix_text)
     catalog = load_catalog(root)
+    vid, started = new_verification_id(), now_iso()
     on_event({"event": "side", "side": "baseline"})
     baseline = run_scenario(
         baseline_loaded,
@@ -143,13 +147,29 @@ def verify_fix(
         ),
     )
 
-    return _fix_result(candidate_loaded, baseline, candidate)
+    result = _fix_result(candidate_loaded, baseline, candidate)
+    folder = write_verification(
+        root=root,
+        vid=vid,
+        started=started,
+        base=baseline_loaded,
+        cand=candidate_loaded,
+        fix_file=fix_file,
+        baseline=baseline,
+        candidate=candidate,
+        verdict=result.verdict,
+        reason=result.reason,
+        why=result.why,
+        exit_code=result.exit_code,
+    )
+    return result.model_copy(update={"verification": vid, "verification_folder": str(folder)})
 
 
 def _fix_result(
     candidate_loaded: LoadedScenario, baseline: RunResult, candidate: RunResult
 ) -> VerifyFixResult:
-    """The two runs as one verdict, with both runs' JUnit merged into the candidate's folder."""
+    """The two runs as one verdict (and why), with both runs' JUnit merged into the candidate's
+    folder."""
     asked = candidate_loaded.raw.reproduce.confidence if candidate_loaded.raw.reproduce else None
     verdict, reason = outcomes.fix_verdict(
         baseline.reproduction(),
@@ -172,5 +192,6 @@ def _fix_result(
         baseline=baseline,
         candidate=candidate,
         junit=str(merged),
+        why=fix_lines(verdict, baseline, candidate),
         exit_code=outcomes.exit_code("verify-fix", verdict),
     )

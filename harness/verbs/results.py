@@ -44,6 +44,11 @@ class VerifyFixResult(Result):
     baseline: RunResult
     candidate: RunResult
     junit: str
+    why: list[str] = Field(
+        default_factory=list
+    )  # the probe or check that decided (harness/verbs/why.py)
+    verification: str = ""  # its id: verify-<run id shape>
+    verification_folder: str = ""  # <reports>/<scenario>/<id>/, beside the two runs
     exit_code: int
 
 
