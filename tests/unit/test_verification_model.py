@@ -111,7 +111,8 @@ def test_the_verification_names_both_runs_and_the_overlay(
     assert folder == tmp_path / "reports" / "vf-unit" / "verify-261201-100000-abcd"
     doc = vm.load(folder)
     assert doc is not None and doc.verdict == "FIXED" and doc.exit_code == 0
-    assert (doc.baseline.run, doc.baseline.folder) == ("261201-100001-aaaa", "../261201-100001-aaaa")
+    assert doc.baseline.run == "261201-100001-aaaa"
+    assert doc.baseline.folder == "../261201-100001-aaaa"
     assert (folder / doc.candidate.folder / "journal.json").is_file()
     assert doc.baseline.rate == "3/3" and doc.candidate.rate == "0/3"
     assert doc.overlay.fix == "new-mode" and doc.overlay.kind == "workaround"
@@ -138,9 +139,7 @@ def test_committed_schema_is_current() -> None:
     )
 
 
-def test_ids_and_prefixes_find_the_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_ids_and_prefixes_find_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = _write(tmp_path, monkeypatch)
     assert find_verification_folder("verify-261201-100000-abcd", REPO) == folder
     assert find_verification_folder("verify-261201-1000", REPO) == folder
