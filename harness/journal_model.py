@@ -25,7 +25,7 @@ Scalar = str | int | float | bool | None
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
 
 # -- the header ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from harness.journal_model import RateInterval
 class Result(BaseModel):
     """A verb's (or a run's) result: typed fields; `--json` is `model_dump(mode="json")`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     omit_none: ClassVar[tuple[str, ...]] = ()
 
