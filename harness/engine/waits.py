@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import docker.errors
-
 from harness.engine import hostview
 from harness.errors import InfraError, Interrupted
 from harness.scenario.resolved import HealthSpec
@@ -112,6 +110,8 @@ def _ready(check: Check, container: Any) -> bool:
     """One check; a container that stopped since its state was read (the engine refuses the
     exec: 409 at its creation, or 500 "is not running" at its start) is not ready, and the
     next state read says how it ended."""
+    import docker.errors  # here, not at the top: the client imports docker first (paramiko)
+
     try:
         return check.ready(container)
     except docker.errors.APIError as exc:
