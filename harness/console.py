@@ -104,6 +104,7 @@ _LINES: dict[str, Callable[[Event], str | None]] = {
     "run": lambda e: f"run {e['run']}  ({e['folder']})",
     "started": lambda e: f"  node {e['node']:<16} started",
     "ready": lambda e: f"  node {e['node']:<16} ready in {e['seconds']}s",
+    "not-ready": lambda e: f"  node {e['node']:<16} {e['state']}: {e['reason']}",
     "networks": lambda e: f"  creating {e['count']} network(s)",
     "phase": lambda e: f"- {e['phase']}",
     "side": lambda e: f"== {e['side']}",
@@ -113,6 +114,16 @@ _LINES: dict[str, Callable[[Event], str | None]] = {
     "ansible": _ansible_line,
     "teardown": lambda e: f"tearing down run {e['run']} ...",
 }
+
+
+def _node_state(event: Event) -> str:
+    """A node's cell in the live panel: created, started, ready in N s, or how it failed."""
+    kind = str(event["event"])
+    if kind == "ready":
+        return f"ready {event['seconds']}s"
+    if kind == "not-ready":
+        return f"{event['state']}: {event['reason']}"[:100]
+    return kind
 
 
 def attempt_state(event: Event) -> str:
@@ -171,9 +182,8 @@ class LiveView(Plain):
             self.phases.append([event["phase"], time.monotonic(), None])
             if event["phase"].startswith("attempt-"):
                 self.steps = []
-        elif kind in ("created", "started", "ready"):
-            state = f"ready {event['seconds']}s" if kind == "ready" else kind
-            self.nodes[event["node"]] = state
+        elif kind in ("created", "started", "ready", "not-ready"):
+            self.nodes[event["node"]] = _node_state(event)
         elif kind == "step-done":
             self.steps.append(f"{event['step']}: {event['result']}")
         elif kind == "step":

@@ -55,6 +55,13 @@ def _seen(j: Journal) -> list[str]:
     return lines
 
 
+def _rate(rep: Reproduction) -> str:
+    """k/n with its interval, as every report prints it (computed for an older journal)."""
+    if rep.interval is not None:
+        return f"{rep.rate}, {rep.interval.text}"
+    return outcomes.rate_text(rep.observed, rep.attempts) or str(rep.rate)
+
+
 def _header(j: Journal) -> list[str]:
     """The title, the case and what this run gave."""
     rep = j.reproduction or Reproduction(
@@ -69,7 +76,7 @@ def _header(j: Journal) -> list[str]:
     return [
         *lines,
         f"This run ({j.run}, engine {j.engine}) gave **{rep.verdict}** "
-        f"({rep.rate}): {rep.reason}." + (f" Fix applied: `{j.fix}`." if j.fix else ""),
+        f"({_rate(rep)}): {rep.reason}." + (f" Fix applied: `{j.fix}`." if j.fix else ""),
         "",
         f"**How to run it.** `sh {SCRIPT}` (beside this file) runs every command below, from",
         "any folder, as a user who can use the Docker engine: it prints each probe and `symptom",

@@ -79,3 +79,12 @@ def test_the_ticket_comment_says_the_interval() -> None:
     )
     assert f"Verdict: REPRODUCED ({LOSSY}) - symptom observed in 3 of 6" in text
     assert json.dumps(manifest)  # the manifest stays plain JSON
+
+
+def test_reproduce_md_says_the_interval(tmp_path: Path) -> None:
+    from harness import journal_model
+    from harness.reports.manual import write_manual
+
+    _, folder = _run(tmp_path)
+    text = write_manual(journal_model.load(folder / "journal.json"), folder).read_text()
+    assert f"gave **REPRODUCED** ({LOSSY}): " in text
