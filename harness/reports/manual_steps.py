@@ -364,7 +364,7 @@ def _start(node: PlanNode, may_fail: bool = False) -> str:
     if not may_fail:
         return line
     said = q(f"node {node.name}: did not become ready (what the symptom looks for)")
-    return f"( {line} ) || say {said}"
+    return f'( {line} ) || {{ say {said}; DOWN="${{DOWN:-}} {node.name}"; }}'
 
 
 def may_not_start(probes: list[dict[str, Any]]) -> set[str]:
@@ -391,8 +391,42 @@ def topology(plan: Plan, tags: dict[str, str]) -> Part:
     for node in plan.nodes:
         part.lines += _node(node, tags.get(node.name, "IMAGE"))
     may_fail = may_not_start(plan.probes)
-    part.lines += [_start(n, n.name in may_fail) for n in start_order(plan.nodes)]
+    order = start_order(plan.nodes)
+    down = _maybe_down(order, may_fail)
+    if any(set(n.depends_on) & down for n in order):
+        part.lines.append(FIRST_DOWN)
+    for n in order:
+        line = _start(n, n.name in may_fail)
+        after = [d for d in n.depends_on if d in down]
+        part.lines.append(_unless_down(n.name, after, line) if after else line)
     return part
+
+
+# a node whose dependency did not start is not started either, as the run skips it
+FIRST_DOWN = (
+    "first_down() {  # the first of the nodes named that did not start\n"
+    '  for d in "$@"; do case " ${DOWN:-} " in *" $d "*) echo "$d"; return 0 ;; esac; done\n'
+    "  return 1\n"
+    "}"
+)
+
+
+def _maybe_down(order: list[PlanNode], may_fail: set[str]) -> set[str]:
+    """The nodes that may not start: those a readiness probe names, and their dependents."""
+    down = set(may_fail)
+    for n in order:  # dependency order: a dependent comes after what it needs
+        if set(n.depends_on) & down:
+            down.add(n.name)
+    return down
+
+
+def _unless_down(name: str, after: list[str], line: str) -> str:
+    said = f"node {name}: not started: it depends on $d, which did not become ready"
+    return (
+        f"if d=$(first_down {' '.join(q(a) for a in after)}); then\n"
+        f'  say "{said}"; DOWN="${{DOWN:-}} {name}"\n'
+        f"else\n  {line}\nfi"
+    )
 
 
 def _only_network(plan: Plan, node: str, network: str | None) -> str:

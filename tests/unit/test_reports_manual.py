@@ -185,3 +185,32 @@ def test_write_manual_writes_both_files_executable(tmp_path: Path) -> None:
     assert md.name == "REPRODUCE.md" and script.stat().st_mode & 0o111
     assert subprocess.run(["sh", "-n", str(script)]).returncode == 0
     assert subprocess.run(["sh", "-n", "-c", render_script(jm.Journal())]).returncode == 0
+
+
+def test_dependents_of_a_node_that_did_not_start_are_not_started(tmp_path: Path) -> None:
+    """As the run skips them: proxy may not start (a readiness probe names it), app needs proxy,
+    web needs app, db needs nothing; with proxy down only db starts, and each skip says why."""
+    nodes = [
+        jm.PlanNode(name="proxy"),
+        jm.PlanNode(name="app", depends_on=["proxy"]),
+        jm.PlanNode(name="web", depends_on=["app"]),
+        jm.PlanNode(name="db"),
+    ]
+    plan = jm.Plan(nodes=nodes, probes=[{"node": "proxy", "state": "exited"}])
+    lines = manual_steps.topology(plan, {}).lines
+    starts = [x for x in lines if not x.startswith("#")]
+    stubs = (
+        'say() { echo "$*"; }\n'
+        'start() { if [ "$1" = proxy ]; then exit 3; fi; echo "started $1"; }\n'
+    )
+    script = tmp_path / "t.sh"
+    script.write_text(stubs + "\n".join(starts) + "\n")
+    out = subprocess.run(["sh", str(script)], capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == [
+        "node proxy: did not become ready (what the symptom looks for)",
+        "started db",  # in dependency order: db needs nothing
+        "node app: not started: it depends on proxy, which did not become ready",
+        "node web: not started: it depends on app, which did not become ready",
+    ], out
+    plain = manual_steps.topology(jm.Plan(nodes=nodes), {}).lines  # no readiness probe
+    assert not any("first_down" in x for x in plain)
