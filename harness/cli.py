@@ -122,16 +122,17 @@ def _root(project: Path | None, near: Path | None = None) -> Path:
 def _fail(exc: BaseException, as_json: bool = False) -> NoReturn:
     from harness.errors import HarnessError, Interrupted
     from harness.scenario.problems import ScenarioInvalid
+    from harness.verbs.results import ErrorResult, InvalidResult, ProblemAt
 
     if isinstance(exc, ScenarioInvalid):
         if as_json:
-            _emit_json({"valid": False, "problems": [p.as_dict() for p in exc.problems]})
+            _emit_json(InvalidResult(problems=[ProblemAt(**p.as_dict()) for p in exc.problems]))
         for p in exc.problems:
             _err(str(p))
         raise typer.Exit(exc.exit_code)
     if isinstance(exc, HarnessError | Interrupted):
         if as_json:
-            _emit_json({"error": exc.message, "hint": exc.hint, "exit_code": exc.exit_code})
+            _emit_json(ErrorResult(error=exc.message, hint=exc.hint, exit_code=exc.exit_code))
         _err(f"error: {exc}")
         raise typer.Exit(exc.exit_code)
     if os.environ.get("LABHARNESS_DEBUG"):

@@ -459,6 +459,33 @@ class ValidateResult(Result):
     files: dict[str, list[dict[str, Any]]]
 
 
+# -- failures -------------------------------------------------------------------------------------
+
+
+class ProblemAt(Result):
+    """One problem in a file, located: what `lab validate` and every verb say of bad input."""
+
+    file: str
+    line: int
+    col: int
+    message: str
+
+
+class InvalidResult(Result):
+    """Any verb's --json when its input is invalid (exit 2): every problem, located."""
+
+    valid: bool = False
+    problems: list[ProblemAt]
+
+
+class ErrorResult(Result):
+    """Any verb's --json when it fails (a usage error: exit 2; an infrastructure error: 3)."""
+
+    error: str
+    hint: str | None
+    exit_code: int
+
+
 # -- the schemas ----------------------------------------------------------------------------------
 
 # verb -> (model, whether --json prints a list of them)
@@ -484,6 +511,14 @@ RESULTS: dict[str, tuple[type[Result], bool]] = {
     "keys-generate": (KeysResult, False),
     "schema": (SchemaResult, False),
     "validate": (ValidateResult, False),
+    "error": (ErrorResult, False),  # any verb that fails
+    "invalid": (InvalidResult, False),  # any verb given an invalid scenario
+}
+
+
+_TITLES = {
+    "error": "lab VERB --json, when it fails",
+    "invalid": "lab VERB --json, when its scenario is invalid",
 }
 
 
@@ -498,7 +533,7 @@ def result_schema(verb: str) -> dict[str, Any]:
     head = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"{SCHEMA_BASE}/{verb}/{SCHEMA_VERSION}",
-        "title": f"lab {verb.replace('images-', 'images ')} --json",
+        "title": _TITLES.get(verb, f"lab {verb.replace('images-', 'images ')} --json"),
     }
     return {
         **head,

@@ -311,6 +311,10 @@ CONSTRUCTED["schema"] = R.SchemaResult(written="schemas/scenario.schema.json")
 CONSTRUCTED["validate"] = R.ValidateResult(
     valid=False, files={"a.yaml": [{"file": "a.yaml", "line": 3, "col": 5, "message": "m"}]}
 )
+CONSTRUCTED["error"] = R.ErrorResult(error="no run 'x'", hint="give the run folder", exit_code=2)
+CONSTRUCTED["invalid"] = R.InvalidResult(
+    problems=[R.ProblemAt(file="a.yaml", line=3, col=5, message="expected a list")]
+)
 CONSTRUCTED["cp"] = R.CopyResult(
     run="r1", node="web", direction="out", source="web:/etc/hosts", dest="hosts", files=1, bytes=9
 )
@@ -465,3 +469,25 @@ def test_a_finished_cell_carries_its_rate_interval() -> None:
     data = cell.model_dump(mode="json")
     keys = list(data)
     assert keys[keys.index("rate") + 1] == "interval" and data["interval"] == "95% CI 34-100%"
+
+
+@pytest.mark.parametrize(
+    ("argv", "verb", "code"),
+    [
+        (["report", "no-such-run", "--json"], "error", 2),
+        (["validate", "tests/scenarios/malformed/bad-duration.yaml", "--json"], "validate", 2),
+        (["up", "tests/scenarios/malformed/bad-duration.yaml", "--json"], "invalid", 2),
+    ],
+)
+def test_a_failing_verb_prints_json_its_schema_describes(
+    argv: list[str], verb: str, code: int
+) -> None:
+    """Bad input under --json: one JSON document (the error or every located problem), exit 2."""
+    from typer.testing import CliRunner
+
+    from harness.cli import app
+
+    res = CliRunner().invoke(app, argv)
+    assert res.exit_code == code, res.output
+    doc = json.loads(res.stdout)
+    jsonschema.Draft202012Validator(R.result_schema(verb)).validate(doc)
