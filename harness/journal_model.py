@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 JOURNAL_VERSION = 1  # the on-disk format (docs/journal.md); bump on an incompatible change
-SCHEMA_VERSION = "1.3"  # the published schema; the minor part moves with each added field
+SCHEMA_VERSION = "1.4"  # the published schema; the minor part moves with each added field
 SCHEMA_ID = f"https://labharness.invalid/schemas/journal/{SCHEMA_VERSION}/journal.schema.json"
 SCHEMA_FILE = "schemas/journal.schema.json"
 
@@ -193,12 +193,22 @@ class PreflightPhase(PhaseBase):
     capabilities: dict[str, bool] = Field(default_factory=dict)
 
 
+class NotReady(_Model):
+    """How a node a readiness probe names failed to become ready (schema 1.4)."""
+
+    state: Literal["exited", "not_ready", "skipped"] | str
+    exit_code: int | None = None
+    reason: str | None = None
+    log_tail: str | None = None
+
+
 class UpNode(_Model):
     name: str
     container: str | None = None
     image: str | None = None
     addresses: dict[str, str | None] = Field(default_factory=dict)
     ready_s: float | None = None
+    not_ready: NotReady | None = None
 
 
 class UpPhase(PhaseBase):

@@ -108,15 +108,15 @@ def _not_ready_rows(run: Run) -> list[dict[str, str]]:
     ups = [p for p in run.phases if isinstance(p, UpPhase)]
     rows = []
     for node in ups[-1].nodes if ups else []:
-        rec = (node.model_extra or {}).get("not_ready")
-        if isinstance(rec, dict):
+        rec = node.not_ready
+        if rec is not None:
             rows.append(
                 {
                     "name": node.name,
-                    "state": s(rec.get("state")),
-                    "exit_code": s(rec.get("exit_code")),
-                    "reason": s(rec.get("reason")),
-                    "log_tail": s(rec.get("log_tail")),
+                    "state": s(rec.state),
+                    "exit_code": s(rec.exit_code),
+                    "reason": s(rec.reason),
+                    "log_tail": s(rec.log_tail),
                 }
             )
     return rows

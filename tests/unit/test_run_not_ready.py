@@ -102,6 +102,13 @@ def test_a_node_that_exits_as_the_symptom_says_is_reproduced(
     assert nodes["sidecar"]["not_ready"]["state"] == "skipped"
     assert "depends on proxy" in nodes["sidecar"]["not_ready"]["reason"]
     assert "not_ready" not in nodes["client"]
+    from harness import journal_model
+
+    typed = journal_model.load(run.folder.path / "journal.json").phase("up")
+    assert isinstance(typed, journal_model.UpPhase)
+    records = {n.name: n.not_ready for n in typed.nodes}
+    assert records["proxy"] == journal_model.NotReady.model_validate(proxy)
+    assert records["client"] is None
     started = [a[1] for a in fake.called("start_node")]
     assert "sidecar" not in started and "client" in started
     # configure and steps on proxy: skipped with a reason, never exec'd
