@@ -277,8 +277,14 @@ def _entropy_repl(m: Any, repl: Replace) -> str:
 _END = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 
 
+_KEY_LINE = re.compile(r"[A-Za-z0-9+/=]*|[A-Za-z][A-Za-z-]*: .*")  # base64, or Proc-Type: ...
+
+
 def _end_without_begin(text: str, repl: Replace) -> str:
-    """A key block whose BEGIN was in an earlier chunk: mask from the start to its END."""
+    """A key block whose BEGIN was in an earlier chunk: mask its END's whole line and every line
+    before it that can be key material (base64, PEM headers, blank), back to the first line that
+    cannot; the prose before that stays. A text that is one line (escaped JSON) is masked whole
+    up to the END."""
     if "PRIVATE KEY" not in text:
         return text
     end = _END.search(text)
@@ -287,7 +293,13 @@ def _end_without_begin(text: str, repl: Replace) -> str:
     begin = text.find("-----BEGIN ")
     if begin != -1 and begin < end.start():
         return text
-    return repl(text[: end.end()]) + text[end.end() :]
+    start = text.rfind("\n", 0, end.start()) + 1  # the END's line, whole
+    while start > 0:
+        prev = text.rfind("\n", 0, start - 1) + 1
+        if not _KEY_LINE.fullmatch(text[prev : start - 1].strip()):
+            break
+        start = prev
+    return text[:start] + repl(text[start : end.end()]) + text[end.end() :]
 
 
 _OURS = _our_rules()

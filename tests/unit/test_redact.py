@@ -67,3 +67,21 @@ def test_project_files_lose_whole_private_key_blocks() -> None:
     out = ProjectRedactor(Redactor()).text(f"key: |\n{pem}done: true\n")
     assert body not in out and "BEGIN" not in out
     assert f"{PROJECT_MASK} (private key)" in out and out.endswith("done: true\n")
+
+
+def test_a_key_begun_in_an_earlier_chunk_is_masked_and_the_prose_before_it_stays() -> (
+    None
+):
+    from harness.run.secret_rules import FULL_RULES
+
+    def star(s: str) -> str:
+        return "*" * 3
+
+    body = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0t\n"
+    text = f"copied the key, then:\nProc-Type: 4,ENCRYPTED\n\n{body}-----END PRIVATE KEY-----\nok"
+    out = FULL_RULES.sub(text, star)
+    assert out == "copied the key, then:\n***\nok", out
+    assert FULL_RULES.sub(f"{body}-----END PRIVATE KEY----- tail", star) == "*** tail"
+    escaped = 'log {"k": "MIIEvQIBADANBg\\nAQEAu1SU1Lf\\n-----END PRIVATE KEY-----"} end'
+    out = FULL_RULES.sub(escaped, star)
+    assert "MIIEvQ" not in out and "AQEAu1" not in out and out.startswith("***"), out
