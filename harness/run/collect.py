@@ -364,13 +364,21 @@ def _record_masked(folder: Path, masked: dict[str, str]) -> None:
     rf.write(**{MASKED_CAPTURES: {**masked_captures(rf.read()), **masked}})
 
 
-def mask_captures(folder: Path, redactor: Redactor) -> list[str]:
+def mask_captures(folder: Path, redactor: Redactor | Callable[[], Redactor]) -> list[str]:
     """Mask in place, as collect's sweep does, every pcap of the run folder not yet recorded
     as masked (a SIGKILLed run's: its capture outlived it and collect never ran), and record
     them. Each is rewritten whole (a temporary file, then rename), so a kill never leaves
-    half of one masked. Returns the pcaps masked ("captures/<net>.pcap")."""
+    half of one masked. Each pcap is read once; `redactor` may be a factory, called only when
+    one needs masking. Returns the pcaps masked ("captures/<net>.pcap")."""
     known = masked_captures(RunFolder(folder).read())
     done: dict[str, str] = {}
+    made: list[Redactor] = []
+
+    def the_redactor() -> Redactor:
+        if not made:
+            made.append(redactor if isinstance(redactor, Redactor) else redactor())
+        return made[0]
+
     for p in capture_files(folder):
         rel = p.relative_to(folder).as_posix()
         try:
@@ -379,7 +387,7 @@ def mask_captures(folder: Path, redactor: Redactor) -> list[str]:
             continue
         if known.get(rel) == _sha256(data):
             continue
-        clean = redactor.binary(data) if data else data
+        clean = the_redactor().binary(data) if data else data
         tmp = p.with_name(f".{p.name}.masking")
         tmp.write_bytes(clean)
         tmp.replace(p)

@@ -117,11 +117,19 @@ def _scenario_redactor(folder: Path) -> tuple[Redactor, str]:
 
 
 def _mask_captures(folder: Path) -> dict[str, Any] | None:
-    """Mask the pcaps a run left unmasked (it was SIGKILLed: collect never ran), in place."""
-    if not collect.unmasked_captures(folder):
-        return None
-    redactor, how = _scenario_redactor(folder)
-    return {"captures": collect.mask_captures(folder, redactor), "with": how}
+    """Mask the pcaps a run left unmasked (it was SIGKILLed: collect never ran), in place: each
+    read once, the scenario's redactor built only when one needs it."""
+    how: list[str] = []
+
+    def redactor() -> Redactor:
+        made, said = _scenario_redactor(folder)
+        how.append(said)
+        return made
+
+    captures = collect.mask_captures(folder, redactor)
+    return (
+        {"captures": captures, "with": how[0] if how else "nothing to mask"} if captures else None
+    )
 
 
 def _remove(engine: Engine, objs: RunObjects, folder: str | None) -> dict[str, Any]:

@@ -67,3 +67,19 @@ def test_a_linked_pcap_is_not_a_capture(tmp_path: Path) -> None:
     assert collect.capture_files(folder) == []
     assert collect.mask_captures(folder, Redactor()) == []
     assert TOKEN.encode() in outside.read_bytes()  # never written through the link
+
+
+def test_a_redactor_factory_is_called_only_when_a_pcap_needs_masking(tmp_path: Path) -> None:
+    """`lab down`/`lab gc` pass a factory: the scenario is not reloaded for a masked run."""
+    folder = _run_folder(tmp_path)
+    pcap = folder / "captures" / "lan.pcap"
+    pcap.write_bytes(_pcap(f"auth={TOKEN}".encode()))
+    calls: list[int] = []
+
+    def factory() -> Redactor:
+        calls.append(1)
+        return Redactor.build(env=[("SERVICE_AUTH", TOKEN)])
+
+    assert collect.mask_captures(folder, factory) == ["captures/lan.pcap"]
+    assert calls == [1] and TOKEN.encode() not in pcap.read_bytes()
+    assert collect.mask_captures(folder, factory) == [] and calls == [1]
