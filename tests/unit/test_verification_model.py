@@ -88,7 +88,7 @@ def _run(tmp: Path, run: str, role: str, observed: int, fix: str | None = None) 
 def _write(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LABHARNESS_REPORTS", str(tmp / "reports"))
     base, cand = _load(tmp), _load(tmp, "new-mode")
-    return write_verification(
+    written = write_verification(
         root=REPO,
         vid="verify-261201-100000-abcd",
         started="2026-12-01T10:00:00+00:00",
@@ -102,6 +102,7 @@ def _write(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         why=[],
         exit_code=0,
     )
+    return written.folder
 
 
 def test_the_verification_names_both_runs_and_the_overlay(
