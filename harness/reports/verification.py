@@ -156,7 +156,7 @@ def _check_row(c: Check) -> dict[str, str]:
     if c.exit_code is not None or c.expected is not None:
         expected, got = f"exit {s(c.expected, '0')}", f"exit {s(c.exit_code, '?')}"
     else:
-        expected, got = "passed", s(c.outcome) or ("passed" if c.passed else "")
+        expected, got = "ok", s(c.outcome) or ("ok" if c.passed else "")
     if c.error:
         got = s(c.error)
     return {

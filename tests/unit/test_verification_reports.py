@@ -230,3 +230,19 @@ def test_lab_report_rewrites_a_verification(
     assert set(result.reports) == {"html", "junit", "allure"}
     assert re.search(r"<h1>FIXED</h1>", (folder / "report.html").read_text())
     assert report(str(folder), root=tmp_path).run == VID
+
+
+def test_a_report_that_fails_is_recorded_and_the_others_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.reports.verification as vr
+
+    def broken(_view: object) -> Path:
+        raise OSError("disk full")
+
+    folder = make_verification(tmp_path)
+    monkeypatch.setattr(vr, "write_junit", broken)
+    done = write_verification_reports(folder)
+    assert done.errors == ["junit: OSError: disk full"]
+    assert done.junit is None and done.html and done.allure
+    assert (folder / vm.FILE).is_file() and not (folder / "junit.xml").exists()
