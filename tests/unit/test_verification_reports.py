@@ -66,7 +66,9 @@ def _side(role: str, run: str, observed: int, fix: str | None = None) -> dict[st
     }
 
 
-def make_verification(tmp: Path, verdict: str = outcomes.FIXED, title: str = "TLS") -> Path:
+def make_verification(
+    tmp: Path, verdict: str = outcomes.FIXED, title: str = "TLS", diff: str = DIFF
+) -> Path:
     base = make_run(tmp, "tls-baseline")
     cand = make_run(tmp, "tls-candidate")
     (base / "report.html").write_text("run page")
@@ -89,7 +91,7 @@ def make_verification(tmp: Path, verdict: str = outcomes.FIXED, title: str = "TL
                 "kind": "fix",
                 "description": f"TLS 1.3 on the proxy {title}",
                 "definition": "kind: fix\nconfigure: []\n",
-                "diff": DIFF,
+                "diff": diff,
                 "changed": ["configure"],
             },
             "baseline": _side("baseline", base.name, 3),
@@ -134,11 +136,12 @@ def test_a_fix_that_did_not_work_is_red(tmp_path: Path, verdict: str) -> None:
 
 
 def test_scenario_text_is_escaped(tmp_path: Path) -> None:
-    folder = make_verification(tmp_path, title=EVIL)
+    folder = make_verification(tmp_path, title=EVIL, diff=DIFF + f"+    note: {EVIL}\n")
     assert write_verification_reports(folder).errors == []
     html = (folder / "report.html").read_text()
     assert "<script>" not in html and "<img" not in html
-    assert "&lt;script&gt;" in html
+    assert html.count("&lt;script&gt;") >= 3  # the title, the description, the diff line
+    assert '<span class="add">+    note: &lt;script&gt;' in html
     assert_self_contained(html)
 
 
@@ -187,6 +190,9 @@ def test_allure_result_is_passed_only_when_fixed(tmp_path: Path, verdict: str) -
     found = [json.loads(f.read_text()) for f in out.glob("*-result.json")]
     assert len(found) == 1
     r = found[0]
+    assert set(r) >= {"uuid", "historyId", "fullName", "name", "status", "labels", "stage"}
+    assert out.joinpath(f"{r['uuid']}-result.json").is_file()
+    assert isinstance(r["start"], int) and isinstance(r["stop"], int) and r["start"] <= r["stop"]
     assert r["status"] in STATUSES and r["stage"] == "finished"
     assert r["status"] == {"FIXED": "passed", "NOT_FIXED": "failed", "ERROR": "broken"}[verdict]
     check_step_shape(r, out)
