@@ -670,6 +670,8 @@ def verify_fix(
             print(f"why: {line}")
         if r.verification_folder:
             print(f"verification: {r.verification} ({r.verification_folder})")
+        for error in r.report_errors:
+            print(f"report not written: {error}")
 
     result = _serve(as_json, work, render, redact=True)
     raise typer.Exit(outcomes.exit_code("verify-fix", result.verdict))
@@ -877,12 +879,18 @@ def bisect(
 @app.command()
 def report(
     *,
-    run: Annotated[str, typer.Argument(help="Run id (or prefix), run folder or journal.json.")],
+    run: Annotated[
+        str,
+        typer.Argument(
+            help="Run id (or prefix), run folder or journal.json; or a verification id "
+            "(verify-...), folder or verification.json."
+        ),
+    ],
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Regenerate every report of a run (JUnit, Allure results, report.html, REPRODUCE.md) from
-    journal.json."""
+    journal.json, or of a verification (report.html, JUnit, Allure) from verification.json."""
 
     def work() -> ReportResult:
         from harness.verbs.report import report as do

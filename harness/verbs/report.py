@@ -1,5 +1,7 @@
 """`lab report RUN`: regenerate every report of a run (junit.xml, allure-results/,
-topology.svg, report.html, REPRODUCE.md) from its journal.json alone."""
+topology.svg, report.html, REPRODUCE.md) from its journal.json alone; given a verification
+(`verify-<id>`, its folder or verification.json), its report.html, junit.xml and
+allure-results/ from verification.json and the two runs' journals."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ from pathlib import Path
 
 from harness.errors import UsageError
 from harness.reports import write_reports
+from harness.reports.verification import write_verification_reports
 from harness.run.folder import reports_root
 from harness.verbs.results import ReportResult
+from harness.verbs.verification import find_verification_folder
 
 
 def find_run_folder(run: str, root: Path) -> Path:
@@ -40,7 +44,17 @@ def find_run_folder(run: str, root: Path) -> Path:
 
 
 def report(run: str, *, root: Path | None = None) -> ReportResult:
-    """Regenerate the reports of `run`: which were written where, and what could not be."""
+    """Regenerate the reports of `run` (or of a verification): which were written where, and
+    what could not be."""
+    verification = find_verification_folder(run, root or Path.cwd())
+    if verification is not None:
+        done = write_verification_reports(verification)
+        return ReportResult(
+            run=verification.name,
+            folder=str(verification),
+            reports=done.written(),
+            errors="; ".join(done.errors) or None,
+        )
     folder = find_run_folder(run, root or Path.cwd())
     written = write_reports(folder)
     errors = written.pop("errors", None)

@@ -148,7 +148,7 @@ def verify_fix(
     )
 
     result = _fix_result(candidate_loaded, baseline, candidate)
-    folder = write_verification(
+    written = write_verification(
         root=root,
         vid=vid,
         started=started,
@@ -162,14 +162,21 @@ def verify_fix(
         why=result.why,
         exit_code=result.exit_code,
     )
-    return result.model_copy(update={"verification": vid, "verification_folder": str(folder)})
+    return result.model_copy(
+        update={
+            "verification": vid,
+            "verification_folder": str(written.folder),
+            "junit": str(written.folder / "junit.xml"),
+            "report": written.reports.html or "",
+            "report_errors": written.reports.errors,
+        }
+    )
 
 
 def _fix_result(
     candidate_loaded: LoadedScenario, baseline: RunResult, candidate: RunResult
 ) -> VerifyFixResult:
-    """The two runs as one verdict (and why), with both runs' JUnit merged into the candidate's
-    folder."""
+    """The two runs as one verdict (and why); the verification folder's reports come after."""
     asked = candidate_loaded.raw.reproduce.confidence if candidate_loaded.raw.reproduce else None
     verdict, reason = outcomes.fix_verdict(
         baseline.reproduction(),
@@ -178,10 +185,6 @@ def _fix_result(
         candidate.checks,
         confidence=asked,
     )
-    from harness.reports import merge_runs
-
-    merged = Path(candidate.folder) / "verify-fix-junit.xml"
-    merge_runs([Path(baseline.folder), Path(candidate.folder)], merged)
     fix_def = candidate_loaded.raw.fixes.get(candidate_loaded.fix or "")
     return VerifyFixResult(
         verdict=verdict,
@@ -191,7 +194,7 @@ def _fix_result(
         scenario=baseline.scenario,
         baseline=baseline,
         candidate=candidate,
-        junit=str(merged),
+        junit="",
         why=fix_lines(verdict, baseline, candidate),
         exit_code=outcomes.exit_code("verify-fix", verdict),
     )

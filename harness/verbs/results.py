@@ -43,12 +43,14 @@ class VerifyFixResult(Result):
     scenario: str
     baseline: RunResult
     candidate: RunResult
-    junit: str
+    junit: str  # the verification folder's junit.xml: both sides and the verdict
     why: list[str] = Field(
         default_factory=list
     )  # the probe or check that decided (harness/verbs/why.py)
     verification: str = ""  # its id: verify-<run id shape>
     verification_folder: str = ""  # <reports>/<scenario>/<id>/, beside the two runs
+    report: str = ""  # the verification's report.html ('' when it could not be written)
+    report_errors: list[str] = Field(default_factory=list)  # reports not written, and why
     exit_code: int
 
 

@@ -6,19 +6,32 @@ verification.json (harness/verification_model.py) and the reports built from it.
 from __future__ import annotations
 
 import json
+import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness import __version__
 from harness import verification_model as vm
 from harness.errors import UsageError
 from harness.journal_model import Case, Check
+from harness.reports.verification import VerificationReports, write_verification_reports
 from harness.run.folder import now_iso, reports_root
 from harness.run.ids import new_run_id
 from harness.run.redact import for_scenarios
 from harness.run.result import RunResult
 from harness.scenario.diff import changed_keys, scenario_diff
 from harness.scenario.load import LoadedScenario
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WrittenVerification:
+    """The verification folder and its reports (what was written, what could not be)."""
+
+    folder: Path
+    reports: VerificationReports
 
 
 def new_verification_id() -> str:
@@ -96,9 +109,10 @@ def write_verification(
     reason: str,
     why: list[str],
     exit_code: int,
-) -> Path:
+) -> WrittenVerification:
     """The verification folder: verification.json (redacted like the runs: both variants'
-    secrets and `redact:` patterns), written then renamed, and its reports."""
+    secrets and `redact:` patterns), written then renamed, then its reports; a report that
+    fails is recorded in `reports.errors`, the verification.json (the verdict) stays."""
     folder = reports_root(root) / baseline.scenario / vid
     folder.mkdir(parents=True, exist_ok=True)
     raw_case = base.raw.case.model_dump() if base.raw.case else {}
@@ -126,7 +140,12 @@ def write_verification(
     tmp = folder / f".{vm.FILE}.tmp"
     tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     tmp.replace(folder / vm.FILE)
-    return folder
+    try:
+        reports = write_verification_reports(folder)
+    except Exception as exc:  # it never raises; if it ever did, the verdict is already written
+        log.warning("verification reports not written for %s: %s", folder, exc, exc_info=True)
+        reports = VerificationReports(folder=str(folder), errors=[f"reports: {exc}"])
+    return WrittenVerification(folder, reports)
 
 
 def find_verification_folder(vid: str, root: Path) -> Path | None:

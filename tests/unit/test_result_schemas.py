@@ -98,7 +98,7 @@ def test_verify_fix_validates(tmp_path: Path, test_catalog: Catalog) -> None:
         scenario=base.scenario,
         baseline=base,
         candidate=base,
-        junit="x/verify-fix-junit.xml",
+        junit="x/verify-261201-100000-abcd/junit.xml",
         exit_code=0,
     )
     data = result.model_dump(mode="json")

@@ -88,7 +88,7 @@ def _run(tmp: Path, run: str, role: str, observed: int, fix: str | None = None) 
 def _write(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("LABHARNESS_REPORTS", str(tmp / "reports"))
     base, cand = _load(tmp), _load(tmp, "new-mode")
-    return write_verification(
+    written = write_verification(
         root=REPO,
         vid="verify-261201-100000-abcd",
         started="2026-12-01T10:00:00+00:00",
@@ -102,6 +102,7 @@ def _write(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         why=[],
         exit_code=0,
     )
+    return written.folder
 
 
 def test_the_verification_names_both_runs_and_the_overlay(
@@ -159,3 +160,36 @@ def test_a_fix_that_changes_nothing_has_an_empty_diff(tmp_path: Path) -> None:
     assert scenario_diff(base.raw, base.raw, names=("a", "b")) == ""
     assert changed_keys(base.raw, base.raw) == []
     assert "fixes" not in scenario_diff(base.raw, _load(tmp_path, "new-mode").raw, names=("a", "b"))
+
+
+def test_the_reports_are_written_and_a_failing_one_keeps_the_verdict(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import harness.verbs.verification as vv
+
+    folder = _write(tmp_path, monkeypatch)
+    assert {p.name for p in folder.iterdir()} >= {vm.FILE, "report.html", "junit.xml"}
+
+    def broken(_folder: Path) -> None:
+        raise RuntimeError("template bug")
+
+    monkeypatch.setattr(vv, "write_verification_reports", broken)
+    base, cand = _load(tmp_path), _load(tmp_path, "new-mode")
+    written = write_verification(
+        root=REPO,
+        vid="verify-261201-100000-ef01",
+        started="2026-12-01T10:00:00+00:00",
+        base=base,
+        cand=cand,
+        fix_file=None,
+        baseline=_run(tmp_path, "261201-100003-cccc", "baseline", 3),
+        candidate=_run(tmp_path, "261201-100004-dddd", "candidate", 0, "new-mode"),
+        verdict=outcomes.FIXED,
+        reason="fixed",
+        why=[],
+        exit_code=0,
+    )
+    assert written.reports.errors == ["reports: template bug"]
+    doc = vm.load(written.folder)
+    assert doc is not None and doc.verdict == "FIXED"
+    assert not (written.folder / "report.html").exists()
