@@ -665,13 +665,13 @@ def verify_fix(
     def render(r: VerifyFixResult) -> None:
         _render_run(r.baseline, "baseline", why=False)
         _render_run(r.candidate, f"candidate {r.kind or 'fix'} {r.fix}", why=False)
+        if r.verification_folder:  # before the verdict: the verdict and why end the output
+            print(f"verification {r.verification}  ({r.verification_folder}: report.html)")
+        for error in r.report_errors:
+            print(f"report not written: {error}")
         print(f"{r.verdict} - {r.reason}")
         for line in r.why:
             print(f"why: {line}")
-        if r.verification_folder:
-            print(f"verification: {r.verification} ({r.verification_folder})")
-        for error in r.report_errors:
-            print(f"report not written: {error}")
 
     result = _serve(as_json, work, render, redact=True)
     raise typer.Exit(outcomes.exit_code("verify-fix", result.verdict))
