@@ -468,6 +468,7 @@ class Header(_Model):
     cell: str | None = None
     fix: str | None = None
     fix_file: str | None = None
+    verification: str | None = None  # schema 1.4: the verify-fix this run is a side of
     params: dict[str, Any] = Field(default_factory=dict)
     matrix_cell: dict[str, Any] | None = None
     case: Case = Field(default_factory=Case)

@@ -93,6 +93,11 @@ class Run:
         return self.model.fix or ""
 
     @property
+    def verification(self) -> str:
+        """The verify-fix this run is one side of ('' for a run of its own)."""
+        return self.model.verification or ""
+
+    @property
     def case(self) -> Case:
         return self.model.case
 

@@ -50,6 +50,7 @@ class RunOptions:
     copy_images_from: str | None = None  # build images there and docker save/load them over
     trust: Trust = TRUSTED  # an untrusted scenario runs no host code, gets default caps only
     baseline_rate: tuple[int, int] | None = None  # a candidate's baseline k/n (confidence)
+    verification: str | None = None  # the verify-fix this run is one side of (its id)
 
 
 @dataclass
@@ -124,6 +125,7 @@ class Run:
                 "cell": opts.cell,
                 "fix": loaded.fix,
                 "fix_file": opts.fix_file,
+                "verification": opts.verification,
                 "params": loaded.params,
                 "matrix_cell": loaded.matrix_cell,
                 "case": self.raw.case.model_dump(exclude_none=True) if self.raw.case else {},

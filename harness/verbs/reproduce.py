@@ -130,7 +130,9 @@ def verify_fix(
         baseline_loaded,
         root=root,
         catalog=catalog,
-        opts=RunOptions(destroy=destroy, role="baseline", on_event=on_event, trust=level),
+        opts=RunOptions(
+            destroy=destroy, role="baseline", on_event=on_event, trust=level, verification=vid
+        ),
     )
     on_event({"event": "side", "side": f"candidate ({candidate_loaded.fix})"})
     candidate = run_scenario(
@@ -144,6 +146,7 @@ def verify_fix(
             fix_file=fix_text,
             trust=level,
             baseline_rate=(baseline.observed, baseline.attempts),  # a confidence's plan
+            verification=vid,
         ),
     )
 

@@ -65,6 +65,11 @@ def _assert_reports_say(folder: Path, verdict: str, data: dict[str, Any]) -> Non
     assert data["baseline"]["interval"]["text"] in html
     assert f'href="../{data["baseline"]["run"]}/report.html"' in html
     assert "ca md too weak" in html  # the probe's evidence, from the baseline's journal
+    for side in ("baseline", "candidate"):  # each run's own page points back to the verdict
+        run_dir = folder.parent / data[side]["run"]
+        assert json.loads((run_dir / "journal.json").read_text())["verification"] == folder.name
+        page = (run_dir / "report.html").read_text()
+        assert f'href="../{folder.name}/report.html"' in page and f"The {side} side" in page
 
     root = ET.parse(folder / "junit.xml").getroot()
     assert [s.get("name") for s in root] == ["baseline", "candidate", "verification"]

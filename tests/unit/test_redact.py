@@ -69,9 +69,7 @@ def test_project_files_lose_whole_private_key_blocks() -> None:
     assert f"{PROJECT_MASK} (private key)" in out and out.endswith("done: true\n")
 
 
-def test_a_key_begun_in_an_earlier_chunk_is_masked_and_the_prose_before_it_stays() -> (
-    None
-):
+def test_a_key_begun_in_an_earlier_chunk_is_masked_and_the_prose_before_it_stays() -> None:
     from harness.run.secret_rules import FULL_RULES
 
     def star(s: str) -> str:
