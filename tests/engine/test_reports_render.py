@@ -1,7 +1,8 @@
 """The reports of real runs, rendered by the real tools: Allure's commandline (npm package
 allure-commandline on the machine's Java) into a single-file report, and report.html opened
-in headless Chromium (Debian's chromium and chromium-driver, driven by selenium).
-scripts/setup.sh installs all three; these tests never skip."""
+in headless Chromium (Debian's chromium, driven by Playwright for Python).
+scripts/setup.sh installs all three; the Chromium test skips only on a machine with no
+chromium, and says so."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Page, Route, expect, sync_playwright
 
 from harness.reports import write_reports
 from tests.conftest import run_lab
@@ -24,16 +27,19 @@ ERROR = "tests/engine/scenarios/repro-error.yaml"
 ALLURE_PREFIX = (
     Path(os.environ.get("LABHARNESS_TOOLS", Path.home() / ".cache" / "labharness")) / "allure"
 )
+# What Chromium needs on a closed network (no background fetches, no QUIC, no sync); Playwright
+# adds --headless and a fresh temporary --user-data-dir of its own.
 CHROME_FLAGS = (
-    "--headless",
     "--no-sandbox",
     "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
     "--disable-background-networking",
     "--disable-component-update",
-    "--no-first-run",
+    "--disable-sync",
     "--disable-dev-shm-usage",
-    "--window-size=1280,2000",
 )
+CONSOLE_BAD = ("error", "warning")  # what selenium read as SEVERE and WARNING
 
 
 def reproduce(scenario: str, reports: Path) -> tuple[Path, dict[str, Any]]:
@@ -157,48 +163,84 @@ def test_allure_separates_infrastructure_errors(reports_dir: Path, tmp_path: Pat
     assert "Product failures" not in cats
 
 
-def test_html_in_headless_chromium(tls_run: tuple[Path, dict[str, Any]]) -> None:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
+def chromium_bin() -> str | None:
+    """Debian's chromium, which scripts/setup.sh installs (Playwright's own browsers are never
+    downloaded: this machine's network is closed)."""
+    found = shutil.which("chromium")
+    return found or ("/usr/bin/chromium" if Path("/usr/bin/chromium").is_file() else None)
 
+
+@dataclass
+class PageLog:
+    """What the page said and asked for while it loaded: read after the checks."""
+
+    console: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+    blocked: list[str] = field(default_factory=list)
+
+
+def watch(page: Page, log: PageLog) -> None:
+    """Record console warnings/errors, uncaught errors and every request; abort any request
+    that is not file://, so a report that reached out fails here instead of hanging."""
+    page.on(
+        "console",
+        lambda m: log.console.append(f"{m.type}: {m.text}") if m.type in CONSOLE_BAD else None,
+    )
+    page.on("pageerror", lambda e: log.errors.append(str(e)))
+    page.on("request", lambda r: log.requests.append(r.url))
+
+    def route(r: Route) -> None:
+        if r.request.url.startswith("file://"):
+            r.continue_()
+        else:
+            log.blocked.append(r.request.url)
+            r.abort()
+
+    page.context.route("**/*", route)
+
+
+@pytest.mark.skipif(
+    chromium_bin() is None, reason="no chromium on this machine (scripts/setup.sh installs it)"
+)
+def test_html_in_headless_chromium(tls_run: tuple[Path, dict[str, Any]]) -> None:
     folder, journal = tls_run
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
-    for flag in CHROME_FLAGS:
-        opts.add_argument(flag)
-    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    service = Service(executable_path=shutil.which("chromedriver") or "/usr/bin/chromedriver")
-    driver = webdriver.Chrome(options=opts, service=service)
-    try:
-        driver.get((folder / "report.html").resolve().as_uri())
-        logs = driver.get_log("browser")
-        assert [x for x in logs if x["level"] in ("SEVERE", "WARNING")] == [], logs
-        # nothing was fetched: the page is one file
-        entries = driver.execute_script(
-            "return performance.getEntriesByType('resource').map(e => e.name)"
-        )
-        assert entries == []
-        h1 = driver.find_element(By.CSS_SELECTOR, "header.verdict h1")
-        assert h1.is_displayed() and h1.text == "REPRODUCED (3/3, 95% CI 44-100%)"
-        first = driver.execute_script(
-            "return document.body.firstElementChild.getBoundingClientRect().top"
-        )
-        assert first == 0  # the verdict is the first thing on the page
-        for node in journal["topology"]["nodes"]:
-            texts = driver.find_elements(
-                By.CSS_SELECTOR, f"svg.topology g.node[data-node='{node['name']}'] text"
-            )
-            assert texts and texts[0].is_displayed() and texts[0].text == node["name"]
-        body = driver.find_element(By.TAG_NAME, "body").text
-        assert "tlsv1 alert protocol version" not in body  # step output is folded away...
-        assert "exit code 35 (expected 35)" in body  # ...the symptom evidence is not
-        shot = driver.execute_cdp_cmd(
-            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
-        )
-        (folder / "report.png").write_bytes(base64.b64decode(shot["data"]))
-    finally:
-        driver.quit()
+    url = (folder / "report.html").resolve().as_uri()
+    log = PageLog()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium_bin(), args=list(CHROME_FLAGS))
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 2000})
+            watch(page, log)
+            page.goto(url)
+            h1 = page.locator("header.verdict h1")
+            expect(h1).to_be_visible()
+            expect(h1).to_have_text("REPRODUCED (3/3, 95% CI 44-100%)")
+            # the verdict is the first thing on the page, at its very top
+            first = "document.body.firstElementChild"
+            assert page.evaluate(f"{first}.matches('header.verdict')") is True
+            assert page.evaluate(f"{first}.getBoundingClientRect().top") == 0
+            expect(page.locator("svg.topology")).to_be_visible()
+            names = [n["name"] for n in journal["topology"]["nodes"]]
+            assert names
+            expect(page.locator("svg.topology g.node")).to_have_count(len(names))
+            for name in names:
+                text = page.locator(f"svg.topology g.node[data-node='{name}'] text").first
+                expect(text).to_be_visible()
+                expect(text).to_have_text(name)
+            body = page.locator("body")
+            # step output is folded away (in the page, not shown)...
+            expect(body).to_contain_text("tlsv1 alert protocol version")
+            expect(body).not_to_contain_text("tlsv1 alert protocol version", use_inner_text=True)
+            # ...the symptom evidence is not
+            expect(body).to_contain_text("exit code 35 (expected 35)", use_inner_text=True)
+            # nothing was fetched: the page is one file
+            assert page.evaluate("performance.getEntriesByType('resource').map(e => e.name)") == []
+            page.screenshot(path=folder / "report.png", full_page=True)
+        finally:
+            browser.close()
+    assert log.console == [] and log.errors == [], log
+    assert log.blocked == [] and log.requests == [url], log
     png = (folder / "report.png").read_bytes()
     assert png.startswith(b"\x89PNG") and len(png) > 20_000
 
