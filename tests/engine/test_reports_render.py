@@ -279,3 +279,50 @@ def test_lab_report_regenerates_what_a_real_run_wrote(tmp_path: Path) -> None:
     q = run_lab("report", journal["run"], reports=reports)
     assert q.returncode == 0, q.stderr
     assert snapshot() == before
+
+
+@pytest.mark.skipif(
+    chromium_bin() is None, reason="no chromium on this machine (scripts/setup.sh installs it)"
+)
+def test_verification_html_in_headless_chromium(reports_dir: Path) -> None:
+    """A real verify-fix's report.html as a person sees it: the fix verdict at the top, the two
+    sides really side by side (same row, baseline on the left), the diff's added line shown, one
+    file with nothing fetched, and the link to a side's own report opens it."""
+    p = run_lab(
+        "verify-fix",
+        "scenarios/cases/nginx-sha1-certificate.yaml",
+        "--fix",
+        "reissue-sha256",
+        "--destroy",
+        "always",
+        "--json",
+        reports=reports_dir,
+    )
+    out = json.loads(p.stdout)
+    assert out["verdict"] == "FIXED", out["reason"]
+    page_file = Path(out["verification_folder"]) / "report.html"
+    url = page_file.resolve().as_uri()
+    log = PageLog()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium_bin(), args=list(CHROME_FLAGS))
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+            watch(page, log)
+            page.goto(url)
+            expect(page.locator("header.verdict h1")).to_have_text("FIXED")
+            assert page.evaluate("document.body.firstElementChild.matches('header.verdict')")
+            base = page.locator("section#baseline").bounding_box()
+            cand = page.locator("section#candidate").bounding_box()
+            assert base is not None and cand is not None
+            assert base["x"] + base["width"] <= cand["x"] and abs(base["y"] - cand["y"]) < 2
+            expect(page.locator("section#baseline")).to_contain_text(out["baseline"]["rate"])
+            expect(page.locator("section#candidate")).to_contain_text(out["candidate"]["rate"])
+            expect(page.locator("div.diff")).to_contain_text("server-sha256.crt")
+            assert page.evaluate("performance.getEntriesByType('resource').length") == 0
+            page.locator("section#candidate a", has_text="its report").click()
+            expect(page.locator("header.verdict h1")).to_contain_text("NOT_REPRODUCED")
+            expect(page.locator("p.verification")).to_contain_text(out["verification"])
+        finally:
+            browser.close()
+    assert log.console == [] and log.errors == [], log
+    assert log.blocked == [], log
