@@ -377,6 +377,27 @@ class CollectPhase(PhaseBase):
     stopped: str | None = None
 
 
+class ConfigDump(_Model):
+    """One node's running configuration, dumped (schema 1.4): where, or why not."""
+
+    node: str
+    lab: str | None = None
+    when: str | None = None  # after-configure | after-configure-N | at-end
+    command: str | None = None
+    file: str | None = None  # artifacts/<node>/running-config/<when>.txt
+    exit_code: int | None = None
+    bytes: int | None = None
+    error: str | None = None
+    skipped: str | None = None
+
+
+class ConfigPhase(PhaseBase):
+    """`config` (after configure) and `config-end` (before collect): the running configs."""
+
+    phase: str = Field(pattern=_named("config"))
+    dumps: list[ConfigDump] = Field(default_factory=list)
+
+
 class DownPhase(PhaseBase):
     phase: str = Field(pattern=_named("down"))
     removed: dict[str, Any] = Field(default_factory=dict)
@@ -389,6 +410,7 @@ PHASE_KINDS = (
     "capture",
     "impair",
     "configure",
+    "config",
     "attempt",
     "verify",
     "collect",
@@ -425,6 +447,7 @@ Phase = Annotated[
     | Annotated[CapturePhase, Tag("capture")]
     | Annotated[ImpairPhase, Tag("impair")]
     | Annotated[ConfigurePhase, Tag("configure")]
+    | Annotated[ConfigPhase, Tag("config")]
     | Annotated[AttemptPhase, Tag("attempt")]
     | Annotated[VerifyPhase, Tag("verify")]
     | Annotated[CollectPhase, Tag("collect")]

@@ -28,7 +28,7 @@ from attr import asdict
 
 from harness import outcomes
 from harness import verification_model as vm
-from harness.journal_model import Check
+from harness.journal_model import Check, Journal
 from harness.reports.allure import RESULTS, STATUS, _keep, _md5, _ms, _prop_escape, _uuid
 from harness.reports.html import _env
 from harness.reports.journal import (
@@ -42,6 +42,7 @@ from harness.reports.journal import (
 )
 from harness.reports.journal import load as load_journal
 from harness.reports.junit import timestamp, xml_text
+from harness.reports.running_configs import compare
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +233,15 @@ def context(view: View) -> dict[str, Any]:
         "verdict_class": verdict_class(doc.verdict),
         "sides": sides,
         "diff": _diff_lines(doc.overlay.diff),
+        "configs": [
+            {**vars(d), "lines": _diff_lines("\n".join(d.diff))}
+            for d in compare(*(_journal_of(v) for v in view.sides))
+        ],
     }
+
+
+def _journal_of(v: SideView) -> tuple[Path, Journal | None]:
+    return v.folder, v.run.model if v.run is not None else None
 
 
 def render_html(view: View) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,7 @@ from harness.engine.api import CaptureInfo, Engine, RunLabels
 from harness.engine.connection import connect_engine
 from harness.errors import HarnessError, InfraError, Interrupted, UsageError
 from harness.run import faults, probes, redact, trust
+from harness.run import running_config as runconf
 from harness.run.collect import collect_nodes, sweep
 from harness.run.folder import RunFolder, now_iso, reports_root
 from harness.run.ids import new_run_id, owner_token
@@ -342,6 +344,7 @@ class Run:
         self.live = _Live(capture_results=self.live.capture_results)
         self.bring_up(f"-{i}")
         self.configure(f"-{i}")
+        self.running_config(f"-{i}")
 
     def attempt(self, i: int) -> dict[str, Any]:
         since = datetime.now(UTC)
@@ -512,6 +515,25 @@ class Run:
         self.preflight()
         self.bring_up()
         self.configure()
+        self.running_config()
+
+    def running_config(self, tag: str = "") -> None:
+        """The configuration each node runs with, as its lab dumps it (after configure, and
+        `config-end` before collect), into artifacts/<node>/running-config/."""
+        plan = runconf.wanted(self.topology, self.catalog)
+        if not plan:
+            return
+        when = "at-end" if tag == "-end" else f"after-configure{tag}"
+        with self.phase(f"config{tag}") as rec:
+            rec["dumps"] = runconf.dump(
+                self.engine,
+                self.run_id,
+                plan,
+                folder=self.folder.path,
+                when=when,
+                redactor=self.redactor,
+                down_reason=self._down_reason,
+            )
 
     def execute(self) -> RunResult:
         self.emit({"event": "run", "run": self.run_id, "folder": str(self.folder.path)})
@@ -539,6 +561,9 @@ class Run:
         seconds: float,
     ) -> RunResult:
         self.finishing = True
+        if self.live.addresses and not isinstance(failure, Interrupted | KeyboardInterrupt):
+            with suppress(HarnessError):  # evidence, never the run's failure
+                self.running_config("-end")
         with self.phase("collect") as rec:
             rec.update(self.collect())
         if self.late_signals and not isinstance(failure, Interrupted | KeyboardInterrupt):

@@ -86,6 +86,13 @@ def _our_rules() -> list[Rule]:
             1,
         ),
         Rule("bearer", r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]{8,})", 1),
+        # `name value` config directives that hold a secret (redis.conf and CONFIG GET *)
+        Rule(
+            "directive",
+            r"""(?im)(?:^|[\n\r])\s*(?:requirepass|masterauth|tls-key-file-pass"""
+            r"""|tls-client-key-file-pass)\s+["']?([^\s"']+)""",
+            1,
+        ),
         # scheme://user:password@host
         Rule("url-credentials", r"""(?i)[a-z][a-z0-9+.-]*://[^/\s:@"]+:([^@\s/"]+)@""", 1),
     ]

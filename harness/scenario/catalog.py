@@ -42,6 +42,14 @@ class LabBuild(_Strict):
     args: dict[str, str] = Field(default_factory=dict)
 
 
+class RunningConfig(_Strict):
+    """How to print the configuration a running node has in effect (`nginx -T`, pg_settings,
+    Redis `CONFIG GET *`): run in the node after configure and at the end of a run."""
+
+    command: str = Field(min_length=1)
+    timeout: float = Field(default=30.0, gt=0, le=300)
+
+
 class LabDef(_Strict):
     name: str
     description: str = ""
@@ -54,6 +62,7 @@ class LabDef(_Strict):
     logs: list[str] = Field(default_factory=list)
     ports: list[int] = Field(default_factory=list)
     cap_add: list[str] = Field(default_factory=list)
+    running_config: RunningConfig | None = None
 
     def versions_for(self, os_name: str) -> list[str]:
         return [v for v, spec in self.versions.items() if os_name in spec.os]

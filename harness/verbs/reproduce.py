@@ -151,15 +151,37 @@ def verify_fix(
     )
 
     result = _fix_result(candidate_loaded, baseline, candidate)
+    return _recorded(
+        result,
+        vid=vid,
+        started=started,
+        root=root,
+        base=baseline_loaded,
+        cand=candidate_loaded,
+        fix_file=fix_file,
+    )
+
+
+def _recorded(
+    result: VerifyFixResult,
+    *,
+    vid: str,
+    started: str,
+    root: Path,
+    base: LoadedScenario,
+    cand: LoadedScenario,
+    fix_file: Path | None,
+) -> VerifyFixResult:
+    """The verification written beside the two runs, and the result pointing at it."""
     written = write_verification(
         root=root,
         vid=vid,
         started=started,
-        base=baseline_loaded,
-        cand=candidate_loaded,
+        base=base,
+        cand=cand,
         fix_file=fix_file,
-        baseline=baseline,
-        candidate=candidate,
+        baseline=result.baseline,
+        candidate=result.candidate,
         verdict=result.verdict,
         reason=result.reason,
         why=result.why,

@@ -88,3 +88,39 @@ def _assert_reports_say(folder: Path, verdict: str, data: dict[str, Any]) -> Non
     assert len(results) == 1
     assert results[0]["status"] == ("passed" if verdict == "FIXED" else "failed")
     assert verdict in results[0]["name"]
+
+
+@pytest.mark.parametrize(
+    ("fix", "changed", "same"),
+    [
+        ("raise-max-connections", ("-max_connections = 5", "+max_connections = 100"), None),
+        ("raise-shared-buffers", ("+shared_buffers = 32768 8kB",), "max_connections = 5"),
+    ],
+)
+def test_the_running_configs_are_compared_side_by_side(
+    reports: Path,
+    cleanup_runs: list[str],
+    fix: str,
+    changed: tuple[str, ...],
+    same: str | None,
+) -> None:
+    """What PostgreSQL ran with (pg_settings, dumped by the lab's running_config) on each side:
+    the right fix shows max_connections raised; the wrong one changes shared_buffers and leaves
+    max_connections where the baseline had it."""
+    case = "scenarios/cases/postgres-too-many-clients.yaml"
+    p = run_lab("verify-fix", case, "--fix", fix, "--destroy", "always", "--json", reports=reports)
+    r = json.loads(p.stdout)
+    cleanup_runs += [r["baseline"]["run"], r["candidate"]["run"]]
+    folder = Path(r["verification_folder"])
+    for side in ("baseline", "candidate"):
+        dumps = folder.parent / r[side]["run"] / "artifacts" / "db" / "running-config"
+        assert sorted(x.name for x in dumps.iterdir()) == ["after-configure.txt", "at-end.txt"]
+    page = (folder / "report.html").read_text()
+    at = page.index("Running configuration")
+    shown = page[at:]
+    for line in changed:
+        assert line in shown, shown[:3000]
+    if same is not None:
+        assert f"-{same}" not in shown and f"+{same}" not in shown
+        text = folder.parent / r["candidate"]["run"] / "artifacts/db/running-config/at-end.txt"
+        assert same in text.read_text()

@@ -21,6 +21,8 @@ R = Redactor.build(["SUP-SECRET-[0-9]+"], [("POSTGRES_PASSWORD", "hunter2-db"), 
         ("ticket SUP-SECRET-42", "SUP-SECRET-42"),
         ('{"client_secret": "zzz999"}', "zzz999"),
         ("-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----", "MIIEow"),
+        ("requirepass Xk8s2LmQp9", "Xk8s2LmQp9"),  # redis.conf and CONFIG GET *
+        ("port 6379\nmasterauth 'Xk8s2LmQp9'\n", "Xk8s2LmQp9"),
     ],
 )
 def test_secrets_are_masked(text: str, secret: str) -> None:
