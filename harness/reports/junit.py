@@ -17,8 +17,9 @@ import os
 import re
 import socket
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from junitparser import JUnitXml, TestSuite
 
@@ -161,7 +162,16 @@ def build_junit(run: Run, attachment_root: Path | None = None) -> ET.Element:
     ]
     suites.append(_verdict_suite(run, [att(r) for r in artifacts + generated]))
 
-    root = ET.Element("testsuites", name=xml_text(f"labharness {run.label} {run.run_id}"))
+    return testsuites(f"labharness {run.label} {run.run_id}", suites)
+
+
+class SuiteLike(Protocol):
+    def element(self) -> ET.Element: ...
+
+
+def testsuites(name: str, suites: Sequence[SuiteLike]) -> ET.Element:
+    """The <testsuites> root over `suites`, with their totals (a run's file, a verification's)."""
+    root = ET.Element("testsuites", name=xml_text(name))
     totals = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     seconds = 0.0
     for suite in suites:

@@ -41,7 +41,7 @@ from harness.reports.journal import (
     symptom_evidence,
 )
 from harness.reports.journal import load as load_journal
-from harness.reports.junit import timestamp, xml_text
+from harness.reports.junit import testsuites, timestamp, xml_text
 from harness.reports.running_configs import compare
 
 log = logging.getLogger(__name__)
@@ -348,19 +348,7 @@ def build_junit(view: View) -> ET.Element:
     cls = f"labharness.{xml_text(doc.scenario).replace('.', '_')}.{SUITE}"
     verdict.case("verdict", cls, oc, 0.0, "\n".join(lines))
     suites.append(verdict)
-    root = ET.Element("testsuites", name=xml_text(f"labharness verification {doc.id}"))
-    totals = dict.fromkeys(("tests", "failures", "errors", "skipped"), 0)
-    seconds = 0.0
-    for suite in suites:
-        el = suite.element()
-        for k in totals:
-            totals[k] += int(el.get(k, "0"))
-        seconds += float(el.get("time", "0"))
-        root.append(el)
-    for k, n in totals.items():
-        root.set(k, str(n))
-    root.set("time", fmt_time(seconds))
-    return root
+    return testsuites(f"labharness verification {doc.id}", suites)
 
 
 def write_junit(view: View) -> Path:

@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from harness.errors import UsageError
+
 # provisioning -> up (lab up finished; the lab stays) -> down
 # provisioning -> failed | interrupted (torn down) ; any -> running (a verb's own run)
 LIVE_STATES = ("up", "kept")  # left up on purpose: gc leaves them
@@ -17,6 +19,18 @@ LIVE_STATES = ("up", "kept")  # left up on purpose: gc leaves them
 def reports_root(project: Path) -> Path:
     env = os.environ.get("LABHARNESS_REPORTS")
     return Path(env) if env else project / "reports"
+
+
+def only_one(found: list[Path], *, none: str, hint: str, what: str) -> Path:
+    """The one folder an id (or prefix) names; exit 2 saying so when it names none or several."""
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise UsageError(none, hint=hint)
+    raise UsageError(
+        f"{what} is ambiguous: " + ", ".join(str(p) for p in found[:5]),
+        hint="give more of the id, or the folder",
+    )
 
 
 def now_iso() -> str:

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import UsageError
 from harness.reports import write_reports
 from harness.reports.verification import write_verification_reports
-from harness.run.folder import reports_root
+from harness.run.folder import only_one, reports_root
 from harness.verbs.results import ReportResult
 from harness.verbs.verification import find_verification_folder
 
@@ -30,16 +29,11 @@ def find_run_folder(run: str, root: Path) -> Path:
     found = exact or sorted(
         p for p in base.glob("*/*") if p.name.startswith(run) and (p / "journal.json").is_file()
     )
-    if len(found) == 1:
-        return found[0]
-    if not found:
-        raise UsageError(
-            f"no run {run!r}: not a folder with a journal.json, nor a run id under {base}",
-            hint="give the run folder, or a run id as `lab reproduce` printed it",
-        )
-    raise UsageError(
-        f"run {run!r} is ambiguous: " + ", ".join(str(p) for p in found[:5]),
-        hint="give more of the run id, or the folder",
+    return only_one(
+        found,
+        none=f"no run {run!r}: not a folder with a journal.json, nor a run id under {base}",
+        hint="give the run folder, or a run id as `lab reproduce` printed it",
+        what=f"run {run!r}",
     )
 
 

@@ -13,10 +13,9 @@ from pathlib import Path
 
 from harness import __version__
 from harness import verification_model as vm
-from harness.errors import UsageError
 from harness.journal_model import Case, Check
 from harness.reports.verification import VerificationReports, write_verification_reports
-from harness.run.folder import now_iso, reports_root
+from harness.run.folder import now_iso, only_one, reports_root
 from harness.run.ids import new_run_id
 from harness.run.redact import for_scenarios
 from harness.run.result import RunResult
@@ -161,14 +160,9 @@ def find_verification_folder(vid: str, root: Path) -> Path | None:
     base = reports_root(root)
     found = sorted(p.parent for p in base.glob(f"*/{vid}*/{vm.FILE}"))
     exact = [p for p in found if p.name == vid]
-    if len(exact) == 1 or len(found) == 1:
-        return (exact or found)[0]
-    if not found:
-        raise UsageError(
-            f"no verification {vid!r} under {base}",
-            hint="give the verification folder, or its id as `lab verify-fix` printed it",
-        )
-    raise UsageError(
-        f"verification {vid!r} is ambiguous: " + ", ".join(str(p) for p in found[:5]),
-        hint="give more of the id, or the folder",
+    return only_one(
+        exact if len(exact) == 1 else found,
+        none=f"no verification {vid!r} under {base}",
+        hint="give the verification folder, or its id as `lab verify-fix` printed it",
+        what=f"verification {vid!r}",
     )
