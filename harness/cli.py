@@ -913,7 +913,13 @@ def report(
 @app.command()
 def escalate(
     *,
-    run: Annotated[str, typer.Argument(help="Run id (or prefix), run folder or journal.json.")],
+    run: Annotated[
+        str,
+        typer.Argument(
+            help="Run id (or prefix), run folder or journal.json; or a verification id "
+            "(verify-...) or folder: the verdict on a fix and both its runs."
+        ),
+    ],
     ticket: Annotated[str, typer.Option("--ticket", help="The ticket to attach to (SUP-48213).")],
     tracker: Annotated[
         str | None,
@@ -945,8 +951,9 @@ def escalate(
     as_json: JsonOpt = False,
 ) -> None:
     """Bundle a run (scenario, fixtures, labs, journal, reports, captures, logs, REPRODUCE.md,
-    manifest with checksums; redacted) and attach it to a ticket: always in `local`, then in
-    --tracker. Exit 0 attached, 2 bad ticket/token, 3 tracker down (what was attached is said)."""
+    manifest with checksums; redacted), or a verification and both its runs, and attach it to a
+    ticket: always in `local`, then in --tracker. Exit 0 attached, 2 bad ticket/token, 3 tracker
+    down (what was attached is said)."""
 
     def work() -> EscalateResult:
         from harness.verbs.escalate import escalate as do
@@ -1002,7 +1009,8 @@ def replay(
     as_json: JsonOpt = False,
 ) -> None:
     """Check every checksum, extract safely, rebuild the images from the bundled labs and rerun
-    the reproduction; print the original verdict beside the new one. Exit as `reproduce`;
+    the reproduction (a verification's bundle: both sides, through verify-fix); print the
+    original verdict beside the new one. Exit as `reproduce` (`verify-fix` for a verification);
     2 for a tampered, truncated or unsafe bundle."""
 
     def work() -> ReplayResult:
@@ -1021,12 +1029,16 @@ def replay(
     def render(r: ReplayResult) -> None:
         from harness.verbs.replay import render_lines
 
-        _render_run(r.replay, "replay")
+        if r.verification is not None:  # a verification's bundle: both sides ran again
+            _render_run(r.verification.baseline, "baseline", why=False)
+            _render_run(r.replay, f"candidate {r.fix}", why=False)
+        else:
+            _render_run(r.replay, "replay")
         for line in render_lines(r):
             print(line)
 
     result = _serve(as_json, work, render, redact=True)
-    raise typer.Exit(outcomes.exit_code("replay", result.verdict))
+    raise typer.Exit(result.exit_code)  # as `reproduce`, or as `verify-fix` for a verification
 
 
 @app.command()

@@ -518,7 +518,7 @@ def _image_inputs(
     return []
 
 
-def _mtime(journal: dict[str, Any]) -> int:
+def mtime_of(journal: dict[str, Any]) -> int:
     try:
         return int(datetime.fromisoformat(str(journal.get("started"))).timestamp())
     except ValueError:
@@ -551,14 +551,8 @@ def _is_capture(rel: str) -> bool:
     return rel.startswith("captures/") and rel.endswith(".pcap") and rel.count("/") == 1
 
 
-def collect_members(
-    run_folder: Path, root: Path, src: RunSource, left_out: list[dict[str, str]] | None = None
-) -> tuple[list[Member], Redactor]:
-    """The bundle's members. A pcap that run.json does not record as masked, exactly these
-    bytes, is left out (appended to `left_out` with why): the capture of a run that never
-    collected (SIGKILLed) until `lab down`/`lab gc` masks it, or one changed since."""
-    left_out = [] if left_out is None else left_out
-    redactor = run_redactor(src)
+def project_members(src: RunSource, root: Path, redactor: Redactor) -> list[Member]:
+    """The scenario, its overlay and every project file the run used, redacted by its rules."""
     proj = ProjectRedactor(redactor)
     members: list[Member] = []
 
@@ -572,25 +566,52 @@ def collect_members(
         add_project(src.fix_file_rel, src.fix_file, FULL)
     for rel, rules in project_files(src, root).items():
         add_project(rel, root / rel, rules)
-    for dirpath, dirnames, filenames in os.walk(run_folder):
+    return members
+
+
+def folder_members(
+    folder: Path,
+    prefix: str,
+    run_json: dict[str, Any],
+    redactor: Redactor,
+    left_out: list[dict[str, str]],
+) -> list[Member]:
+    """A run (or verification) folder under `prefix`, every file through the run's redactor;
+    a capture run.json does not record as masked is left out (appended to `left_out`)."""
+    members: list[Member] = []
+    for dirpath, dirnames, filenames in os.walk(folder):
         dirnames.sort()
         for name in sorted(filenames):
             p = Path(dirpath) / name
             if p.is_symlink() or not p.is_file():
                 continue
-            rel = p.relative_to(run_folder).as_posix()
+            rel = p.relative_to(folder).as_posix()
             raw = p.read_bytes()
-            if _is_capture(rel) and not is_masked(rel, raw, src.run_json):
-                left_out.append({"path": f"{RUN}/{rel}", "why": UNMASKED_CAPTURE})
+            if _is_capture(rel) and not is_masked(rel, raw, run_json):
+                left_out.append({"path": f"{prefix}/{rel}", "why": UNMASKED_CAPTURE})
                 continue
             data = redactor.bytes_(raw)
-            members.append(Member(f"{RUN}/{rel}", data, _mode(p), data != raw, "run"))
+            members.append(Member(f"{prefix}/{rel}", data, _mode(p), data != raw, "run"))
+    return members
+
+
+def collect_members(
+    run_folder: Path, root: Path, src: RunSource, left_out: list[dict[str, str]] | None = None
+) -> tuple[list[Member], Redactor]:
+    """The bundle's members. A pcap that run.json does not record as masked, exactly these
+    bytes, is left out (appended to `left_out` with why): the capture of a run that never
+    collected (SIGKILLed) until `lab down`/`lab gc` masks it, or one changed since."""
+    left_out = [] if left_out is None else left_out
+    redactor = run_redactor(src)
+    members = project_members(src, root, redactor)
+    members += folder_members(run_folder, RUN, src.run_json, redactor, left_out)
     members.sort(key=lambda m: m.name)
     return members, redactor
 
 
-def _run_section(src: RunSource, run_folder: Path) -> dict[str, Any]:
-    """The manifest's "run": what ran, from which files, with which values, and its outcome."""
+def run_section(src: RunSource, run_folder: Path, folder: str = "run") -> dict[str, Any]:
+    """The manifest's "run": what ran, from which files, with which values, and its outcome;
+    `folder` is where the run folder is in the bundle (relative to bundle/)."""
     j = src.journal
     return {
         "id": j.get("run"),
@@ -606,9 +627,14 @@ def _run_section(src: RunSource, run_folder: Path) -> dict[str, Any]:
         "matrix_cell": j.get("matrix_cell") or {},
         "started": j.get("started"),
         "ended": j.get("ended"),
-        "folder": "run",
+        "folder": folder,
         **_summary(journal_model.load(run_folder / "journal.json"), src.run_json),
     }
+
+
+def redacted_project_files(members: list[Member]) -> set[str]:
+    """The project files (paths under project/) the bundle carries redacted."""
+    return {m.name.removeprefix(PROJECT + "/") for m in members if m.redacted and m.rules != "run"}
 
 
 def build_manifest(
@@ -623,10 +649,7 @@ def build_manifest(
     left_out: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     j = src.journal
-    redacted_project = {
-        m.name.removeprefix(PROJECT + "/") for m in members if m.redacted and m.rules != "run"
-    }
-    images, nodes = images_and_nodes(src, catalog, run_folder, redacted_project)
+    images, nodes = images_and_nodes(src, catalog, run_folder, redacted_project_files(members))
     case = {k: v for k, v in (j.get("case") or {}).items() if v is not None}
     manifest: dict[str, Any] = {
         "kind": KIND,
@@ -635,7 +658,7 @@ def build_manifest(
         "engine": j.get("engine"),
         "case": case,
         "note": redactor.text(note) if note else None,
-        "run": _run_section(src, run_folder),
+        "run": run_section(src, run_folder),
         "nodes": nodes,
         "images": images,
         "redaction": {
@@ -712,18 +735,42 @@ def build_bundle(
     manifest = build_manifest(
         run_folder, root, src, catalog, members, note=note, redactor=redactor, left_out=left_out
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = out_dir / f".bundle-{os.getpid()}.tmp"
-    write_tar(tmp, members, manifest, _mtime(src.journal), signer)
-    digest = sha256_file(tmp)
-    name = f"{src.journal.get('scenario')}-{src.journal.get('run')}-{digest[:10]}.tar.gz"
-    final = out_dir / name
-    tmp.replace(final)
     side = {
         m.name.removeprefix(RUN + "/"): m.data
         for m in members
         if m.name in (f"{RUN}/REPRODUCE.md", f"{RUN}/report.html")
     }
+    stem = f"{src.journal.get('scenario')}-{src.journal.get('run')}"
+    return write_bundle(
+        out_dir,
+        stem,
+        members,
+        manifest,
+        mtime=mtime_of(src.journal),
+        signer=signer,
+        redactor=redactor,
+        side=side,
+    )
+
+
+def write_bundle(
+    out_dir: Path,
+    stem: str,
+    members: list[Member],
+    manifest: dict[str, Any],
+    *,
+    mtime: int,
+    signer: Signer | None,
+    redactor: Redactor,
+    side: dict[str, bytes],
+) -> Bundle:
+    """out_dir/<stem>-<sha10>.tar.gz, written then renamed, and the Bundle describing it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".bundle-{os.getpid()}.tmp"
+    write_tar(tmp, members, manifest, mtime, signer)
+    digest = sha256_file(tmp)
+    final = out_dir / f"{stem}-{digest[:10]}.tar.gz"
+    tmp.replace(final)
     head = [MANIFEST, SIGNATURE] if signer is not None else [MANIFEST]
     return Bundle(
         final,

@@ -1,6 +1,7 @@
 """The ticket comment that goes with a bundle: what a person reads before opening anything.
 
-Verdict and reproduction rate, versions, the case metadata, the note, the first steps of
+Verdict and reproduction rate (for a verification: the verdict on the fix, then the baseline's
+and the candidate's rates), versions, the case metadata, the note, the first steps of
 REPRODUCE.md, the attachments' names and how to replay. Plain text (trackers render it as is);
 it passes through the run's redactor like everything else.
 """
@@ -57,6 +58,58 @@ def _node_line(n: dict[str, Any]) -> str:
     return f"{n['name']}: {what}{where}"
 
 
+def _rate(section: dict[str, Any]) -> str:
+    rate = section.get("rate") or "-"
+    return f"{rate}, {section['interval']}" if section.get("interval") else rate
+
+
+def _checks(section: dict[str, Any]) -> str | None:
+    checks = section.get("checks") or {}
+    if checks.get("passed") or checks.get("failed"):
+        return f"checks {checks.get('passed', 0)} passed, {checks.get('failed', 0)} failed"
+    return None
+
+
+def _side_line(name: str, side: dict[str, Any]) -> str:
+    """`Baseline: REPRODUCED 3/3 (95% CI 44-100%), run R; checks 2 passed, 0 failed`."""
+    checks = _checks(side)
+    interval = f" ({side['interval']})" if side.get("interval") else ""
+    rate = f"{side.get('rate') or '-'}{interval}"
+    return f"{name}: {side.get('verdict')} {rate}, run {side.get('run')}" + (
+        f"; {checks}" if checks else ""
+    )
+
+
+def _verification_head(ticket: str, run: dict[str, Any], v: dict[str, Any]) -> list[str]:
+    """A verification's comment leads with the verdict on the fix and both sides' rates."""
+    fix = f"{v.get('fix')} ({v.get('kind')})" if v.get("kind") else str(v.get("fix"))
+    lines = [
+        f"labharness escalation for {ticket}: scenario {run.get('scenario')}, "
+        f"verification {v.get('id')} of fix {fix}",
+        "",
+        f"Verification: {v.get('verdict')}{' - ' + v['reason'] if v.get('reason') else ''}",
+        _side_line("Baseline (without the fix)", v.get("baseline") or {}),
+        _side_line(f"Candidate (with {v.get('fix')})", v.get("candidate") or {}),
+    ]
+    lines += [f"  {w}" for w in v.get("why") or []]
+    return lines
+
+
+def _run_head(ticket: str, run: dict[str, Any]) -> list[str]:
+    lines = [
+        f"labharness escalation for {ticket}: scenario {run.get('scenario')}, run {run.get('id')}",
+        "",
+        f"Verdict: {run.get('verdict') or '?'} ({_rate(run)})"
+        f"{' - ' + run['reason'] if run.get('reason') else ''}",
+    ]
+    checks = run.get("checks") or {}
+    if checks.get("passed") or checks.get("failed"):
+        lines.append(f"Checks: {checks.get('passed', 0)} passed, {checks.get('failed', 0)} failed")
+    if run.get("fix"):
+        lines.append(f"Fix applied: {run['fix']} (role {run.get('role')})")
+    return lines
+
+
 def ticket_comment(
     manifest: dict[str, Any],
     *,
@@ -69,35 +122,28 @@ def ticket_comment(
 ) -> str:
     run = manifest.get("run") or {}
     harness = manifest.get("harness") or {}
-    verdict = run.get("verdict") or "?"
-    rate = run.get("rate") or "-"
-    if run.get("interval"):
-        rate = f"{rate}, {run['interval']}"
-    lines = [
-        f"labharness escalation for {ticket}: scenario {run.get('scenario')}, run {run.get('id')}",
-        "",
-        f"Verdict: {verdict} ({rate}){' - ' + run['reason'] if run.get('reason') else ''}",
-    ]
+    v = manifest.get("verification")
+    lines = _verification_head(ticket, run, v) if v else _run_head(ticket, run)
     if run.get("title"):
-        lines.append(f"Problem: {run['title']}")
-    checks = run.get("checks") or {}
-    if checks.get("passed") or checks.get("failed"):
-        lines.append(f"Checks: {checks.get('passed', 0)} passed, {checks.get('failed', 0)} failed")
-    if run.get("fix"):
-        lines.append(f"Fix applied: {run['fix']} (role {run.get('role')})")
+        # after the verdict; a verification's after both sides' rates
+        lines.insert(len(lines) if v else 3, f"Problem: {run['title']}")
     lines += [
         f"Case: {_case_line(manifest.get('case') or {})}",
         f"Versions: labharness {harness.get('run')} (bundled by {harness.get('bundled_by')}), "
         f"Docker engine {manifest.get('engine')}",
         "Nodes: " + "; ".join(_node_line(n) for n in manifest.get("nodes") or []),
     ]
+    cand_nodes = (manifest.get("candidate") or {}).get("nodes")
+    if v and cand_nodes and cand_nodes != manifest.get("nodes"):
+        lines.append("Nodes with the fix: " + "; ".join(_node_line(n) for n in cand_nodes))
     if run.get("params"):
         lines.append("Params: " + ", ".join(f"{k}={v}" for k, v in sorted(run["params"].items())))
     if manifest.get("note"):
         lines += ["", f"Note: {manifest['note']}"]
     steps = first_steps(reproduce_md)
     if steps:
-        lines += ["", "First steps of REPRODUCE.md:", "", *steps, "..."]
+        which = "REPRODUCE.md (the baseline's)" if v else "REPRODUCE.md"
+        lines += ["", f"First steps of {which}:", "", *steps, "..."]
     lines += [
         "",
         "Attachments: " + ", ".join(attachments),

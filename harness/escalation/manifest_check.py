@@ -9,6 +9,8 @@ the work folder, `run.fix_file` is read and applied). So, before a folder exists
   without `..`, and so resolve inside the extraction folder; the member paths must be under
   `bundle/`, the scenario and overlay under `project/`;
 - `run.id` must be a plain run id (YYMMDD-HHMMSS-xxxx), never a path;
+- a verification bundle's `verification.id` a plain verify-<run id>, its `candidate` section
+  checked like `run`, and the sides it names the runs those sections describe;
 - every listed file needs a sha256 and a size; the sizes it declares must fit Limits: each file,
   the total, the count, and the ratio of the declared total to the compressed archive's size.
 
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import UsageError
 from harness.escalation.bundle import KIND, MANIFEST, SIGNATURE, TOP
 from harness.run.ids import RUN_ID
+from harness.verification_model import PREFIX as VERIFY
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -115,24 +118,60 @@ def _list(bundle: Path, key: str, value: object) -> list[Any]:
     return value
 
 
-def _run(bundle: Path, run: dict[str, Any]) -> None:
-    rid = run.get("id")
-    if rid is not None and not (isinstance(rid, str) and RUN_ID.match(rid)):
+def _run_id(bundle: Path, key: str, rid: object, *, required: bool = False) -> None:
+    if (rid is not None or required) and not (isinstance(rid, str) and RUN_ID.match(rid)):
         raise refuse_key(
-            bundle, "run.id", rid, "expected a plain run id like 261126-011847-b203, not a path"
+            bundle, key, rid, "expected a plain run id like 261126-011847-b203, not a path"
         )
+
+
+def _run(bundle: Path, run: dict[str, Any], key: str = "run") -> None:
+    """A run section (`run`, and a verification's `candidate`): its id and every path in it."""
+    _run_id(bundle, f"{key}.id", run.get("id"), required=key != "run")
     for k in ("params", "replay_params", "matrix_cell"):
-        for name, val in _dict(bundle, f"run.{k}", run.get(k)).items():
+        for name, val in _dict(bundle, f"{key}.{k}", run.get(k)).items():
             if val is not None and not isinstance(val, str | int | float | bool):
-                raise refuse_key(bundle, f"run.{k}.{name}", val, "expected a plain value")
+                raise refuse_key(bundle, f"{key}.{k}.{name}", val, "expected a plain value")
     if run.get("fix") is not None and not isinstance(run["fix"], str):
-        raise refuse_key(bundle, "run.fix", run["fix"], "expected a fix name")
+        raise refuse_key(bundle, f"{key}.fix", run["fix"], "expected a fix name")
     if run.get("scenario_file") is not None:
-        _path(bundle, "run.scenario_file", run["scenario_file"], "project")
+        _path(bundle, f"{key}.scenario_file", run["scenario_file"], "project")
     if run.get("fix_file") is not None:
-        _path(bundle, "run.fix_file", run["fix_file"], "project")
+        _path(bundle, f"{key}.fix_file", run["fix_file"], "project")
     if run.get("folder") is not None:
-        _path(bundle, "run.folder", run["folder"])
+        _path(bundle, f"{key}.folder", run["folder"])
+
+
+def _verification(bundle: Path, manifest: dict[str, Any]) -> None:
+    """A verification bundle's sections: a plain verify-<run id>, a candidate that names its
+    run and scenario file, the sides' run ids those of `run` and `candidate`."""
+    v = _dict(bundle, "verification", manifest.get("verification"))
+    vid = v.get("id")
+    if not (isinstance(vid, str) and vid.startswith(VERIFY) and RUN_ID.match(vid[len(VERIFY) :])):
+        raise refuse_key(
+            bundle,
+            "verification.id",
+            vid,
+            "expected a verification id like verify-261126-011847-b203",
+        )
+    _path(bundle, "verification.folder", v.get("folder"))
+    if not isinstance(v.get("verdict"), str):
+        raise refuse_key(bundle, "verification.verdict", v.get("verdict"), "expected a verdict")
+    candidate = _dict(bundle, "candidate", manifest.get("candidate"))
+    _run(bundle, candidate, "candidate")
+    if candidate.get("scenario_file") is None:
+        raise refuse_key(bundle, "candidate.scenario_file", None, "expected the scenario's path")
+    run = _dict(bundle, "run", manifest.get("run"))
+    for side, section in (("baseline", run), ("candidate", candidate)):
+        named = _dict(bundle, f"verification.{side}", v.get(side)).get("run")
+        if named != section.get("id"):
+            where = "run" if side == "baseline" else "candidate"
+            raise refuse_key(
+                bundle,
+                f"verification.{side}.run",
+                named,
+                f"not the bundled {side} run ({where}.id {section.get('id')!r})",
+            )
 
 
 def _files(bundle: Path, files: list[Any], limits: Limits, compressed: int) -> None:
@@ -197,6 +236,8 @@ def check_manifest(bundle: Path, manifest: dict[str, Any], limits: Limits, compr
     """Refuse (naming the key) any manifest value that could lead out of the extraction folder
     or declares more than the limits allow."""
     _run(bundle, _dict(bundle, "run", manifest.get("run")))
+    if manifest.get("verification") is not None:
+        _verification(bundle, manifest)
     files = manifest.get("files")
     if not isinstance(files, list):
         raise refuse(bundle, MANIFEST, "its `files` list is malformed")

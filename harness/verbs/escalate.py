@@ -1,4 +1,6 @@
 """`lab escalate RUN --ticket T [--tracker NAME] [--note TEXT]`: bundle a run and attach it.
+RUN may be a verification id (verify-...): the bundle then carries the verification and both its
+runs, and the comment leads with the verdict on the fix (escalation/verification_bundle.py).
 
 The bundle always goes to the `local` tracker first (escalations/<ticket>/), so nothing is lost
 whatever the named tracker does; then to the named tracker. Attached files: the bundle, and
@@ -25,8 +27,15 @@ from harness.errors import HarnessError, InfraError, UsageError
 from harness.escalation.bundle import Bundle, build_bundle
 from harness.escalation.comment import ticket_comment
 from harness.escalation.signing import Signer
+from harness.escalation.verification_bundle import build_verification_bundle
 from harness.verbs.report import find_run_folder
-from harness.verbs.results import EscalateResult, TrackerAttached
+from harness.verbs.results import (
+    EscalatedSide,
+    EscalatedVerification,
+    EscalateResult,
+    TrackerAttached,
+)
+from harness.verbs.verification import find_verification_folder
 
 if TYPE_CHECKING:
     from harness.trackers import Tracker
@@ -63,14 +72,14 @@ def escalate(
 ) -> EscalateResult:
     local, remote = _trackers(ticket, tracker, root, trackers_file)
     signer = _signer(signing_key)
-    folder = find_run_folder(run, root)
+    vfolder = find_verification_folder(run, root)
+    folder = vfolder if vfolder is not None else find_run_folder(run, root)
     with tempfile.TemporaryDirectory(prefix="lab-escalate-") as tmp:
         out = Path(tmp)
-        bundle = build_bundle(
-            folder, root=root, out_dir=out, note=note, fix_file=fix_file, signer=signer
-        )
-        run_id = str(bundle.manifest["run"]["id"])
-        files = [bundle.path, *_side_files(bundle, out, run_id)]
+        build = build_verification_bundle if vfolder is not None else build_bundle
+        bundle = build(folder, root=root, out_dir=out, note=note, fix_file=fix_file, signer=signer)
+        run_id = escalated_id(bundle.manifest)
+        files = [bundle.path, *_side_files(bundle, out)]
         names = [f.name for f in files]
         comment = ticket_comment(
             bundle.manifest,
@@ -147,16 +156,17 @@ def _result(
 ) -> EscalateResult:
     """What the verb prints: the bundle, where it went, and the error of a tracker that failed
     (the bundle is kept in local then, and the exit code says so)."""
-    verdict = bundle.manifest["run"]
+    outcome = escalated_outcome(bundle.manifest)
     failed = [r for r in results if r.get("error")]
     return EscalateResult.model_validate(
         {
             "ticket": ticket,
             "run": run_id,
-            "scenario": verdict.get("scenario"),
+            "scenario": bundle.manifest["run"].get("scenario"),
             "folder": str(folder),
-            "verdict": verdict.get("verdict"),
-            "rate": verdict.get("rate"),
+            "verdict": outcome["verdict"],
+            "rate": outcome["rate"],
+            "verification": escalated_verification(bundle.manifest),
             "bundle": bundle.name,
             "sha256": bundle.sha256,
             "size": size,
@@ -178,12 +188,55 @@ def _result(
     )
 
 
-def _side_files(bundle: Bundle, out: Path, run_id: str) -> list[Path]:
-    """report.html and REPRODUCE.md beside the bundle, for a reader without the harness."""
+def escalated_id(manifest: dict[str, Any]) -> str:
+    """What was escalated: the verification's id, else the run's."""
+    return str((manifest.get("verification") or manifest["run"])["id"])
+
+
+def escalated_outcome(manifest: dict[str, Any]) -> dict[str, str | None]:
+    """The verdict the ledger and the result carry: a verification's verdict on the fix with
+    both sides' rates (`baseline 3/3, candidate 0/3`), else the run's verdict and rate."""
+    v = manifest.get("verification")
+    if not v:
+        run = manifest["run"]
+        return {"verdict": run.get("verdict"), "rate": run.get("rate")}
+    sides = [(k, v.get(k) or {}) for k in ("baseline", "candidate")]
+    return {
+        "verdict": v.get("verdict"),
+        "rate": ", ".join(f"{k} {s.get('rate') or '-'}" for k, s in sides),
+    }
+
+
+def escalated_verification(manifest: dict[str, Any]) -> EscalatedVerification | None:
+    v = manifest.get("verification")
+    if not v:
+        return None
+
+    def side(s: dict[str, Any]) -> EscalatedSide:
+        rate = s.get("rate")
+        shown = f"{rate}, {s['interval']}" if rate and s.get("interval") else rate
+        return EscalatedSide(run=str(s.get("run")), verdict=s.get("verdict"), rate=shown)
+
+    return EscalatedVerification(
+        id=str(v["id"]),
+        verdict=str(v.get("verdict")),
+        reason=v.get("reason"),
+        fix=v.get("fix"),
+        baseline=side(v.get("baseline") or {}),
+        candidate=side(v.get("candidate") or {}),
+    )
+
+
+def _side_files(bundle: Bundle, out: Path) -> list[Path]:
+    """report.html and REPRODUCE.md beside the bundle, for a reader without the harness: a
+    run's own, or a verification's report.html and its baseline's REPRODUCE.md."""
+    manifest = bundle.manifest
+    run_id = str(manifest["run"]["id"])
+    report_of = escalated_id(manifest)
     files = []
-    for rel, name in (("report.html", "report.html"), ("REPRODUCE.md", "REPRODUCE.md")):
+    for rel, stem in (("report.html", report_of), ("REPRODUCE.md", run_id)):
         if rel in bundle.side:
-            p = out / f"{run_id}-{name}"
+            p = out / f"{stem}-{rel}"
             p.write_bytes(bundle.side[rel])
             files.append(p)
     return files
@@ -247,13 +300,14 @@ def _entry(
     ticket: str, bundle: Any, folder: Path, results: list[dict[str, Any]], note: str | None
 ) -> dict[str, Any]:
     run = bundle.manifest["run"]
+    verification = escalated_verification(bundle.manifest)
     return {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "ticket": ticket,
-        "run": run.get("id"),
+        "run": escalated_id(bundle.manifest),
         "scenario": run.get("scenario"),
-        "verdict": run.get("verdict"),
-        "rate": run.get("rate"),
+        **escalated_outcome(bundle.manifest),
+        **({"verification": verification.model_dump(mode="json")} if verification else {}),
         "bundle": bundle.name,
         "sha256": bundle.sha256,
         "signed_by": bundle.signed_by,
@@ -302,8 +356,9 @@ def _ledger_add(root: Path, entry: dict[str, Any]) -> None:
 
 def render_lines(r: EscalateResult) -> list[str]:
     """For a person: the bundle, then per tracker exactly what was and was not attached."""
+    what = "verification" if r.verification else "run"
     lines = [
-        f"{r.ticket}: {r.scenario} run {r.run}, {r.verdict} ({r.rate or '-'})",
+        f"{r.ticket}: {r.scenario} {what} {r.run}, {r.verdict} ({r.rate or '-'})",
         f"bundle    {r.bundle}  sha256 {r.sha256}  {r.size or 0} bytes",
         (
             f"signed    by {r.signed_by} ({r.signing_key})"

@@ -3,7 +3,7 @@
 From the local index the trackers keep (<escalations>/index.json: every file that reached a
 ticket, on any tracker, with where it went) and the ledger `lab escalate` keeps beside it
 (<escalations>/ledger.json: per escalation the run, its verdict, the bundle, and what a tracker
-that was down did not get).
+that was down did not get; for a verification its id, the verdict on the fix and both sides).
 """
 
 from __future__ import annotations
@@ -49,8 +49,9 @@ def render_lines(r: EscalationsResult) -> list[str]:
     for t in tickets:
         lines.append(t)
         for e in (e for e in r.escalations if e.get("ticket") == t):
+            what = "verification" if e.get("verification") else "run"
             lines.append(
-                f"  {e.get('at')}  {e.get('scenario')} run {e.get('run')}  "
+                f"  {e.get('at')}  {e.get('scenario')} {what} {e.get('run')}  "
                 f"{e.get('verdict')} ({e.get('rate') or '-'})  {e.get('bundle')}"
             )
             for tr in e.get("trackers") or []:

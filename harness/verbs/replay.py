@@ -3,6 +3,9 @@ bundled labs and rerun the reproduction as the original run had it; the original
 printed beside the new one. Exit code as `lab reproduce` (0 REPRODUCED, 1 NOT_REPRODUCED,
 3 ERROR); a bundle that fails a check or is unsafe: exit 2, nothing run.
 
+A verification's bundle (escalation/verification_bundle.py) reruns both sides through verify-fix
+and prints the original verdict on the fix beside the new one; exit code as `lab verify-fix`.
+
 The replay's project is the extracted bundle/project (labs, environments, scenario, fixtures),
 so images are planned from the bundled labs: identical build inputs give identical content
 tags, and an engine that has them reuses them.
@@ -21,6 +24,7 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness import outcomes
 from harness.errors import HarnessError, UsageError
 from harness.escalation.bundle import PROJECT, sha256_file
 from harness.escalation.manifest_check import BundleRefused
@@ -34,7 +38,7 @@ from harness.escalation.safe_extract import (
 from harness.escalation.signing import Verification
 from harness.run.provision import OnEvent, _quiet
 from harness.run.redact import MASK
-from harness.verbs.results import ReplayOriginal, ReplayResult
+from harness.verbs.results import ReplayOriginal, ReplayResult, RunResult, VerifyFixResult
 
 if TYPE_CHECKING:
     from harness.run.trust import Trust
@@ -143,15 +147,22 @@ def restore_secrets(project: Path, secrets_dir: Path) -> list[str]:
     return restored
 
 
-def _image_checks(manifest: dict[str, Any], loaded: Any, catalog: Any) -> list[dict[str, Any]]:
-    """Per image of the original run: its tag then, and the tag the bundled labs give now."""
+def _image_checks(
+    manifest: dict[str, Any], loaded: dict[str, LoadedScenario], catalog: Catalog
+) -> list[dict[str, Any]]:
+    """Per image of the original run (a verification's: of the side that ran it): its tag then,
+    and the tag the bundled labs give now."""
     from harness.images import plan_image
 
-    by_node = {n.name: n.image for n in loaded.topology.nodes}
+    by_node = {
+        side: {n.name: n.image for n in scenario.topology.nodes}
+        for side, scenario in loaded.items()
+    }
     out: list[dict[str, Any]] = []
     for img in manifest.get("images") or []:
         nodes = img.get("nodes") or []
-        source = by_node.get(nodes[0]) if nodes else None
+        side = (img.get("sides") or ["baseline"])[0]
+        source = by_node.get(side, {}).get(nodes[0]) if nodes else None
         rec: dict[str, Any] = {"nodes": nodes, "original": img.get("tag")}
         if source is not None:
             try:
@@ -208,8 +219,8 @@ def _replay(
     signature, unverified = check_signature(bundle, head, trust)
     if unverified:
         on_event({"event": "phase", "phase": f"warning: {unverified}"})
-    run = head.manifest.get("run") or {}
-    dest = (workdir or _fresh_workdir(str(run.get("id") or "bundle"))).absolute()
+    named = head.manifest.get("verification") or head.manifest.get("run") or {}
+    dest = (workdir or _fresh_workdir(str(named.get("id") or "bundle"))).absolute()
     on_event({"event": "phase", "phase": "check and extract", "run": str(dest)})
     created = not dest.exists()
     manifest = extract_bundle(bundle, dest, limits=limits, expect=head)
@@ -249,51 +260,148 @@ def _replay_extracted(
     unverified: str | None,
     created: bool,
 ) -> ReplayResult:
-    from harness import outcomes
-    from harness.run.execute import RunOptions, run_scenario
-
     run = manifest.get("run") or {}
     project = _project(dest)
     restored = restore_secrets(project, secrets_dir) if secrets_dir is not None else []
     redacted, unrestored = _redaction_warnings(manifest, restored)
     given, masked = _replay_params(run, params)
     warnings = [*([unverified] if unverified else []), *unrestored, *masked]
-    loaded, catalog = _load_bundled(bundle, dest, project, run, given)
-    images = _image_checks(manifest, loaded, catalog)
-    result = run_scenario(
-        loaded,
-        root=project,
-        catalog=catalog,
-        opts=RunOptions(
-            destroy=destroy,
-            role="reproduce",
-            on_event=on_event,
-            trust=_replay_trust(signature, trust),
-        ),
-    )
-    if result.verdict == outcomes.ERROR:
+    level = _replay_trust(signature, trust)
+    if manifest.get("verification"):
+        fix_result, images = _verify_again(
+            bundle, dest, manifest, project, params, level=level, destroy=destroy, on_event=on_event
+        )
+        result, verdict, rate = fix_result.candidate, fix_result.verdict, fix_result.rate_text()
+        failed = outcomes.ERROR in (verdict, fix_result.baseline.verdict, result.verdict)
+        original = _original_verification(manifest)
+        exit_code = outcomes.exit_code("verify-fix", verdict)
+    else:
+        result, images = _reproduce_again(
+            bundle, dest, project, manifest, given, level=level, destroy=destroy, on_event=on_event
+        )
+        fix_result, verdict, rate = None, result.verdict, result.rate
+        failed = verdict == outcomes.ERROR
+        original = _original(manifest)
+        exit_code = outcomes.exit_code("replay", verdict)
+    if failed:
         _discard(dest, created)  # the engine failed: the extraction goes, the journal stays
         warnings.append(f"the replay ended in ERROR: what was extracted into {dest} is removed")
-    original = _original(manifest)
     return ReplayResult(
         bundle=str(bundle),
         sha256=sha256_file(bundle),
         workdir=str(dest),
         project=str(project),
         scenario=run.get("scenario"),
-        fix=run.get("fix"),
+        fix=(manifest.get("candidate") or run).get("fix"),
         original=original,
         replay=result,
-        verdict=result.verdict,
-        rate=result.rate,
-        same_verdict=result.verdict == original.verdict,
+        verdict=verdict,
+        rate=rate,
+        same_verdict=verdict == original.verdict,
         images=images,
         redacted=redacted,
         restored=restored,
         warnings=warnings,
         signature=signature.as_dict(),
-        exit_code=outcomes.exit_code("replay", result.verdict),
+        verification=fix_result,
+        exit_code=exit_code,
     )
+
+
+def _reproduce_again(
+    bundle: Path,
+    dest: Path,
+    project: Path,
+    manifest: dict[str, Any],
+    given: dict[str, str],
+    *,
+    level: Trust,
+    destroy: str,
+    on_event: OnEvent,
+) -> tuple[RunResult, list[dict[str, Any]]]:
+    """A run bundle: the run again, as the original had it (its fix and overlay too)."""
+    from harness.run.execute import RunOptions, run_scenario
+
+    loaded, catalog = _load_bundled(bundle, dest, project, manifest.get("run") or {}, given)
+    images = _image_checks(manifest, {"baseline": loaded}, catalog)
+    result = run_scenario(
+        loaded,
+        root=project,
+        catalog=catalog,
+        opts=RunOptions(destroy=destroy, role="reproduce", on_event=on_event, trust=level),
+    )
+    return result, images
+
+
+def _verify_again(
+    bundle: Path,
+    dest: Path,
+    manifest: dict[str, Any],
+    project: Path,
+    params: dict[str, str] | None,
+    *,
+    level: Trust,
+    destroy: str,
+    on_event: OnEvent,
+) -> tuple[VerifyFixResult, list[dict[str, Any]]]:
+    """A verification bundle: both sides again, through verify-fix (the same verdict rule),
+    into a new verification folder beside the replay's runs."""
+    from harness.verbs.reproduce import verify_loaded
+
+    check_bundled_verification(bundle, dest, manifest)
+    run, cand = manifest.get("run") or {}, manifest.get("candidate") or {}
+    if not cand.get("fix"):
+        raise BundleRefused(f"{bundle}: manifest.json: candidate.fix: a verification needs one")
+    base_loaded, catalog = _load_bundled(
+        bundle,
+        dest,
+        project,
+        {**run, "fix": None, "fix_file": None},
+        _replay_params(run, params)[0],
+    )
+    cand_loaded, _ = _load_bundled(
+        bundle, dest, project, cand, _replay_params(cand, params)[0], key="candidate"
+    )
+    images = _image_checks(manifest, {"baseline": base_loaded, "candidate": cand_loaded}, catalog)
+    fix_file = (
+        _bundled(bundle, dest, "candidate.fix_file", cand["fix_file"])
+        if cand.get("fix_file")
+        else None
+    )
+    result = verify_loaded(
+        base_loaded,
+        cand_loaded,
+        root=project,
+        level=level,
+        fix_file=fix_file,
+        destroy=destroy,
+        on_event=on_event,
+    )
+    return result, images
+
+
+def check_bundled_verification(bundle: Path, dest: Path, manifest: dict[str, Any]) -> None:
+    """The extracted verification.json is the one the manifest describes (its id and both
+    runs), and both run folders are there: an untrusted bundle's members must agree with its
+    manifest before either side runs."""
+    from harness import verification_model as vm
+
+    v, run = manifest.get("verification") or {}, manifest.get("run") or {}
+    cand = manifest.get("candidate") or {}
+    file = _bundled(bundle, dest, "verification.folder", f"{v.get('folder')}/{vm.FILE}")
+    doc = vm.load(file)
+    if doc is None:
+        raise BundleRefused(f"{bundle}: {v.get('folder')}/{vm.FILE}: not a verification")
+    said = (doc.id, doc.baseline.run, doc.candidate.run)
+    if said != (v.get("id"), run.get("id"), cand.get("id")):
+        raise BundleRefused(
+            f"{bundle}: {v.get('folder')}/{vm.FILE} is verification {doc.id} of runs "
+            f"{doc.baseline.run} and {doc.candidate.run}, not what manifest.json says "
+            f"({v.get('id')} of {run.get('id')} and {cand.get('id')})",
+            hint="nothing was run; get the bundle again from the ticket",
+        )
+    for key, section in (("run", run), ("candidate", cand)):
+        _bundled(bundle, dest, f"{key}.folder", f"{section.get('folder')}/journal.json")
 
 
 def _project(dest: Path) -> Path:
@@ -302,6 +410,22 @@ def _project(dest: Path) -> Path:
     for d in ("labs", "environments"):
         (project / d).mkdir(parents=True, exist_ok=True)
     return project
+
+
+def _original_verification(manifest: dict[str, Any]) -> ReplayOriginal:
+    """The bundled verification's verdict on the fix and both sides' rates."""
+    from harness.verbs.escalate import escalated_outcome
+
+    v = manifest.get("verification") or {}
+    outcome = escalated_outcome(manifest)
+    return ReplayOriginal(
+        run=str(v.get("id")),
+        verdict=outcome["verdict"],
+        rate=outcome["rate"],
+        reason=v.get("reason"),
+        engine=None if manifest.get("engine") is None else str(manifest.get("engine")),
+        harness=(manifest.get("harness") or {}).get("run"),
+    )
 
 
 def _original(manifest: dict[str, Any]) -> ReplayOriginal:
@@ -359,16 +483,22 @@ def _replay_params(
 
 
 def _load_bundled(
-    bundle: Path, dest: Path, project: Path, run: dict[str, Any], given: dict[str, str]
+    bundle: Path,
+    dest: Path,
+    project: Path,
+    run: dict[str, Any],
+    given: dict[str, str],
+    *,
+    key: str = "run",
 ) -> tuple[LoadedScenario, Catalog]:
     """The bundled scenario (with its fix and overlay) loaded from the extracted project, as
-    the run had it; refused when it has nothing to replay."""
+    the run (manifest section `key`) had it; refused when it has nothing to replay."""
     from harness.scenario.catalog import load_catalog
     from harness.scenario.load import load_scenario
 
-    scenario_file = _bundled(bundle, dest, "run.scenario_file", run.get("scenario_file"))
+    scenario_file = _bundled(bundle, dest, f"{key}.scenario_file", run.get("scenario_file"))
     fix_file = (
-        _bundled(bundle, dest, "run.fix_file", run["fix_file"]) if run.get("fix_file") else None
+        _bundled(bundle, dest, f"{key}.fix_file", run["fix_file"]) if run.get("fix_file") else None
     )
     catalog = load_catalog(project)
     loaded = load_scenario(
@@ -395,17 +525,32 @@ def _replay_trust(signature: Verification, trust: bool) -> Trust:
     return Trust.of(untrusted=True, trust=trust, origin="bundle")
 
 
+def _verdict_lines(r: ReplayResult) -> list[str]:
+    """original and replay, one line each: a run's verdict, or a verification's on the fix."""
+    o, n, v = r.original, r.replay, r.verification
+    if v is None:
+        width = max(len(o.run or ""), len(n.run))
+        return [
+            f"original  {o.verdict} ({o.rate or '-'})  run {o.run!s:<{width}}  "
+            f"engine {o.engine}  - {o.reason or ''}",
+            f"replay    {n.verdict} ({n.rate or '-'})  run {n.run!s:<{width}}  "
+            f"engine {n.engine}  - {n.reason or ''}",
+            ("same verdict" if r.same_verdict else "DIFFERENT verdict") + f"; evidence: {n.folder}",
+        ]
+    return [
+        f"original  {o.verdict}  verification {o.run}  {o.rate}  engine {o.engine}"
+        f"  - {o.reason or ''}",
+        f"replay    {v.verdict}  verification {v.verification}  {v.rate_text()}  "
+        f"engine {n.engine}  - {v.reason}",
+        ("same verdict on the fix" if r.same_verdict else "DIFFERENT verdict on the fix")
+        + f"; evidence: {v.verification_folder}",
+        *(f"  {w}" for w in v.why),
+    ]
+
+
 def render_lines(r: ReplayResult) -> list[str]:
     """The original verdict beside the new one, then what could make them differ."""
-    o, n = r.original, r.replay
-    width = max(len(o.run or ""), len(n.run))
-    lines = [
-        f"original  {o.verdict} ({o.rate or '-'})  run {o.run!s:<{width}}  "
-        f"engine {o.engine}  - {o.reason or ''}",
-        f"replay    {n.verdict} ({n.rate or '-'})  run {n.run!s:<{width}}  "
-        f"engine {n.engine}  - {n.reason or ''}",
-        ("same verdict" if r.same_verdict else "DIFFERENT verdict") + f"; evidence: {n.folder}",
-    ]
+    lines = _verdict_lines(r)
     rebuilt = [i for i in r.images if not i.get("same_inputs")]
     if rebuilt:
         lines.append(

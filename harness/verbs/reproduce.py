@@ -119,7 +119,30 @@ def verify_fix(
     baseline_loaded = _load(scenario, root, params)
     # a bad fix fails here, before either run
     candidate_loaded = _load(scenario, root, params, fix=fix, fix_file=fix_file)
-    level = Trust.of(untrusted=untrusted, trust=trust)
+    return verify_loaded(
+        baseline_loaded,
+        candidate_loaded,
+        root=root,
+        level=Trust.of(untrusted=untrusted, trust=trust),
+        fix_file=fix_file,
+        destroy=destroy,
+        on_event=on_event,
+    )
+
+
+def verify_loaded(
+    baseline_loaded: LoadedScenario,
+    candidate_loaded: LoadedScenario,
+    *,
+    root: Path,
+    level: Trust,
+    fix_file: Path | None,
+    destroy: str,
+    on_event: OnEvent,
+) -> VerifyFixResult:
+    """verify-fix of two loaded variants (also what `lab replay` of a verification runs):
+    both checked against the trust level before either runs, then baseline, candidate, the
+    verdict and the verification folder."""
     fix_text = str(fix_file) if fix_file else None
     enforce(baseline_loaded, baseline_loaded.topology, level)  # both sides, before either runs
     enforce(candidate_loaded, candidate_loaded.topology, level, fix_text)

@@ -53,6 +53,10 @@ class VerifyFixResult(Result):
     report_errors: list[str] = Field(default_factory=list)  # reports not written, and why
     exit_code: int
 
+    def rate_text(self) -> str:
+        """Both sides' k/n, as the ledger and a replay show them: `baseline 3/3, candidate 0/3`."""
+        return f"baseline {self.baseline.rate}, candidate {self.candidate.rate}"
+
 
 # -- ls, down, gc ---------------------------------------------------------------------------------
 
@@ -359,9 +363,31 @@ class TrackerAttached(Result):
     error: str | None
 
 
+class EscalatedSide(Result):
+    """One side of an escalated verification: its run and k/n with the interval."""
+
+    run: str
+    verdict: str | None
+    rate: str | None  # `3/3, 95% CI 44-100%`
+
+
+class EscalatedVerification(Result):
+    """What an escalated verification decided: the verdict on the fix and both sides."""
+
+    id: str
+    verdict: str
+    reason: str | None
+    fix: str | None
+    baseline: EscalatedSide
+    candidate: EscalatedSide
+
+
 class EscalateResult(Result):
     """`lab escalate`: the bundle, where it went, and the error of a tracker that failed (the
-    bundle is kept in local then, and the exit code says so)."""
+    bundle is kept in local then, and the exit code says so). For a verification, `run` is its
+    id, `verdict` the verdict on the fix and `verification` both sides."""
+
+    omit_none: ClassVar[tuple[str, ...]] = ("verification",)
 
     ticket: str
     run: str
@@ -380,6 +406,7 @@ class EscalateResult(Result):
     comment: str
     error: str | None
     exit_code: int
+    verification: EscalatedVerification | None = None
 
 
 class ReplayOriginal(Result):
@@ -395,7 +422,11 @@ class ReplayOriginal(Result):
 
 class ReplayResult(Result):
     """`lab replay`: the bundle, the original verdict, the replay's run, and what could make
-    them differ (images rebuilt from other inputs, redacted files, warnings, the signature)."""
+    them differ (images rebuilt from other inputs, redacted files, warnings, the signature).
+    A verification bundle's: `verdict` and `original.verdict` are verdicts on the fix, `rate`
+    both sides' k/n, `replay` the candidate's run and `verification` the whole verify-fix."""
+
+    omit_none: ClassVar[tuple[str, ...]] = ("verification",)
 
     bundle: str
     sha256: str
@@ -414,6 +445,7 @@ class ReplayResult(Result):
     warnings: list[str]
     signature: dict[str, Any]
     exit_code: int
+    verification: VerifyFixResult | None = None
 
 
 class ReportResult(Result):

@@ -488,3 +488,38 @@ def test_bad_key_exit_2_nothing_attached_bundle_kept(
     assert_kept_locally(esc, n, entry["trackers"][0]["attached"])
     assert entry["trackers"][1]["attached"] == [] and "(401)" in entry["trackers"][1]["error"]
     assert issue(rm, n)["attachments"] == [] and notes(issue(rm, n)) == []
+
+
+# -- a verification --------------------------------------------------------------------------
+
+
+def test_a_verification_reaches_the_issue_with_the_verdict_on_the_fix(
+    area: Path, rm: Redmine, tmp_path: Path, docker_client: Any
+) -> None:
+    """`lab escalate VERIFY-ID --tracker redmine-lab`: the issue gets the verification's bundle,
+    its report.html and the baseline's REPRODUCE.md, and a note that leads with the verdict on
+    the fix and both sides' rates (never one side's REPRODUCED as the verdict)."""
+    p = lab(area, "verify-fix", QUICK, "--fix", "add-page", "--destroy", "always", "--json")
+    v = json.loads(p.stdout)
+    assert (p.returncode, v["verdict"]) == (0, "FIXED"), p.stderr
+    n = new_issue(rm, "a fix to verify")
+    cfg, esc = trackers_yaml(tmp_path, rm.url), tmp_path / "esc"
+    p = escalate(area, v["verification"], n, cfg, esc, rm.key, "--json")
+    assert p.returncode == 0, p.stderr
+    r = json.loads(p.stdout)
+    assert (r["run"], r["verdict"]) == (v["verification"], "FIXED")
+    names = r["attachments"]
+    assert names[0] == r["bundle"] and r["bundle"].startswith(f"quick-repro-{v['verification']}")
+    assert sorted(names[1:]) == sorted(
+        [f"{v['verification']}-report.html", f"{v['baseline']['run']}-REPRODUCE.md"]
+    )
+    i = assert_on_issue(rm, n, esc, names)
+    (note,) = notes(i)
+    lines = note.splitlines()
+    assert lines[0].endswith(f"verification {v['verification']} of fix add-page (fix)")
+    assert lines[2].startswith("Verification: FIXED - baseline 2/2, candidate 0/2")
+    assert lines[3].startswith("Baseline (without the fix): REPRODUCED 2/2 (95% CI 34-100%)")
+    assert lines[4].startswith("Candidate (with add-page): NOT_REPRODUCED 0/2 (95% CI 0-66%)")
+    assert "Verdict: NOT_REPRODUCED" not in note
+    (entry,) = ledger(esc)
+    assert (entry["run"], entry["verdict"]) == (v["verification"], "FIXED")
