@@ -216,3 +216,20 @@ def test_a_regression_escalates_and_replays_as_one(area: Path, tmp_path: Path) -
     )
     again = as_json(p)
     assert (p.returncode, again["verdict"], again["same_verdict"]) == (1, "REGRESSION", True)
+
+
+def test_a_verification_missing_a_side_or_unknown_is_refused(
+    area: Path, tmp_path: Path, fixed: dict[str, Any]
+) -> None:
+    """Without one side's run folder the bundle would not support its verdict: exit 2, naming
+    the side, nothing attached; an unknown verification id is exit 2 too."""
+    reports = tmp_path / "reports"
+    shutil.copytree(area / "reports", reports)
+    shutil.rmtree(reports / "quick-repro" / fixed["candidate"]["run"])
+    env = {"LABHARNESS_REPORTS": str(reports), "LABHARNESS_ESCALATIONS": str(tmp_path / "esc")}
+    p = lab(area, "escalate", fixed["verification"], "--ticket", "SUP-91003", **env)
+    assert p.returncode == 2, p.stderr
+    assert f"the candidate run {fixed['candidate']['run']} is not there any more" in p.stderr
+    assert "Traceback" not in p.stderr and not (tmp_path / "esc" / "SUP-91003").exists()
+    p = lab(area, "escalate", "verify-000000-000000-0000", "--ticket", "SUP-91003", **env)
+    assert p.returncode == 2 and "no verification 'verify-000000-000000-0000'" in p.stderr
