@@ -111,18 +111,18 @@ CATEGORIES: list[dict[str, Any]] = [
 ]
 
 
-def _ms(iso: Any) -> int | None:
+def ms(iso: Any) -> int | None:
     try:
         return int(datetime.fromisoformat(s(iso)).timestamp() * 1000)
     except ValueError:
         return None
 
 
-def _uuid(*parts: str) -> str:
+def result_uuid(*parts: str) -> str:
     return str(uuid.uuid5(uuid.NAMESPACE_URL, "labharness:" + "/".join(parts)))
 
 
-def _md5(*parts: str) -> str:
+def md5(*parts: str) -> str:
     return hashlib.md5("/".join(parts).encode(), usedforsecurity=False).hexdigest()
 
 
@@ -141,7 +141,7 @@ class _Writer:
             return None
         ext = src.suffix.lower() if src.suffix else ".txt"
         if rel not in self.copied:
-            target = f"{_md5(self.run.run_id, rel)}-attachment{ext}"
+            target = f"{md5(self.run.run_id, rel)}-attachment{ext}"
             try:
                 os.link(src, self.out / target)
             except OSError:
@@ -154,7 +154,7 @@ class _Writer:
     def text(self, name: str, body: str, key: str) -> Attachment | None:
         if not body:
             return None
-        target = f"{_md5(self.run.run_id, 'text', key)}-attachment.txt"
+        target = f"{md5(self.run.run_id, 'text', key)}-attachment.txt"
         (self.out / target).write_text(body, encoding="utf-8")
         return Attachment(name=name, source=target, type="text/plain")
 
@@ -209,9 +209,9 @@ class _Writer:
         run = self.run
         key = key or name
         result = TestResult(
-            uuid=_uuid(run.run_id, story, key),
-            historyId=_md5(run.label, story, key),
-            testCaseId=_md5(run.scenario, story, key),
+            uuid=result_uuid(run.run_id, story, key),
+            historyId=md5(run.label, story, key),
+            testCaseId=md5(run.scenario, story, key),
             fullName=f"{run.label}.{story}.{key}",
             name=name,
             status=STATUS[outcome.status],
@@ -225,12 +225,12 @@ class _Writer:
             steps=steps or [],
             attachments=[a for a in attachments or [] if a is not None],
             parameters=self.params(),
-            start=_ms(start),
-            stop=_ms(stop),
+            start=ms(start),
+            stop=ms(stop),
             labels=self.labels(story),
             titlePath=[run.scenario, run.label, story],
         )
-        self.write_json(f"{result.uuid}-result.json", asdict(result, filter=_keep))
+        self.write_json(f"{result.uuid}-result.json", asdict(result, filter=keep))
         self.count += 1
 
     def write_json(self, name: str, data: Any) -> None:
@@ -239,7 +239,7 @@ class _Writer:
         )
 
 
-def _keep(_attr: Any, value: Any) -> bool:
+def keep(_attr: Any, value: Any) -> bool:
     return bool(value) or value is False
 
 
@@ -263,8 +263,8 @@ def _step(
         parameters=[
             Parameter(name=k, value=s(v)) for k, v in (params or {}).items() if v not in (None, "")
         ],
-        start=_ms(start),
-        stop=_ms(stop),
+        start=ms(start),
+        stop=ms(stop),
     )
 
 
@@ -553,7 +553,7 @@ def environment(run: Run) -> list[tuple[str, str]]:
     return [(k, v) for k, v in env if v]
 
 
-def _prop_escape(text: str, key: bool = False) -> str:
+def prop_escape(text: str, key: bool = False) -> str:
     out = []
     for ch in text:
         if ch == "\\":
@@ -580,7 +580,7 @@ def write_allure(run: Run, folder: Path, topology_svg: Path | None = None) -> Pa
     out.mkdir(parents=True)
     build_allure(run, out, topology_svg)
     (out / "environment.properties").write_text(
-        "".join(f"{_prop_escape(k, True)}={_prop_escape(v)}\n" for k, v in environment(run)),
+        "".join(f"{prop_escape(k, True)}={prop_escape(v)}\n" for k, v in environment(run)),
         encoding="ascii",
     )
     (out / "categories.json").write_text(json.dumps(CATEGORIES, indent=1), encoding="utf-8")

@@ -32,7 +32,7 @@ from harness.reports.topology import impairment_text, render_svg
 _ENV: Environment | None = None
 
 
-def _env() -> Environment:
+def template_env() -> Environment:
     global _ENV
     if _ENV is None:
         _ENV = Environment(
@@ -190,7 +190,7 @@ def context(run: Run) -> dict[str, Any]:
 
 
 def render_html(run: Run) -> str:
-    return _env().get_template("report.html.j2").render(**context(run))
+    return template_env().get_template("report.html.j2").render(**context(run))
 
 
 def write_html(run: Run, folder: Path) -> Path:

@@ -29,8 +29,8 @@ from attr import asdict
 from harness import outcomes
 from harness import verification_model as vm
 from harness.journal_model import Check, Journal
-from harness.reports.allure import RESULTS, STATUS, _keep, _md5, _ms, _prop_escape, _uuid
-from harness.reports.html import _env
+from harness.reports.allure import RESULTS, STATUS, keep, md5, ms, prop_escape, result_uuid
+from harness.reports.html import template_env
 from harness.reports.journal import (
     Outcome,
     Run,
@@ -245,7 +245,7 @@ def _journal_of(v: SideView) -> tuple[Path, Journal | None]:
 
 
 def render_html(view: View) -> str:
-    return _env().get_template("verification.html.j2").render(**context(view))
+    return template_env().get_template("verification.html.j2").render(**context(view))
 
 
 def write_html(view: View) -> Path:
@@ -367,7 +367,7 @@ def write_junit(view: View) -> Path:
 def _attach(
     out: Path, doc: vm.Verification, name: str, body: str, *, mime: str, ext: str
 ) -> Attachment:
-    target = f"{_md5(doc.id, name)}-attachment{ext}"
+    target = f"{md5(doc.id, name)}-attachment{ext}"
     (out / target).write_text(body, encoding="utf-8")
     return Attachment(name=name, source=target, type=mime)
 
@@ -384,8 +384,8 @@ def _side_step(v: SideView) -> TestStepResult:
                     status=STATUS[oc.status],
                     statusDetails=StatusDetails(message=oc.message, trace=oc.detail or None),
                     stage="finished",
-                    start=_ms(p.start),
-                    stop=_ms(p.end),
+                    start=ms(p.start),
+                    stop=ms(p.end),
                 )
             )
     for c in v.side.checks:
@@ -409,8 +409,8 @@ def _side_step(v: SideView) -> TestStepResult:
         stage="finished",
         steps=subs,
         parameters=[Parameter(name="run", value=side.run)],
-        start=_ms(side.started),
-        stop=_ms(side.ended),
+        start=ms(side.started),
+        stop=ms(side.ended),
     )
 
 
@@ -449,7 +449,7 @@ def build_allure(view: View, out: Path) -> Path:
             _attach(out, doc, "scenario diff", doc.overlay.diff, mime="text/plain", ext=".diff")
         )
     if (view.folder / "report.html").is_file():
-        target = f"{_md5(doc.id, 'report.html')}-attachment.html"
+        target = f"{md5(doc.id, 'report.html')}-attachment.html"
         shutil.copyfile(view.folder / "report.html", out / target)
         attachments.append(Attachment(name="report.html", source=target, type="text/html"))
     key = f"{doc.scenario}.{SUITE}.{doc.overlay.fix or doc.overlay.fix_file or ''}"
@@ -457,9 +457,9 @@ def build_allure(view: View, out: Path) -> Path:
     params += [Parameter(name=f"{v.side.role} rate", value=v.rate_text) for v in view.sides]
     params.append(Parameter(name="verification", value=doc.id))
     result = TestResult(
-        uuid=_uuid(doc.id, SUITE),
-        historyId=_md5(key),
-        testCaseId=_md5(key),
+        uuid=result_uuid(doc.id, SUITE),
+        historyId=md5(key),
+        testCaseId=md5(key),
         fullName=key,
         name=f"verify-fix {doc.overlay.fix or ''}: {doc.verdict}".replace("  ", " "),
         status=STATUS[oc.status],
@@ -469,14 +469,14 @@ def build_allure(view: View, out: Path) -> Path:
         steps=[_side_step(v) for v in view.sides],
         attachments=attachments,
         parameters=params,
-        start=_ms(doc.started),
-        stop=_ms(doc.ended),
+        start=ms(doc.started),
+        stop=ms(doc.ended),
         labels=_labels(doc),
         titlePath=[doc.scenario, SUITE],
     )
     path = out / f"{result.uuid}-result.json"
     path.write_text(
-        json.dumps(asdict(result, filter=_keep), ensure_ascii=False, indent=1), encoding="utf-8"
+        json.dumps(asdict(result, filter=keep), ensure_ascii=False, indent=1), encoding="utf-8"
     )
     return path
 
@@ -498,7 +498,7 @@ def write_allure(view: View) -> Path:
         ("harness", s(doc.harness)),
     ]
     (out / "environment.properties").write_text(
-        "".join(f"{_prop_escape(k, True)}={_prop_escape(v)}\n" for k, v in env if v),
+        "".join(f"{prop_escape(k, True)}={prop_escape(v)}\n" for k, v in env if v),
         encoding="ascii",
     )
     (out / "categories.json").write_text(json.dumps(CATEGORIES, indent=1), encoding="utf-8")
