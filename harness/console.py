@@ -91,6 +91,13 @@ def _cell_line(event: Event) -> str:
     return f"cell {event['cell']}: {event['state']}{took}"
 
 
+def idempotence_line(event: Event) -> str:
+    """`idempotence warn: 2 task(s) changed on the second pass: site.yml: add line on proxy`."""
+    changed = event.get("changed") or []
+    names = ", ".join(f"{c.get('playbook')}: {c.get('task')} on {c.get('host')}" for c in changed)
+    return f"  idempotence {event.get('mode')}: {len(changed)} task(s) changed again: {names}"
+
+
 def _ansible_line(event: Event) -> str | None:
     if event.get("task") and event.get("host"):
         return f"    ansible {event['host']}: {event['task']} {event.get('status', '')}"
@@ -112,6 +119,7 @@ _LINES: dict[str, Callable[[Event], str | None]] = {
     "step-done": lambda e: f"  [{e['attempt']}] {e['step']}: {e['result']}",
     "attempt": lambda e: f"  attempt {e['attempt']}/{e['of']}: {attempt_state(e)}",
     "ansible": _ansible_line,
+    "idempotence": idempotence_line,
     "teardown": lambda e: f"tearing down run {e['run']} ...",
 }
 
@@ -193,8 +201,8 @@ class LiveView(Plain):
         elif "image" in event:
             text = (event.get("line") or "").strip()
             self.image = f"{event['image']}: {event.get('phase', '')} {text}"[:120]
-        elif kind == "teardown":
-            self.live.console.print(f"tearing down run {event['run']} ...")
+        elif kind in ("teardown", "idempotence"):  # printed above the panel, as they are
+            self.live.console.print(_LINES[str(kind)](event))
         self.live.update(self.render())
 
     def _matrix_event(self, event: Event) -> bool:

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
 JOURNAL_VERSION = 1  # the on-disk format (docs/journal.md); bump on an incompatible change
-SCHEMA_VERSION = "1.4"  # the published schema; the minor part moves with each added field
+SCHEMA_VERSION = "1.5"  # the published schema; the minor part moves with each added field
 SCHEMA_ID = f"https://labharness.invalid/schemas/journal/{SCHEMA_VERSION}/journal.schema.json"
 SCHEMA_FILE = "schemas/journal.schema.json"
 
@@ -302,6 +302,26 @@ class ConfigurePhase(PhaseBase):
     items: list[ConfigureItem] = Field(default_factory=list)
 
 
+class ChangedTask(_Model):
+    """A task that reported a change on the idempotence pass."""
+
+    playbook: str
+    host: str | None = None
+    task: str | None = None
+    action: str | None = None
+    msg: str | None = None
+
+
+class IdempotencePhase(PhaseBase):
+    """The configure playbooks run a second time (`idempotence: warn|fail`): each playbook's
+    result again, and the tasks that changed on that pass."""
+
+    phase: str = Field(pattern=_named("idempotence"))
+    mode: str = "warn"
+    items: list[ConfigureItem] = Field(default_factory=list)
+    changed: list[ChangedTask] = Field(default_factory=list)
+
+
 class Step(_Model):
     index: int | None = None
     id: str | None = None
@@ -410,6 +430,7 @@ PHASE_KINDS = (
     "capture",
     "impair",
     "configure",
+    "idempotence",
     "config",
     "attempt",
     "verify",
@@ -447,6 +468,7 @@ Phase = Annotated[
     | Annotated[CapturePhase, Tag("capture")]
     | Annotated[ImpairPhase, Tag("impair")]
     | Annotated[ConfigurePhase, Tag("configure")]
+    | Annotated[IdempotencePhase, Tag("idempotence")]
     | Annotated[ConfigPhase, Tag("config")]
     | Annotated[AttemptPhase, Tag("attempt")]
     | Annotated[VerifyPhase, Tag("verify")]

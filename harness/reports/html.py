@@ -20,6 +20,7 @@ from harness.reports.journal import (
     attempt_outcome,
     check_outcome,
     configure_items,
+    idempotence_lines,
     num,
     phase_outcome,
     s,
@@ -155,6 +156,7 @@ def context(run: Run) -> dict[str, Any]:
         "phases": phases,
         "attempts": _attempt_rows(run),
         "configure": configure_items(configure) if configure is not None else None,
+        "idempotence": idempotence_lines(run.phase("idempotence")),
         "checks": [
             {
                 "name": s(c.name),

@@ -22,6 +22,7 @@ from harness.journal_model import (
     CollectPhase,
     ConfigureItem,
     ConfigurePhase,
+    IdempotencePhase,
     Journal,
     PhaseBase,
     Step,
@@ -464,6 +465,14 @@ def configure_items(phase: PhaseBase) -> list[Item]:
         message = f"ERROR: {phase.error or phase.result}"
         out.append(Item("configure", Outcome("error", message), 0.0, ""))
     return out
+
+
+def idempotence_lines(phase: PhaseBase | None) -> list[str] | None:
+    """The tasks the idempotence pass changed (`playbook: task on host`), [] when none did;
+    None when the run had no idempotence pass."""
+    if not isinstance(phase, IdempotencePhase):
+        return None
+    return [f"{c.playbook}: {c.task} on {c.host}" for c in phase.changed]
 
 
 def phase_outcome(phase: PhaseBase) -> Outcome:

@@ -38,6 +38,7 @@ from harness.scenario.resolved import EnvImage, LabImage, Topology
 from harness.scenario.schema import PlaybookItem, Reproduce, RunItem, VerifyRun
 
 DESTROY = ("passing", "always", "never")
+_CHANGED_KEYS = ("host", "task", "action", "msg")  # of a task that changed on the second pass
 
 
 @dataclass
@@ -111,6 +112,7 @@ class Run:
         # interrupted (exit 128+n) once the lab is down
         self.late_signals: list[int] = []
         self.images: dict[str, str] = {}
+        self.changed_again: list[dict[str, Any]] = []  # tasks the idempotence pass changed
         self.journal = self._new_journal()
         self._write_run_json()
 
@@ -310,6 +312,48 @@ class Run:
             raise ConfigureFailed(f"playbook {item.playbook} failed: {result.summary()}")
         return {"playbook": item.playbook, **result.as_dict()}
 
+    def idempotence(self) -> None:
+        """Molecule's idempotence step, when the scenario asks for it: the configure playbooks
+        a second time with the same inputs, and every task that reports a change on that pass
+        listed (`run:` items are not rerun: a command cannot say whether it changed anything)."""
+        books = [(i, it) for i, it in enumerate(self.raw.configure) if isinstance(it, PlaybookItem)]
+        if self.raw.idempotence == "off" or not books:
+            return
+        with self.phase("idempotence") as rec:
+            rec["mode"] = self.raw.idempotence
+            rec["items"], rec["changed"] = [], []
+            for i, item in books:
+                res = self._configure_playbook(item, i, "-again")
+                rec["items"].append(res)
+                rec["changed"] += [
+                    {"playbook": item.playbook, **{k: t.get(k) for k in _CHANGED_KEYS}}
+                    for t in res.get("tasks") or []
+                    if t.get("changed")
+                ]
+                self.journal.flush()
+            self.changed_again = list(rec["changed"])
+        if self.changed_again:
+            self.emit(
+                {
+                    "event": "idempotence",
+                    "mode": self.raw.idempotence,
+                    "changed": self.changed_again,
+                }
+            )
+
+    def idempotence_checks(self) -> list[dict[str, Any]]:
+        """`idempotence: fail` with tasks that changed again: one failed check naming them."""
+        if self.raw.idempotence != "fail" or not self.changed_again:
+            return []
+        names = [f"{c['playbook']}: {c.get('task')} on {c.get('host')}" for c in self.changed_again]
+        return [
+            {
+                "name": "idempotence: configure playbooks change nothing on a second pass",
+                "passed": False,
+                "output": f"{len(names)} task(s) changed on the second pass:\n" + "\n".join(names),
+            }
+        ]
+
     def attempts(self) -> list[dict[str, Any]]:
         """As many attempts as the rule asks for (`attempts`, or a confidence's stop rule)."""
         n = self.rule.target()
@@ -426,10 +470,12 @@ class Run:
         return obs
 
     def verify(self) -> list[dict[str, Any]]:
-        checks: list[dict[str, Any]] = []
+        """The verify checks (commands, then suites), and the idempotence check when the
+        scenario says `idempotence: fail` and a task changed on the second pass."""
+        checks: list[dict[str, Any]] = self.idempotence_checks()
         items = [v for v in self.raw.verify if isinstance(v, VerifyRun)]
         suites = [v for v in self.raw.verify if not isinstance(v, VerifyRun)]
-        if not items and not suites:
+        if not items and not suites and not checks:
             return checks
         with self.phase("verify") as rec:
             for item in items:
@@ -515,6 +561,7 @@ class Run:
         self.preflight()
         self.bring_up()
         self.configure()
+        self.idempotence()
         self.running_config()
 
     def running_config(self, tag: str = "") -> None:

@@ -654,6 +654,12 @@ class Scenario(_Model):
     matrix: Matrix | None = None
     topology: TopologyDef
     configure: list[ConfigureItem] = Field(default_factory=list)
+    idempotence: Literal["off", "warn", "fail"] = Field(
+        default="off",
+        description="run the configure playbooks a second time and list every task that "
+        "reports a change (Molecule's idempotence step): `warn` in the report, `fail` also as a "
+        "failed check",
+    )
     reproduce: Reproduce | None = None
     verify: list[VerifyItem] = Field(default_factory=list)
     fixes: dict[str, Fix] = Field(default_factory=dict)

@@ -62,6 +62,7 @@ def test_schema_has_the_top_level_keys() -> None:
         "matrix",
         "topology",
         "configure",
+        "idempotence",
         "reproduce",
         "verify",
         "fixes",
