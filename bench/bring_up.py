@@ -3,6 +3,11 @@
 All three run as separate processes, interleaved round by round, with warm images, on one engine.
 Prints medians and ratios; targets: up <= 1.3x floor and faster than compose, down <= 1.3x floor,
 `lab --help` under 0.3 s.
+
+`BENCH_AGAINST=REV` adds an older tree of this project (REV exported with `git archive`, run from
+its own folder with the same interpreter) to the same rounds, interleaved: its `lab up`, `lab
+down` and `python -m harness --help` beside this tree's, so "no slower than REV" is measured
+side by side in one run rather than against a figure from another day.
 """
 
 from __future__ import annotations
@@ -27,7 +32,8 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 
 def timed(argv: list[str], **kw: object) -> tuple[float, str]:
     t0 = time.perf_counter()
-    p = subprocess.run(argv, capture_output=True, text=True, cwd=ROOT, **kw)  # type: ignore[call-overload]
+    kw.setdefault("cwd", ROOT)
+    p = subprocess.run(argv, capture_output=True, text=True, **kw)  # type: ignore[call-overload]
     dt = time.perf_counter() - t0
     if p.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({p.returncode}):\n{p.stderr[-2000:]}")
@@ -36,6 +42,22 @@ def timed(argv: list[str], **kw: object) -> tuple[float, str]:
 
 def lab(*args: str) -> list[str]:
     return [PY, "-m", "harness", *args]
+
+
+def other_tree(rev: str) -> Path:
+    """REV's files in a fresh folder, byte-compiled as this tree is."""
+    dest = Path(tempfile.mkdtemp(prefix=f"lab-bench-{rev[:12]}-"))
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", rev], capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    subprocess.run([PY, "-m", "compileall", "-q", str(dest / "harness")], check=True)
+    return dest
+
+
+def lab_in(tree: Path, *args: str) -> list[str]:
+    """`lab` of another tree: run with cwd and PYTHONPATH set to it (old_env)."""
+    return [PY, "-m", "harness", *args] if tree.is_dir() else []
 
 
 def compose_binary() -> str:
@@ -83,11 +105,28 @@ def main() -> None:
         k: []
         for k in ("lab_up", "lab_down", "floor_up", "floor_down", "compose_up", "compose_down")
     }
+    against = os.environ.get("BENCH_AGAINST")
+    old = other_tree(against) if against else None
+    old_env = {**env, "PYTHONPATH": str(old)} if old else env
+    if old is not None:  # its warm-up: builds or reuses its images
+        _, out = timed(
+            lab_in(old, "up", str(old / "bench/scenarios/eight-nodes.yaml"), "--json"),
+            env=old_env,
+            cwd=old,
+        )
+        timed(lab_in(old, "down", json.loads(out)["run"]), env=old_env, cwd=old)
+        res.update(old_up=[], old_down=[])
     for i in range(ROUNDS):
         t, out = timed(lab("up", str(SCENARIO), "--json"), env=env)
         res["lab_up"].append(t)
         t, _ = timed(lab("down", json.loads(out)["run"]), env=env)
         res["lab_down"].append(t)
+        if old is not None:
+            scenario = str(old / "bench/scenarios/eight-nodes.yaml")
+            t, out = timed(lab_in(old, "up", scenario, "--json"), env=old_env, cwd=old)
+            res["old_up"].append(t)
+            t, _ = timed(lab_in(old, "down", json.loads(out)["run"]), env=old_env, cwd=old)
+            res["old_down"].append(t)
         name = f"bench-floor-{i}"
         t, _ = timed([PY, str(ROOT / "bench" / "floor.py"), "up", name, str(work / "spec.json")])
         res["floor_up"].append(t)
@@ -100,10 +139,13 @@ def main() -> None:
         res["compose_down"].append(t)
         print(f"round {i + 1}/{ROUNDS} done", file=sys.stderr)
 
-    helps = []
+    helps, old_helps, module_helps = [], [], []
     for _ in range(10):
         t, _ = timed([str(Path(PY).parent / "lab"), "--help"])
         helps.append(t)
+        if old is not None:  # both as `python -m harness --help`: the same way in
+            module_helps.append(timed(lab("--help"), env=env)[0])
+            old_helps.append(timed(lab_in(old, "--help"), env=old_env, cwd=old)[0])
 
     med = {k: statistics.median(v) for k, v in res.items()}
     help_med = statistics.median(helps)
@@ -135,6 +177,9 @@ def main() -> None:
         f"`lab --help` start-up: {help_med:.3f}s median of 10 (target < 0.3: "
         f"{verdict(help_med < 0.3)})"
     )
+    if old is not None:
+        print(_against_lines(against or "", med, module_helps, old_helps))
+        shutil.rmtree(old, ignore_errors=True)
     out_dir = ROOT / "reports" / "bench"
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "bring_up.json").write_text(
@@ -153,6 +198,25 @@ def main() -> None:
         )
     )
     shutil.rmtree(work, ignore_errors=True)
+
+
+def _against_lines(
+    rev: str, med: dict[str, float], helps: list[float], old_helps: list[float]
+) -> str:
+    """This tree beside REV's, measured in the same rounds."""
+    h, oh = statistics.median(helps), statistics.median(old_helps)
+    return "\n".join(
+        [
+            f"against {rev} (same rounds, interleaved):",
+            f"  up    this {med['lab_up']:.2f}  {rev} {med['old_up']:.2f}  "
+            f"this/{rev} {med['lab_up'] / med['old_up']:.2f}x  "
+            f"{rev}/floor {med['old_up'] / med['floor_up']:.2f}x",
+            f"  down  this {med['lab_down']:.2f}  {rev} {med['old_down']:.2f}  "
+            f"this/{rev} {med['lab_down'] / med['old_down']:.2f}x  "
+            f"{rev}/floor {med['old_down'] / med['floor_down']:.2f}x",
+            f"  python -m harness --help  this {h:.3f}s  {rev} {oh:.3f}s",
+        ]
+    )
 
 
 if __name__ == "__main__":
