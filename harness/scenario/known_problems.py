@@ -32,7 +32,7 @@ class KnownProblemDef(BaseModel):
     description: str | None = None
     fix: str | None = None
     link: str | None = None
-    case: str | None = None  # the scenario that reproduces it (scenarios/cases/...)
+    cases: list[str] = Field(default_factory=list)  # the scenarios that reproduce it
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,9 @@ class Match:
 
     def why(self) -> list[str]:
         lines = [
-            f"seen {pattern}: {s.signature} x{s.count} ({s.where})" for pattern, s in self.matched
+            f"seen {pattern}{'' if s.signature == pattern else ' as ' + s.signature}"
+            f" x{s.count} ({s.where})"
+            for pattern, s in self.matched
         ]
         lines += [f"not seen {pattern}" for pattern in self.missing]
         return lines
