@@ -255,8 +255,10 @@ def _node(w: _Walk, service: str, svc: ComposeService) -> Node:
     node.env = _env(w, service, svc)
     node.files = _files(w, service, svc)
     node.command = _command(w, svc)
-    if node.command is not None and node.lab is not None:
-        w.note(service, f"its command replaces lab {node.lab}'s own: check it suits the lab")
+    if node.lab is not None and node.command is not None:
+        own = w.inp.catalog.labs[node.lab].definition.command
+        if node.command != own:
+            w.note(service, f"its command replaces lab {node.lab}'s own: check it suits the lab")
     node.health = _health(w, service, svc.healthcheck)
     node.depends_on = _depends(w, service, svc)
     node.cap_add = _caps(w, service, svc)

@@ -59,6 +59,10 @@ def scenario_yaml(imported: Imported, source: str, schema: str, missing: list[st
 
 
 def schema_ref(scenario_file: Path, root: Path) -> str:
-    """The `$schema` path, relative to where the scenario is written."""
-    target = root / "schemas" / "scenario.schema.json"
-    return os.path.relpath(target, scenario_file.parent)
+    """The `$schema` path, relative to where the scenario is written (inside the project)."""
+    target = (root / "schemas" / "scenario.schema.json").resolve()
+    try:
+        scenario_file.resolve().relative_to(root.resolve())
+    except ValueError:
+        return str(target)  # written outside the project: a relative path would not read well
+    return os.path.relpath(target, scenario_file.resolve().parent)
