@@ -107,8 +107,12 @@ def _run(
             timeout=timeout,
             check=False,
         )
-    except subprocess.TimeoutExpired:
-        raise InfraError(f"`docker-compose config` did not answer within {timeout:.0f} s") from None
+    except subprocess.TimeoutExpired:  # it reads what the file names: a fifo never ends
+        raise UsageError(
+            f"{file.name}: `docker-compose config` did not answer within {timeout:.0f} s; "
+            "it was stopped",
+            hint="an env_file, include or extends that is a fifo or a device never ends",
+        ) from None
     except OSError as exc:
         raise InfraError(f"cannot run {argv[0]}: {exc.strerror or exc}") from None
 
@@ -117,9 +121,7 @@ def _path(dotted: str) -> tuple[str, ...]:
     return tuple(p for p in dotted.split(".") if p)
 
 
-def _unknown_keys(
-    located: Located, path: tuple[str, ...], keys: str
-) -> list[tuple[tuple[str, ...], str]]:
+def _unknown_keys(path: tuple[str, ...], keys: str) -> list[tuple[tuple[str, ...], str]]:
     names = re.findall(r"'([^']*)'", keys) or [keys]
     pool = (
         SERVICE_KEYS if len(path) == 2 and path[0] == "services" else TOP_KEYS if not path else ()
@@ -151,18 +153,19 @@ def _at(data: object, path: tuple[object, ...]) -> object:
     return data
 
 
-def _located(line: str, located: Located) -> list[tuple[tuple[str, ...], str]] | None:
-    """(where, message) pairs for one line of compose's stderr, or None: not a shape we know."""
+def _located(line: str, located: Located) -> list[tuple[tuple[str, ...], str, bool]] | None:
+    """(where, message, at its value) for one line of compose's stderr, or None: not a shape
+    this knows. Unknown keys point at the key; wrong values at the value."""
     if m := _ADDITIONAL.match(line):
-        return _unknown_keys(located, _path(m["path"]), m["keys"])
+        return [(w, msg, False) for w, msg in _unknown_keys(_path(m["path"]), m["keys"])]
     if m := _INTERP.match(line):
-        return [(_path(m["path"]), f"cannot interpolate: {m['what']}")]
+        return [(_path(m["path"]), f"cannot interpolate: {m['what']}", True)]
     if m := _SERVICE.match(line):
-        return [(("services", m["svc"]), f"service {m['svc']!r} {m['what']}")]
+        return [(("services", m["svc"]), f"service {m['svc']!r} {m['what']}", False)]
     if (m := _ENV_FILE.match(line)) and (where := _env_file_path(located, m["path"])):
-        return [(where, f"env file not found: {Path(m['path']).name}")]
+        return [(where, f"env file not found: {Path(m['path']).name}", True)]
     if m := _TYPE.match(line):
-        return [(_path(m["path"]), f"{m['path'].rsplit('.', 1)[-1]} {m['what']}")]
+        return [(_path(m["path"]), f"{m['path'].rsplit('.', 1)[-1]}: {m['what']}", True)]
     return None
 
 
@@ -176,8 +179,8 @@ def _problems(file: Path, shown: str, stderr: str, located: Located) -> list[Pro
         pairs = _located(ln.replace(str(file), shown), located)
         if pairs is None:
             continue
-        for where, message in pairs:
-            line, col = located.key_pos(where)
+        for where, message, at_value in pairs:
+            line, col = located.value_pos(where) if at_value else located.key_pos(where)
             out.append(Problem(shown, line, col, f"{message} (docker-compose config)"))
     return out
 

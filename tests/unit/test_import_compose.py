@@ -289,3 +289,55 @@ def test_small_translations() -> None:
     assert parts.node_name("9lives") == "s-9lives"
     assert parts.scenario_text("a $$b ${c} $${d}") == "a $b $${c} $${d}"
     assert parts.param_name("POSTGRES_PASSWORD") == "postgres_password"
+
+
+@pytest.mark.parametrize(
+    ("body", "located"),
+    [
+        (
+            "servics:\n  web:\n    image: nginx\n",
+            "1:1: unknown key 'servics'; did you mean 'services'?",
+        ),
+        (
+            "services:\n  web:\n    image: nginx\n    env_file: missing.env\n",
+            "4:15: env file not found: missing.env",
+        ),
+        (
+            "services:\n  web:\n    image: ${IMG:?need IMG}\n",
+            "3:12: cannot interpolate: required variable IMG is missing a value",
+        ),
+        (
+            "services:\n  web:\n    image: nginx\n    depends_on: [x]\n",
+            "2:3: service 'web' depends on undefined service",
+        ),
+        ("services:\n  web:\n    image: nginx\n    ports: 8080\n", "4:12: ports: must be a"),
+        ("services:\n  web:\n    image: nginx\n\tcommand: x\n", "4:1: tab character"),
+        ("services:\n  web:\n    image: a\n    image: b\n", "4:5: duplicate key 'image'"),
+        ("- a\n- b\n", "1:1: a compose file is a mapping"),
+    ],
+)
+def test_what_compose_refuses_is_located(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, located: str
+) -> None:
+    monkeypatch.delenv("IMG", raising=False)
+    file = tmp_path / "case" / "compose.yaml"
+    file.parent.mkdir()
+    file.write_text(body)
+    with pytest.raises(ScenarioInvalid) as err:
+        verb.import_compose(file, root=project)
+    assert f"compose.yaml:{located}" in str(err.value)
+    assert _files(project) == []
+
+
+def test_a_compose_that_never_answers_is_stopped_exit_2(tmp_path: Path) -> None:
+    """An env_file that is a fifo: compose would read it forever; it is stopped at the
+    timeout, and that is bad input (exit 2), not a hang."""
+    from harness.compose import normalise
+    from harness.errors import UsageError
+
+    os.mkfifo(tmp_path / "f.env")
+    file = tmp_path / "compose.yaml"
+    file.write_text("services:\n  web:\n    image: nginx\n    env_file: f.env\n")
+    with pytest.raises(UsageError, match="did not answer within 2 s") as err:
+        normalise(file, timeout=2)
+    assert err.value.exit_code == 2 and "fifo" in str(err.value)
