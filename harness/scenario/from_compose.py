@@ -39,6 +39,7 @@ from harness.scenario.schema import (
 
 SECRET_PLACEHOLDER = "REDACTED"  # a secret param's default; the real value: --param NAME=VALUE
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MIN_INSIDE = 8  # a secret this long is replaced inside longer text too (commands, URLs)
 HEALTH_MAX = 600.0  # seconds: the longest readiness wait an import writes
 _WHY = {
     "ports": "nodes reach each other by name on their networks; no host port is published",
@@ -242,8 +243,12 @@ def _learn(w: _Walk, key: str, value: str, owner: str) -> None:
 
 
 def _unsecret(w: _Walk, text: str) -> str:
-    """Scenario text for a compose string, with every known secret value as its param."""
-    for value in sorted(w.by_value, key=len, reverse=True):
+    """Scenario text for a compose string, with every known secret value inside it as its
+    param (values shorter than MIN_INSIDE only when they are the whole string: `shop` must
+    not turn `http://shop-api/` into a param)."""
+    if text in w.by_value:
+        return f"${{params.{w.by_value[text]}}}"
+    for value in sorted((v for v in w.by_value if len(v) >= MIN_INSIDE), key=len, reverse=True):
         text = text.replace(value, "\0" + w.by_value[value] + "\0")
     out = parts.scenario_text(text)
     return re.sub("\0([^\0]+)\0", r"${params.\1}", out)
@@ -354,8 +359,6 @@ def _env(w: _Walk, service: str, svc: ComposeService) -> dict[str, object]:
             w.drop(service, f"environment.{key}", "env names use letters, digits and '_'")
         elif value is None:
             w.drop(service, f"environment.{key}", "no value (compose passes the host's own)")
-        elif value in w.by_value:
-            out[key] = f"${{params.{w.by_value[value]}}}"
         else:
             out[key] = _unsecret(w, value)
     return out

@@ -341,3 +341,41 @@ def test_a_compose_that_never_answers_is_stopped_exit_2(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="did not answer within 2 s") as err:
         normalise(file, timeout=2)
     assert err.value.exit_code == 2 and "fifo" in str(err.value)
+
+
+def test_secrets_become_params_whole_or_inside_longer_text(tmp_path: Path) -> None:
+    """The mapping alone, on a normalised project: a secret value is its param wherever it is
+    the whole value; a long one also inside commands; a short one never inside other text."""
+    from harness.run.secret_values import is_secret_setting
+    from harness.scenario.compose_model import ComposeProject
+    from harness.scenario.from_compose import ImportInput, from_compose
+
+    token = "Zx8Kp3Vq7Lm2Nw5R"
+    project = ComposeProject.model_validate(
+        {
+            "name": "p",
+            "services": {
+                "app": {
+                    "image": "example/app:1",
+                    "environment": {
+                        "DB_PASSWORD": "shop",
+                        "DB_USER": "shop",
+                        "UPSTREAM": "http://shop-api/",
+                        "API_TOKEN": token,
+                    },
+                    "command": ["app", f"--token={token}", "--user=shop"],
+                    "networks": {"default": None},
+                }
+            },
+            "networks": {"default": {"name": "p_default"}},
+        }
+    )
+    inp = ImportInput(project, "p", load_catalog(ROOT), tmp_path, is_secret_setting)
+    node = from_compose(inp).scenario.topology.nodes["app"]
+    assert node.env == {
+        "DB_PASSWORD": "${params.db_password}",
+        "DB_USER": "${params.db_password}",  # the same value: masked at run time anyway
+        "UPSTREAM": "http://shop-api/",
+        "API_TOKEN": "${params.api_token}",
+    }
+    assert node.command == ["app", "--token=${params.api_token}", "--user=shop"]
