@@ -17,8 +17,10 @@ class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     def extra_keys(self) -> list[str]:
-        """Keys the compose file set that this model does not name, in file order."""
-        return [k for k, v in (self.__pydantic_extra__ or {}).items() if v is not None]
+        """Keys the compose file set that this model does not name, in file order; `x-`
+        extension fields are the file's own notes, never compose settings."""
+        extra = self.__pydantic_extra__ or {}
+        return [k for k, v in extra.items() if v is not None and not k.startswith("x-")]
 
 
 class IpamConfig(_Open):
@@ -81,6 +83,3 @@ class ComposeProject(_Open):
     services: dict[str, ComposeService] = Field(default_factory=dict)
     networks: dict[str, ComposeNetwork | None] = Field(default_factory=dict)
     volumes: dict[str, Any] = Field(default_factory=dict)
-
-    def extra_keys(self) -> list[str]:
-        return [k for k in super().extra_keys() if not k.startswith("x-")]

@@ -113,6 +113,7 @@ def test_webshop_anchors_env_files_static_ips_health_and_a_bind_mounted_nginx_co
     assert {("proxy", "ports"), ("db", "volumes[0]"), ("db", "restart"), ("db", "logging")} <= (
         dropped
     )
+    assert not [d for d in r.not_carried if d.key.startswith("x-")]  # extension fields
     assert any("not checked" in n.what for n in r.notes)  # no engine answered for the image
 
 
