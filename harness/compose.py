@@ -63,6 +63,7 @@ _INTERP = re.compile(r"^error while interpolating (?P<path>\S+): (?P<what>.+)$")
 _SERVICE = re.compile(r'^service "(?P<svc>[^"]+)" (?P<what>.+?)(: invalid compose project)?$')
 _YAML_LINE = re.compile(r"^yaml: line (?P<line>\d+): (?P<what>.+)$")
 _ENV_FILE = re.compile(r"^env file (?P<path>\S+) not found")
+_WARNING = re.compile(r'level=warning msg="(?P<msg>(?:[^"\\]|\\.)*)"')
 
 
 def compose_command() -> list[str]:
@@ -223,6 +224,7 @@ class Normalised:
 
     project: ComposeProject
     variables: dict[str, str]
+    warnings: tuple[str, ...] = ()  # what compose warned of (a variable not set...)
 
 
 def _variables(file: Path, profiles: Sequence[str], timeout: float) -> dict[str, str]:
@@ -255,4 +257,9 @@ def normalise(
         raise UsageError(
             f"{shown}: docker-compose config gave a shape this import does not read: {exc}"
         ) from None
-    return Normalised(project, _variables(real, profiles, timeout))
+    warned = tuple(
+        m["msg"].replace('\\"', '"').replace(str(real), shown)
+        for m in map(_WARNING.search, done.stderr.splitlines())
+        if m
+    )
+    return Normalised(project, _variables(real, profiles, timeout), warned)

@@ -141,7 +141,8 @@ def _result(
         )
         for n, node in imported.scenario.topology.nodes.items()
     ]
-    notes = [ImportNote(service=n.service, what=n.what) for n in imported.notes]
+    notes = [ImportNote(service="", what=f"docker-compose: {w}") for w in norm.warnings]
+    notes += [ImportNote(service=n.service, what=n.what) for n in imported.notes]
     notes += [
         ImportNote(service="", what=_image_note(i, ok)) for i, ok in present.items() if not ok
     ]

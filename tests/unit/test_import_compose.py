@@ -159,6 +159,7 @@ def test_legacy_names_builds_gateway_addresses_folders_and_outside_files(project
     assert ("worker", "entrypoint") in why and ("worker", "tmpfs") in why
     assert ("api_gateway", "build") in why
     assert any("api-gateway" in n.what for n in r.notes)  # the rename is said
+    assert any("docker-compose:" in n.what and "`version` is obsolete" in n.what for n in r.notes)
 
 
 @pytest.mark.parametrize(
