@@ -15,6 +15,7 @@ from pathlib import Path
 from harness.compose import Normalised, normalise
 from harness.engine.connection import answers, connect_engine
 from harness.errors import InfraError, UsageError
+from harness.escalation.redaction import ProjectRedactor
 from harness.run.redact import for_settings
 from harness.run.secret_values import is_secret_setting
 from harness.scenario.catalog import Catalog, load_catalog
@@ -45,16 +46,36 @@ def _name(name: str | None, norm: Normalised) -> str:
     return chosen
 
 
-def _redact(norm: Normalised) -> None:
-    """Everything the command prints masks the file's secret values (a compose error quoting
-    one too), like a run's."""
+def _redactor(norm: Normalised) -> ProjectRedactor:
+    """The file's secret values, known to everything the command prints (a compose error
+    quoting one too) and masked in the fixtures as a bundle masks project files."""
     pairs = [
         (k, v)
         for svc in norm.project.services.values()
         for k, v in svc.environment.items()
         if v is not None
     ]
-    for_settings([*pairs, *norm.variables.items()])
+    return ProjectRedactor(for_settings([*pairs, *norm.variables.items()]))
+
+
+def _copies(
+    imported: Imported, scen: str, redactor: ProjectRedactor
+) -> tuple[list[FileCopy], list[str]]:
+    """The fixtures as they will be written, redacted on the way in (`REDACTED`, the secret
+    params' placeholder too, so a config and an env var that shared a secret still agree),
+    and those whose content that changed."""
+    out: list[FileCopy] = []
+    changed: list[str] = []
+    for f in imported.fixtures:
+        try:
+            raw = f.source.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"{f.source}: cannot read the mounted file: {exc.strerror}") from None
+        data = redactor.bytes_(raw)
+        out.append(FileCopy(f.source, f.dest.removeprefix(f"fixtures/{scen}/"), data))
+        if data != raw:
+            changed.append(f.dest)
+    return out, changed
 
 
 def images_present(images: Sequence[str]) -> dict[str, bool | None]:
@@ -93,7 +114,7 @@ def import_compose(
     """Write the scenario (default scenarios/imported/<name>.yaml) and fixtures/<name>/."""
     catalog = load_catalog(root)
     norm = normalise(file, profiles)
-    _redact(norm)
+    redactor = _redactor(norm)
     scen = _name(name, norm)
     source = display_path(file)
     imported = from_compose(
@@ -112,12 +133,17 @@ def import_compose(
     missing = [i for i, ok in present.items() if ok is False]
     text = scenario_yaml(imported, source, schema_ref(target, root), missing)
     fixtures = root / "fixtures" / scen
-    copies = [
-        FileCopy(f.source, f.dest.removeprefix(f"fixtures/{scen}/")) for f in imported.fixtures
-    ]
+    copies, redacted = _copies(imported, scen, redactor)
     check = _check(root, catalog)
     write_scenario(target, text, fixtures=fixtures, copies=copies, force=force, check=check)
-    return _result(imported, norm, target, source, profiles=profiles, present=present)
+    result = _result(imported, norm, target, source, profiles=profiles, present=present)
+    result.notes += [
+        ImportNote(
+            service="", what=f"{f}: secrets in it replaced by REDACTED; check it still works"
+        )
+        for f in redacted
+    ]
+    return result
 
 
 def _result(

@@ -23,6 +23,7 @@ from harness.errors import UsageError
 class FileCopy:
     source: Path  # on this machine
     dest: str  # relative to the fixtures folder
+    data: bytes | None = None  # what to write instead of the source's bytes (redacted)
 
 
 def _refuse_existing(paths: list[Path], force: bool) -> None:
@@ -41,7 +42,10 @@ def _stage(folder: Path, copies: list[FileCopy]) -> Path:
     for c in copies:
         dest = staging / c.dest
         dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(c.source, dest)
+        if c.data is None:
+            shutil.copyfile(c.source, dest)
+        else:
+            dest.write_bytes(c.data)
     return staging
 
 

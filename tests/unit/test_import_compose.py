@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = Path(__file__).resolve().parent / "compose"
 DB_SECRET = "Wq7rT2xLp9vKm3Nz"  # webshop's db.env and api.env
 REDIS_SECRET = "h8Kq2ZpX4mWv7LtR"  # cache-stack's .env
+API_KEY = "Tk5mQ2vL8pZ3xR7wYc4N"  # webshop's nginx.conf, a proxy_set_header
 
 pytestmark = pytest.mark.skipif(
     not any(Path(p).exists() for p in [compose_command()[0]]), reason="no docker-compose"
@@ -101,11 +102,14 @@ def test_webshop_anchors_env_files_static_ips_health_and_a_bind_mounted_nginx_co
     addrs = {(n, a.network): a.ipv4 for n, node in nodes.items() for a in node.networks}
     assert addrs[("proxy", "front")] == "10.77.0.10" and addrs[("db", "back")] == "10.78.0.20"
     assert "subnet: 10.77.0.0/24" in text
-    # the nginx.conf bind mount is a fixture, copied byte for byte
+    # the nginx.conf bind mount is a fixture, copied with its secret redacted on the way in
     (f,) = nodes["proxy"].files
     assert f.target == "/etc/nginx/nginx.conf"
-    assert f.source.read_bytes() == (COMPOSE / "webshop/nginx/nginx.conf").read_bytes()
+    original = (COMPOSE / "webshop/nginx/nginx.conf").read_text()
+    assert API_KEY in original
+    assert f.source.read_text() == original.replace(API_KEY, "REDACTED")
     assert r.fixtures == ["fixtures/webshop/nginx/nginx.conf"]
+    assert any(n.what.startswith("fixtures/webshop/nginx/nginx.conf: secrets") for n in r.notes)
     # healthcheck -> health; depends_on (map form) -> depends_on
     assert nodes["db"].health.command == "pg_isready -U shop"
     assert list(nodes["api"].depends_on) == ["db"] and list(nodes["proxy"].depends_on) == ["api"]
