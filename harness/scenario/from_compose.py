@@ -99,7 +99,9 @@ class ImportInput:
     name: str  # the scenario's name (and its fixtures folder)
     catalog: Catalog
     compose_dir: Path  # bind mounts under it become fixtures
-    is_secret: Callable[[str, str], bool]  # (env name, value) -> never write it
+    # (env name, value) -> the secrets in it, never to be written: [value] for a value that is
+    # a secret, the parts a rule found for one that holds some (a URL's password), else []
+    secrets_in: Callable[[str, str], list[str]]
     variables: dict[str, str] = field(default_factory=dict)  # interpolated: name -> value
     source: str = "compose.yaml"  # as shown in the scenario's title
 
@@ -115,6 +117,7 @@ class _Walk:
     used: dict[str, set[str]] = field(default_factory=dict)  # network -> addresses given
     params: dict[str, str] = field(default_factory=dict)  # param -> placeholder
     by_value: dict[str, str] = field(default_factory=dict)  # secret value -> param
+    inside: set[str] = field(default_factory=set)  # secrets found inside a value: always replaced
     fixtures: list[FixtureCopy] = field(default_factory=list)
     images: list[tuple[str, str]] = field(default_factory=list)
     dropped: list[NotCarried] = field(default_factory=list)
@@ -233,13 +236,17 @@ def _learn_secrets(w: _Walk) -> None:
 
 
 def _learn(w: _Walk, key: str, value: str, owner: str) -> None:
-    if value in w.by_value or not w.inp.is_secret(key, value):
-        return
-    name = parts.param_name(key)
-    if name in w.params:
-        name = parts.param_name(f"{owner}_{key}")
-    w.params[name] = SECRET_PLACEHOLDER
-    w.by_value[value] = name
+    for secret in w.inp.secrets_in(key, value):
+        if secret in w.by_value:
+            continue
+        base = key if secret == value else f"{key}_secret"
+        name = parts.param_name(base)
+        if name in w.params:
+            name = parts.param_name(f"{owner}_{base}")
+        w.params[name] = SECRET_PLACEHOLDER
+        w.by_value[secret] = name
+        if secret != value:
+            w.inside.add(secret)
 
 
 def _unsecret(w: _Walk, text: str) -> str:
@@ -248,7 +255,8 @@ def _unsecret(w: _Walk, text: str) -> str:
     not turn `http://shop-api/` into a param)."""
     if text in w.by_value:
         return f"${{params.{w.by_value[text]}}}"
-    for value in sorted((v for v in w.by_value if len(v) >= MIN_INSIDE), key=len, reverse=True):
+    inner = (v for v in w.by_value if len(v) >= MIN_INSIDE or v in w.inside)
+    for value in sorted(inner, key=len, reverse=True):
         text = text.replace(value, "\0" + w.by_value[value] + "\0")
     out = parts.scenario_text(text)
     return re.sub("\0([^\0]+)\0", r"${params.\1}", out)

@@ -17,7 +17,8 @@ from harness.engine.connection import answers, connect_engine
 from harness.errors import InfraError, UsageError
 from harness.escalation.redaction import ProjectRedactor
 from harness.run.redact import for_settings
-from harness.run.secret_values import is_secret_setting
+from harness.run.secret_rules import FULL_RULES
+from harness.run.secret_values import SECRET_NAME, is_secret_setting, looks_random
 from harness.scenario.catalog import Catalog, load_catalog
 from harness.scenario.compose_parts import scenario_name
 from harness.scenario.from_compose import Imported, ImportInput, from_compose
@@ -55,7 +56,10 @@ def _redactor(norm: Normalised) -> ProjectRedactor:
         for k, v in svc.environment.items()
         if v is not None
     ]
-    return ProjectRedactor(for_settings([*pairs, *norm.variables.items()]))
+    settings = [*pairs, *norm.variables.items()]
+    base = for_settings(settings)
+    base.add_values(s for k, v in settings for s in secrets_in(k, v))  # a URL's password too
+    return ProjectRedactor(base)
 
 
 def _copies(
@@ -76,6 +80,18 @@ def _copies(
         if data != raw:
             changed.append(f.dest)
     return out, changed
+
+
+def secrets_in(name: str, value: str) -> list[str]:
+    """The secrets an env var or variable holds: the whole value when its name says so or it
+    looks generated; else what a rule finds inside it (a URL's password: the URL stays, so the
+    app still finds its database); else, when it is a secret at all, the whole value."""
+    if not is_secret_setting(name, value):
+        return []
+    if SECRET_NAME.search(name) or looks_random(value):
+        return [value]
+    inner = [s for s in FULL_RULES.find(value) if s != value and s in value and len(s) >= 4]
+    return inner or [value]
 
 
 def images_present(images: Sequence[str]) -> dict[str, bool | None]:
@@ -123,7 +139,7 @@ def import_compose(
             scen,
             catalog,
             file.resolve().parent,
-            is_secret_setting,
+            secrets_in,
             norm.variables,
             source=source,
         )

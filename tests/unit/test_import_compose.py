@@ -352,7 +352,6 @@ def test_a_compose_that_never_answers_is_stopped_exit_2(tmp_path: Path) -> None:
 def test_secrets_become_params_whole_or_inside_longer_text(tmp_path: Path) -> None:
     """The mapping alone, on a normalised project: a secret value is its param wherever it is
     the whole value; a long one also inside commands; a short one never inside other text."""
-    from harness.run.secret_values import is_secret_setting
     from harness.scenario.compose_model import ComposeProject
     from harness.scenario.from_compose import ImportInput, from_compose
 
@@ -368,6 +367,7 @@ def test_secrets_become_params_whole_or_inside_longer_text(tmp_path: Path) -> No
                         "DB_USER": "shop",
                         "UPSTREAM": "http://shop-api/",
                         "API_TOKEN": token,
+                        "DATABASE_URL": "postgres://shop:pw1234@db:5432/shop",
                     },
                     "command": ["app", f"--token={token}", "--user=shop"],
                     "networks": {"default": None},
@@ -376,12 +376,14 @@ def test_secrets_become_params_whole_or_inside_longer_text(tmp_path: Path) -> No
             "networks": {"default": {"name": "p_default"}},
         }
     )
-    inp = ImportInput(project, "p", load_catalog(ROOT), tmp_path, is_secret_setting)
+    inp = ImportInput(project, "p", load_catalog(ROOT), tmp_path, verb.secrets_in)
     node = from_compose(inp).scenario.topology.nodes["app"]
     assert node.env == {
         "DB_PASSWORD": "${params.db_password}",
         "DB_USER": "${params.db_password}",  # the same value: masked at run time anyway
         "UPSTREAM": "http://shop-api/",
         "API_TOKEN": "${params.api_token}",
+        # a URL holding a password keeps its shape: only the password is a param
+        "DATABASE_URL": "postgres://shop:${params.database_url_secret}@db:5432/shop",
     }
     assert node.command == ["app", "--token=${params.api_token}", "--user=shop"]
