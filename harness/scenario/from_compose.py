@@ -186,9 +186,10 @@ def _network(w: _Walk, name: str, scen: str, net: ComposeNetwork) -> NetworkDef 
         w.note("", f"{where}: external on the customer's side; the lab creates its own")
     if net.driver not in (None, "bridge"):
         w.drop("", f"networks.{name}.driver", f"driver {net.driver!r}: labs use bridge networks")
-    for key in net.extra_keys():
-        if key != "name":
-            w.drop("", f"networks.{name}.{key}", "no scenario key for it")
+    ipam = [f"ipam.{k}" for k in net.ipam.extra_keys()]
+    ipam += [f"ipam.config.{k}" for c in net.ipam.config for k in c.extra_keys()]
+    for key in [*net.extra_keys(), *ipam]:
+        w.drop("", f"networks.{name}.{key}", "no scenario key for it (the engine chooses)")
     subnet = _subnet(w, name, net)
     if subnet is not None:
         w.subnets[scen] = subnet

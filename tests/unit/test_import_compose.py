@@ -162,6 +162,7 @@ def test_legacy_names_builds_gateway_addresses_folders_and_outside_files(project
     assert "outside" in why[("api_gateway", "volumes[1] /etc/gateway/extra.conf")]
     assert ("worker", "entrypoint") in why and ("worker", "tmpfs") in why
     assert ("api_gateway", "build") in why
+    assert ("", "networks.backend.ipam.config.gateway") in why
     assert any("api-gateway" in n.what for n in r.notes)  # the rename is said
     assert any("docker-compose:" in n.what and "`version` is obsolete" in n.what for n in r.notes)
 
