@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         ImageBuilt,
         ImageListed,
         ImagePruned,
+        ImportComposeResult,
         KeysResult,
         ListedRun,
         MatrixCell,
@@ -58,6 +59,10 @@ images_app = typer.Typer(
 app.add_typer(images_app, name="images")
 keys_app = typer.Typer(help="Keys that sign escalation bundles.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+import_app = typer.Typer(
+    help="Write a scenario from the customer's evidence.", no_args_is_help=True
+)
+app.add_typer(import_app, name="import")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 ProjectOpt = Annotated[
@@ -1091,6 +1096,64 @@ def keys_generate(
         print(f"key id   {r.key_id}")
 
     _serve(as_json, work, render)
+
+
+@import_app.command("compose")
+def import_compose(
+    *,
+    file: Annotated[Path, typer.Argument(help="The customer's compose file.")],
+    profile: Annotated[
+        list[str] | None,
+        typer.Option("--profile", help="Enable a compose profile (repeatable), as compose does."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Scenario name (default: compose's project name).")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Scenario file (default scenarios/imported/NAME.yaml)."
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace the scenario and fixtures/NAME/ if there.")
+    ] = False,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a scenario plus fixtures from a compose file; list what was not carried over."""
+
+    def work() -> ImportComposeResult:
+        from harness.verbs.import_compose import import_compose as do_import
+
+        return do_import(
+            file,
+            root=_root(project),
+            profiles=profile or [],
+            name=name,
+            output=output,
+            force=force,
+        )
+
+    def render(r: ImportComposeResult) -> None:
+        print(f"wrote {r.file} ({len(r.nodes)} nodes, {len(r.networks)} networks)")
+        for n in r.nodes:
+            what = f"lab {n.lab} {n.version or '(newest)'}" if n.lab else f"image {n.image}"
+            missing = "  (not on this engine)" if n.image_present is False else ""
+            print(f"  {n.name:<16} {what}{missing}")
+        for f in r.fixtures:
+            print(f"  fixture {f}")
+        if r.params:
+            print(f"secret params (placeholders; set with --param): {', '.join(r.params)}")
+        for note in r.notes:
+            print(f"note: {note.service + ': ' if note.service else ''}{note.what}")
+        if r.not_carried:
+            print("not carried over:")
+        for d in r.not_carried:
+            print(f"  {d.service + ' ' if d.service else ''}{d.key}: {d.why}")
+        print(f"next:  lab validate {r.file}   lab up {r.file}")
+
+    _serve(as_json, work, render, redact=True)
 
 
 @images_app.command("build")

@@ -338,6 +338,9 @@ class DockerEngine:
     def list_images(self, catalog: Catalog | None = None) -> list[dict[str, Any]]:
         return engine_images.list_images(self.client, catalog)
 
+    def has_image(self, ref: str) -> bool:
+        return engine_images.image_exists(self.client, ref)
+
     def prune_images(
         self, catalog: Catalog, *, keep_current: bool = True, only: str | None = None
     ) -> list[dict[str, Any]]:

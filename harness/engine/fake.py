@@ -79,6 +79,7 @@ class FakeEngine:
     output: dict[str, bytes] = field(default_factory=dict)  # node -> what it printed
     unhealthy: dict[str, str] = field(default_factory=dict)  # node -> why it is never ready
     exits: dict[str, int] = field(default_factory=dict)  # node -> exit code it stops with at start
+    images: set[str] = field(default_factory=set)  # image references the engine holds
     capabilities: dict[str, bool] = field(
         default_factory=lambda: {"netem": True, "tbf": True, "statistic": True, "iptables": True}
     )
@@ -476,6 +477,10 @@ class FakeEngine:
     def list_images(self, catalog: Catalog | None = None) -> list[dict[str, Any]]:
         self._call("list_images")
         return []
+
+    def has_image(self, ref: str) -> bool:
+        self._call("has_image", ref)
+        return ref in self.images
 
     def prune_images(
         self, catalog: Catalog, *, keep_current: bool = True, only: str | None = None

@@ -38,7 +38,15 @@ from harness.run.secret_values import (
 from harness.scenario.load import LoadedScenario
 
 MASK = "***REDACTED***"
-__all__ = ["MASK", "SECRET_NAME", "Printed", "Redactor", "for_scenarios", "printing"]
+__all__ = [
+    "MASK",
+    "SECRET_NAME",
+    "Printed",
+    "Redactor",
+    "for_scenarios",
+    "for_settings",
+    "printing",
+]
 LEARN_MAX = 4 * 1024 * 1024  # bytes of input files read to learn their secrets
 # `token=$SERVICE_TOKEN`, `password: {{ vault_pw }}`: a reference, not a value to mask everywhere
 _REFERENCE = re.compile(r"\$|\{\{|%\(|<%|@@")
@@ -224,6 +232,14 @@ def for_scenarios(scenarios: Iterable[LoadedScenario]) -> Redactor:
         patterns += [p for p in sc.raw.redact if p not in patterns]
         paths += [sc.path] + [f.source for n in sc.topology.nodes for f in n.files]
     r = Redactor.build(patterns, pairs, _texts(paths))
+    _note_printed(r)
+    return r
+
+
+def for_settings(pairs: Iterable[tuple[str, str]]) -> Redactor:
+    """A Redactor of (name, value) settings that are not a scenario yet (a compose file's env
+    and variables, for `lab import`); it joins what the command prints, like a run's."""
+    r = Redactor.build(env=pairs)
     _note_printed(r)
     return r
 

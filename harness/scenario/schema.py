@@ -144,7 +144,7 @@ def _shape(value: Any) -> str | None:
         return "<text>"
     if isinstance(value, list):
         return "<list>"
-    if isinstance(value, dict):
+    if isinstance(value, dict | BaseModel):  # a model: serialising one built in code
         return "<mapping>"
     return None
 

@@ -493,6 +493,54 @@ class ValidateResult(Result):
     files: dict[str, list[dict[str, Any]]]
 
 
+# -- import ---------------------------------------------------------------------------------------
+
+
+class NotCarriedOver(Result):
+    """One thing of the customer's file the scenario does not have, and why (`service` is ''
+    for the file as a whole)."""
+
+    service: str
+    key: str
+    why: str
+
+
+class ImportNote(Result):
+    """One thing carried over, but changed on the way (a nearest version, a renamed node)."""
+
+    service: str
+    what: str
+
+
+class ImportedNode(Result):
+    """A node the import wrote: a lab (with its version) or an image, and whether the engine
+    has that image (None: an engine was not asked, or the node is a lab)."""
+
+    name: str
+    service: str
+    lab: str | None
+    version: str | None
+    image: str | None
+    image_present: bool | None
+
+
+class ImportComposeResult(Result):
+    """`lab import compose`: the scenario and fixtures written, what was not carried over and
+    what changed on the way. `params`: secret env values turned into params (placeholders)."""
+
+    scenario: str
+    file: str
+    source: str
+    profiles: list[str]
+    nodes: list[ImportedNode]
+    networks: list[str]
+    fixtures: list[str]
+    params: list[str]
+    not_carried: list[NotCarriedOver]
+    notes: list[ImportNote]
+    valid: bool
+
+
 # -- failures -------------------------------------------------------------------------------------
 
 
@@ -545,12 +593,14 @@ RESULTS: dict[str, tuple[type[Result], bool]] = {
     "keys-generate": (KeysResult, False),
     "schema": (SchemaResult, False),
     "validate": (ValidateResult, False),
+    "import-compose": (ImportComposeResult, False),
     "error": (ErrorResult, False),  # any verb that fails
     "invalid": (InvalidResult, False),  # any verb given an invalid scenario
 }
 
 
 _TITLES = {
+    "import-compose": "lab import compose --json",
     "error": "lab VERB --json, when it fails",
     "invalid": "lab VERB --json, when its scenario is invalid",
 }

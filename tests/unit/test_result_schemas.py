@@ -308,6 +308,26 @@ CONSTRUCTED["keys-generate"] = R.KeysResult(
     private="k/bundle.key", public="k/bundle.pub", key_id="ab12"
 )
 CONSTRUCTED["schema"] = R.SchemaResult(written="schemas/scenario.schema.json")
+CONSTRUCTED["import-compose"] = R.ImportComposeResult(
+    scenario="shop",
+    file="scenarios/imported/shop.yaml",
+    source="compose.yaml",
+    profiles=["debug"],
+    nodes=[
+        R.ImportedNode(
+            name="db", service="db", lab="postgres", version="15", image=None, image_present=None
+        ),
+        R.ImportedNode(
+            name="api", service="api", lab=None, version=None, image="a:1", image_present=False
+        ),
+    ],
+    networks=["back"],
+    fixtures=["fixtures/shop/nginx.conf"],
+    params=["postgres_password"],
+    not_carried=[R.NotCarriedOver(service="web", key="ports", why="no host port")],
+    notes=[R.ImportNote(service="db", what="image postgres:16 -> lab postgres 15")],
+    valid=True,
+)
 CONSTRUCTED["validate"] = R.ValidateResult(
     valid=False, files={"a.yaml": [{"file": "a.yaml", "line": 3, "col": 5, "message": "m"}]}
 )
