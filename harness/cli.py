@@ -30,6 +30,7 @@ if TYPE_CHECKING:
         ImageBuilt,
         ImageListed,
         ImagePruned,
+        ImportSosResult,
         KeysResult,
         ListedRun,
         MatrixCell,
@@ -58,6 +59,10 @@ images_app = typer.Typer(
 app.add_typer(images_app, name="images")
 keys_app = typer.Typer(help="Keys that sign escalation bundles.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+import_app = typer.Typer(
+    help="Write a scenario from the customer's evidence.", no_args_is_help=True
+)
+app.add_typer(import_app, name="import")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 ProjectOpt = Annotated[
@@ -1079,6 +1084,38 @@ def keys_generate(
         print(f"key id   {r.key_id}")
 
     _serve(as_json, work, render)
+
+
+@import_app.command("sos")
+def import_sos(
+    *,
+    source: Annotated[Path, typer.Argument(help="A sosreport folder or tarball (.tar.xz, ...).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="The scenario file to write (default scenarios/NAME.yaml)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Scenario name (default sos-HOSTNAME).")
+    ] = None,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a scenario and its fixtures from a sosreport: the OS, the software the catalog
+    knows (nearest versions), its config files (redacted), the host's networks; and list what
+    was not carried over."""
+
+    def work() -> ImportSosResult:
+        from harness.verbs.import_sos import import_sos as do
+
+        return do(source, root=_root(project), out=out, name=name)
+
+    def render(r: ImportSosResult) -> None:
+        from harness.verbs.import_sos import render_lines
+
+        for line in render_lines(r):
+            print(line)
+
+    _serve(as_json, work, render, redact=True)
 
 
 @images_app.command("build")
