@@ -1100,9 +1100,10 @@ def import_sos(
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write a scenario and its fixtures from a sosreport: the OS, the software the catalog
-    knows (nearest versions), its config files (redacted), the host's networks; and list what
-    was not carried over."""
+    """A scenario and fixtures from a sosreport; lists what was not carried over.
+
+    The OS, the software the catalog knows (at its nearest versions), that software's config
+    files (redacted) and the host's networks (docs/import-sos.md)."""
 
     def work() -> ImportSosResult:
         from harness.verbs.import_sos import import_sos as do
