@@ -24,6 +24,7 @@ import posixpath
 import stat
 import tarfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, cast
@@ -80,9 +81,9 @@ class _Tree:
             return self.limits.config
         return None
 
-    def add_file(self, path: str, size: int, read: object) -> None:
-        """Record a regular member; read it (a callable returning bytes) when it is wanted
-        and within its limit, else note why not."""
+    def add_file(self, path: str, size: int, read: Callable[[], bytes]) -> None:
+        """Record a regular member; read it when it is wanted and within its limit, else note
+        why not."""
         self.entries[path] = _Entry("file", size)
         limit = self.limit_for(path)
         if limit is None:
@@ -90,7 +91,6 @@ class _Tree:
         if size > limit:
             self.skipped.append(Skipped(path, f"{human(size)}, over the {human(limit)} limit"))
             return
-        assert callable(read)
         self.data[path] = read()
 
 
@@ -230,6 +230,10 @@ def _read_member(tar: tarfile.TarFile, ti: tarfile.TarInfo, source: str, name: s
     return data
 
 
+def _reader(data: dict[str, bytes], name: str) -> Callable[[], bytes]:
+    return lambda: data.get(name, b"")
+
+
 def _strip_top(raw: _Tree, config: tuple[str, ...]) -> tuple[_Tree, str]:
     """The report's paths: without the one top folder sos puts everything in."""
     tops = {n.split("/", 1)[0] for n in raw.entries}
@@ -246,12 +250,12 @@ def _strip_top(raw: _Tree, config: tuple[str, ...]) -> tuple[_Tree, str]:
         if not path or path == top:
             continue
         if entry.kind == "file":
-            tree.add_file(path, entry.size, lambda n=name: raw.data.get(n, b""))
+            tree.add_file(path, entry.size, _reader(raw.data, name))
         elif entry.kind == "hard":
             tree.entries[path] = _Entry("link", link="/" + inside(entry.link))
         else:
             tree.entries[path] = entry
-    if not any(m in tree.entries for m in MARKERS):
+    if not any(p == m or p.startswith(m + "/") for p in tree.entries for m in MARKERS):
         raise refuse(raw.source, None, _NOT_SOS)
     return tree, top or Path(raw.source).name
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from harness.errors import UsageError
 from harness.scenario.catalog import Catalog
 from harness.scenario.sos_facts import (
     SosEvidence,
@@ -41,6 +42,7 @@ CLIENT_LAB = "curl"
 CLIENT_NODE = "client"
 HOST_NODE = "host"  # a bare OS node, when the host runs nothing the catalog knows
 MAX_FILES_PER_NODE = 200
+MAX_NOTED = 40  # not-carried lines in the scenario's description
 __all__ = ["FileCarried", "Imported", "NotCarried", "Summary", "default_name", "from_sos"]
 
 
@@ -126,7 +128,7 @@ def _unusable(evidence: SosEvidence, path: str, data: bytes, count: int) -> str 
         return f"more than {MAX_FILES_PER_NODE} config files"
     try:
         as_text(evidence, path, data)
-    except Exception:
+    except UsageError:
         return "binary (not a text config file)"
     return None
 
@@ -228,7 +230,9 @@ def _document(
         f"{s.node}: {s.package} {s.installed} -> {s.lab} {s.version} on {s.os}"
         for s in summary.software
     ]
-    lines += [f"not carried over: {n.what}: {n.why}" for n in summary.not_carried]
+    lines += [f"not carried over: {n.what}: {n.why}" for n in summary.not_carried[:MAX_NOTED]]
+    if len(summary.not_carried) > MAX_NOTED:
+        lines.append(f"... and {len(summary.not_carried) - MAX_NOTED} more (lab import sos --json)")
     networks = {n.network: {"subnet": n.subnet} for n in summary.networks} or {"lan": {}}
     return {
         "scenario": name,

@@ -527,3 +527,37 @@ def test_cli_bad_input_is_exit_2_without_traceback(tmp_path: Path, project: Path
     assert "Traceback" not in r.output and "error:" in r.output
     r = CliRunner().invoke(app, ["import", "sos", str(junk), "--project", str(project), "--json"])
     assert r.exit_code == 2 and json.loads(r.stdout)["exit_code"] == 2
+
+
+def test_a_part_that_is_not_utf8_is_located(tmp_path: Path, project: Path) -> None:
+    dpkg = b"ii  nginx  1.22.1-9  all  caf\xe9\n"
+    source = as_tarball(tmp_path, report(**{"sos_commands/dpkg/dpkg_-l": dpkg}))
+    refused(source, project, "sos_commands/dpkg/dpkg_-l: not UTF-8 text", "(line 1)")
+
+
+def test_hard_links_and_bare_archives(tmp_path: Path, project: Path) -> None:
+    """A hard link member names another member by its archive name; an archive without a top
+    folder and without folder members is read the same."""
+    source = tmp_path / "bare.tar"
+    with tarfile.open(source, "w") as tar:
+        for path, text in [
+            ("sos_commands/dpkg/dpkg_-l", DPKG),
+            ("usr/lib/os-release", OS_RELEASE_12),
+            ("etc/nginx/nginx.conf", NGINX_CONF),
+        ]:
+            ti = tarfile.TarInfo(path)
+            ti.size = len(text.encode())
+            tar.addfile(ti, io.BytesIO(text.encode()))
+        hard = tarfile.TarInfo("etc/os-release")
+        hard.type = tarfile.LNKTYPE
+        hard.linkname = "usr/lib/os-release"
+        tar.addfile(hard)
+    r = import_sos(source, root=project, name="bare")
+    assert r.os.environment == "debian-12" and r.report == "bare.tar"
+    assert [f.path for f in r.files] == ["/etc/nginx/nginx.conf"]
+
+
+def test_an_encrypted_report_is_named(tmp_path: Path, project: Path) -> None:
+    enc = tmp_path / "sosreport-web1.tar.xz.gpg"
+    enc.write_bytes(b"\x85\x01\x0c\x03" + bytes(100))
+    refused(enc, project, "encrypted report", "gpg -d")
