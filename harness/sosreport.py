@@ -367,9 +367,11 @@ def _resolve(tree: _Tree, path: str) -> tuple[str | None, str]:
     for _ in range(MAX_HOPS):
         entry = tree.entries.get(seen)
         if entry is None:
-            return None, "points at something the report does not hold"
+            return None, f"symbolic link to {seen}, which the report does not hold"
         if entry.kind != "link":
-            return (seen, "") if entry.kind == "file" else (None, f"a link to a {entry.kind}")
+            if entry.kind == "file":
+                return seen, ""
+            return None, f"symbolic link to a {entry.kind} ({seen}): not followed"
         link = entry.link
         joined = (
             link.lstrip("/")
@@ -378,7 +380,7 @@ def _resolve(tree: _Tree, path: str) -> tuple[str | None, str]:
         )
         norm = posixpath.normpath(joined)
         if norm.startswith("../") or norm == "..":
-            return None, f"a symbolic link out of the report (-> {link})"
+            return None, f"symbolic link out of the report (-> {link})"
         seen = norm
     return None, "too many levels of symbolic links"
 
@@ -395,9 +397,9 @@ def _evidence(tree: _Tree, name: str) -> SosEvidence:
         if target is not None and target not in tree.data:
             if tree.limit_for(target) is not None:
                 continue  # skipped for its size: said once, for the member itself
-            target, why = None, f"points at {target}, which the import does not read"
+            target, why = None, f"symbolic link to {target}, which the import does not read"
         if target is None:
-            skipped.append(Skipped(path, f"symbolic link ({entry.link}): {why}"))
+            skipped.append(Skipped(path, why))
             continue
         (parts if path in _PART_PATHS else files)[path] = tree.data[target]
     return SosEvidence(source=tree.source, name=name, parts=parts, files=files, skipped=skipped)

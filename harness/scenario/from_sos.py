@@ -20,6 +20,7 @@ import yaml
 from harness.errors import UsageError
 from harness.scenario.catalog import Catalog
 from harness.scenario.sos_facts import (
+    Skipped,
     SosEvidence,
     as_text,
     parse_ip_addr,
@@ -36,7 +37,12 @@ from harness.scenario.sos_match import (
     pick_environment,
     pick_version,
 )
-from harness.scenario.sos_networks import NetworkCarried, Networks, map_addresses
+from harness.scenario.sos_networks import (
+    NetworkCarried,
+    Networks,
+    map_addresses,
+    node_addresses,
+)
 
 CLIENT_LAB = "curl"
 CLIENT_NODE = "client"
@@ -135,18 +141,24 @@ def _unusable(evidence: SosEvidence, path: str, data: bytes, count: int) -> str 
 
 def _nodes(
     env: str, software: list[SoftwareCarried], nets: Networks, files: list[FileCarried]
-) -> dict[str, Any]:
-    nodes: dict[str, Any] = {}
+) -> tuple[dict[str, Any], list[Skipped]]:
+    """The nodes: the services (or a bare host), then the client; every one with a static
+    address on every network carried over (sos_networks.node_addresses)."""
     services = [s for s in software if s.lab != CLIENT_LAB]
     hosts = [s.node for s in services] or [HOST_NODE]
-    for i, node in enumerate(hosts):
+    addresses, short = node_addresses(nets, [*hosts, CLIENT_NODE])
+
+    def networks(node: str) -> dict[str, Any] | list[str]:
+        mine = addresses[node]
+        return {n.network: _ipv4(mine.get(n.network)) for n in nets.carried} or ["lan"]
+
+    nodes: dict[str, Any] = {}
+    for node in hosts:
         sw = next((s for s in services if s.node == node), None)
         spec: dict[str, Any] = (
             {"lab": sw.lab, "version": sw.version, "os": sw.os} if sw else {"os": env}
         )
-        spec["networks"] = {
-            n.network: ({"ipv4": n.address} if n.static and i == 0 else None) for n in nets.carried
-        } or ["lan"]
+        spec["networks"] = networks(node)
         mine = {f.path: f.fixture for f in files if f.node == node}
         if mine:
             spec["files"] = mine
@@ -155,9 +167,13 @@ def _nodes(
     nodes[CLIENT_NODE] = {
         "lab": CLIENT_LAB,
         **({"version": client.version, "os": client.os} if client else {"os": env}),
-        "networks": [n.network for n in nets.carried] or ["lan"],
+        "networks": networks(CLIENT_NODE),
     }
-    return nodes
+    return nodes, short
+
+
+def _ipv4(address: str | None) -> dict[str, str] | None:
+    return {"ipv4": address} if address else None
 
 
 def _not_carried(nets: Networks, unknown: list[str], hosts: int) -> list[NotCarried]:
@@ -167,7 +183,7 @@ def _not_carried(nets: Networks, unknown: list[str], hosts: int) -> list[NotCarr
             NotCarried(
                 what="the host's addresses",
                 why="the host runs several services, each its own node in the lab: the first "
-                "keeps the host's addresses, the others get addresses from the engine",
+                "keeps the host's addresses, the others get addresses from the top of the subnet",
             )
         )
     if not nets.carried:
@@ -214,7 +230,9 @@ def from_sos(evidence: SosEvidence, catalog: Catalog, *, name: str, schema_ref: 
         not_carried=not_carried,
         unknown_packages=unknown,
     )
-    doc = _document(evidence, name, summary, _nodes(os_.environment, software, nets, files))
+    nodes, short = _nodes(os_.environment, software, nets, files)
+    summary.not_carried.extend(NotCarried(what=s.path, why=s.reason) for s in short)
+    doc = _document(evidence, name, summary, nodes)
     text = f"# yaml-language-server: $schema={schema_ref}\n" + yaml.safe_dump(
         doc, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from harness.scenario.limits import MAX_NETWORKS
@@ -111,3 +112,33 @@ def map_addresses(addresses: list[HostAddress], node_names: set[str]) -> Network
             )
         )
     return out
+
+
+def node_addresses(
+    nets: Networks, nodes: list[str]
+) -> tuple[dict[str, dict[str, str]], list[Skipped]]:
+    """Per node, per carried network, a static address. The first node keeps the host's
+    address (when it can); every other node gets one from the top of the subnet down, so no
+    address the engine picks for a node started earlier can take the host's. A node the subnet
+    has no address left for is left to the engine, and said so."""
+    out: dict[str, dict[str, str]] = {n: {} for n in nodes}
+    short: list[Skipped] = []
+    for c in nets.carried:
+        net = ipaddress.IPv4Network(c.subnet)
+        taken = {net.network_address + 1, ipaddress.IPv4Address(c.address)}
+        free = _from_the_top(net, taken)
+        for i, node in enumerate(nodes):
+            address = c.address if i == 0 and c.static else next(free, None)
+            if address is None:
+                short.append(Skipped(f"{node} on {c.network}", f"no address left in {c.subnet}"))
+            else:
+                out[node][c.network] = str(address)
+    return out, short
+
+
+def _from_the_top(net: ipaddress.IPv4Network, taken: set[ipaddress.IPv4Address]) -> Iterator[str]:
+    here = net.broadcast_address - 1
+    while here > net.network_address + 1:
+        if here not in taken:
+            yield str(here)
+        here -= 1

@@ -181,14 +181,21 @@ def test_a_report_becomes_a_valid_scenario(tmp_path: Path, project: Path, shape:
         "eth0": {"subnet": "10.70.3.0/24"},
         "eth1": {"subnet": "10.71.0.0/24"},
     }
-    # the first service keeps the host's address; .1 is the lab's gateway, so not kept
-    assert nodes["nginx"]["networks"] == {"eth0": {"ipv4": "10.70.3.5"}, "eth1": None}
-    assert nodes["postgres"]["networks"] == {"eth0": None, "eth1": None}
+    # the first service keeps the host's address; .1 is the lab's gateway, so not kept; every
+    # other address is static too, from the top of the subnet (none the engine could give first)
+    assert nodes["nginx"]["networks"] == {
+        "eth0": {"ipv4": "10.70.3.5"},
+        "eth1": {"ipv4": "10.71.0.254"},
+    }
+    assert nodes["postgres"]["networks"] == {
+        "eth0": {"ipv4": "10.70.3.254"},
+        "eth1": {"ipv4": "10.71.0.253"},
+    }
     assert nodes["client"] == {
         "lab": "curl",
         "version": "7.88",
         "os": "debian-12",
-        "networks": ["eth0", "eth1"],
+        "networks": {"eth0": {"ipv4": "10.70.3.253"}, "eth1": {"ipv4": "10.71.0.252"}},
     }
     assert nodes["nginx"]["files"] == {
         "/etc/nginx/nginx.conf": "fixtures/sos-web1/etc/nginx/nginx.conf",
@@ -294,6 +301,19 @@ def test_nothing_known_installed_gives_a_bare_host(tmp_path: Path, project: Path
     assert validate_file(Path(r.file), root=project, catalog=load_catalog(project)) == []
 
 
+def test_a_small_subnet_runs_out_of_addresses_and_says_so(tmp_path: Path, project: Path) -> None:
+    ip = "2: eth0    inet 10.80.0.2/30 brd 10.80.0.3 scope global eth0\\  valid_lft forever\n"
+    members = report(**{"sos_commands/networking/ip_-o_addr": ip})
+    r = import_sos(as_folder(tmp_path, members), root=project, name="tiny")
+    doc = yaml.safe_load(Path(r.file).read_text())
+    nodes = doc["topology"]["nodes"]
+    assert nodes["nginx"]["networks"] == {"eth0": {"ipv4": "10.80.0.2"}}
+    assert nodes["postgres"]["networks"] == {"eth0": None}
+    why = {n.what: n.why for n in r.not_carried}
+    assert why["postgres on eth0"] == "no address left in 10.80.0.0/30"
+    assert validate_file(Path(r.file), root=project, catalog=load_catalog(project)) == []
+
+
 def test_parsers() -> None:
     assert [p.name for p in parse_dpkg_list(DPKG)] == [
         "adduser",
@@ -349,7 +369,7 @@ def test_missing_parts_are_named(tmp_path: Path, project: Path) -> None:
 
 def test_a_dangling_os_release_link_is_missing(tmp_path: Path, project: Path) -> None:
     source = as_tarball(tmp_path, report(**{"usr/lib/os-release": None}))
-    refused(source, project, "missing os-release", "etc/os-release: symbolic link")
+    refused(source, project, "missing os-release", "etc/os-release: symbolic link to usr/lib")
 
 
 def test_binary_os_release_is_located(tmp_path: Path, project: Path) -> None:
