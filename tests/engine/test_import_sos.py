@@ -134,6 +134,27 @@ def test_a_real_sosreport_imports_validates_and_comes_up(
         if f.is_file():
             assert SECRET.encode() not in f.read_bytes(), f
 
+    # the same report as a folder (extracted the way an engineer would) imports the same
+    folder = tmp_path / "extracted"
+    with tarfile.open(tarball) as tar:
+        tar.extractall(folder, filter="data")
+    again = run_json(
+        "import",
+        "sos",
+        str(folder),
+        "--project",
+        str(project),
+        "--name",
+        "again",
+        reports=reports,
+    )
+    assert (again["os"], again["software"], again["networks"]) == (
+        got["os"],
+        got["software"],
+        got["networks"],
+    )
+    assert [f["path"] for f in again["files"]] == [f["path"] for f in got["files"]]
+
     valid = run_lab("validate", str(scenario), "--project", str(project), reports=reports)
     assert valid.returncode == 0, valid.stderr
     up = run_json("up", str(scenario), "--project", str(project), reports=reports)

@@ -464,6 +464,18 @@ def test_a_folder_link_out_of_the_report_is_not_followed(tmp_path: Path, project
     assert SECRET not in written_text(project)  # the target is named, its content never read
 
 
+def test_a_part_linked_to_a_host_file_is_never_read(tmp_path: Path, project: Path) -> None:
+    """In a folder, a part that is a link to the engineer's own /etc/passwd is resolved inside
+    the report (etc/passwd there, which the import does not read), never on this machine."""
+    members = report(**{"sos_commands/dpkg/dpkg_-l": None})
+    source = as_folder(tmp_path, members)
+    (source / "sos_commands/dpkg").mkdir(parents=True)
+    os.symlink("/etc/passwd", source / "sos_commands/dpkg/dpkg_-l")
+    text = refused(source, project, "missing packages")
+    assert "symbolic link to etc/passwd" in text
+    assert "root:" not in text
+
+
 def test_size_limits(tmp_path: Path, project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     big = "# padding\n" * 200_000  # 2 MB, over the 1 MiB config limit
     source = as_tarball(tmp_path, report(**{"etc/nginx/conf.d/huge.conf": big}))
