@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from harness.errors import UsageError
-from harness.scenario.sos_facts import MARKERS, PARTS, Skipped, SosEvidence
+from harness.scenario.sos_facts import MARKERS, PART_FOLDERS, PARTS, Skipped, SosEvidence
 from harness.sizes import MiB, env_limit, human
 
 MAX_HOPS = 8  # links followed from one name
@@ -75,7 +75,7 @@ class _Tree:
 
     def limit_for(self, path: str) -> int | None:
         """How much of this member to read: None when it is not wanted."""
-        if path in _PART_PATHS:
+        if path in _PART_PATHS or path.startswith(PART_FOLDERS):
             return self.limits.part
         if any(path.startswith(c) for c in self.config):
             return self.limits.config
@@ -286,7 +286,7 @@ def _read_folder(path: Path, config: tuple[str, ...], limits: SosLimits) -> tupl
     tree = _Tree(str(path), config, limits)
     for rel in sorted(_PART_PATHS):
         _visit(root, rel, tree)
-    for folder in config:
+    for folder in (*PART_FOLDERS, *config):
         _walk(root, folder.rstrip("/"), tree)
     return tree, root.name
 
@@ -401,5 +401,6 @@ def _evidence(tree: _Tree, name: str) -> SosEvidence:
         if target is None:
             skipped.append(Skipped(path, why))
             continue
-        (parts if path in _PART_PATHS else files)[path] = tree.data[target]
+        is_part = path in _PART_PATHS or path.startswith(PART_FOLDERS)
+        (parts if is_part else files)[path] = tree.data[target]
     return SosEvidence(source=tree.source, name=name, parts=parts, files=files, skipped=skipped)

@@ -26,12 +26,15 @@ PARTS: dict[str, tuple[str, ...]] = {
         "sos_commands/rpm/package-data",
     ),
     "addresses": (
-        "sos_commands/networking/ip_-o_addr",
-        "ip_addr",
+        "sos_commands/networking/ip_-o_addr",  # sos 4.0-4.4
+        "ip_addr",  # sos's link to whichever it ran
+        "sos_commands/networking/ip_-d_address",  # newer sos
         "sos_commands/networking/ip_addr",
     ),
     "hostname": ("hostname", "sos_commands/host/hostname", "etc/hostname"),
 }
+# read whole, whatever the file's name: sos links installed-rpms to a command-named file here
+PART_FOLDERS = ("sos_commands/rpm/",)
 REQUIRED = ("os-release", "packages")  # without these no scenario can be written
 # what says a folder or archive is a sosreport at all
 MARKERS = ("sos_commands", "sos_logs", "sos_reports", "version.txt")

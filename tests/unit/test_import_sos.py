@@ -314,6 +314,42 @@ def test_a_small_subnet_runs_out_of_addresses_and_says_so(tmp_path: Path, projec
     assert validate_file(Path(r.file), root=project, catalog=load_catalog(project)) == []
 
 
+@pytest.mark.parametrize("shape", ["folder", "tar.xz"])
+def test_an_rpm_host(tmp_path: Path, project: Path, shape: str) -> None:
+    """A RHEL report: installed-rpms is sos's link to a command-named file; the OS and nginx
+    map to the nearest the catalog has, said so."""
+    rhel = 'NAME="Red Hat Enterprise Linux"\nVERSION_ID="9.3"\nID="rhel"\nPRETTY_NAME="RHEL 9.3"\n'
+    rpm_out = "sos_commands/rpm/sh_-c_rpm_--nodigest_-qa_--qf_NAME_-_VERSION_-_RELEASE_.ARCH"
+    rpms = "nginx-1.20.1-14.el9_2.1.x86_64     Tue Nov  7 2023\nbash-5.1.8-6.el9.x86_64  x\n"
+    members = report(
+        **{
+            "usr/lib/os-release": rhel,
+            "sos_commands/dpkg/dpkg_-l": None,
+            "installed-debs": None,
+            rpm_out: rpms,
+            "installed-rpms": ("link", rpm_out),
+            "sos_commands/networking/ip_-o_addr": None,
+            "sos_commands/networking/ip_-d_address": (
+                "2: eth0@if9: <BROADCAST,MULTICAST,UP> mtu 1500 qdisc noqueue\n"
+                "    link/ether 02:42:0a:00:00:05 brd ff:ff:ff:ff:ff:ff link-netnsid 0\n"
+                "    inet 10.60.0.5/24 brd 10.60.0.255 scope global eth0\n"
+            ),
+            "ip_addr": ("link", "sos_commands/networking/ip_-d_address"),
+        }
+    )
+    source = as_folder(tmp_path, members) if shape == "folder" else as_tarball(tmp_path, members)
+    r = import_sos(source, root=project, name="rhel")
+    assert (r.os.environment, r.os.exact) == ("debian-12", False)
+    assert [(s.lab, s.installed, s.version, s.exact) for s in r.software] == [
+        ("nginx", "1.20.1", "1.22", False)
+    ]
+    assert [(n.network, n.subnet, n.address) for n in r.networks] == [
+        ("eth0", "10.60.0.0/24", "10.60.0.5")
+    ]
+    assert r.unknown_packages == ["bash"]
+    assert validate_file(Path(r.file), root=project, catalog=load_catalog(project)) == []
+
+
 def test_parsers() -> None:
     assert [p.name for p in parse_dpkg_list(DPKG)] == [
         "adduser",
