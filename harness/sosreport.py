@@ -127,6 +127,8 @@ def read_sosreport(
         tree, name = _read_folder(path, config, limits)
     elif path.is_file():
         tree, name = _read_tarball(path, config, limits)
+    elif os.path.lexists(path):
+        raise UsageError(f"{source}: not a regular file or a folder")
     else:
         raise UsageError(f"{source}: no such file or folder")
     return _evidence(tree, name)
@@ -158,7 +160,11 @@ def _read_tarball(path: Path, config: tuple[str, ...], limits: SosLimits) -> tup
         raise refuse(source, None, "an encrypted report: decrypt it first (gpg -d)")
     raw = _Tree(source, (), limits)  # every member, under its name in the archive
     try:
-        with path.open("rb") as f:
+        f = path.open("rb")
+    except OSError as exc:
+        raise refuse(source, None, f"cannot read: {exc.strerror}") from None
+    try:
+        with f:
             stream = _decompressed(f)
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 _scan(tar, raw, config)
@@ -186,7 +192,12 @@ def _to_the_end(source: str, stream: IO[bytes]) -> None:
 
 def _scan(tar: tarfile.TarFile, raw: _Tree, config: tuple[str, ...]) -> None:
     total = 0
-    for count, ti in enumerate(tar, start=1):
+    count = 0
+    while (ti := tar.next()) is not None:
+        kept = vars(tar).get("members")  # tarfile keeps every TarInfo seen; a stream need not
+        if isinstance(kept, list):
+            kept.clear()
+        count += 1
         if count > raw.limits.members:
             raise refuse(raw.source, ti.name, f"more than {raw.limits.members} members")
         why = unsafe_name(ti.name)

@@ -420,6 +420,8 @@ def test_not_a_sosreport(tmp_path: Path, project: Path) -> None:
     junk.write_bytes(b"this is not an archive at all" * 40)
     refused(junk, project, "not a tar archive")
     refused(tmp_path / "nowhere", project, "no such file or folder")
+    os.mkfifo(tmp_path / "report.fifo")
+    refused(tmp_path / "report.fifo", project, "not a regular file or a folder")
     other = as_tarball(tmp_path, {"README": "hello\n"}, top="project-1.0")
     refused(other, project, "not a sosreport")
 
