@@ -57,6 +57,7 @@ class Installed(_Strict):
 
     packages: list[str] = Field(default_factory=list)
     config: list[str] = Field(default_factory=list, description="absolute folders, /etc/nginx")
+    config_note: str = ""  # said when its config files are carried: how they take effect
 
 
 class LabDef(_Strict):

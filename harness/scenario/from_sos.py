@@ -116,6 +116,9 @@ def _files(
                     NotCarried(what=prefix, why=f"{lab.definition.name} is not installed")
                 )
                 continue
+            note = lab.definition.installed.config_note
+            if paths and note:
+                skipped.append(NotCarried(what=f"{prefix} (in effect)", why=note))
             for path in paths:
                 data = evidence.files[path]
                 why = _unusable(evidence, path, data, len(carried))

@@ -216,6 +216,7 @@ def test_a_report_becomes_a_valid_scenario(tmp_path: Path, project: Path, shape:
     assert "out of the report" in why["etc/nginx/escape"]
     assert why["etc/nginx/logo.png"].startswith("binary")
     assert why["etc/redis/"] == "redis is not installed"
+    assert "not in effect" in why["etc/postgresql/ (in effect)"]
     assert "container or VM bridge" in why["docker0 inet 172.17.0.1/16"]
     assert "at most /30" in why["tun0 inet 10.9.9.9/32"]
     assert "IPv6" in why["eth0 inet6 2001:db8::5/64"]
