@@ -47,7 +47,7 @@ from harness.scenario.sos_networks import (
 CLIENT_LAB = "curl"
 CLIENT_NODE = "client"
 HOST_NODE = "host"  # a bare OS node, when the host runs nothing the catalog knows
-MAX_FILES_PER_NODE = 200
+MAX_FILES = 200  # config files carried from one report
 MAX_NOTED = 40  # not-carried lines in the scenario's description
 __all__ = ["FileCarried", "Imported", "NotCarried", "Summary", "default_name", "from_sos"]
 
@@ -133,8 +133,8 @@ def _files(
 
 
 def _unusable(evidence: SosEvidence, path: str, data: bytes, count: int) -> str | None:
-    if count >= MAX_FILES_PER_NODE:
-        return f"more than {MAX_FILES_PER_NODE} config files"
+    if count >= MAX_FILES:
+        return f"more than {MAX_FILES} config files"
     try:
         as_text(evidence, path, data)
     except UsageError:
@@ -217,7 +217,7 @@ def from_sos(evidence: SosEvidence, catalog: Catalog, *, name: str, schema_ref: 
     node_names = {s.node for s in software} | {CLIENT_NODE, HOST_NODE}
     nets = map_addresses(parse_ip_addr(addresses[1]) if addresses else [], node_names)
     files, fixtures, files_skipped = _files(evidence, software, catalog, name)
-    matched = {name for f in found for name in f.matched}
+    matched = {n for f in found for n in f.matched}
     unknown = sorted({p.name for p in installed} - matched)
     not_carried = [NotCarried(what=s.path, why=s.reason) for s in evidence.skipped]
     not_carried += files_skipped
@@ -225,6 +225,8 @@ def from_sos(evidence: SosEvidence, catalog: Catalog, *, name: str, schema_ref: 
     not_carried += _not_carried(nets, unknown, services)
     if addresses is None:
         not_carried.append(NotCarried(what="addresses", why="the report has no `ip addr` output"))
+    nodes, short = _nodes(os_.environment, software, nets, files)
+    not_carried += [NotCarried(what=s.path, why=s.reason) for s in short]
     summary = Summary(
         os=os_,
         software=software,
@@ -233,8 +235,6 @@ def from_sos(evidence: SosEvidence, catalog: Catalog, *, name: str, schema_ref: 
         not_carried=not_carried,
         unknown_packages=unknown,
     )
-    nodes, short = _nodes(os_.environment, software, nets, files)
-    summary.not_carried.extend(NotCarried(what=s.path, why=s.reason) for s in short)
     doc = _document(evidence, name, summary, nodes)
     text = f"# yaml-language-server: $schema={schema_ref}\n" + yaml.safe_dump(
         doc, sort_keys=False, default_flow_style=False, allow_unicode=True, width=100

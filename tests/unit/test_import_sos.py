@@ -632,3 +632,22 @@ def test_an_encrypted_report_is_named(tmp_path: Path, project: Path) -> None:
     enc = tmp_path / "sosreport-web1.tar.xz.gpg"
     enc.write_bytes(b"\x85\x01\x0c\x03" + bytes(100))
     refused(enc, project, "encrypted report", "gpg -d")
+
+
+def test_out_elsewhere_in_the_project(tmp_path: Path, project: Path) -> None:
+    out = project / "scenarios" / "cases" / "sup-1.yaml"
+    r = import_sos(as_folder(tmp_path, report()), root=project, out=out, name="sup-1")
+    assert r.file == str(out)
+    assert out.read_text().startswith("# yaml-language-server: $schema=../../schemas/")
+    assert validate_file(out, root=project, catalog=load_catalog(project)) == []
+
+
+def test_a_failure_removes_the_folders_it_made(
+    tmp_path: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harness.scenario.problems import Problem
+
+    monkeypatch.setattr(verb, "validate_file", lambda *a, **k: [Problem("x.yaml", 1, 1, "boom")])
+    out = project / "scenarios" / "new" / "deeper" / "x.yaml"
+    refused(as_folder(tmp_path, report()), project, "boom", out=out, name="x")
+    assert not (project / "scenarios" / "new").exists()
