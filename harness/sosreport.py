@@ -408,7 +408,7 @@ def _evidence(tree: _Tree, name: str) -> SosEvidence:
         if target is not None and target not in tree.data:
             if tree.limit_for(target) is not None:
                 continue  # skipped for its size: said once, for the member itself
-            target, why = None, f"symbolic link to {target}, which the import does not read"
+            target, why = None, f"symbolic link to {target}, outside the folders carried over"
         if target is None:
             skipped.append(Skipped(path, why))
             continue
