@@ -651,3 +651,17 @@ def test_a_failure_removes_the_folders_it_made(
     out = project / "scenarios" / "new" / "deeper" / "x.yaml"
     refused(as_folder(tmp_path, report()), project, "boom", out=out, name="x")
     assert not (project / "scenarios" / "new").exists()
+
+
+def test_a_link_loop_and_the_member_limit(
+    tmp_path: Path, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    members = report(
+        **{"etc/nginx/a.conf": ("link", "b.conf"), "etc/nginx/b.conf": ("link", "a.conf")}
+    )
+    source = as_tarball(tmp_path, members)
+    r = import_sos(source, root=project, name="loop")
+    why = {n.what: n.why for n in r.not_carried}
+    assert why["etc/nginx/a.conf"] == "too many levels of symbolic links"
+    monkeypatch.setenv("LABHARNESS_SOS_MAX_MEMBERS", "5")
+    refused(source, project, "more than 5 members", name="loop-2")
