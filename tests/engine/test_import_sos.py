@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT, nothing_left, run_json, run_lab
+from tests.unit.sos_craft import DPKG, OS_RELEASE_12, as_tarball, report
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -176,3 +177,56 @@ def test_a_real_sosreport_imports_validates_and_comes_up(
     left = docker_client.containers.list(all=True, filters={"label": f"{LABEL}={MINE}"})
     assert left == []
     assert json.loads(json.dumps(got))  # the result is plain JSON
+
+
+def test_a_host_with_two_services_on_two_networks_comes_up(
+    docker_client: Any, reports: Path, tmp_path: Path, cleanup_runs: list[str]
+) -> None:
+    """A hand-made report of a host running nginx and PostgreSQL on two subnets (the host is
+    .1 on the second, the lab's gateway): every node gets a static address, none collides,
+    and the services answer at them."""
+    a, b = secrets.randbelow(100) + 100, secrets.randbelow(100) + 100
+    ip = (
+        f"2: eth0    inet 10.252.{a}.7/24 brd 10.252.{a}.255 scope global eth0\\\\  x\n"
+        f"3: eth1    inet 10.253.{b}.1/24 brd 10.253.{b}.255 scope global eth1\\\\  x\n"
+    )
+    members = report(
+        **{
+            "sos_commands/networking/ip_-o_addr": ip,
+            "sos_commands/dpkg/dpkg_-l": DPKG,
+            "usr/lib/os-release": OS_RELEASE_12,
+            "etc/nginx/nginx.conf": (ROOT / "labs/nginx/nginx.conf").read_text(),
+            "etc/nginx/sites-available/default": (ROOT / "labs/nginx/default.conf").read_text(),
+        }
+    )
+    tarball = as_tarball(tmp_path, members)
+    project = _project(tmp_path)
+    got = run_json("import", "sos", str(tarball), "--project", str(project), reports=reports)
+    doc = yaml.safe_load(Path(got["file"]).read_text())
+    wanted = {
+        name: {net: spec["ipv4"] for net, spec in node["networks"].items()}
+        for name, node in doc["topology"]["nodes"].items()
+    }
+    assert wanted["nginx"] == {"eth0": f"10.252.{a}.7", "eth1": f"10.253.{b}.254"}
+    up = run_json("up", got["file"], "--project", str(project), reports=reports)
+    run = up["run"]
+    cleanup_runs.append(run)
+    assert {n["name"]: n["addresses"] for n in up["nodes"]} == wanted
+    page = run_lab(
+        "exec", run, "client", "--", "curl", "-sS", f"http://10.252.{a}.7/health", reports=reports
+    )
+    assert page.stdout == "ok\n", page.stderr
+    pg = run_lab(
+        "exec",
+        run,
+        "postgres",
+        "--",
+        "pg_isready",
+        "-q",
+        "-h",
+        wanted["postgres"]["eth1"],
+        reports=reports,
+    )
+    assert pg.returncode == 0, pg.stderr
+    run_json("down", run, reports=reports)
+    assert nothing_left(docker_client, run)
