@@ -6,10 +6,13 @@ user can raise with an environment variable.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from typing import Any, TypeVar
 
 from harness.errors import UsageError
 
+T = TypeVar("T")
 KiB = 1 << 10
 MiB = 1 << 20
 GiB = 1 << 30
@@ -30,3 +33,12 @@ def env_limit(name: str, default: int) -> int:
     if not text.isdigit():
         raise UsageError(f"${name}={text!r}: expected a whole number >= 0")
     return int(text)
+
+
+def limits_from_env(defaults: T, variables: dict[str, str]) -> T:
+    """A frozen dataclass of limits with each field named in `variables` (field -> variable)
+    taken from the environment when set there."""
+    changes: dict[str, Any] = {
+        field: env_limit(var, getattr(defaults, field)) for field, var in variables.items()
+    }
+    return dataclasses.replace(defaults, **changes)  # type: ignore[type-var]

@@ -31,7 +31,7 @@ from typing import IO, cast
 
 from harness.errors import UsageError
 from harness.scenario.sos_facts import MARKERS, PART_FOLDERS, PARTS, Skipped, SosEvidence
-from harness.sizes import MiB, env_limit, human
+from harness.sizes import MiB, human, limits_from_env
 
 MAX_HOPS = 8  # links followed from one name
 __all__ = ["SosLimits", "read_sosreport"]
@@ -46,13 +46,8 @@ class SosLimits:
 
     @classmethod
     def from_env(cls) -> SosLimits:
-        d = cls()
-        return cls(
-            total=env_limit("LABHARNESS_SOS_MAX_TOTAL", d.total),
-            members=env_limit("LABHARNESS_SOS_MAX_MEMBERS", d.members),
-            part=env_limit("LABHARNESS_SOS_MAX_PART", d.part),
-            config=env_limit("LABHARNESS_SOS_MAX_FILE", d.config),
-        )
+        names = {"total": "TOTAL", "members": "MEMBERS", "part": "PART", "config": "FILE"}
+        return limits_from_env(cls(), {k: f"LABHARNESS_SOS_MAX_{v}" for k, v in names.items()})
 
 
 @dataclass(frozen=True)

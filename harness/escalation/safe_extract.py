@@ -51,7 +51,7 @@ from harness.escalation.manifest_check import (
     parse_manifest,
     refuse,
 )
-from harness.sizes import env_limit, human
+from harness.sizes import human, limits_from_env
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -70,13 +70,8 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> Limits:
-        d = cls()
-        return cls(
-            total=env_limit("LABHARNESS_BUNDLE_MAX_TOTAL", d.total),
-            per_file=env_limit("LABHARNESS_BUNDLE_MAX_FILE", d.per_file),
-            members=env_limit("LABHARNESS_BUNDLE_MAX_MEMBERS", d.members),
-            ratio=env_limit("LABHARNESS_BUNDLE_MAX_RATIO", d.ratio),
-        )
+        names = {"total": "TOTAL", "per_file": "FILE", "members": "MEMBERS", "ratio": "RATIO"}
+        return limits_from_env(cls(), {k: f"LABHARNESS_BUNDLE_MAX_{v}" for k, v in names.items()})
 
 
 @dataclass(frozen=True)
