@@ -31,6 +31,7 @@ if TYPE_CHECKING:
         ImageListed,
         ImagePruned,
         ImportComposeResult,
+        ImportSosResult,
         KeysResult,
         ListedRun,
         MatrixCell,
@@ -1152,6 +1153,39 @@ def import_compose(
         for d in r.not_carried:
             print(f"  {d.service + ' ' if d.service else ''}{d.key}: {d.why}")
         print(f"next:  lab validate {r.file}   lab up {r.file}")
+
+    _serve(as_json, work, render, redact=True)
+
+
+@import_app.command("sos")
+def import_sos(
+    *,
+    source: Annotated[Path, typer.Argument(help="A sosreport folder or tarball (.tar.xz, ...).")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="The scenario file to write (default scenarios/NAME.yaml)."),
+    ] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", help="Scenario name (default sos-HOSTNAME).")
+    ] = None,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A scenario and fixtures from a sosreport; lists what was not carried over.
+
+    The OS, the software the catalog knows (at its nearest versions), that software's config
+    files (redacted) and the host's networks (docs/import-sos.md)."""
+
+    def work() -> ImportSosResult:
+        from harness.verbs.import_sos import import_sos as do
+
+        return do(source, root=_root(project), out=out, name=name)
+
+    def render(r: ImportSosResult) -> None:
+        from harness.verbs.import_sos import render_lines
+
+        for line in render_lines(r):
+            print(line)
 
     _serve(as_json, work, render, redact=True)
 

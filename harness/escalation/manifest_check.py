@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from harness.errors import UsageError
 from harness.escalation.bundle import KIND, MANIFEST, SIGNATURE, TOP
 from harness.run.ids import RUN_ID
+from harness.sizes import human
 from harness.verification_model import PREFIX as VERIFY
 
 if TYPE_CHECKING:
@@ -46,13 +47,6 @@ HINT = (
 
 class BundleRefused(UsageError):
     """The bundle is not what its manifest says, or is unsafe to extract."""
-
-
-def human(n: int) -> str:
-    for unit, size in (("GiB", GiB), ("MiB", MiB), ("KiB", 1024)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} bytes"
 
 
 def refuse(bundle: Path, member: str | None, reason: str) -> BundleRefused:

@@ -48,10 +48,10 @@ from harness.escalation.bundle import MANIFEST, SIGNATURE, TOP
 from harness.escalation.manifest_check import (
     BundleRefused,
     check_manifest,
-    human,
     parse_manifest,
     refuse,
 )
+from harness.sizes import human, limits_from_env
 
 GiB = 1 << 30
 MiB = 1 << 20
@@ -70,25 +70,8 @@ class Limits:
 
     @classmethod
     def from_env(cls) -> Limits:
-        def get(name: str, default: int) -> int:
-            text = os.environ.get(name)
-            if not text:
-                return default
-            try:
-                value = int(text)
-            except ValueError:
-                raise UsageError(f"${name}={text!r}: expected a whole number") from None
-            if value < 0:
-                raise UsageError(f"${name}={text!r}: expected a number >= 0")
-            return value
-
-        d = cls()
-        return cls(
-            total=get("LABHARNESS_BUNDLE_MAX_TOTAL", d.total),
-            per_file=get("LABHARNESS_BUNDLE_MAX_FILE", d.per_file),
-            members=get("LABHARNESS_BUNDLE_MAX_MEMBERS", d.members),
-            ratio=get("LABHARNESS_BUNDLE_MAX_RATIO", d.ratio),
-        )
+        names = {"total": "TOTAL", "per_file": "FILE", "members": "MEMBERS", "ratio": "RATIO"}
+        return limits_from_env(cls(), {k: f"LABHARNESS_BUNDLE_MAX_{v}" for k, v in names.items()})
 
 
 @dataclass(frozen=True)

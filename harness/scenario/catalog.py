@@ -50,6 +50,16 @@ class RunningConfig(_Strict):
     timeout: float = Field(default=30.0, gt=0, le=300)
 
 
+class Installed(_Strict):
+    """How this lab's software shows on a customer's host, for `lab import sos`: the packages
+    (shell patterns on Debian or RPM package names) whose installed version is the lab's
+    version, and the folders holding its configuration (carried over as fixtures)."""
+
+    packages: list[str] = Field(default_factory=list)
+    config: list[str] = Field(default_factory=list, description="absolute folders, /etc/nginx")
+    config_note: str = ""  # said when its config files are carried: how they take effect
+
+
 class LabDef(_Strict):
     name: str
     description: str = ""
@@ -63,6 +73,7 @@ class LabDef(_Strict):
     ports: list[int] = Field(default_factory=list)
     cap_add: list[str] = Field(default_factory=list)
     running_config: RunningConfig | None = None
+    installed: Installed = Field(default_factory=Installed)
 
     def versions_for(self, os_name: str) -> list[str]:
         return [v for v, spec in self.versions.items() if os_name in spec.os]

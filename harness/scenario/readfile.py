@@ -90,7 +90,11 @@ def read_text(path: Path) -> str:
         os.close(fd)
     if total > MAX_FILE_BYTES:
         raise Unreadable(f"the file grew past {MAX_FILE_BYTES:,} bytes while being read")
-    data = b"".join(chunks)
+    return decode_text(b"".join(chunks))
+
+
+def decode_text(data: bytes) -> str:
+    """The bytes as UTF-8 text; raises Unreadable saying where they stop being text."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

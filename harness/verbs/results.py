@@ -16,12 +16,26 @@ from typing import Any, ClassVar, Literal
 from pydantic import ConfigDict, Field
 
 from harness.run.result import AttemptResult, NodeLive, Result, RunResult, UpResult
+from harness.scenario.from_sos import FileCarried, NotCarried
+from harness.scenario.sos_match import OsCarried, SoftwareCarried
+from harness.scenario.sos_networks import NetworkCarried
 
 SCHEMA_VERSION = "v1"
 SCHEMA_BASE = "https://labharness.invalid/schemas/results"
 SCHEMA_DIR = "schemas/results"
 
-__all__ = ["AttemptResult", "NodeLive", "Result", "RunResult", "UpResult"]
+__all__ = [
+    "AttemptResult",
+    "FileCarried",
+    "NetworkCarried",
+    "NodeLive",
+    "NotCarried",
+    "OsCarried",
+    "Result",
+    "RunResult",
+    "SoftwareCarried",
+    "UpResult",
+]
 
 
 # -- reproduce, verify-fix ------------------------------------------------------------------------
@@ -476,6 +490,24 @@ class KeysResult(Result):
     key_id: str
 
 
+class ImportSosResult(Result):
+    """`lab import sos`: the scenario and fixtures written, what was carried over from the
+    report (OS, software at the catalog's nearest versions, networks, config files and how many
+    values were redacted in each) and everything that was not, with the reason."""
+
+    scenario: str
+    file: str  # the scenario file written
+    fixtures: str  # fixtures/<name>/ ('' when no config file was carried over)
+    source: str  # the folder or tarball given
+    report: str  # the report's own name
+    os: OsCarried
+    software: list[SoftwareCarried]
+    networks: list[NetworkCarried]
+    files: list[FileCarried]
+    not_carried: list[NotCarried]
+    unknown_packages: list[str]  # installed packages with no lab in the catalog
+
+
 class SchemaResult(Result):
     """`lab schema`: where the scenario schema was written, or (`-o -`) the schema itself."""
 
@@ -591,6 +623,7 @@ RESULTS: dict[str, tuple[type[Result], bool]] = {
     "report": (ReportResult, False),
     "escalations": (EscalationsResult, False),
     "keys-generate": (KeysResult, False),
+    "import-sos": (ImportSosResult, False),
     "schema": (SchemaResult, False),
     "validate": (ValidateResult, False),
     "import-compose": (ImportComposeResult, False),

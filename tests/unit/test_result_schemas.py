@@ -307,6 +307,41 @@ CONSTRUCTED["escalations"] = R.EscalationsResult(
 CONSTRUCTED["keys-generate"] = R.KeysResult(
     private="k/bundle.key", public="k/bundle.pub", key_id="ab12"
 )
+CONSTRUCTED["import-sos"] = R.ImportSosResult(
+    scenario="sos-web1",
+    file="scenarios/sos-web1.yaml",
+    fixtures="fixtures/sos-web1",
+    source="sosreport-web1.tar.xz",
+    report="sosreport-web1-2026-12-03-abcdefg",
+    os=R.OsCarried(found="Debian GNU/Linux 12 (bookworm)", environment="debian-12", exact=True),
+    software=[
+        R.SoftwareCarried(
+            lab="nginx",
+            node="nginx",
+            package="nginx",
+            installed="1.24.0-1",
+            version="1.22",
+            os="debian-12",
+            exact=False,
+            note="nginx 1.24.0-1 is not in the catalog for debian-12; nearest: 1.22",
+        )
+    ],
+    networks=[
+        R.NetworkCarried(
+            network="eth0", interface="eth0", subnet="10.7.0.0/24", address="10.7.0.5", static=True
+        )
+    ],
+    files=[
+        R.FileCarried(
+            node="nginx",
+            path="/etc/nginx/nginx.conf",
+            fixture="fixtures/sos-web1/etc/nginx/nginx.conf",
+            redacted=1,
+        )
+    ],
+    not_carried=[R.NotCarried(what="etc/nginx/logo.png", why="binary (not a text config file)")],
+    unknown_packages=["adduser"],
+)
 CONSTRUCTED["schema"] = R.SchemaResult(written="schemas/scenario.schema.json")
 CONSTRUCTED["import-compose"] = R.ImportComposeResult(
     scenario="shop",
