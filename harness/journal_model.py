@@ -395,6 +395,8 @@ class CollectPhase(PhaseBase):
     captures: list[Capture] = Field(default_factory=list)
     cut: list[Cut] = Field(default_factory=list)
     stopped: str | None = None
+    # schema 1.5: artifacts/<node>/steps.log, each node's step transcript
+    step_logs: list[str] = Field(default_factory=list)
 
 
 class ConfigDump(_Model):

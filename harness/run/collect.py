@@ -394,3 +394,33 @@ def mask_captures(folder: Path, redactor: Redactor | Callable[[], Redactor]) -> 
         done[rel] = _sha256(clean)
     _record_masked(folder, done)
     return list(done)
+
+
+STEPS_LOG = "steps.log"  # artifacts/<node>/steps.log: what the steps run on the node printed
+
+
+def write_step_logs(folder: Path, phases: list[dict[str, Any]], redactor: Redactor) -> list[str]:
+    """Each node's step transcript, artifacts/<node>/steps.log: every attempt's steps run on it,
+    a header line each (attempt, step, command, exit code), then what it printed. The steps'
+    output is in journal.json too; as a node's log file it is evidence `lab analyze` reads
+    with the node's lab's signatures (a client's `curl: (58) ...`). Returns the files written."""
+    by_node: dict[str, list[str]] = {}
+    for ph in phases:
+        name = str(ph.get("phase", ""))
+        if not name.startswith("attempt-"):
+            continue
+        for st in ph.get("steps") or []:
+            node, out = st.get("node"), (st.get("stdout") or "") + (st.get("stderr") or "")
+            if not node or not out:
+                continue
+            exit_code = st.get("exit_code")
+            head = f"# {name} step {st.get('id')}: {st.get('command') or st.get('description')}"
+            head += f" (exit {exit_code})" if exit_code is not None else ""
+            by_node.setdefault(str(node), []).append(f"{head}\n{out.rstrip()}\n")
+    written: list[str] = []
+    for node, parts in sorted(by_node.items()):
+        path = folder / "artifacts" / _safe(node) / STEPS_LOG
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(redactor.text("".join(parts)), encoding="utf-8")
+        written.append(path.relative_to(folder).as_posix())
+    return written

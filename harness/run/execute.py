@@ -21,7 +21,7 @@ from harness.engine.connection import connect_engine
 from harness.errors import HarnessError, InfraError, Interrupted, UsageError
 from harness.run import faults, probes, redact, trust
 from harness.run import running_config as runconf
-from harness.run.collect import collect_nodes, sweep
+from harness.run.collect import collect_nodes, sweep, write_step_logs
 from harness.run.folder import RunFolder, now_iso, reports_root
 from harness.run.ids import new_run_id, owner_token
 from harness.run.journal import Journal
@@ -546,6 +546,9 @@ class Run:
                 stop=self._stop_collecting,
             )
             out: dict[str, Any] = {"nodes": got.files, "captures": self.live.capture_results}
+            steps = write_step_logs(self.folder.path, self.journal.data["phases"], self.redactor)
+            if steps:
+                out["step_logs"] = steps
             if got.cut:
                 out["cut"] = [c.as_dict() for c in got.cut]
             if got.stopped:
