@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import re2  # type: ignore[import-untyped]
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import UsageError
 
@@ -50,6 +51,46 @@ class RunningConfig(_Strict):
     timeout: float = Field(default=30.0, gt=0, le=300)
 
 
+def compile_signature(pattern: str) -> Any:
+    """A log signature's pattern as RE2 (linear time on any line; a bad one raises re2.error
+    quietly: the error is ours to report, not RE2's to log on stderr)."""
+    opts = re2.Options()
+    opts.log_errors = False
+    opts.never_capture = True
+    return re2.compile(pattern, opts)
+
+
+class LogSignature(_Strict):
+    """A line a lab's software prints when something known is wrong (`lab analyze`): an RE2
+    pattern (linear time on any line), searched in each line of the lab's logs."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="stable key: log:<id>")
+    title: str = Field(min_length=1)
+    pattern: str = Field(min_length=1, description="RE2 regular expression, searched per line")
+    files: list[str] = Field(
+        default_factory=list,
+        description="globs of the log paths it applies to (a glob without / matches the file "
+        "name, e.g. container.log for the node's output); empty: every log of the lab",
+    )
+    severity: Literal["error", "warning", "info"] = "error"
+    scope: Literal["lab", "any"] = Field(
+        default="lab",
+        description="lab: searched in this lab's logs; any: in every node's (an error reply "
+        "the software sends its clients, printed in the client's log: Redis OOM, NOAUTH)",
+    )
+    hint: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            compile_signature(v)
+        except re2.error as exc:
+            why = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+            raise ValueError(f"{v!r} is not an RE2 regular expression ({why})") from None
+        return v
+
+
 class LabDef(_Strict):
     name: str
     description: str = ""
@@ -63,6 +104,16 @@ class LabDef(_Strict):
     ports: list[int] = Field(default_factory=list)
     cap_add: list[str] = Field(default_factory=list)
     running_config: RunningConfig | None = None
+    signatures: list[LogSignature] = Field(default_factory=list)
+
+    @field_validator("signatures")
+    @classmethod
+    def _unique(cls, v: list[LogSignature]) -> list[LogSignature]:
+        ids = [s.id for s in v]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"signature ids must be unique; repeated: {', '.join(dup)}")
+        return v
 
     def versions_for(self, os_name: str) -> list[str]:
         return [v for v, spec in self.versions.items() if os_name in spec.os]
