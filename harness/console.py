@@ -296,6 +296,9 @@ def findings_table(groups: list[tuple[str, list[list[str]]]], header: list[str])
 
         console = Console()
         for title, rows in groups:
+            if not rows:
+                console.print(title, highlight=False)
+                continue
             t = Table(title=title, title_justify="left")
             for h in header:
                 t.add_column(h, overflow="fold")
