@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import re2  # type: ignore[import-untyped]
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import UsageError
+from harness.scenario.yamlpos import Located, load_yaml
 
 
 class _Strict(BaseModel):
@@ -170,18 +170,25 @@ class Catalog:
             raise UsageError(f"unknown environment {name!r}; known: {known}") from None
 
 
-def _read(path: Path) -> Any:
+def _read(path: Path) -> Located:
+    """The file's data and where each key and value is written (for located errors)."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read: {exc}") from None
+    located, problems = load_yaml(text, str(path))
+    if problems or located is None:
+        raise UsageError("\n".join(str(p) for p in problems) or f"{path}: cannot read")
+    return located
 
 
-def _fail(path: Path, exc: ValidationError) -> UsageError:
-    lines = [
-        f"{path}: {'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-        for err in exc.errors()
-    ]
+def _fail(path: Path, exc: ValidationError, located: Located) -> UsageError:
+    """One line per problem: file:line:col: the key's path: what was wrong."""
+    lines = []
+    for err in exc.errors():
+        line, col = located.key_pos(tuple(err["loc"]))
+        where = ".".join(str(p) for p in err["loc"]) or "(top)"
+        lines.append(f"{path}:{line}:{col}: {where}: {err['msg']}")
     return UsageError("\n".join(lines))
 
 
@@ -189,19 +196,21 @@ def load_catalog(root: Path) -> Catalog:
     """Read every labs/*/lab.yaml and environments/*/environment.yaml under the project root."""
     labs: dict[str, Lab] = {}
     for f in sorted((root / "labs").glob("*/lab.yaml")):
+        located = _read(f)
         try:
-            d = LabDef.model_validate(_read(f))
+            d = LabDef.model_validate(located.data)
         except ValidationError as exc:
-            raise _fail(f, exc) from None
+            raise _fail(f, exc, located) from None
         if d.name != f.parent.name:
             raise UsageError(f"{f}: name {d.name!r} must match its folder {f.parent.name!r}")
         labs[d.name] = Lab(f.parent, d)
     envs: dict[str, Environment] = {}
     for f in sorted((root / "environments").glob("*/environment.yaml")):
+        located = _read(f)
         try:
-            e = EnvironmentDef.model_validate(_read(f))
+            e = EnvironmentDef.model_validate(located.data)
         except ValidationError as exc:
-            raise _fail(f, exc) from None
+            raise _fail(f, exc, located) from None
         if e.name != f.parent.name:
             raise UsageError(f"{f}: name {e.name!r} must match its folder {f.parent.name!r}")
         envs[e.name] = Environment(f.parent, e)

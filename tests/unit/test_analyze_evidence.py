@@ -207,3 +207,25 @@ def test_diagnostic_report_folder_reads_var_log(tmp_path: Path) -> None:
     r = analyze_json(sos, tmp_path=tmp_path)
     (src,) = r["sources"]
     assert list(by_signature(src)) == ["log:postgres.too-many-clients"]
+
+
+def test_secrets_in_a_matching_line_are_redacted_in_the_table_and_json(tmp_path: Path) -> None:
+    log = tmp_path / "db.log"
+    secret = "Zq8vN3xLw2Rt6YpK"
+    log.write_text(PG.rstrip("\n") + f" password={secret}\n")
+    for args in ((log,), (log, "--json")):
+        p = analyze(*args, tmp_path=tmp_path)
+        assert p.returncode == 0, p.stderr
+        assert "too many clients" in p.stdout and secret not in p.stdout + p.stderr
+
+
+def test_tshark_that_never_finishes_is_stopped_at_the_timeout(tmp_path: Path) -> None:
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    fake = bin_ / "tshark"  # stands in for a tshark stuck on a huge capture
+    fake.write_text("#!/bin/sh\nsleep 30\n")
+    fake.chmod(0o755)
+    env = {"PATH": f"{bin_}:/usr/bin:/bin"}
+    cap = DATA / "evidence.pcap"
+    p = run_lab("analyze", str(cap), "--timeout", "1", reports=tmp_path, timeout=20, **env)
+    bad(p, f"{cap}: tshark did not finish within 1 s", "editcap")

@@ -91,7 +91,7 @@ def test_a_signature_that_is_not_re2_is_refused_at_load_located(tmp_path: Path) 
     with pytest.raises(UsageError) as exc:
         load_catalog(root)
     msg = str(exc.value)
-    assert "labs/x/lab.yaml: signatures.0.pattern:" in msg and "not an RE2" in msg
+    assert "labs/x/lab.yaml:4:27: signatures.0.pattern:" in msg and "not an RE2" in msg
 
 
 def test_repeated_or_malformed_signature_ids_are_refused(tmp_path: Path) -> None:
