@@ -36,6 +36,8 @@ class Finding(_Model):
     first_epoch: float | None = None  # capture: seconds since the epoch
     first_relative: float | None = None  # capture: seconds since the capture's first packet
     conversation: str | None = None  # capture: "src ip:port -> dst ip:port" of the first one
+    # capture: the distinct conversations it was seen in (HTTP: the requests' URIs), first 10
+    distinct: list[str] = Field(default_factory=list)
     network: str | None = None  # capture in a run folder: the network it was taken on
     node: str | None = None  # log in a run folder: the node it came from
     lab: str | None = None  # log: the lab whose signature matched

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from harness.findings_model import Finding, Severity
@@ -167,10 +167,21 @@ def _handshakes(rows: list[Row]) -> list[Hit]:
     ]
 
 
+DISTINCT_MAX = 10  # distinct conversations (or request URIs) kept per finding
+
+
 @dataclass
 class _Tally:
     hit: Hit
     count: int = 0
+    distinct: list[str] = field(default_factory=list)
+
+    def add(self, h: Hit) -> None:
+        self.count += 1
+        uri = h.row["http.response_for.uri"] if h.signature.startswith("http.") else ""
+        what = uri or conversation(h.row, h.ports)
+        if what not in self.distinct and len(self.distinct) < DISTINCT_MAX:
+            self.distinct.append(what)
 
 
 def findings(
@@ -186,7 +197,7 @@ def findings(
     hits += _handshakes(rows)
     tallies: dict[str, _Tally] = {}
     for h in sorted(hits, key=lambda h: int(h.row["frame.number"] or 0)):
-        tallies.setdefault(h.signature, _Tally(h)).count += 1
+        tallies.setdefault(h.signature, _Tally(h)).add(h)
     return [_finding(t, source, network, redact) for t in tallies.values()]
 
 
@@ -214,6 +225,7 @@ def _finding(t: _Tally, source: str, network: str | None, redact: Callable[[str]
         first_epoch=epoch,
         first_relative=_float(row["frame.time_relative"]),
         conversation=conversation(row, t.hit.ports),
+        distinct=[redact(d) for d in t.distinct],
         network=network,
         sample=redact(sample[:400]),
     )

@@ -73,6 +73,8 @@ def test_counts_first_frame_and_ipv6_conversation() -> None:
     assert capture.conversation(row(**v6)) == "[fd00::3]:443 -> 10.0.0.2:5000"
     assert found["http.status:503"].sample == "info (for /db)"
     assert found["http.status:503"].severity == "error"
+    assert found["http.status:503"].distinct == ["/db"]  # the requests, not the conversations
+    assert found["tcp.reset"].distinct == ["10.0.0.3 -> 10.0.0.9", "[fd00::3]:443 -> 10.0.0.2:5000"]
     assert found["tcp.reset"].first_time == "2026-12-03T06:19:46.500000+00:00"
 
 

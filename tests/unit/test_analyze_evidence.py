@@ -70,6 +70,10 @@ def test_capture_findings_through_tshark(name: str, tmp_path: Path) -> None:
     assert alert["first_time"].startswith("20") and alert["first_epoch"] > 1.7e9
     assert found["http.status:502"]["sample"].endswith("(for http://127.0.0.1/upstream)")
     assert found["icmp.unreachable:port"]["conversation"] == "127.0.0.1 -> 127.0.0.1"
+    assert found["http.status:200"]["distinct"] == [
+        "http://127.0.0.1/",
+        "http://127.0.0.1:8080/big.bin",
+    ]
     assert r["signatures"]["tcp.reset"] == 2 and r["findings"] == len(CAPTURE_SIGNATURES)
 
 
