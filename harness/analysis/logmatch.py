@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import re2  # type: ignore[import-untyped]
-
 from harness.findings_model import Finding
 from harness.scenario.catalog import Catalog, LogSignature, compile_signature
 
@@ -24,19 +22,12 @@ SAMPLE_MAX = 400  # characters of a line kept as a finding's sample
 # Timestamps the catalog's software prints at the start of a line: nginx `2024/01/31 10:00:00`,
 # PostgreSQL and ISO-8601 `2024-01-31 10:00:00.123 UTC`, Redis `1:M 31 Jan 2024 10:00:00.123`,
 # syslog `Jan 31 10:00:00`.
-def _quiet_options(capture: bool) -> Any:
-    opts = re2.Options()
-    opts.log_errors = False
-    opts.never_capture = not capture
-    return opts
-
-
-_STAMP = re2.compile(
+_STAMP = compile_signature(
     r"^\[?(\d{4}[/-]\d\d[/-]\d\d[ T]\d\d:\d\d:\d\d(?:[.,]\d+)?"
     r"(?:Z|[+-]\d\d:?\d\d| (?:UTC|GMT|CES?T|EES?T|[ECMP][SD]T|JST|IST)\b)?"
     r"|\d+:[A-Z] \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d(?:\.\d+)?"
     r"|[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d)",
-    _quiet_options(capture=True),
+    capture=True,
 )
 
 
@@ -105,9 +96,7 @@ def scan(
     if not rules:
         out.lines = sum(1 for _ in lines)
         return out
-    anyone = re2.compile(
-        "|".join(f"(?:{r.signature.pattern})" for r in rules), _quiet_options(capture=False)
-    )
+    anyone = compile_signature("|".join(f"(?:{r.signature.pattern})" for r in rules))
     tallies: dict[int, _Tally] = {}
     n = 0
     for n, line in enumerate(lines, start=1):

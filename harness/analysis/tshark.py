@@ -92,7 +92,7 @@ def read(path: Path, timeout: float = 120.0) -> Read:
         if len(cols) == len(FIELDS):
             rows.append(dict(zip(FIELDS, cols, strict=True)))
     m = _FRAMES.search(stats)
-    error = _error(done.stderr) if done.returncode else None
+    error = (_error(done.stderr) or f"tshark exited {done.returncode}") if done.returncode else None
     return Read(rows, int(m.group(1)) if m else len(rows), error, bool(error and _CUT in error))
 
 

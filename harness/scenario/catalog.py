@@ -51,12 +51,12 @@ class RunningConfig(_Strict):
     timeout: float = Field(default=30.0, gt=0, le=300)
 
 
-def compile_signature(pattern: str) -> Any:
+def compile_signature(pattern: str, capture: bool = False) -> Any:
     """A log signature's pattern as RE2 (linear time on any line; a bad one raises re2.error
     quietly: the error is ours to report, not RE2's to log on stderr)."""
     opts = re2.Options()
     opts.log_errors = False
-    opts.never_capture = True
+    opts.never_capture = not capture
     return re2.compile(pattern, opts)
 
 

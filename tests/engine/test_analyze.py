@@ -23,12 +23,17 @@ def _findings(folder: str, reports: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+def _reproduced(case: str, reports: Path, cleanup_runs: list[str]) -> dict[str, Any]:
+    run: dict[str, Any] = run_json("reproduce", f"scenarios/cases/{case}.yaml", reports=reports)
+    cleanup_runs.append(run["run"])
+    assert run["verdict"] == "REPRODUCED", run["reason"]
+    return run
+
+
 def test_tls_case_capture_shows_the_protocol_version_alert(
     docker_client: Any, reports: Path, cleanup_runs: list[str]
 ) -> None:
-    run = run_json("reproduce", "scenarios/cases/tls-protocol-mismatch.yaml", reports=reports)
-    cleanup_runs.append(run["run"])
-    assert run["verdict"] == "REPRODUCED", run["reason"]
+    run = _reproduced("tls-protocol-mismatch", reports, cleanup_runs)
     found = _findings(run["folder"], reports)
     (alert,) = found["tls.alert:protocol_version"]
     assert alert["network"] == "dmz" and alert["count"] == run["attempts"]
@@ -41,9 +46,7 @@ def test_tls_case_capture_shows_the_protocol_version_alert(
 def test_postgres_case_log_shows_too_many_clients_on_the_db_node(
     docker_client: Any, reports: Path, cleanup_runs: list[str]
 ) -> None:
-    run = run_json("reproduce", "scenarios/cases/postgres-too-many-clients.yaml", reports=reports)
-    cleanup_runs.append(run["run"])
-    assert run["verdict"] == "REPRODUCED", run["reason"]
+    run = _reproduced("postgres-too-many-clients", reports, cleanup_runs)
     (f,) = _findings(run["folder"], reports)["log:postgres.too-many-clients"]
     assert (f["node"], f["lab"]) == ("db", "postgres")
     assert f["source"].endswith("artifacts/db/container.log") and f["first_line"] > 1

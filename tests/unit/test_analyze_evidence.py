@@ -233,3 +233,13 @@ def test_tshark_that_never_finishes_is_stopped_at_the_timeout(tmp_path: Path) ->
     cap = DATA / "evidence.pcap"
     p = run_lab("analyze", str(cap), "--timeout", "1", reports=tmp_path, timeout=20, **env)
     bad(p, f"{cap}: tshark did not finish within 1 s", "editcap")
+
+
+def test_tshark_failing_without_a_word_is_still_a_failure(tmp_path: Path) -> None:
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "tshark").write_text("#!/bin/sh\nexit 1\n")
+    (bin_ / "tshark").chmod(0o755)
+    cap = DATA / "evidence.pcap"
+    p = run_lab("analyze", str(cap), reports=tmp_path, timeout=20, PATH=f"{bin_}:/usr/bin:/bin")
+    bad(p, f"{cap}: not a readable capture: tshark exited 1")
