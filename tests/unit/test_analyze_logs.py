@@ -4,6 +4,7 @@ bad signature is refused at catalog load, located."""
 
 from __future__ import annotations
 
+import fnmatch
 from pathlib import Path
 
 import pytest
@@ -104,3 +105,16 @@ def test_unknown_signature_key_is_refused(tmp_path: Path) -> None:
     root = _project(tmp_path, "  - {id: x.a, title: t, pattern: a, regexp: b}\n")
     with pytest.raises(UsageError, match=r"signatures\.0\.regexp: Extra inputs"):
         load_catalog(root)
+
+
+def test_every_known_problems_signature_is_one_lab_analyze_can_name() -> None:
+    from harness.scenario.known_problems import load_known_problems
+
+    # known problems name signatures by fnmatch pattern (`http.status:5*`): each must be able to
+    # match a finding: a shipped log signature, or one of the capture families
+    capture = ("tls.alert:", "tls.handshake-failed", "tcp.", "http.status:", "dns.rcode:", "icmp.")
+    shipped = [f"log:{sig_id}" for sig_id in RULES]
+    for problem in load_known_problems(ROOT):
+        for pattern in problem.definition.signatures:
+            ok = pattern.startswith(capture) or fnmatch.filter(shipped, pattern)
+            assert ok, f"{problem.source}: {pattern} matches no finding lab analyze can name"
