@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from harness.verbs.results import (
+        AnalyzeResult,
         BisectResult,
         CopyResult,
         DownResult,
@@ -1283,6 +1284,74 @@ def images_prune(
         return prune_images(load_catalog(root), remove_all=prune_all)
 
     _serve(as_json, work, _rows)
+
+
+def _finding_rows(r: AnalyzeResult) -> list[tuple[str, list[list[str]]]]:
+    groups = []
+    for s in r.sources:
+        unit = "frames" if s.kind == "capture" else "lines"
+        where = (s.network and f" network {s.network}") or (s.node and f" node {s.node}") or ""
+        title = f"{s.path} ({s.kind}{where}, {s.units} {unit}, {len(s.findings)} finding(s))"
+        rows = []
+        for f in s.findings:
+            first = f"frame {f.first_frame}" if f.kind == "capture" else f"line {f.first_line}"
+            at = f" at {f.first_time}" if f.first_time else ""
+            rows.append(
+                [f.severity, f.signature, str(f.count), first + at, f.conversation or "", f.sample]
+            )
+        groups.append((title, rows))
+    return groups
+
+
+@app.command()
+def analyze(
+    *,
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="pcap/pcapng captures, log files, folders, run folders "
+            "(reports/<scenario>/<run-id>/) or imported diagnostic reports."
+        ),
+    ],
+    partial: Annotated[
+        bool,
+        typer.Option(
+            "--partial", help="A capture cut short: keep the findings before the cut (a warning)."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds tshark may take per capture.", min=1)
+    ] = 120.0,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Findings in captures (tshark: TLS alerts, resets, retransmissions, HTTP and DNS codes,
+    ICMP unreachables) and logs (the labs' signatures). Exit 2 on unreadable evidence."""
+
+    def work() -> AnalyzeResult:
+        from harness.verbs.analyze import analyze as do
+
+        try:
+            root: Path | None = _root(project)
+        except Exception:
+            root = None
+        return do(paths, root=root, partial=partial, timeout=timeout)
+
+    def render(r: AnalyzeResult) -> None:
+        from harness.console import findings_table
+
+        header = ["severity", "signature", "count", "first", "conversation", "sample"]
+        findings_table(_finding_rows(r), header)
+        for s in r.sources:
+            for w in s.warnings:
+                _err(f"warning: {s.path}: {w}")
+        if r.skipped:
+            print(f"skipped {len(r.skipped)} file(s):")
+            for k in r.skipped:
+                print(f"  {k.path}: {k.why}")
+        print(f"{r.findings} finding(s) in {len(r.sources)} source(s)")
+
+    _serve(as_json, work, render, redact=True)
 
 
 def main() -> None:

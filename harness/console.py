@@ -285,3 +285,30 @@ def summary_table(rows: list[tuple[str, str]], title: str) -> None:
     print(title)
     for k, v in rows:
         print(f"  {k:<{width}}  {v}")
+
+
+def findings_table(groups: list[tuple[str, list[list[str]]]], header: list[str]) -> None:
+    """`lab analyze`'s findings, one table per source (title, rows): rich on a terminal,
+    plain aligned text otherwise (no colour in CI logs)."""
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console()
+        for title, rows in groups:
+            if not rows:
+                console.print(title, highlight=False)
+                continue
+            t = Table(title=title, title_justify="left")
+            for h in header:
+                t.add_column(h, overflow="fold")
+            for r in rows:
+                t.add_row(*r)
+            console.print(t)
+        return
+    for title, rows in groups:
+        print(title)
+        widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
+        for r in rows:
+            cells = [c.ljust(w) for c, w in zip(r[:-1], widths, strict=False)]
+            print("  " + "  ".join([*cells, r[-1]]).rstrip())

@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import re2  # type: ignore[import-untyped]
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import UsageError
+from harness.scenario.yamlpos import Located, load_yaml
 
 
 class _Strict(BaseModel):
@@ -60,6 +61,46 @@ class Installed(_Strict):
     config_note: str = ""  # said when its config files are carried: how they take effect
 
 
+def compile_signature(pattern: str, capture: bool = False) -> Any:
+    """A log signature's pattern as RE2 (linear time on any line; a bad one raises re2.error
+    quietly: the error is ours to report, not RE2's to log on stderr)."""
+    opts = re2.Options()
+    opts.log_errors = False
+    opts.never_capture = not capture
+    return re2.compile(pattern, opts)
+
+
+class LogSignature(_Strict):
+    """A line a lab's software prints when something known is wrong (`lab analyze`): an RE2
+    pattern (linear time on any line), searched in each line of the lab's logs."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*$", description="stable key: log:<id>")
+    title: str = Field(min_length=1)
+    pattern: str = Field(min_length=1, description="RE2 regular expression, searched per line")
+    files: list[str] = Field(
+        default_factory=list,
+        description="globs of the log paths it applies to (a glob without / matches the file "
+        "name, e.g. container.log for the node's output); empty: every log of the lab",
+    )
+    severity: Literal["error", "warning", "info"] = "error"
+    scope: Literal["lab", "any"] = Field(
+        default="lab",
+        description="lab: searched in this lab's logs; any: in every node's (an error reply "
+        "the software sends its clients, printed in the client's log: Redis OOM, NOAUTH)",
+    )
+    hint: str | None = None
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, v: str) -> str:
+        try:
+            compile_signature(v)
+        except re2.error as exc:
+            why = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+            raise ValueError(f"{v!r} is not an RE2 regular expression ({why})") from None
+        return v
+
+
 class LabDef(_Strict):
     name: str
     description: str = ""
@@ -74,6 +115,16 @@ class LabDef(_Strict):
     cap_add: list[str] = Field(default_factory=list)
     running_config: RunningConfig | None = None
     installed: Installed = Field(default_factory=Installed)
+    signatures: list[LogSignature] = Field(default_factory=list)
+
+    @field_validator("signatures")
+    @classmethod
+    def _unique(cls, v: list[LogSignature]) -> list[LogSignature]:
+        ids = [s.id for s in v]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"signature ids must be unique; repeated: {', '.join(dup)}")
+        return v
 
     def versions_for(self, os_name: str) -> list[str]:
         return [v for v, spec in self.versions.items() if os_name in spec.os]
@@ -130,18 +181,25 @@ class Catalog:
             raise UsageError(f"unknown environment {name!r}; known: {known}") from None
 
 
-def _read(path: Path) -> Any:
+def _read(path: Path) -> Located:
+    """The file's data and where each key and value is written (for located errors)."""
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: cannot read: {exc}") from None
+    located, problems = load_yaml(text, str(path))
+    if problems or located is None:
+        raise UsageError("\n".join(str(p) for p in problems) or f"{path}: cannot read")
+    return located
 
 
-def _fail(path: Path, exc: ValidationError) -> UsageError:
-    lines = [
-        f"{path}: {'.'.join(str(p) for p in err['loc']) or '(top)'}: {err['msg']}"
-        for err in exc.errors()
-    ]
+def _fail(path: Path, exc: ValidationError, located: Located) -> UsageError:
+    """One line per problem: file:line:col: the key's path: what was wrong."""
+    lines = []
+    for err in exc.errors():
+        line, col = located.key_pos(tuple(err["loc"]))
+        where = ".".join(str(p) for p in err["loc"]) or "(top)"
+        lines.append(f"{path}:{line}:{col}: {where}: {err['msg']}")
     return UsageError("\n".join(lines))
 
 
@@ -149,19 +207,21 @@ def load_catalog(root: Path) -> Catalog:
     """Read every labs/*/lab.yaml and environments/*/environment.yaml under the project root."""
     labs: dict[str, Lab] = {}
     for f in sorted((root / "labs").glob("*/lab.yaml")):
+        located = _read(f)
         try:
-            d = LabDef.model_validate(_read(f))
+            d = LabDef.model_validate(located.data)
         except ValidationError as exc:
-            raise _fail(f, exc) from None
+            raise _fail(f, exc, located) from None
         if d.name != f.parent.name:
             raise UsageError(f"{f}: name {d.name!r} must match its folder {f.parent.name!r}")
         labs[d.name] = Lab(f.parent, d)
     envs: dict[str, Environment] = {}
     for f in sorted((root / "environments").glob("*/environment.yaml")):
+        located = _read(f)
         try:
-            e = EnvironmentDef.model_validate(_read(f))
+            e = EnvironmentDef.model_validate(located.data)
         except ValidationError as exc:
-            raise _fail(f, exc) from None
+            raise _fail(f, exc, located) from None
         if e.name != f.parent.name:
             raise UsageError(f"{f}: name {e.name!r} must match its folder {f.parent.name!r}")
         envs[e.name] = Environment(f.parent, e)

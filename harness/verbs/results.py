@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
+from harness.findings_model import Skipped, Source
 from harness.run.result import AttemptResult, NodeLive, Result, RunResult, UpResult
 from harness.scenario.from_sos import FileCarried, NotCarried
 from harness.scenario.sos_match import OsCarried, SoftwareCarried
@@ -573,6 +574,20 @@ class ImportComposeResult(Result):
     valid: bool
 
 
+# -- analyze --------------------------------------------------------------------------------------
+
+
+class AnalyzeResult(Result):
+    """`lab analyze`: each file read with its findings (harness/findings_model.py), the files of
+    a folder not read and why, and how often each signature was seen over all of them."""
+
+    paths: list[str]
+    sources: list[Source]
+    skipped: list[Skipped]
+    findings: int  # findings over all sources (one per signature per source)
+    signatures: dict[str, int]  # signature -> occurrences over all sources
+
+
 # -- failures -------------------------------------------------------------------------------------
 
 
@@ -627,6 +642,7 @@ RESULTS: dict[str, tuple[type[Result], bool]] = {
     "schema": (SchemaResult, False),
     "validate": (ValidateResult, False),
     "import-compose": (ImportComposeResult, False),
+    "analyze": (AnalyzeResult, False),
     "error": (ErrorResult, False),  # any verb that fails
     "invalid": (InvalidResult, False),  # any verb given an invalid scenario
 }

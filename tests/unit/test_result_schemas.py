@@ -18,6 +18,7 @@ from harness.engine.fake import FakeEngine, ok
 from harness.run.result import RunResult
 from harness.scenario.catalog import Catalog
 from harness.verbs import results as R
+from harness.verbs.analyze import analyze
 from tests.unit.test_run_lifecycle import leaky_engine, make_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -372,6 +373,11 @@ CONSTRUCTED["invalid"] = R.InvalidResult(
 )
 CONSTRUCTED["cp"] = R.CopyResult(
     run="r1", node="web", direction="out", source="web:/etc/hosts", dest="hosts", files=1, bytes=9
+)
+# a real analysis: the committed capture through tshark, and a log through the labs' signatures
+_ANALYZED_LOG = ROOT / "tests/data/analyze/signature_lines.yaml"
+CONSTRUCTED["analyze"] = analyze(
+    [str(ROOT / "tests/data/analyze/evidence.pcap"), str(_ANALYZED_LOG)], root=ROOT
 )
 _REPLAYED = R.RunResult(
     run="r2",

@@ -1,0 +1,109 @@
+"""The tshark adapter: one `tshark -T fields` pass per capture, and tshark's own names for
+field values (`tshark -G values`). No packet byte is parsed here: tshark dissects, we read
+its columns.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.analysis.evidence import BadEvidence
+from harness.errors import InfraError
+
+# The frames worth a finding; each field below is one column of the output, in this order.
+FILTER = (
+    "tls.alert_message || tls.handshake.type == 1 || tls.handshake.type == 2"
+    " || tcp.flags.reset == 1 || tcp.analysis.retransmission || tcp.analysis.fast_retransmission"
+    " || tcp.analysis.zero_window || http.response || (dns.flags.response == 1"
+    " && dns.flags.rcode != 0) || icmp.type == 3 || icmpv6.type == 1"
+)
+FIELDS = (
+    *("frame.number", "frame.time_epoch", "frame.time_relative"),
+    *("ip.src", "ipv6.src", "tcp.srcport", "udp.srcport"),
+    *("ip.dst", "ipv6.dst", "tcp.dstport", "udp.dstport", "tcp.stream"),
+    *("tls.alert_message.level", "tls.alert_message.desc", "tls.handshake.type"),
+    *("tcp.flags.reset", "tcp.analysis.retransmission", "tcp.analysis.fast_retransmission"),
+    *("tcp.analysis.zero_window", "http.response.code", "http.response_for.uri"),
+    *("dns.flags.rcode", "dns.qry.name", "icmp.type", "icmp.code", "icmpv6.type"),
+    *("icmpv6.code", "_ws.col.Info"),
+)
+_NOISE = ("Running as user", "This could be dangerous")
+_FRAMES = re.compile(r"^\|\s*[\d.]+\s*<>\s*[\d.]+\s*\|\s*(\d+)\s*\|", re.MULTILINE)
+_CUT = "cut short in the middle of a packet"
+
+
+@dataclass(frozen=True)
+class Read:
+    """tshark's columns for the frames of FILTER, the capture's frame count, and the error
+    tshark ended with (a capture cut short still gives the frames before the cut)."""
+
+    rows: list[dict[str, str]]
+    frames: int
+    error: str | None
+    truncated: bool
+
+
+def binary() -> str:
+    found = shutil.which("tshark")
+    if not found:
+        raise InfraError(
+            "tshark is not installed: captures are read with tshark",
+            hint="apt-get install -y --no-install-recommends tshark",
+        )
+    return found
+
+
+def _run(argv: list[str], timeout: float, what: Path | str) -> subprocess.CompletedProcess[str]:
+    try:
+        return subprocess.run(
+            argv, capture_output=True, text=True, errors="replace", timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired:
+        raise BadEvidence(
+            f"{what}: tshark did not finish within {timeout:g} s",
+            hint="split the capture (editcap -c 100000 IN OUT) or give --timeout more seconds",
+        ) from None
+    except OSError as exc:
+        raise InfraError(f"tshark could not run: {exc}") from None
+
+
+def _error(stderr: str) -> str | None:
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    lines = [ln.removeprefix("tshark: ") for ln in lines if not ln.startswith(_NOISE)]
+    return " ".join(lines) or None
+
+
+def read(path: Path, timeout: float = 120.0) -> Read:
+    """One pass over the capture: FIELDS of the frames FILTER keeps, plus the frame count."""
+    argv = [binary(), "-r", str(path), "-n", "-Y", FILTER, "-T", "fields"]
+    argv += ["-E", "separator=/t", "-E", "occurrence=f", "-z", "io,stat,0"]
+    for f in FIELDS:
+        argv += ["-e", f]
+    done = _run(argv, timeout, path)
+    head, _, stats = done.stdout.partition("\n=====")
+    rows = []
+    for line in head.splitlines():
+        cols = line.split("\t")
+        if len(cols) == len(FIELDS):
+            rows.append(dict(zip(FIELDS, cols, strict=True)))
+    m = _FRAMES.search(stats)
+    error = (_error(done.stderr) or f"tshark exited {done.returncode}") if done.returncode else None
+    return Read(rows, int(m.group(1)) if m else len(rows), error, bool(error and _CUT in error))
+
+
+@functools.cache
+def value_names(timeout: float = 60.0) -> dict[str, dict[str, str]]:
+    """tshark's names for field values (`tshark -G values`): field -> value -> name, e.g.
+    tls.alert_message.desc -> 70 -> Protocol Version."""
+    done = _run([binary(), "-G", "values"], timeout, "tshark -G values")
+    names: dict[str, dict[str, str]] = {}
+    for line in done.stdout.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 4 and parts[0] == "V":
+            names.setdefault(parts[1], {})[parts[2]] = parts[3]
+    return names
