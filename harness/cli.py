@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         ReproduceResult,
         RunResult,
         SchemaResult,
+        TriageResult,
         UpResult,
         VerifyFixResult,
     )
@@ -1350,6 +1351,35 @@ def analyze(
             for k in r.skipped:
                 print(f"  {k.path}: {k.why}")
         print(f"{r.findings} finding(s) in {len(r.sources)} source(s)")
+
+    _serve(as_json, work, render, redact=True)
+
+
+@app.command()
+def triage(
+    *,
+    paths: Annotated[
+        list[str],
+        typer.Argument(
+            help="Evidence, as for `lab analyze`: captures, logs, folders, run folders."
+        ),
+    ],
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The known problems (known-problems/, and every escalation's recorded signatures) that
+    match the evidence, best first, and why. Exit 0; 2 on unreadable evidence."""
+
+    def work() -> TriageResult:
+        from harness.verbs.triage import triage as do
+
+        return do(paths, root=_root(project))
+
+    def render(r: TriageResult) -> None:
+        from harness.verbs.triage import render_lines
+
+        for line in render_lines(r):
+            print(line)
 
     _serve(as_json, work, render, redact=True)
 

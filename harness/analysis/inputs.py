@@ -1,5 +1,6 @@
 """What `lab analyze PATH...` reads in each path: a file as it is; a run folder's captures
-and node logs (each node's lab from journal.json); a diagnostic report's var/log; any other
+and node logs (container.log, steps.log: what its steps printed, collected log files; each
+node's lab from journal.json); a diagnostic report's var/log; any other
 folder's captures and log files, recursively. What is not read is listed, with why.
 """
 
@@ -105,10 +106,16 @@ def _run_folder(plan: Plan, run: Path) -> None:
             in_node = "/" + "/".join(rest[1:])
         elif rest == ["container.log"]:  # the node's output
             in_node = "container.log"
+        elif rest == ["steps.log"]:  # what the steps run on the node printed (run/collect.py)
+            in_node = "steps.log"
         else:  # inspect.json, running-config/, Ansible artifacts: the harness's, not logs
             plan.skipped.append(Skipped(path=str(p), why="not a log (written by the harness)"))
             continue
-        if in_node == "container.log" or _LOG_NAME.search(p.name) or "/log/" in in_node:
+        if (
+            in_node in ("container.log", "steps.log")
+            or _LOG_NAME.search(p.name)
+            or "/log/" in in_node
+        ):
             lab = labs.get(node)
             _add(plan, p, False, node=node, in_node=in_node, labs=(lab,) if lab else None)
         else:

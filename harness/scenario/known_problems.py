@@ -40,6 +40,7 @@ class KnownProblem:
     id: str
     source: str  # the file it came from, or `escalation SUP-1 (run R)`
     definition: KnownProblemDef
+    from_escalation: bool = False  # learnt from a ticket, not written into the catalog
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,17 @@ def match(problem: KnownProblem, seen: Iterable[Seen]) -> Match:
 
 def rank(problems: Iterable[KnownProblem], seen: Iterable[Seen]) -> list[Match]:
     """The problems with at least one signature seen, best first: the larger share of a
-    problem's signatures seen, then the more of them, then by id (a stable order)."""
+    problem's signatures seen, then the more of them, then one that says its fix, then the
+    catalog's before a ticket's, then by id (a stable order)."""
     seen = list(seen)
     found = [m for m in (match(p, seen) for p in problems) if m.matched]
-    return sorted(found, key=lambda m: (-m.score, -len(m.matched), m.problem.id))
+    return sorted(
+        found,
+        key=lambda m: (
+            -m.score,
+            -len(m.matched),
+            m.problem.definition.fix is None,
+            m.problem.from_escalation,
+            m.problem.id,
+        ),
+    )

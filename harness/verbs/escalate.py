@@ -79,6 +79,7 @@ def escalate(
         build = build_verification_bundle if vfolder is not None else build_bundle
         bundle = build(folder, root=root, out_dir=out, note=note, fix_file=fix_file, signer=signer)
         run_id = escalated_id(bundle.manifest)
+        known = known_as(folder, root)  # what `lab triage` will know it by
         files = [bundle.path, *_side_files(bundle, out)]
         names = [f.name for f in files]
         comment = ticket_comment(
@@ -99,13 +100,13 @@ def escalate(
                 # a refusal (bad key, no such ticket, a redirect elsewhere): the ledger says
                 # so, and what reached the ticket before it (Jira: one request per file)
                 results.append(_not_attached(remote.name, names, exc))
-                _ledger_add(root, _entry(ticket, bundle, folder, results, note))
+                _ledger_add(root, _entry(ticket, bundle, folder, results, note, known=known))
                 raise _refused(remote.name, names, exc, kept=results[0].get("url")) from None
             except InfraError as exc:
                 results.append(_not_attached(remote.name, names, exc))
             else:
                 results.append(_record(remote.name, names, rres))
-        _ledger_add(root, _entry(ticket, bundle, folder, results, note))
+        _ledger_add(root, _entry(ticket, bundle, folder, results, note, known=known))
         size = bundle.path.stat().st_size
     return _result(
         ticket=ticket,
@@ -296,8 +297,37 @@ def _record(tracker: str, names: list[str], res: Any) -> dict[str, Any]:
     }
 
 
+def known_as(folder: Path, root: Path) -> dict[str, Any]:
+    """What `lab triage` knows this escalation by: the error and warning signatures `lab
+    analyze` finds in the run that showed the problem (a verification's baseline), and the fix
+    a verification found FIXED. Never fails the escalation: without tshark, say, the ledger
+    records why there are no signatures."""
+    from harness import verification_model as vm
+    from harness.verbs.analyze import analyze
+
+    doc = vm.load(folder)
+    run_folder = (folder / doc.baseline.folder).resolve() if doc is not None else folder
+    fix = None
+    if doc is not None and doc.verdict == outcomes.FIXED:
+        fix = f"{doc.overlay.fix} ({doc.overlay.kind or 'fix'}, verified FIXED in {doc.id})"
+    try:
+        found = analyze([str(run_folder)], root=root, partial=True)
+    except HarnessError as exc:
+        return {"signatures": [], "signatures_error": exc.message, "fix": fix}
+    signatures = sorted(
+        {f.signature for s in found.sources for f in s.findings if f.severity != "info"}
+    )
+    return {"signatures": signatures, "fix": fix}
+
+
 def _entry(
-    ticket: str, bundle: Any, folder: Path, results: list[dict[str, Any]], note: str | None
+    ticket: str,
+    bundle: Any,
+    folder: Path,
+    results: list[dict[str, Any]],
+    note: str | None,
+    *,
+    known: dict[str, Any],
 ) -> dict[str, Any]:
     run = bundle.manifest["run"]
     verification = escalated_verification(bundle.manifest)
@@ -313,6 +343,8 @@ def _entry(
         "signed_by": bundle.signed_by,
         "folder": str(folder),
         "note": bundle.redactor.text(note) if note else None,
+        "title": run.get("title"),
+        **known,
         "trackers": [
             {
                 k: r.get(k)

@@ -588,6 +588,34 @@ class AnalyzeResult(Result):
     signatures: dict[str, int]  # signature -> occurrences over all sources
 
 
+# -- triage ---------------------------------------------------------------------------------------
+
+
+class TriageMatch(Result):
+    """A known problem the evidence matches: the share of its signatures seen, which were and
+    were not (`why`: each with where it was first seen), and what fixes it."""
+
+    id: str
+    title: str
+    source: str  # known-problems/<id>.yaml, or `escalation T (run R)`
+    score: float  # signatures seen / signatures it lists
+    matched: list[str]
+    missing: list[str]
+    why: list[str]
+    fix: str | None
+    link: str | None
+    cases: list[str]  # scenarios that reproduce it
+
+
+class TriageResult(Result):
+    """`lab triage`: the known problems that match the evidence, best first."""
+
+    paths: list[str]
+    signatures: dict[str, int]  # what the evidence shows (lab analyze): signature -> count
+    known: int  # known problems considered (the catalog and the escalations)
+    matches: list[TriageMatch]
+
+
 # -- failures -------------------------------------------------------------------------------------
 
 
@@ -643,6 +671,7 @@ RESULTS: dict[str, tuple[type[Result], bool]] = {
     "validate": (ValidateResult, False),
     "import-compose": (ImportComposeResult, False),
     "analyze": (AnalyzeResult, False),
+    "triage": (TriageResult, False),
     "error": (ErrorResult, False),  # any verb that fails
     "invalid": (InvalidResult, False),  # any verb given an invalid scenario
 }

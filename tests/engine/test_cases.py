@@ -1,6 +1,7 @@
 """The real cases under scenarios/cases/, end to end against software this project did not
 write (nginx, OpenSSL/curl, PostgreSQL, Redis from Debian): each baseline REPRODUCED, its fix
-(or workaround) FIXED, and a deliberately wrong fix NOT_FIXED."""
+(or workaround) FIXED, and a deliberately wrong fix NOT_FIXED; and each baseline's evidence
+`lab triage`d to the case's own known problem (known-problems/) first."""
 
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ VERIFY = [
     ("cache-partition", "shorter-timeout", "NOT_FIXED"),
     ("openssl3-legacy-pkcs12", "reexport-aes256", "FIXED"),
     ("openssl3-legacy-pkcs12", "reexport-key-only", "NOT_FIXED"),
+    ("sample-product-separator", "upgrade-1-3", "FIXED"),
     ("nginx-sha1-certificate", "reissue-sha256", "FIXED"),  # the symptom: nginx does not start
     # the workaround: nginx starts, but a default OpenSSL 3 client still refuses the certificate
     ("nginx-sha1-certificate", "allow-sha1", "INCONCLUSIVE"),
@@ -63,6 +65,18 @@ def test_case(
     assert (r["verdict"], code) == (verdict, 0 if verdict == "FIXED" else 1), r["reason"]
     for run in runs:
         assert nothing_left(docker_client, run)
+    if verdict == "FIXED":  # the baseline's evidence is triaged to the case's known problem first
+        _triaged_to_its_case(case, Path(r["baseline"]["folder"]), reports)
+
+
+def _triaged_to_its_case(case: str, folder: Path, reports: Path) -> None:
+    p = run_lab(
+        "triage", str(folder), "--json", reports=reports, LABHARNESS_ESCALATIONS=str(reports / "e")
+    )
+    assert p.returncode == 0, p.stderr
+    matches = json.loads(p.stdout)["matches"]
+    assert matches, f"{case}: no known problem matched {folder}"
+    assert f"{CASES}/{case}.yaml" in matches[0]["cases"], (case, matches[0])
 
 
 def test_intermittent_case_reports_k_of_n_per_attempt(

@@ -147,6 +147,13 @@ def test_the_ledger_and_escalations_name_the_verification(
         "baseline 2/2, candidate 0/2",
     )
     assert entry["verification"]["candidate"]["run"] == fixed["candidate"]["run"]
+    # what `lab triage` knows it by: the baseline's error/warning signatures, the fix it proved
+    assert entry["signatures"] == ["http.status:404"]
+    assert entry["fix"] == f"add-page (fix, verified FIXED in {vid})"
+    baseline = area / "reports" / "quick-repro" / fixed["baseline"]["run"]
+    t = as_json(lab(area, "triage", str(baseline), "--json"))
+    ours = [m for m in t["matches"] if m["id"] == "SUP-91001"]
+    assert ours and ours[0]["fix"] == entry["fix"] and ours[0]["score"] == 1.0
     text = lab(area, "escalations", "--ticket", "SUP-91001").stdout
     assert f"quick-repro verification {vid}  FIXED (baseline 2/2, candidate 0/2)" in text
 

@@ -86,3 +86,15 @@ def test_the_shipped_catalog_loads() -> None:
     assert covered == {
         f"scenarios/cases/{f.name}" for f in (root / "scenarios/cases").glob("*.yaml")
     }
+
+
+def test_at_equal_share_a_stated_fix_then_the_catalog_rank_first() -> None:
+    def with_fix(pid: str, fix: str | None, escalated: bool = False) -> KnownProblem:
+        d = KnownProblemDef(title=pid, signatures=["a"], fix=fix)
+        return KnownProblem(pid, pid, d, escalated)
+
+    ticket = with_fix("SUP-1", "raise the limit", escalated=True)
+    catalog = with_fix("zz-catalog", "raise the limit")
+    bare = with_fix("aa-no-fix", None)
+    ranked = rank([bare, ticket, catalog], [Seen("a", "x")])
+    assert [m.problem.id for m in ranked] == ["zz-catalog", "SUP-1", "aa-no-fix"]

@@ -19,6 +19,7 @@ from harness.run.result import RunResult
 from harness.scenario.catalog import Catalog
 from harness.verbs import results as R
 from harness.verbs.analyze import analyze
+from harness.verbs.triage import triage
 from tests.unit.test_run_lifecycle import leaky_engine, make_run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -379,6 +380,8 @@ _ANALYZED_LOG = ROOT / "tests/data/analyze/signature_lines.yaml"
 CONSTRUCTED["analyze"] = analyze(
     [str(ROOT / "tests/data/analyze/evidence.pcap"), str(_ANALYZED_LOG)], root=ROOT
 )
+# a real triage: the same evidence, ranked against the shipped known-problems/
+CONSTRUCTED["triage"] = triage([str(ROOT / "tests/data/analyze/evidence.pcap")], root=ROOT)
 _REPLAYED = R.RunResult(
     run="r2",
     scenario="s",
