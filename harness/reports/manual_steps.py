@@ -633,6 +633,8 @@ def probe_test(p: dict[str, Any]) -> str:
             else ""
         )
         return "{ " + test + rx + "; }"
+    if "finding" in p:
+        return _finding_test(p)
     if "log" in p:
         return f"log_matches {q(str(p['on']))} {q(p.get('path') or '')} {q(ere(str(p['log'])))}"
     if "file" in p:
@@ -640,6 +642,18 @@ def probe_test(p: dict[str, Any]) -> str:
         return f"file_matches {q(str(p['on']))} {q(str(p['file']))} {q(rx)}"
     kids = [probe_test(k) for k in p.get("any", p.get("all", []))]
     return "{ " + (" || " if "any" in p else " && ").join(kids) + "; }"
+
+
+def _finding_test(p: dict[str, Any]) -> str:
+    """A `finding:` probe by hand: a log finding greps the node's log for its signatures'
+    regexes (the plan carries them); a capture finding needs the capture these steps do not
+    take, so it says how to read one and does not claim the symptom."""
+    if p.get("on") and p.get("patterns"):
+        rx = "|".join(f"({ere(str(x))})" for x in p["patterns"])
+        return f"log_matches {q(str(p['on']))} {q(p.get('path') or '')} {q(rx)}"
+    what = f"{p.get('finding')} on the {p.get('network')} capture"
+    why = f"  ({what}: capture it with tcpdump and read it with lab analyze)"
+    return "{ say " + q(why) + "; false; }"
 
 
 def symptom(plan: Plan) -> Part:

@@ -61,6 +61,7 @@ class _Live:
     """What one bring-up of the topology holds: addresses and running captures."""
 
     addresses: dict[str, dict[str, str]] = field(default_factory=dict)
+    capture_paths: dict[str, Path] = field(default_factory=dict)  # network -> its pcap
     captures: list[CaptureInfo] = field(default_factory=list)
     capture_results: list[dict[str, Any]] = field(default_factory=list)
     # the nodes the symptom allowed not to start that did not: node -> how (provision.NodeUp)
@@ -223,6 +224,7 @@ class Run:
                     out = self.folder.path / "captures" / f"{net}{suffix}.pcap"
                     cap = self.engine.start_capture(self.run_id, net, out)
                     self.live.captures.append(cap)
+                    self.live.capture_paths[net] = out
                     rec.setdefault("captures", []).append(
                         {"network": net, "path": str(out), "warning": cap.warning}
                     )
@@ -457,7 +459,9 @@ class Run:
         obs: probes.Observations = {}
         for kind, node, path in probes.observations_needed(self.repro.symptom):
             try:
-                if kind == "log" and not path:
+                if kind.endswith("-findings"):
+                    obs[(kind, node, path)] = self._findings_since(kind, node, path, since)
+                elif kind == "log" and not path:
                     said = self.engine.logs(self.run_id, node, since=since)
                     obs[(kind, node, path)] = said.decode("utf-8", errors="replace")
                 else:
@@ -468,6 +472,28 @@ class Run:
             except HarnessError:
                 obs[(kind, node, path)] = None
         return obs
+
+    def _findings_since(
+        self, kind: str, where: str, path: str, since: datetime
+    ) -> list[probes.Seen] | str:
+        """The findings of a network's capture (its frames since `since`) or of a node's output
+        or log file (its lines since then, or the whole file), as `lab analyze` reads them;
+        why not, as text, when they cannot be read."""
+        from harness.run import attempt_findings
+
+        if kind == "capture-findings":
+            pcap = self.live.capture_paths.get(where)
+            if pcap is None:
+                return f"no capture of {where} (collect.capture lists it?)"
+            return attempt_findings.in_capture(pcap, since, self.folder.path)
+        if path:
+            data = self.engine.read_file(self.run_id, where, path)
+            text = "" if data is None else data.decode("utf-8", errors="replace")
+        else:
+            text = self.engine.logs(self.run_id, where, since=since).decode("utf-8", "replace")
+        image = next((n.image for n in self.topology.nodes if n.name == where), None)
+        lab = image.lab if isinstance(image, LabImage) else None
+        return attempt_findings.in_log(text, self.catalog, lab, where, path or "output")
 
     def verify(self) -> list[dict[str, Any]]:
         """The verify checks (commands, then suites), and the idempotence check when the

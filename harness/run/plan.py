@@ -153,6 +153,27 @@ def _step(step: Any) -> PlanStep:
     )
 
 
+def _with_patterns(probe: dict[str, Any], run: Any) -> dict[str, Any]:
+    """A `finding: log:...` probe with the regexes of the signatures it names (`patterns`), so
+    REPRODUCE.sh can grep for them without the catalog; nested probes too."""
+    import fnmatch
+
+    for key in ("any", "all"):
+        if key in probe:
+            probe[key] = [_with_patterns(k, run) for k in probe[key]]
+    finding, on = probe.get("finding"), probe.get("on")
+    if isinstance(finding, str) and finding.startswith("log:") and isinstance(on, str):
+        node = next((n for n in run.topology.nodes if n.name == on), None)
+        lab = getattr(getattr(node, "image", None), "lab", None)
+        probe["patterns"] = [
+            sig.pattern
+            for name, entry in sorted(run.catalog.labs.items())
+            for sig in entry.definition.signatures
+            if (name == lab or sig.scope == "any") and fnmatch.fnmatchcase(f"log:{sig.id}", finding)
+        ]
+    return probe
+
+
 def plan_of(run: Any) -> Plan:
     """The plan of a live run (harness.run.execute.Run): its resolved topology, catalog and
     scenario, and the addresses the engine gave (for the Ansible inventory)."""
@@ -172,7 +193,7 @@ def plan_of(run: Any) -> Plan:
         steps=[_step(s) for s in (reproduce.steps if reproduce else [])],
         symptom=[probes.describe(p) for p in (reproduce.symptom if reproduce else [])],
         probes=[
-            p.model_dump(mode="json", exclude_none=True, by_alias=True)
+            _with_patterns(p.model_dump(mode="json", exclude_none=True, by_alias=True), run)
             for p in (reproduce.symptom if reproduce else [])
         ],
         fresh=bool(reproduce.fresh) if reproduce else False,

@@ -6,6 +6,7 @@ was seen, against which expectation.
 
 from __future__ import annotations
 
+import fnmatch
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -14,14 +15,28 @@ from harness.scenario.schema import (
     AllProbe,
     AnyProbe,
     FileProbe,
+    FindingProbe,
     LogProbe,
     ReadyProbe,
     StepProbe,
 )
 
-Probe = ReadyProbe | StepProbe | LogProbe | FileProbe | AnyProbe | AllProbe
-# ("log", node, path or "") / ("file", node, path) -> text, or None when not there
-Observations = dict[tuple[str, str, str], str | None]
+Probe = ReadyProbe | StepProbe | LogProbe | FileProbe | FindingProbe | AnyProbe | AllProbe
+
+
+@dataclass(frozen=True)
+class Seen:
+    """A finding during the attempt (harness.findings_model.Finding, as much as a probe needs)."""
+
+    signature: str
+    count: int
+    where: str
+
+
+# ("log", node, path or "") / ("file", node, path) -> text, or None when not there;
+# ("capture-findings", network, "") / ("log-findings", node, path) -> the findings seen during
+# the attempt, or None when they could not be read
+Observations = dict[tuple[str, str, str], str | list[Seen] | None]
 # node -> how it failed to become ready ({"state", "exit_code", "reason", "log"}); a node
 # that is not there became ready
 Readiness = dict[str, dict[str, Any]]
@@ -86,7 +101,34 @@ def describe(probe: Probe) -> str:
         return f"log on {probe.on}{' ' + probe.path if probe.path else ''} /{probe.log}/"
     if isinstance(probe, FileProbe):
         return f"file {probe.on}:{probe.file}" + (f" /{probe.matches}/" if probe.matches else "")
+    if isinstance(probe, FindingProbe):
+        where = f"on {probe.network} capture" if probe.network else f"on {probe.on}"
+        where += f" {probe.path}" if probe.path else ""
+        count = f" count={probe.count}" if probe.count is not None else ""
+        return f"finding {probe.finding} {where}{count}"
     return "any" if isinstance(probe, AnyProbe) else "all"
+
+
+def finding_key(probe: FindingProbe) -> tuple[str, str, str]:
+    if probe.network:
+        return ("capture-findings", probe.network, "")
+    return ("log-findings", probe.on or "", probe.path or "")
+
+
+def _finding(probe: FindingProbe, obs: Observations) -> ProbeResult:
+    """Held when the findings seen during the attempt include the signature (a shell pattern),
+    as often as `count` asks (default: at least once)."""
+    seen = obs.get(finding_key(probe))
+    if not isinstance(seen, list):
+        why = seen if isinstance(seen, str) else "no findings could be read"
+        return ProbeResult(describe(probe), False, [why])
+    hits = [s for s in seen if fnmatch.fnmatchcase(s.signature, probe.finding)]
+    total = sum(s.count for s in hits)
+    held = tolerance_holds(probe.count, total) if probe.count is not None else total > 0
+    showed = ", ".join(sorted({s.signature for s in seen})) or "no findings"
+    ev = [f"{s.signature} x{s.count} ({s.where})" for s in hits]
+    ev = ev or [f"not seen; the attempt showed: {showed}"]
+    return ProbeResult(describe(probe), held, ev)
 
 
 def _step(probe: StepProbe, results: dict[str, dict[str, Any]]) -> ProbeResult:
@@ -146,7 +188,7 @@ def _ready(probe: ReadyProbe, ready: Readiness) -> ProbeResult:
 
 def _file(probe: FileProbe, obs: Observations) -> ProbeResult:
     text = obs.get(("file", probe.on, probe.file))
-    if text is None:
+    if not isinstance(text, str):
         return ProbeResult(describe(probe), False, [f"{probe.file} is not on {probe.on}"])
     if probe.matches is None:
         return ProbeResult(describe(probe), True, [f"{probe.file} exists on {probe.on}"])
@@ -166,12 +208,14 @@ def evaluate(
         return _step(probe, results)
     if isinstance(probe, LogProbe):
         text = obs.get(("log", probe.on, probe.path or ""))
-        if text is None:
+        if not isinstance(text, str):
             return ProbeResult(describe(probe), False, [f"no log to read on {probe.on}"])
         ev: list[str] = []
         return ProbeResult(describe(probe), _regex("log", probe.log, text, ev), ev)
     if isinstance(probe, FileProbe):
         return _file(probe, obs)
+    if isinstance(probe, FindingProbe):
+        return _finding(probe, obs)
     kids = [
         evaluate(p, results, obs, ready)
         for p in (probe.any if isinstance(probe, AnyProbe) else probe.all)
@@ -199,6 +243,8 @@ def observations_needed(probes: list[Probe]) -> list[tuple[str, str, str]]:
             out.append(("log", p.on, p.path or ""))
         elif isinstance(p, FileProbe):
             out.append(("file", p.on, p.file))
+        elif isinstance(p, FindingProbe):
+            out.append(finding_key(p))
         elif isinstance(p, AnyProbe | AllProbe):
             out.extend(observations_needed(p.any if isinstance(p, AnyProbe) else p.all))
     return out

@@ -515,6 +515,24 @@ class ReadyProbe(_Model):
     )
 
 
+class FindingProbe(_Model):
+    """A finding `lab analyze` would name (docs/analyze.md), seen during the attempt: on a
+    network's capture (`network`, which `collect.capture` must list) or in a node's output
+    or log file (`on`, with `path`), read at attempt end; the symptom in the customer's terms."""
+
+    finding: str = Field(
+        min_length=1,
+        description="a finding signature, or a shell pattern of them: tls.alert:protocol_version, "
+        "http.status:5*, log:nginx.body-too-large",
+    )
+    network: str | None = Field(default=None, description="the capture to read (captured)")
+    on: str | None = Field(default=None, description="the node whose log to read")
+    path: str | None = Field(default=None, description="with on: a log file in the node")
+    count: IntTolerance | None = Field(
+        default=None, description="how often during the attempt (default: at least once)"
+    )
+
+
 class AnyProbe(_Model):
     any: list[Probe] = Field(min_length=1)
 
@@ -528,12 +546,14 @@ Probe = Annotated[
     | Annotated[StepProbe, Tag("<step>")]
     | Annotated[LogProbe, Tag("<log>")]
     | Annotated[FileProbe, Tag("<file>")]
+    | Annotated[FindingProbe, Tag("<finding>")]
     | Annotated[AnyProbe, Tag("<any>")]
     | Annotated[AllProbe, Tag("<all>")],
     Discriminator(
-        _by_key("state", "step", "log", "file", "any", "all"),
+        _by_key("state", "step", "finding", "log", "file", "any", "all"),
         custom_error_type="probe",
-        custom_error_message="expected a probe with 'state', 'step', 'log', 'file', 'any' or 'all'",
+        custom_error_message="expected a probe with 'state', 'step', 'log', 'file', 'finding', "
+        "'any' or 'all'",
     ),
 ]
 

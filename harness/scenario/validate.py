@@ -698,6 +698,8 @@ class Checker:
             ppath = (*path, i)
             if "state" in probe:
                 self.check_ready_probe(ppath, probe)
+            elif "finding" in probe:
+                self.check_finding_probe(ppath, probe)
             elif "step" in probe:
                 self.check_step_probe(ppath, probe, ids)
             elif "log" in probe or "file" in probe:
@@ -713,6 +715,52 @@ class Checker:
             for key in ("any", "all"):
                 if key in probe:
                     self.check_probes((*ppath, key), probe[key], ids)
+
+    def check_finding_probe(self, ppath: YPath, probe: dict[str, Any]) -> None:
+        """A finding probe reads one network's capture (which must be captured) or one node's
+        log (a `log:` signature that node's lab declares, or a pattern of them)."""
+        net, on = probe.get("network"), probe.get("on")
+        if (net is None) == (on is None):
+            self.at_key(
+                ppath,
+                "a finding probe reads a network's capture (network: NAME) or a "
+                "node's log (on: NODE): give exactly one",
+            )
+            return
+        if isinstance(net, str):
+            captured = _l(_d(self.data.get("collect")).get("capture"))
+            if net not in self.networks:
+                self.at((*ppath, "network"), unknown("network", net, self.networks))
+            elif net not in captured:
+                self.at(
+                    (*ppath, "network"),
+                    f"network {net!r} is not captured: add it to "
+                    "collect.capture (the probe reads its capture)",
+                )
+        elif isinstance(on, str):
+            if on not in self.nodes:
+                self.at((*ppath, "on"), unknown("node", on, self.nodes))
+                return
+            path = probe.get("path")
+            if isinstance(path, str) and not path.startswith("/"):
+                self.at((*ppath, "path"), f"expected an absolute path in the node, got {path!r}")
+            self._check_log_signature(ppath, probe.get("finding"), on)
+
+    def _check_log_signature(self, ppath: YPath, finding: object, on: str) -> None:
+        """`log:<id>` on a node: an id its lab declares (or any lab's `scope: any` one)."""
+        if not isinstance(finding, str) or not finding.startswith("log:"):
+            return
+        import fnmatch
+
+        lab = _d(self.nodes.get(on)).get("lab")
+        known = sorted(
+            f"log:{sig.id}"
+            for name, entry in self.catalog.labs.items()
+            for sig in entry.definition.signatures
+            if name == lab or sig.scope == "any"
+        )
+        if not any(fnmatch.fnmatchcase(k, finding) for k in known):
+            self.at((*ppath, "finding"), unknown(f"log signature of node {on!r}", finding, known))
 
     def check_ready_probe(self, ppath: YPath, probe: dict[str, Any]) -> None:
         """A readiness probe names a node there is; an exit code needs `state: exited` (a node
