@@ -44,6 +44,13 @@ class Finding(_Model):
     hint: str | None = None  # what usually fixes it (a lab signature's `hint`)
     sample: str = ""  # the first matching line or packet summary, redacted
 
+    @property
+    def where(self) -> str:
+        """Where it was first seen: `captures/dmz.pcap frame 12`, `proxy/error.log:3`."""
+        if self.kind == "capture":
+            return f"{self.source} frame {self.first_frame}" if self.first_frame else self.source
+        return f"{self.source}:{self.first_line}" if self.first_line else self.source
+
 
 class Source(_Model):
     """One file read: what it was taken for, how much of it was read, what it showed."""

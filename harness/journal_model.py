@@ -16,8 +16,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
 
+from harness.findings_model import Finding
+
 JOURNAL_VERSION = 1  # the on-disk format (docs/journal.md); bump on an incompatible change
-SCHEMA_VERSION = "1.5"  # the published schema; the minor part moves with each added field
+SCHEMA_VERSION = "1.6"  # the published schema; the minor part moves with each added field
 SCHEMA_ID = f"https://labharness.invalid/schemas/journal/{SCHEMA_VERSION}/journal.schema.json"
 SCHEMA_FILE = "schemas/journal.schema.json"
 
@@ -399,6 +401,36 @@ class CollectPhase(PhaseBase):
     step_logs: list[str] = Field(default_factory=list)
 
 
+class AnalyzedFinding(Finding):
+    """A finding as the journal keeps it (schema 1.6): `source` is relative to the run folder;
+    keys a newer harness adds are kept, not refused."""
+
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
+
+
+class AnalyzedSource(_Model):
+    """One file of the run folder the `analyze` phase read (schema 1.6): its findings, or
+    why it could not be read (`error`: tshark missing, not a capture tshark reads)."""
+
+    path: str  # relative to the run folder: captures/dmz.pcap, artifacts/proxy/container.log
+    kind: str  # capture | log
+    node: str | None = None
+    network: str | None = None
+    labs: list[str] = Field(default_factory=list)  # whose signatures applied (logs)
+    units: int = 0  # frames (capture) or lines (log) read
+    findings: list[AnalyzedFinding] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)  # a capture cut short: partial findings
+    error: str | None = None
+
+
+class AnalyzePhase(PhaseBase):
+    """The run's own evidence read right after collect (schema 1.6): every capture and node
+    log, by source. Never fails the run: an unreadable source carries its `error`."""
+
+    phase: str = Field(pattern=_named("analyze"))
+    sources: list[AnalyzedSource] = Field(default_factory=list)
+
+
 class ConfigDump(_Model):
     """One node's running configuration, dumped (schema 1.4): where, or why not."""
 
@@ -437,6 +469,7 @@ PHASE_KINDS = (
     "attempt",
     "verify",
     "collect",
+    "analyze",
     "down",
 )
 
@@ -475,6 +508,7 @@ Phase = Annotated[
     | Annotated[AttemptPhase, Tag("attempt")]
     | Annotated[VerifyPhase, Tag("verify")]
     | Annotated[CollectPhase, Tag("collect")]
+    | Annotated[AnalyzePhase, Tag("analyze")]
     | Annotated[DownPhase, Tag("down")]
     | Annotated[OtherPhase, Tag("other")],
     Discriminator(_phase_tag),

@@ -36,7 +36,7 @@ from harness.escalation import BUNDLE_VERSION
 from harness.escalation.redaction import FULL, PRECISE, ProjectRedactor
 from harness.escalation.signing import Signer
 from harness.images import ALWAYS_IGNORED, EnvPlan, ImagePlan, plan_image
-from harness.journal_model import BuildPhase, Journal, Reproduction
+from harness.journal_model import AnalyzePhase, BuildPhase, Journal, Reproduction
 from harness.run.collect import is_masked
 from harness.run.redact import MASK, Redactor, for_scenarios
 from harness.scenario.catalog import Catalog, load_catalog
@@ -544,7 +544,31 @@ def _summary(journal: Journal, run_json: dict[str, Any]) -> dict[str, Any]:
         "attempts": rep.attempts,
         "planned": rep.planned,
         "checks": {"passed": passed.count(True), "failed": passed.count(False)},
+        "findings": findings_summary(journal),
     }
+
+
+def findings_summary(journal: Journal) -> list[dict[str, Any]]:
+    """The run's error and warning findings (its analyze phase, schema 1.6) for the ticket
+    comment: signature, severity, count and where first, worst first, in a fixed order so the
+    same run gives the same manifest bytes."""
+    rows: list[dict[str, Any]] = []
+    for phase in journal.of_kind("analyze"):
+        for src in phase.sources if isinstance(phase, AnalyzePhase) else []:
+            rows += [
+                {
+                    "signature": f.signature,
+                    "severity": f.severity,
+                    "count": f.count,
+                    "where": f.where,
+                }
+                for f in src.findings
+                if f.severity in ("error", "warning")
+            ]
+    order = ("error", "warning")
+    return sorted(
+        rows, key=lambda r: (order.index(r["severity"]), -r["count"], r["signature"], r["where"])
+    )
 
 
 def _is_capture(rel: str) -> bool:

@@ -110,6 +110,21 @@ def _run_head(ticket: str, run: dict[str, Any]) -> list[str]:
     return lines
 
 
+FINDINGS_MAX = 10  # findings named on the comment's line; the rest are counted
+
+
+def findings_line(run: dict[str, Any], label: str = "Findings") -> str | None:
+    """`Findings: tls.alert:protocol_version x2 (captures/dmz.pcap frame 6); ...` from the
+    manifest's run section (error and warning findings, worst first); None without any."""
+    found = run.get("findings") or []
+    if not found:
+        return None
+    parts = [f"{f.get('signature')} x{f.get('count')} ({f.get('where')})" for f in found]
+    more = len(parts) - FINDINGS_MAX
+    tail = f"; and {more} more" if more > 0 else ""
+    return f"{label}: " + "; ".join(parts[:FINDINGS_MAX]) + tail
+
+
 def ticket_comment(
     manifest: dict[str, Any],
     *,
@@ -127,6 +142,9 @@ def ticket_comment(
     if run.get("title"):
         # after the verdict; a verification's after both sides' rates
         lines.insert(len(lines) if v else 3, f"Problem: {run['title']}")
+    found = findings_line(run, "Findings of the baseline" if v else "Findings")
+    if found:
+        lines.append(found)
     lines += [
         f"Case: {_case_line(manifest.get('case') or {})}",
         f"Versions: labharness {harness.get('run')} (bundled by {harness.get('bundled_by')}), "

@@ -158,6 +158,14 @@ class _Writer:
         (self.out / target).write_text(body, encoding="utf-8")
         return Attachment(name=name, source=target, type="text/plain")
 
+    def data(self, name: str, value: Any, key: str) -> Attachment | None:
+        """A JSON attachment (written once; None for an empty value)."""
+        if not value:
+            return None
+        target = f"{md5(self.run.run_id, 'json', key)}-attachment.json"
+        self.write_json(target, value)
+        return Attachment(name=name, source=target, type="application/json")
+
     def labels(self, story: str) -> list[Label]:
         run = self.run
         labels = [
@@ -302,6 +310,7 @@ class _Common:
     reproduce_md: Attachment | None
     captures: list[Attachment | None]
     logs: list[Attachment | None]
+    findings: Attachment | None = None  # the analyze phase's findings (findings.json)
 
 
 def build_allure(run: Run, out: Path, topology_svg: Path | None) -> int:
@@ -316,7 +325,7 @@ def build_allure(run: Run, out: Path, topology_svg: Path | None) -> int:
         if g not in ("captures", "run", "verify") and is_log(rel)
     ]
     reproduce_md = w.file("REPRODUCE.md") if (run.folder / "REPRODUCE.md").is_file() else None
-    common = _Common(topo=topo, reproduce_md=reproduce_md, captures=captures, logs=logs)
+    common = _Common(topo, reproduce_md, captures, logs, _findings(w))
     _setup_result(w, common)
     _configure_result(w)
     for p in run.attempts():
@@ -332,6 +341,14 @@ def build_allure(run: Run, out: Path, topology_svg: Path | None) -> int:
             run.model.ended,
         )
     return w.count
+
+
+def _findings(w: _Writer) -> Attachment | None:
+    """The run's findings, worst first, as one JSON attachment (none without any)."""
+    rows = [
+        {"where": f.where, **f.model_dump(mode="json", exclude_none=True)} for f in w.run.findings()
+    ]
+    return w.data("findings.json", rows, "findings")
 
 
 def _setup_result(w: _Writer, common: _Common) -> None:
@@ -454,7 +471,13 @@ def _attempt_result(w: _Writer, p: AttemptPhase, common: _Common) -> None:
         p.start,
         p.end,
         steps=steps,
-        attachments=[common.topo, common.reproduce_md, *common.captures, *common.logs],
+        attachments=[
+            common.findings,
+            common.topo,
+            common.reproduce_md,
+            *common.captures,
+            *common.logs,
+        ],
         description=f"Attempt {s(p.attempt)}: the scenario's steps, then the symptom "
         f"probes. Verdict of the run: {run.verdict} {run.rate_text}".rstrip(),
     )
@@ -495,8 +518,8 @@ def _collect_result(w: _Writer, common: _Common) -> None:
         teardown[0].start,
         teardown[-1].end,
         steps=[_teardown_step(w, p) for p in teardown],
-        attachments=[common.reproduce_md, *common.captures],
-        description="Evidence collected, then teardown.",
+        attachments=[common.findings, common.reproduce_md, *common.captures],
+        description="Evidence collected (and read for findings), then teardown.",
     )
 
 

@@ -123,6 +123,35 @@ def _not_ready_rows(run: Run) -> list[dict[str, str]]:
     return rows
 
 
+def _finding_rows(run: Run) -> dict[str, Any]:
+    """The Findings section: error and warning rows, info rows apart (folded), and the
+    sources that could not be read or were read in part; `ran` false without an analyze phase."""
+    if run.phase("analyze") is None:
+        return {"ran": False}
+    rows = [
+        {
+            "severity": f.severity,
+            "signature": f.signature,
+            "title": f.title,
+            "count": f.count,
+            "where": f.where,
+            "on": f.node or f.network or "",
+            "hint": s(f.hint),
+            "sample": f.sample,
+        }
+        for f in run.findings()
+    ]
+    notes = [("not read", f"{src.path}: {src.error}") for src in run.analyzed() if src.error]
+    notes += [("partly read", f"{src.path}: {w}") for src in run.analyzed() for w in src.warnings]
+    return {
+        "ran": True,
+        "rows": [r for r in rows if r["severity"] != "info"],
+        "info": [r for r in rows if r["severity"] == "info"],
+        "sources": len(run.analyzed()),
+        "notes": notes,
+    }
+
+
 def context(run: Run) -> dict[str, Any]:
     # long because it is one flat mapping the template reads, key by key
     j = run.model
@@ -155,6 +184,7 @@ def context(run: Run) -> dict[str, Any]:
         "svg": Markup(render_svg(run)),  # built escaped by topology.render_svg
         "phases": phases,
         "attempts": _attempt_rows(run),
+        "findings": _finding_rows(run),
         "configure": configure_items(configure) if configure is not None else None,
         "idempotence": idempotence_lines(run.phase("idempotence")),
         "checks": [

@@ -13,6 +13,9 @@ from typing import Any
 
 from harness import outcomes
 from harness.journal_model import (
+    AnalyzedFinding,
+    AnalyzedSource,
+    AnalyzePhase,
     AttemptPhase,
     BuildPhase,
     Capture,
@@ -34,6 +37,7 @@ from harness.journal_model import load as load_journal
 
 INFRA_PHASES = ("build", "preflight", "up", "capture", "impair")
 TEARDOWN_PHASES = ("collect", "down")
+FINDING_SEVERITIES = ("error", "warning", "info")  # the order findings are listed in
 SEVERITY_NAMES = {1: "blocker", 2: "critical", 3: "normal", 4: "minor", 5: "trivial"}
 ALLURE_SEVERITIES = ("blocker", "critical", "normal", "minor", "trivial")
 
@@ -210,6 +214,20 @@ class Run:
                 out.setdefault(node.name, node.image)
         return out
 
+    def analyzed(self) -> list[AnalyzedSource]:
+        """The sources the `analyze` phase read (schema 1.6), [] when it did not run."""
+        phase = self.phase("analyze")
+        return list(phase.sources) if isinstance(phase, AnalyzePhase) else []
+
+    def findings(self) -> list[AnalyzedFinding]:
+        """Every finding of the run's own evidence: errors, then warnings, then info, each
+        by count (most first), then signature and where, so the order is the same each time."""
+        found = [f for src in self.analyzed() for f in src.findings]
+        return sorted(
+            found,
+            key=lambda f: (FINDING_SEVERITIES.index(f.severity), -f.count, f.signature, f.where),
+        )
+
     # -- files ----------------------------------------------------------------------------
     def rel(self, path: str | None) -> str | None:
         """A path the journal names, relative to the run folder, if it lies inside it."""
@@ -275,6 +293,14 @@ class Run:
                     if (self.folder / rel / name).is_file():
                         out.append(f"{rel}/{name}")
         return out
+
+
+def finding_counts(run: Run) -> dict[str, int]:
+    """signature -> how often the run's evidence showed it (all sources), by signature."""
+    counts: dict[str, int] = {}
+    for f in run.findings():
+        counts[f.signature] = counts.get(f.signature, 0) + f.count
+    return dict(sorted(counts.items()))
 
 
 def is_log(rel: str) -> bool:

@@ -33,6 +33,7 @@ from harness.reports.journal import (
     attempt_outcome,
     check_outcome,
     configure_items,
+    finding_counts,
     fmt_time,
     is_log,
     num,
@@ -84,6 +85,7 @@ def properties(run: Run) -> list[tuple[str, str]]:
         ("ended", s(j.ended)),
     ]
     props += [(f"matrix.{k}", s(v)) for k, v in sorted((j.matrix_cell or {}).items())]
+    props += [(f"finding:{sig}", str(n)) for sig, n in finding_counts(run).items()]
     return [(k, xml_text(v)) for k, v in props if v]
 
 

@@ -21,6 +21,7 @@ from harness.engine.connection import connect_engine
 from harness.errors import HarnessError, InfraError, Interrupted, UsageError
 from harness.run import faults, probes, redact, trust
 from harness.run import running_config as runconf
+from harness.run.analyze import analyze_folder
 from harness.run.collect import collect_nodes, sweep, write_step_logs
 from harness.run.folder import RunFolder, now_iso, reports_root
 from harness.run.ids import new_run_id, owner_token
@@ -582,6 +583,17 @@ class Run:
                 out["result_override"] = "interrupted"
             return out
 
+    def analyze(self) -> None:
+        """The `analyze` phase: the run's own captures and logs read for findings. Evidence,
+        never the run's failure: whatever goes wrong is recorded on the phase."""
+        with shielded(self._late_signal), self.phase("analyze") as rec:
+            try:
+                found = analyze_folder(self.folder.path, self.catalog, self.redactor)
+            except Exception as exc:  # a reader's bug must not cost the verdict or the reports
+                rec.update(result_override="error", error=f"analysis failed: {exc!r}")
+                return
+            rec["sources"] = [s.model_dump(mode="json", exclude_none=True) for s in found]
+
     # -- the whole run ------------------------------------------------------------------------
 
     def prepare(self) -> None:
@@ -645,6 +657,8 @@ class Run:
         if self.late_signals and not isinstance(failure, Interrupted | KeyboardInterrupt):
             failure = SignalInterrupt(self.late_signals[0])  # Ctrl-C during collect: honoured
         interrupted = isinstance(failure, Interrupted | KeyboardInterrupt)
+        if not interrupted and not self._stop_collecting():
+            self.analyze()
         if failure is not None:
             msg = failure.message if isinstance(failure, HarnessError) else repr(failure)
             repro = outcomes.run_failed(attempts, self.planned, msg, level=self.level)

@@ -10,59 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from harness.analysis import capture, inputs, logmatch, tshark
-from harness.analysis.evidence import BadEvidence, lines
+from harness.analysis import inputs
+from harness.analysis.evidence import BadEvidence
+from harness.analysis.read import read_task
 from harness.findings_model import Source
 from harness.run.redact import Redactor
-from harness.scenario.catalog import Catalog, load_catalog
+from harness.scenario.catalog import load_catalog
 from harness.verbs.results import AnalyzeResult
-
-
-def _capture(task: inputs.Task, redactor: Redactor, partial: bool, timeout: float) -> Source:
-    read = tshark.read(task.path, timeout=timeout)
-    warnings = []
-    if read.error and not (read.truncated and partial):
-        hint = "pass --partial to keep the findings before the cut" if read.truncated else None
-        raise BadEvidence(f"{task.path}: not a readable capture: {read.error}", hint=hint)
-    if read.error:
-        warnings.append(f"cut short: findings are those of the {read.frames} frames before the cut")
-    found = capture.findings(
-        read.rows,
-        tshark.value_names() if read.rows else {},
-        source=str(task.path),
-        network=task.network,
-        redact=redactor.text,
-    )
-    return Source(
-        path=str(task.path),
-        kind="capture",
-        network=task.network,
-        units=read.frames,
-        findings=found,
-        warnings=warnings,
-    )
-
-
-def _log(task: inputs.Task, catalog: Catalog | None, redactor: Redactor) -> Source:
-    rules = logmatch.rules_of(catalog, task.labs) if catalog else []
-    rules = [r for r in rules if not task.in_node or r.applies_to(task.in_node)]
-    scan = logmatch.scan(
-        lines(task.path, task.sniffed.gzipped),
-        rules,
-        source=str(task.path),
-        node=task.node,
-        redact=redactor.text,
-    )
-    warnings = [] if catalog else ["no project found: no lab's log signatures to apply"]
-    return Source(
-        path=str(task.path),
-        kind="log",
-        node=task.node,
-        labs=sorted({r.lab for r in rules}),
-        units=scan.lines,
-        findings=scan.findings,
-        warnings=warnings,
-    )
 
 
 def analyze(
@@ -80,10 +34,10 @@ def analyze(
     sources: list[Source] = []
     for task in plan.tasks:
         try:
-            if task.sniffed.kind == "capture":
-                sources.append(_capture(task, redactor, partial, timeout))
-            else:
-                sources.append(_log(task, catalog, redactor))
+            source = read_task(
+                task, catalog, redact=redactor.text, partial=partial, timeout=timeout
+            )
+            sources.append(source)
         except BadEvidence as exc:
             problems.append(str(exc))
     if problems:

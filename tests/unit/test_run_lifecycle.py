@@ -69,6 +69,7 @@ PHASES = [
     "attempt-3",
     "verify",
     "collect",
+    "analyze",
     "down",
 ]
 
@@ -152,7 +153,7 @@ def test_a_step_whose_exec_fails_is_error(tmp_path: Path, test_catalog: Catalog)
     assert "lost the Docker engine" in result.reason
     assert [a.error is None for a in result.attempt_results] == [True, False]
     assert "attempt-3" not in phases(run) and "verify" not in phases(run)
-    assert phases(run)[-2:] == ["collect", "down"]
+    assert phases(run)[-3:] == ["collect", "analyze", "down"]
     assert fake.live(run.run_id) == []
 
 
@@ -171,7 +172,7 @@ def test_a_step_on_a_node_that_is_gone_is_error(tmp_path: Path, test_catalog: Ca
     assert "node client is exited" in result.reason
     steps = journal(run)["phases"][6]["steps"]
     assert [s.get("error", "") for s in steps][1].startswith("node client is exited")
-    assert result.kept and phases(run)[-1] == "collect"  # an ERROR is kept to look at
+    assert result.kept and phases(run)[-2:] == ["collect", "analyze"]  # an ERROR is kept
 
 
 def test_a_missing_node_at_configure_is_error(tmp_path: Path, test_catalog: Catalog) -> None:
@@ -182,7 +183,7 @@ def test_a_missing_node_at_configure_is_error(tmp_path: Path, test_catalog: Cata
     assert result.verdict == "ERROR"
     assert journal(run)["phases"][5]["phase"] == "configure"
     assert journal(run)["phases"][5]["result"] == "error"
-    assert phases(run)[-2:] == ["collect", "down"]
+    assert phases(run)[-3:] == ["collect", "analyze", "down"]
 
 
 # (phase, the fake's method that raises there, which of its calls)
