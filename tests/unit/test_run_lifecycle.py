@@ -388,3 +388,35 @@ def test_a_run_that_failed_before_any_node_keeps_nothing(
     assert result.verdict == "ERROR" and "the build broke" in result.reason
     assert not result.kept
     assert not fake.called("create_node")
+
+
+def test_the_run_analyzes_its_own_folder_after_collect(
+    tmp_path: Path, test_catalog: Catalog
+) -> None:
+    fake = leaky_engine()
+    fake.on_exec("client", "probe-app", ok("BROKEN"))
+    run = make_run(tmp_path, test_catalog, fake)
+    run.execute()
+    rec = next(p for p in journal(run)["phases"] if p["phase"] == "analyze")
+    assert rec["result"] == "ok" and "error" not in rec
+    paths = {s["path"] for s in rec["sources"]}
+    assert {"artifacts/app/container.log", "artifacts/client/container.log"} <= paths
+    assert not [p for p in paths if p.startswith("/")]  # relative to the run folder
+    assert SECRET not in json.dumps(rec)
+
+
+def test_an_analysis_that_breaks_never_fails_the_run(
+    tmp_path: Path, test_catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_a: Any, **_k: Any) -> None:
+        raise RuntimeError("a reader's bug")
+
+    monkeypatch.setattr("harness.run.execute.analyze_folder", broken)
+    fake = leaky_engine()
+    fake.on_exec("client", "probe-app", ok("BROKEN"))
+    run = make_run(tmp_path, test_catalog, fake, destroy="always")
+    result = run.execute()
+    assert result.verdict == "REPRODUCED" and not result.report_errors
+    rec = next(p for p in journal(run)["phases"] if p["phase"] == "analyze")
+    assert rec["result"] == "error" and "a reader's bug" in rec["error"]
+    assert phases(run)[-1] == "down" and (run.folder.path / "report.html").is_file()
