@@ -52,3 +52,34 @@ def test_postgres_case_log_shows_too_many_clients_on_the_db_node(
     assert f["source"].endswith("artifacts/db/container.log") and f["first_line"] > 1
     assert "sorry, too many clients already" in f["sample"] and f["first_time"].endswith("UTC")
     json.dumps(f)  # plain JSON all the way down
+
+
+def test_every_run_records_its_own_findings_in_the_journal_and_reports(
+    docker_client: Any, reports: Path, cleanup_runs: list[str]
+) -> None:
+    """Issue 16 point 2: the run analyzes itself right after collect; no `lab analyze` call."""
+    run = _reproduced("tls-protocol-mismatch", reports, cleanup_runs)
+    folder = Path(run["folder"])
+    journal = json.loads((folder / "journal.json").read_text())
+    names = [p["phase"] for p in journal["phases"]]
+    assert names.index("collect") + 1 == names.index("analyze") < names.index("down")
+    analyze = journal["phases"][names.index("analyze")]
+    assert analyze["result"] == "ok", analyze
+    src = {s["path"]: s for s in analyze["sources"]}
+    alert = next(
+        f
+        for f in src["captures/dmz.pcap"]["findings"]
+        if f["signature"] == "tls.alert:protocol_version"
+    )
+    assert (alert["network"], alert["count"], alert["severity"]) == (
+        "dmz",
+        run["attempts"],
+        "error",
+    )
+    assert alert["source"] == "captures/dmz.pcap" and alert["first_frame"] > 0
+    html = (folder / "report.html").read_text()
+    section = html[html.index('<h2 id="findings">Findings</h2>') : html.index("<h2>Case</h2>")]
+    assert "tls.alert:protocol_version" in section and f"frame {alert['first_frame']}" in section
+    junit = (folder / "junit.xml").read_text()
+    assert f'name="finding:tls.alert:protocol_version" value="{run["attempts"]}"' in junit
+    assert nothing_left(docker_client, run["run"])
