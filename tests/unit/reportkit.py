@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.escalation.comment import ticket_comment
+
 JOURNALS = Path(__file__).resolve().parent / "journals"
 XSD = Path(__file__).resolve().parent / "junit-jenkins.xsd"
 
@@ -35,3 +37,16 @@ def make_run(tmp: Path, name: str, data: dict[str, Any] | None = None) -> Path:
                 target.write_bytes(b"\xd4\xc3\xb2\xa1" + b"\0" * 20)
     (folder / "REPRODUCE.md").write_text("# Reproduce\n")
     return folder
+
+
+def comment_of(manifest: dict[str, Any]) -> str:
+    """The ticket comment of a (hand-made) bundle manifest, without REPRODUCE.md or files."""
+    return ticket_comment(
+        manifest,
+        ticket="SUP-1",
+        bundle_name="b.tar.gz",
+        bundle_sha256="0" * 64,
+        attachments=[],
+        reproduce_md="",
+        redact=lambda text: text,
+    )

@@ -9,11 +9,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from harness.escalation.comment import ticket_comment
 from harness.reports.html import render_html
 from harness.reports.journal import Run, load
 from harness.reports.junit import write_junit
-from tests.unit.reportkit import journal, make_run
+from tests.unit.reportkit import comment_of, journal, make_run
 
 LOSSY = "3/6, 95% CI 19-81%"  # lossy-intermittent: 3 of 6 attempts
 
@@ -68,15 +67,7 @@ def test_the_ticket_comment_says_the_interval() -> None:
             "reason": "symptom observed in 3 of 6",
         }
     }
-    text = ticket_comment(
-        manifest,
-        ticket="SUP-1",
-        bundle_name="b.tar.gz",
-        bundle_sha256="0" * 64,
-        attachments=[],
-        reproduce_md="",
-        redact=lambda s: s,
-    )
+    text = comment_of(manifest)
     assert f"Verdict: REPRODUCED ({LOSSY}) - symptom observed in 3 of 6" in text
     assert json.dumps(manifest)  # the manifest stays plain JSON
 

@@ -16,13 +16,12 @@ import pytest
 
 from harness import journal_model
 from harness.escalation.bundle import _summary
-from harness.escalation.comment import ticket_comment
 from harness.reports import write_reports
 from harness.reports.journal import Run, load
 from harness.run.analyze import analyze_folder
 from harness.run.redact import Redactor
 from harness.scenario.catalog import load_catalog
-from tests.unit.reportkit import journal, make_run
+from tests.unit.reportkit import comment_of, journal, make_run
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "analyze"
@@ -261,15 +260,8 @@ def test_bundle_summary_lists_error_and_warning_findings_in_a_fixed_order() -> N
 
 
 def comment(run: dict[str, Any]) -> str:
-    return ticket_comment(
-        {"run": {"id": "r1", "scenario": "tls", "verdict": "REPRODUCED", "rate": "3/3", **run}},
-        ticket="SUP-1",
-        bundle_name="b.tar.gz",
-        bundle_sha256="0" * 64,
-        attachments=[],
-        reproduce_md="",
-        redact=lambda t: t,
-    )
+    base = {"id": "r1", "scenario": "tls", "verdict": "REPRODUCED", "rate": "3/3"}
+    return comment_of({"run": {**base, **run}})
 
 
 def test_ticket_comment_has_a_findings_line() -> None:
@@ -375,3 +367,14 @@ def test_lab_report_rebuilds_the_findings_from_journal_json_alone(tmp_path: Path
     assert "tls.alert:protocol_version" in (folder / "report.html").read_text()
     assert "finding:tls.alert:protocol_version" in (folder / "junit.xml").read_text()
     assert load(folder).phase("analyze") is not None
+
+
+def test_a_verification_comment_says_whose_findings_they_are() -> None:
+    found = [{"signature": "tcp.reset", "count": 2, "where": "captures/dmz.pcap frame 8"}]
+    manifest = {
+        "run": {"id": "b1", "scenario": "tls", "findings": found},
+        "verification": {"id": "verify-1", "fix": "f", "verdict": "FIXED"},
+    }
+    assert "Findings of the baseline: tcp.reset x2 (captures/dmz.pcap frame 8)" in comment_of(
+        manifest
+    )
