@@ -9,6 +9,7 @@ the findings before the cut, with a warning.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.analysis import inputs
@@ -34,12 +35,20 @@ def _failed(task: inputs.Task, rel: str, exc: HarnessError) -> AnalyzedSource:
 
 
 def analyze_folder(
-    folder: Path, catalog: Catalog, redactor: Redactor, timeout: float = TIMEOUT
+    folder: Path,
+    catalog: Catalog,
+    redactor: Redactor,
+    *,
+    timeout: float = TIMEOUT,
+    stop: Callable[[], bool] = lambda: False,
 ) -> list[AnalyzedSource]:
-    """Every capture and node log of the run folder, read once, with its findings."""
+    """Every capture and node log of the run folder, read once, with its findings; `stop`
+    (a Ctrl-C while finishing) ends the reading early, keeping the sources read so far."""
     mask_captures(folder, redactor)
     out: list[AnalyzedSource] = []
     for task in inputs.plan([str(folder)]).tasks:
+        if stop():
+            break
         rel = task.path.relative_to(folder).as_posix()
         try:
             src = read_task(

@@ -588,7 +588,9 @@ class Run:
         never the run's failure: whatever goes wrong is recorded on the phase."""
         with shielded(self._late_signal), self.phase("analyze") as rec:
             try:
-                found = analyze_folder(self.folder.path, self.catalog, self.redactor)
+                found = analyze_folder(
+                    self.folder.path, self.catalog, self.redactor, stop=self._stop_collecting
+                )
             except Exception as exc:  # a reader's bug must not cost the verdict or the reports
                 rec.update(result_override="error", error=f"analysis failed: {exc!r}")
                 return

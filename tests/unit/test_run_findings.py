@@ -378,3 +378,14 @@ def test_a_verification_comment_says_whose_findings_they_are() -> None:
     assert "Findings of the baseline: tcp.reset x2 (captures/dmz.pcap frame 8)" in comment_of(
         manifest
     )
+
+
+def test_a_stop_while_finishing_ends_the_reading_early(tmp_path: Path) -> None:
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return len(asked) > 1  # the signal comes while the first source is read
+
+    got = analyze_folder(run_folder(tmp_path), load_catalog(ROOT), Redactor(), stop=stop)
+    assert [s.path for s in got] == ["captures/bad.pcap"]
