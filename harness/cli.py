@@ -572,6 +572,10 @@ DestroyOpt = Annotated[
 ]
 
 
+def _listed(items: list[str], what: str) -> str:
+    return f" ({what}: {', '.join(items)})" if items else ""
+
+
 def _render_run(r: RunResult, title: str = "", *, why: bool = True) -> None:
     """The run's summary table, then (a NOT_REPRODUCED) the probe that decided it."""
     from harness.console import summary_table
@@ -590,11 +594,14 @@ def _render_run(r: RunResult, title: str = "", *, why: bool = True) -> None:
         rows.append(("error", r.error))
     if r.hint:
         rows.append(("hint", r.hint))
+    if r.evidence is not None:  # the customer's signatures the lab showed, and those it did not
+        rows.append(("customer", r.evidence.text + _listed(r.evidence.missing, "not shown")))
     rows.append(("evidence", f"{r.folder}  (report.html, REPRODUCE.md, journal.json)"))
     if r.kept:
         rows.append(("kept", f"lab shell {r.run} NODE  |  remove: lab down {r.run}"))
     head = f"{title}: " if title else ""
-    summary_table(rows, f"{head}{r.verdict} ({r.reproduction().rate_text()}) - {r.reason}")
+    said = f"; {r.evidence.text}" if r.evidence is not None else ""
+    summary_table(rows, f"{head}{r.verdict} ({r.reproduction().rate_text()}) - {r.reason}{said}")
     for line in run_lines(r) if why else []:
         print(f"why: {line}")
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from harness.findings_model import Finding
 
 JOURNAL_VERSION = 1  # the on-disk format (docs/journal.md); bump on an incompatible change
-SCHEMA_VERSION = "1.6"  # the published schema; the minor part moves with each added field
+SCHEMA_VERSION = "1.7"  # the published schema; the minor part moves with each added field
 SCHEMA_ID = f"https://labharness.invalid/schemas/journal/{SCHEMA_VERSION}/journal.schema.json"
 SCHEMA_FILE = "schemas/journal.schema.json"
 
@@ -423,6 +423,27 @@ class AnalyzedSource(_Model):
     error: str | None = None
 
 
+class EvidencePhase(PhaseBase):
+    """The customer's own files (`evidence:`), read before the lab was built (schema 1.7)."""
+
+    phase: str = Field(pattern=_named("evidence"))
+    sources: list[AnalyzedSource] = Field(default_factory=list)
+
+
+class EvidenceMatch(_Model):
+    """The customer's error and warning signatures, and which the lab showed (schema 1.7)."""
+
+    signatures: list[str] = Field(default_factory=list)
+    shown: list[str] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        return (
+            f"the lab showed {len(self.shown)} of the customer's {len(self.signatures)} signatures"
+        )
+
+
 class AnalyzePhase(PhaseBase):
     """The run's own evidence read right after collect (schema 1.6): every capture and node
     log, by source. Never fails the run: an unreadable source carries its `error`."""
@@ -458,6 +479,7 @@ class DownPhase(PhaseBase):
 
 
 PHASE_KINDS = (
+    "evidence",
     "build",
     "preflight",
     "up",
@@ -502,6 +524,7 @@ Phase = Annotated[
     | Annotated[UpPhase, Tag("up")]
     | Annotated[CapturePhase, Tag("capture")]
     | Annotated[ImpairPhase, Tag("impair")]
+    | Annotated[EvidencePhase, Tag("evidence")]
     | Annotated[ConfigurePhase, Tag("configure")]
     | Annotated[IdempotencePhase, Tag("idempotence")]
     | Annotated[ConfigPhase, Tag("config")]
@@ -550,6 +573,8 @@ class Header(_Model):
     fix: str | None = None
     fix_file: str | None = None
     verification: str | None = None  # schema 1.4: the verify-fix this run is a side of
+    # schema 1.7: the customer's signatures (`evidence:`) and which of them the lab showed
+    evidence_match: EvidenceMatch | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     matrix_cell: dict[str, Any] | None = None
     case: Case = Field(default_factory=Case)

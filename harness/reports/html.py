@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from harness import outcomes
-from harness.journal_model import UpPhase
+from harness.journal_model import EvidencePhase, UpPhase
 from harness.reports.journal import (
     Run,
     attempt_outcome,
@@ -123,6 +123,28 @@ def _not_ready_rows(run: Run) -> list[dict[str, str]]:
     return rows
 
 
+def _customer_rows(run: Run) -> dict[str, Any] | None:
+    """The customer's evidence beside the lab's: each of the customer's error and warning
+    signatures, where their files show it, and whether the lab showed it (and where)."""
+    match = run.model.evidence_match
+    phase = run.phase("evidence")
+    if match is None or not isinstance(phase, EvidencePhase):
+        return None
+    theirs = {f.signature: f for src in phase.sources for f in src.findings}
+    ours = {f.signature: f for f in run.findings()}
+    rows = [
+        {
+            "signature": sig,
+            "title": theirs[sig].title if sig in theirs else "",
+            "theirs": f"{theirs[sig].where} x{theirs[sig].count}" if sig in theirs else "",
+            "shown": sig in match.shown,
+            "ours": f"{ours[sig].where} x{ours[sig].count}" if sig in ours else "",
+        }
+        for sig in match.signatures
+    ]
+    return {"text": match.text, "rows": rows, "files": [src.path for src in phase.sources]}
+
+
 def _finding_rows(run: Run) -> dict[str, Any]:
     """The Findings section: error and warning rows, info rows apart (folded), and the
     sources that could not be read or were read in part; `ran` false without an analyze phase."""
@@ -185,6 +207,7 @@ def context(run: Run) -> dict[str, Any]:
         "phases": phases,
         "attempts": _attempt_rows(run),
         "findings": _finding_rows(run),
+        "customer": _customer_rows(run),
         "configure": configure_items(configure) if configure is not None else None,
         "idempotence": idempotence_lines(run.phase("idempotence")),
         "checks": [

@@ -19,10 +19,12 @@ from harness import __version__, confidence, outcomes
 from harness.engine.api import CaptureInfo, Engine, RunLabels
 from harness.engine.connection import connect_engine
 from harness.errors import HarnessError, InfraError, Interrupted, UsageError
+from harness.journal_model import AnalyzedSource, EvidenceMatch
 from harness.run import faults, probes, redact, trust
 from harness.run import running_config as runconf
 from harness.run.analyze import analyze_folder
 from harness.run.collect import collect_nodes, sweep, write_step_logs
+from harness.run.customer_evidence import compare, read_evidence
 from harness.run.folder import RunFolder, now_iso, reports_root
 from harness.run.ids import new_run_id, owner_token
 from harness.run.journal import Journal
@@ -98,6 +100,8 @@ class Run:
         self.redactor = redact.for_scenarios([loaded])
         # progress lines reach the terminal (and a matrix's or gate's own log): redacted too
         self.emit: OnEvent = lambda e: opts.on_event(self.redactor.deep(e))
+        # the customer's own files, read before anything exists: bad evidence is exit 2 here
+        self.customer = read_evidence(self.raw, root, catalog, self.redactor)
         self.engine: Engine = engine if engine is not None else connect_engine(opts.engine)
         self.run_id = new_run_id()
         self.folder = RunFolder.create(reports_root(root), self.topology.scenario, self.run_id)
@@ -600,6 +604,11 @@ class Run:
 
     def prepare(self) -> None:
         """The phases `reproduce` and `up` share: build, preflight, up, configure."""
+        if self.raw.evidence:
+            with self.phase("evidence") as rec:  # read in __init__: recorded as the first phase
+                rec["sources"] = [
+                    s.model_dump(mode="json", exclude_none=True) for s in self.customer
+                ]
         self.build()
         self.preflight()
         self.bring_up()
@@ -659,8 +668,7 @@ class Run:
         if self.late_signals and not isinstance(failure, Interrupted | KeyboardInterrupt):
             failure = SignalInterrupt(self.late_signals[0])  # Ctrl-C during collect: honoured
         interrupted = isinstance(failure, Interrupted | KeyboardInterrupt)
-        if not interrupted and not self._stop_collecting():
-            self.analyze()
+        match = self._analyze(interrupted)
         if failure is not None:
             msg = failure.message if isinstance(failure, HarnessError) else repr(failure)
             repro = outcomes.run_failed(attempts, self.planned, msg, level=self.level)
@@ -687,6 +695,7 @@ class Run:
             kept=keep,
             seconds=round(seconds, 2),
             teardown_error=down_error,
+            evidence=match,
         )
         self.journal.set(
             result=repro.verdict,
@@ -710,6 +719,19 @@ class Run:
         # what is printed obeys the same rule as what is written
         dumped = json.dumps(result.model_dump(mode="json"))
         return RunResult.model_validate(json.loads(self.redactor.text(dumped)))
+
+    def _analyze(self, interrupted: bool) -> EvidenceMatch | None:
+        """The `analyze` phase (not after an interrupt), then the customer's signatures against
+        what it found in the lab (None without `evidence:`)."""
+        if not interrupted and not self._stop_collecting():
+            self.analyze()
+        if not self.raw.evidence:
+            return None
+        phase = next((p for p in self.journal.data["phases"] if p["phase"] == "analyze"), None)
+        lab = [AnalyzedSource.model_validate(s) for s in (phase or {}).get("sources") or []]
+        match = compare(self.customer, lab)
+        self.journal.set(evidence_match=match.model_dump(mode="json"))
+        return match
 
     def _keep(self, interrupted: bool, verdict: str, checks_ok: bool) -> bool:
         """Whether the lab stays up: always with --destroy never; with passing, when the run

@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
 
 from harness import confidence, outcomes
-from harness.journal_model import RateInterval
+from harness.journal_model import EvidenceMatch, RateInterval
 
 
 class Result(BaseModel):
@@ -69,8 +69,10 @@ class RunResult(Result):
     report_errors: list[str] | None = None
     error: str | None = None
     hint: str | None = None  # present (maybe null) whenever `error` is
+    # the customer's signatures (`evidence:`) and which the lab showed; only with evidence
+    evidence: EvidenceMatch | None = None
 
-    omit_none: ClassVar[tuple[str, ...]] = ("teardown_error", "report_errors", "error")
+    omit_none: ClassVar[tuple[str, ...]] = ("teardown_error", "report_errors", "error", "evidence")
 
     def omitted(self, data: dict[str, Any]) -> set[str]:
         out = super().omitted(data)

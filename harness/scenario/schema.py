@@ -653,6 +653,16 @@ class FixFile(_Model):
     fixes: dict[str, Fix] = Field(min_length=1)
 
 
+class EvidenceFile(_Model):
+    """One of the customer's own files (a capture or a log) under the project's fixtures: the
+    run reads it with the same analyzers as its own evidence and compares the signatures."""
+
+    file: str = Field(description="a pcap/pcapng or a log file, relative to the project root")
+    lab: str | None = Field(
+        default=None, description="a log's software: whose signatures apply (default: every lab's)"
+    )
+
+
 class Collect(_Model):
     capture: list[str] = Field(default_factory=list, description="networks to capture (pcap)")
     logs: list[str] = Field(default_factory=list, description="'node:/absolute/path' entries")
@@ -684,6 +694,11 @@ class Scenario(_Model):
     verify: list[VerifyItem] = Field(default_factory=list)
     fixes: dict[str, Fix] = Field(default_factory=dict)
     collect: Collect | None = None
+    evidence: list[EvidenceFile | str] = Field(
+        default_factory=list,
+        description="the customer's own captures and logs (paths under fixtures/, or {file, "
+        "lab}): the run finds their signatures and says which of them the lab showed",
+    )
     redact: list[Regex] = Field(
         default_factory=list,
         description="extra regexes whose matches are redacted from everything the run writes",

@@ -112,6 +112,7 @@ class Checker:
         self.check_reproduce(("reproduce",), self.data.get("reproduce"))
         self.check_verify()
         self.check_collect()
+        self.check_evidence()
         self.check_redact()
         self.check_fix_names()
         return self.problems
@@ -810,6 +811,19 @@ class Checker:
                 on = item.get("on")
                 if "run" in item and isinstance(on, str) and on not in self.nodes:
                     self.at((*path, "on"), unknown("node", on, self.nodes))
+
+    def check_evidence(self) -> None:
+        """The customer's evidence: files inside the project, and a lab the catalog has."""
+        for i, item in enumerate(_l(self.data.get("evidence"))):
+            path: YPath = ("evidence", i)
+            entry = item if isinstance(item, dict) else {"file": item}
+            if isinstance(item, dict):
+                path = (*path, "file")
+            if isinstance(entry.get("file"), str):
+                self.check_project_file(path, entry["file"], "evidence file")
+            lab = entry.get("lab")
+            if isinstance(lab, str) and lab not in self.catalog.labs:
+                self.at(("evidence", i, "lab"), unknown("lab", lab, self.catalog.labs))
 
     def check_collect(self) -> None:
         collect = _d(self.data.get("collect"))

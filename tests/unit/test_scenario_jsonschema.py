@@ -67,6 +67,7 @@ def test_schema_has_the_top_level_keys() -> None:
         "verify",
         "fixes",
         "collect",
+        "evidence",
         "redact",
     ]
     assert set(schema["required"]) == {"scenario", "topology"}
