@@ -230,8 +230,13 @@ def test_html_in_headless_chromium(tls_run: tuple[Path, dict[str, Any]]) -> None
                 expect(text).to_have_text(name)
             body = page.locator("body")
             # step output is folded away (in the page, not shown)...
-            expect(body).to_contain_text("tlsv1 alert protocol version")
-            expect(body).not_to_contain_text("tlsv1 alert protocol version", use_inner_text=True)
+            step_out = page.locator("section.attempt details pre", has_text="alert protocol").first
+            expect(step_out).to_contain_text("tlsv1 alert protocol version")
+            expect(step_out).not_to_be_visible()
+            # ...the Findings section, right after the verdict, quotes the line it matched
+            findings = page.locator("table.findings").first
+            expect(findings).to_be_visible()
+            expect(findings).to_contain_text("tls.alert:protocol_version")
             # ...the symptom evidence is not
             expect(body).to_contain_text("exit code 35 (expected 35)", use_inner_text=True)
             # nothing was fetched: the page is one file
