@@ -3,9 +3,11 @@
 Usage: matrix_floor.py JOBS SPEC.json. SPEC lists the cells, each with its nodes (name, image,
 command, init) and the URL its client fetches. Each cell makes the engine calls a harness cell
 makes: one network, two containers started together, a readiness wait read from the host (no
-exec, as the harness does), two `curl` execs (the two attempts) and `nginx -t`, then force
-removal and the network's removal. No scenario, no catalog, no run folder, no reports: its
--j2/-j1 ratio is what the engine and kernel allow this workload, whatever the client.
+exec, as the harness does), `nginx -T` (the running configuration the harness records after
+bring-up), two `curl` execs (the two attempts), `nginx -t` (the verify check) and `nginx -T`
+again (the running configuration at the end), then force removal and the network's removal.
+No scenario, no catalog, no run folder, no reports: its -j2/-j1 ratio is what the engine and
+kernel allow this workload, whatever the client.
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ def listening(pid: int, port: int) -> bool:
     )
 
 
+def dump(web: Any, name: str) -> None:
+    """The running configuration, as the nginx lab's running_config command dumps it."""
+    rc, _ = web.exec_run(["sh", "-c", "nginx -T 2>&1"])
+    if rc != 0:
+        raise SystemExit(f"floor cell {name}: nginx -T exited {rc}")
+
+
 def cell(client: Any, spec: dict[str, Any]) -> None:
     api = client.api
     name = f"floor-{uuid.uuid4().hex[:8]}"
@@ -60,6 +69,7 @@ def cell(client: Any, spec: dict[str, Any]) -> None:
         while not listening(int(web.attrs["State"]["Pid"]), 80):
             time.sleep(gap)
             gap = min(gap * 2, 0.2)
+        dump(web, name)
         for _ in range(2):
             rc, _ = client_node.exec_run(
                 ["curl", "-sS", "-m", "10", "-w", "\\n%{http_code}", spec["url"]]
@@ -69,6 +79,7 @@ def cell(client: Any, spec: dict[str, Any]) -> None:
         rc, _ = web.exec_run(["nginx", "-t"])
         if rc != 0:
             raise SystemExit(f"floor cell {name}: nginx -t exited {rc}")
+        dump(web, name)
     finally:
         objs = client.containers.list(all=True, filters={"label": f"{LABEL}={name}"}, sparse=True)
         if objs:

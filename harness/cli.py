@@ -563,6 +563,14 @@ def cp(
     _serve(as_json, work, render)
 
 
+OnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--on",
+        help="Rerun on this lab (a `lab up` or kept run): changed files copied in and reloaded,"
+        " changed nodes replaced, configure again if its inputs changed; the lab stays up.",
+    ),
+]
 DestroyOpt = Annotated[
     str,
     typer.Option(
@@ -620,6 +628,7 @@ def reproduce(
     ] = None,
     untrusted: UntrustedOpt = False,
     trust: TrustOpt = False,
+    on: OnOpt = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -640,6 +649,7 @@ def reproduce(
             cell=_parse_cells(cell) or None,
             untrusted=untrusted,
             trust=trust,
+            on=on,
         )
 
     result = _serve(as_json, work, _render_run, redact=True)
@@ -656,11 +666,12 @@ def verify_fix(
     destroy: DestroyOpt = "passing",
     untrusted: UntrustedOpt = False,
     trust: TrustOpt = False,
+    on: OnOpt = None,
     project: ProjectOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Baseline and candidate on fresh labs: FIXED (exit 0), NOT_FIXED, REGRESSION or
-    INCONCLUSIVE (1), ERROR (3)."""
+    """Baseline and candidate on fresh labs (or both on a live lab, --on): FIXED (exit 0),
+    NOT_FIXED, REGRESSION or INCONCLUSIVE (1), ERROR (3)."""
 
     def work() -> VerifyFixResult:
         from harness.verbs.reproduce import verify_fix as do
@@ -675,6 +686,7 @@ def verify_fix(
             on_event=_progress(as_json),
             untrusted=untrusted,
             trust=trust,
+            on=on,
         )
 
     def render(r: VerifyFixResult) -> None:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from harness.findings_model import Finding
 
 JOURNAL_VERSION = 1  # the on-disk format (docs/journal.md); bump on an incompatible change
-SCHEMA_VERSION = "1.7"  # the published schema; the minor part moves with each added field
+SCHEMA_VERSION = "1.8"  # the published schema; the minor part moves with each added field
 SCHEMA_ID = f"https://labharness.invalid/schemas/journal/{SCHEMA_VERSION}/journal.schema.json"
 SCHEMA_FILE = "schemas/journal.schema.json"
 
@@ -473,6 +473,29 @@ class ConfigPhase(PhaseBase):
     dumps: list[ConfigDump] = Field(default_factory=list)
 
 
+class SyncAction(_Model):
+    """What a live rerun did to one node before its steps."""
+
+    node: str
+    action: str  # copied+reloaded | copied+restarted | replaced | restarted
+    why: str | None = None
+    files: list[str] = Field(default_factory=list)
+    seconds: float | None = None
+    reload: dict[str, Any] | None = None  # the lab's reload command and how it ended
+
+
+class SyncPhase(PhaseBase):
+    """Schema 1.8: a live rerun (`lab reproduce --on RUN`) bringing the lab in line with the
+    scenario: the plan (files to copy, nodes to replace, why configure runs again) and what
+    was done, node by node."""
+
+    phase: str = Field(pattern=_named("sync"))
+    on: str | None = None  # the live lab's run id
+    plan: dict[str, Any] = Field(default_factory=dict)
+    actions: list[SyncAction] = Field(default_factory=list)
+    impairments: list[Applied] = Field(default_factory=list)  # applied again to new nodes
+
+
 class DownPhase(PhaseBase):
     phase: str = Field(pattern=_named("down"))
     removed: dict[str, Any] = Field(default_factory=dict)
@@ -480,6 +503,7 @@ class DownPhase(PhaseBase):
 
 PHASE_KINDS = (
     "evidence",
+    "sync",
     "build",
     "preflight",
     "up",
@@ -525,6 +549,7 @@ Phase = Annotated[
     | Annotated[CapturePhase, Tag("capture")]
     | Annotated[ImpairPhase, Tag("impair")]
     | Annotated[EvidencePhase, Tag("evidence")]
+    | Annotated[SyncPhase, Tag("sync")]
     | Annotated[ConfigurePhase, Tag("configure")]
     | Annotated[IdempotencePhase, Tag("idempotence")]
     | Annotated[ConfigPhase, Tag("config")]
@@ -573,6 +598,8 @@ class Header(_Model):
     fix: str | None = None
     fix_file: str | None = None
     verification: str | None = None  # schema 1.4: the verify-fix this run is a side of
+    # schema 1.8: a live rerun: {"on": the lab's run id, "rerun": its number, "folder": the lab's}
+    live: dict[str, Any] | None = None
     # schema 1.7: the customer's signatures (`evidence:`) and which of them the lab showed
     evidence_match: EvidenceMatch | None = None
     params: dict[str, Any] = Field(default_factory=dict)

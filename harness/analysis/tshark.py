@@ -5,7 +5,11 @@ its columns.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import json
+import os
 import re
 import shutil
 import subprocess
@@ -98,12 +102,50 @@ def read(path: Path, timeout: float = 120.0) -> Read:
 
 @functools.cache
 def value_names(timeout: float = 60.0) -> dict[str, dict[str, str]]:
-    """tshark's names for field values (`tshark -G values`): field -> value -> name, e.g.
-    tls.alert_message.desc -> 70 -> Protocol Version."""
-    done = _run([binary(), "-G", "values"], timeout, "tshark -G values")
+    """tshark's names for the values of FIELDS (`tshark -G values`): field -> value -> name,
+    e.g. tls.alert_message.desc -> 70 -> Protocol Version. Read once per tshark binary and kept
+    in the user's cache folder: the full table is ~1.4 M lines, about 2 s to produce and parse
+    on a small machine, and every run with a capture needs it."""
+    tshark = binary()
+    cache = _cache_file(tshark)
+    if cache is not None:
+        try:
+            data = json.loads(cache.read_text())
+            if isinstance(data, dict):
+                return data
+        except (OSError, ValueError):
+            pass
+    done = _run([tshark, "-G", "values"], timeout, "tshark -G values")
+    wanted = set(FIELDS)
     names: dict[str, dict[str, str]] = {}
     for line in done.stdout.splitlines():
+        if not line.startswith("V\t"):
+            continue
         parts = line.split("\t")
-        if len(parts) == 4 and parts[0] == "V":
+        if len(parts) == 4 and parts[1] in wanted:
             names.setdefault(parts[1], {})[parts[2]] = parts[3]
+    if cache is not None and done.returncode == 0 and names:
+        with contextlib.suppress(OSError):
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(names, sort_keys=True))
+            tmp.replace(cache)
     return names
+
+
+def _cache_file(tshark: str) -> Path | None:
+    """Where this tshark's value names are kept: named by its path, size and mtime (a new
+    Wireshark is read again) and by FIELDS; None when there is no home to keep it in."""
+    try:
+        st = os.stat(tshark)
+    except OSError:
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or (
+        os.path.join(os.path.expanduser("~"), ".cache") if os.path.expanduser("~") != "~" else ""
+    )
+    if not base:
+        return None
+    key = hashlib.sha256(
+        f"{os.path.realpath(tshark)}\0{st.st_size}\0{st.st_mtime_ns}\0{FIELDS}".encode()
+    ).hexdigest()[:20]
+    return Path(base) / "labharness" / f"tshark-values-{key}.json"

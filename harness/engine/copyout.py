@@ -12,6 +12,7 @@ import io
 import tarfile
 from collections.abc import Iterator
 from contextlib import suppress
+from datetime import datetime
 from typing import IO, Any
 
 from harness.engine import hostview
@@ -98,10 +99,14 @@ def _small_from_host(container: Any, path: str) -> bytes | None:
         return None
 
 
-def output_chunks(container: Any, stop: Stop = _never) -> Iterator[bytes]:
-    """The node's stdout and stderr so far, in chunks as the engine sends them."""
+def output_chunks(
+    container: Any, stop: Stop = _never, since: datetime | None = None
+) -> Iterator[bytes]:
+    """The node's stdout and stderr so far (since `since`: a live rerun's own), in chunks as
+    the engine sends them."""
+    extra = {"since": since} if since is not None else {}
     with engine_errors("read the node's output"):
-        stream = container.logs(stdout=True, stderr=True, stream=True, follow=False)
+        stream = container.logs(stdout=True, stderr=True, stream=True, follow=False, **extra)
     try:
         for chunk in stream:
             if stop():

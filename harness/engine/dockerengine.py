@@ -42,9 +42,10 @@ from harness.engine.api import (
     _never,
     object_name,
 )
+from harness.engine.client import engine_errors
 from harness.errors import InfraError
 from harness.scenario.catalog import Catalog
-from harness.scenario.resolved import HealthSpec, NetworkSpec, NodeSpec, Topology
+from harness.scenario.resolved import FileSpec, HealthSpec, NetworkSpec, NodeSpec, Topology
 
 
 def _labels_of(attrs: dict[str, Any]) -> dict[str, str]:
@@ -169,9 +170,14 @@ class DockerEngine:
         objects.start(self._fresh_or_get(run, node), node)
 
     def wait_ready(
-        self, run: str, node: str, spec: HealthSpec, cancel: threading.Event | None = None
+        self,
+        run: str,
+        node: str,
+        spec: HealthSpec,
+        cancel: threading.Event | None = None,
+        since: datetime | None = None,
     ) -> float:
-        return waits.wait_ready(self._fresh_or_get(run, node), node, spec, cancel)
+        return waits.wait_ready(self._fresh_or_get(run, node), node, spec, cancel, since)
 
     def addresses(self, run: str, node: str) -> dict[str, str]:
         with self._lock:
@@ -191,8 +197,10 @@ class DockerEngine:
             return objects.logs(c)
         return execs.logs_since(c, since).encode()
 
-    def output_chunks(self, run: str, node: str, stop: Stop = _never) -> Iterator[bytes]:
-        return copyout.output_chunks(self._container(run, node), stop)
+    def output_chunks(
+        self, run: str, node: str, stop: Stop = _never, since: datetime | None = None
+    ) -> Iterator[bytes]:
+        return copyout.output_chunks(self._container(run, node), stop, since)
 
     def node_fault(self, run: str, node: str, action: str) -> dict[str, Any]:
         return faults.inject(self._container(run, node), node, action)
@@ -245,6 +253,12 @@ class DockerEngine:
     def put_path(self, run: str, node: str, source: Path, parent: str, name: str) -> Copied:
         files, size = handson.put_path(self._container(run, node), source, parent, name)
         return Copied(files, size)
+
+    def put_files(self, run: str, node: str, files: tuple[FileSpec, ...]) -> None:
+        """A running node's `files:` replaced in place, as create_node puts them (same modes)."""
+        c = self._container(run, node)
+        with engine_errors(f"copy files into node {node}"):
+            objects.put_files(str(c.id), self.client.api, files)
 
     def file_entries(
         self, run: str, node: str, path: str, stop: Stop = _never

@@ -41,7 +41,7 @@ from harness.engine.api import (
 )
 from harness.errors import InfraError
 from harness.scenario.catalog import Catalog
-from harness.scenario.resolved import HealthSpec, NetworkSpec, NodeSpec, Topology
+from harness.scenario.resolved import FileSpec, HealthSpec, NetworkSpec, NodeSpec, Topology
 
 ExecScript = ExecResult | BaseException | list[ExecResult | BaseException]
 Call = tuple[str, tuple[Any, ...]]
@@ -211,6 +211,9 @@ class FakeEngine:
         }
         with self._lock:
             self._nodes[(labels.run, spec.name)] = _Node(info, spec, image, addresses)
+            have = self.files.setdefault(spec.name, {})
+            for f in spec.files:
+                have[f.target] = f.source.read_bytes()
         return info
 
     def start_node(self, run: str, node: str) -> None:
@@ -218,7 +221,12 @@ class FakeEngine:
         self._node(run, node).status = "running"
 
     def wait_ready(
-        self, run: str, node: str, spec: HealthSpec, cancel: threading.Event | None = None
+        self,
+        run: str,
+        node: str,
+        spec: HealthSpec,
+        cancel: threading.Event | None = None,
+        since: datetime | None = None,
     ) -> float:
         self._call("wait_ready", run, node)
         n = self._node(run, node)
@@ -265,7 +273,9 @@ class FakeEngine:
         self._node(run, node)
         return self.output.get(node, b"")
 
-    def output_chunks(self, run: str, node: str, stop: Stop = _never) -> Iterator[bytes]:
+    def output_chunks(
+        self, run: str, node: str, stop: Stop = _never, since: datetime | None = None
+    ) -> Iterator[bytes]:
         self._call("output_chunks", run, node)
         self._node(run, node)
         data = self.output.get(node, b"")
@@ -341,6 +351,13 @@ class FakeEngine:
         self._node(run, node)
         data = self.files.get(node, {}).get(path)
         return None if data is None or len(data) > limit else data
+
+    def put_files(self, run: str, node: str, files: tuple[FileSpec, ...]) -> None:
+        self._call("put_files", run, node, tuple(f.target for f in files))
+        self._node(run, node)
+        have = self.files.setdefault(node, {})
+        for f in files:
+            have[f.target] = f.source.read_bytes()
 
     def put_path(self, run: str, node: str, source: Path, parent: str, name: str) -> Copied:
         """Files land in `files` (folders flattened to their files' paths)."""

@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 from harness.engine import hostview
@@ -69,13 +70,19 @@ class PortCheck:
 @dataclass
 class LogCheck:
     pattern: str
+    since: datetime | None = None  # a restarted node: its earlier output does not count
 
     @property
     def description(self) -> str:
         return f"a log line matching /{self.pattern}/"
 
     def ready(self, container: Any) -> bool:
-        logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
+        if self.since is None:
+            logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
+        else:
+            logs = container.logs(stdout=True, stderr=True, since=self.since).decode(
+                errors="replace"
+            )
         return re.search(self.pattern, logs, re.MULTILINE) is not None
 
 
@@ -89,13 +96,13 @@ class RunningCheck:
         return True  # the state check in wait_ready already proved it runs
 
 
-def check_for(spec: HealthSpec) -> Check:
+def check_for(spec: HealthSpec, since: datetime | None = None) -> Check:
     if spec.kind == "command" and spec.command:
         return CommandCheck(spec.command)
     if spec.kind == "port" and spec.port:
         return PortCheck(spec.port)
     if spec.kind == "log" and spec.log:
-        return LogCheck(spec.log)
+        return LogCheck(spec.log, since)
     return RunningCheck()
 
 
@@ -121,10 +128,15 @@ def _ready(check: Check, container: Any) -> bool:
 
 
 def wait_ready(
-    container: Any, node: str, spec: HealthSpec, cancel: threading.Event | None = None
+    container: Any,
+    node: str,
+    spec: HealthSpec,
+    cancel: threading.Event | None = None,
+    since: datetime | None = None,
 ) -> float:
-    """Poll until ready; return seconds waited. Raises InfraError with logs and a hint."""
-    check = check_for(spec)
+    """Poll until ready; return seconds waited. Raises InfraError with logs and a hint.
+    `since`: a node restarted then (a live rerun), so a log check reads only what came after."""
+    check = check_for(spec, since)
     gap = FIRST_GAP  # most services are ready within tens of ms: check early, then back off
     start = time.monotonic()
     deadline = start + spec.timeout

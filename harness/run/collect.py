@@ -11,6 +11,7 @@ import json
 import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -134,13 +135,14 @@ def _collect_output(
     redactor: Redactor,
     budget: _Budget,
     stop: Callable[[], bool],
+    since: datetime | None = None,
 ) -> Cut | None:
     cap = min(MAX_FILE, budget.left)
     dest = out / "container.log"
     with dest.open("wb") as f:
         sink = _RedactedSink(f, redactor, cap)
         try:
-            for chunk in engine.output_chunks(run, node, stop):
+            for chunk in engine.output_chunks(run, node, stop, since):
                 sink.write(chunk)
                 if sink.full:
                     break
@@ -170,6 +172,7 @@ def _collect_path(
     stop: Callable[[], bool],
     result: Collected,
     files: list[str],
+    skip: dict[str, int] | None = None,
 ) -> None:
     parent = _safe(posixpath.dirname(path.rstrip("/")))
     base = out / "files"
@@ -182,6 +185,9 @@ def _collect_path(
             result.cut.append(Cut(node, shown, 0, member.size, _why(0)))
             continue
         cap = min(MAX_FILE, budget.left)
+        start = (skip or {}).get(posixpath.normpath(shown), 0)
+        if 0 < start <= member.size:  # a live rerun: what the file held before it began
+            _discard(stream, start)
         kept, _, whole = _copy(stream, base / rel, redactor, cap, stop)
         budget.left -= kept
         files.append(f"files/{rel}")
@@ -189,6 +195,14 @@ def _collect_path(
             result.cut.append(Cut(node, shown, kept, member.size, _why(cap)))
             if "/" not in member.name:
                 break  # a single file: the rest of it is not even read off the wire
+
+
+def _discard(stream: IO[bytes], n: int) -> None:
+    while n > 0:
+        got = stream.read(min(n, 1 << 20))
+        if not got:
+            return
+        n -= len(got)
 
 
 def collect_nodes(
@@ -200,10 +214,14 @@ def collect_nodes(
     folder: Path,
     redactor: Redactor,
     stop: Callable[[], bool] = lambda: False,
+    since: datetime | None = None,
+    skip: dict[str, dict[str, int]] | None = None,
 ) -> Collected:
     """Write artifacts/<node>/...: output, inspect, files; each file at most MAX_FILE bytes and
     each node at most MAX_NODE, streamed (never a whole file in memory); what was cut is in
-    `cut`. Best effort: never raises; `stop()` true (Ctrl-C) ends it between chunks."""
+    `cut`. Best effort: never raises; `stop()` true (Ctrl-C) ends it between chunks.
+    A live rerun passes `since` (its start: the output nodes printed before is not its own)
+    and `skip` (node -> log file -> its size then: only what was appended since is copied)."""
     wanted = _wanted(topology, extra_logs)
     result = Collected()
     try:
@@ -221,6 +239,8 @@ def collect_nodes(
                 redactor=redactor,
                 stop=stop,
                 result=result,
+                since=since,
+                skip=(skip or {}).get(c.node),
             )
     except CopyStopped:
         result.stopped = True
@@ -248,6 +268,8 @@ def _collect_node(
     redactor: Redactor,
     stop: Callable[[], bool],
     result: Collected,
+    since: datetime | None = None,
+    skip: dict[str, int] | None = None,
 ) -> None:
     """One node's output, inspect and paths into out, within one MAX_NODE budget; a failure
     skips only what failed, a stop (CopyStopped) ends the whole collection."""
@@ -257,7 +279,7 @@ def _collect_node(
     try:
         out.mkdir(parents=True, exist_ok=True)
         cut = _collect_output(
-            engine, run_id, node, out, redactor=redactor, budget=budget, stop=stop
+            engine, run_id, node, out, redactor=redactor, budget=budget, stop=stop, since=since
         )
         files.append("container.log")
         if cut:
@@ -282,6 +304,7 @@ def _collect_node(
                 stop=stop,
                 result=result,
                 files=files,
+                skip=skip,
             )
         except CopyStopped:
             raise

@@ -20,7 +20,7 @@ from harness.engine.api import CaptureInfo, Engine, RunLabels
 from harness.engine.connection import connect_engine
 from harness.errors import HarnessError, InfraError, Interrupted, UsageError
 from harness.journal_model import AnalyzedSource, EvidenceMatch
-from harness.run import faults, probes, redact, trust
+from harness.run import faults, labstate, live, probes, redact, trust
 from harness.run import running_config as runconf
 from harness.run.analyze import analyze_folder
 from harness.run.collect import collect_nodes, sweep, write_step_logs
@@ -28,6 +28,7 @@ from harness.run.customer_evidence import compare, read_evidence
 from harness.run.folder import RunFolder, now_iso, reports_root
 from harness.run.ids import new_run_id, owner_token
 from harness.run.journal import Journal
+from harness.run.live import LiveLab
 from harness.run.plan import plan_of
 from harness.run.provision import OnEvent, _quiet, bring_up, tear_down
 from harness.run.result import AttemptResult, RunResult, UpResult
@@ -57,6 +58,7 @@ class RunOptions:
     trust: Trust = TRUSTED  # an untrusted scenario runs no host code, gets default caps only
     baseline_rate: tuple[int, int] | None = None  # a candidate's baseline k/n (confidence)
     verification: str | None = None  # the verify-fix this run is one side of (its id)
+    live: LiveLab | None = None  # `--on RUN`: rerun on that lab, brought in line first
 
 
 @dataclass
@@ -102,12 +104,22 @@ class Run:
         self.emit: OnEvent = lambda e: opts.on_event(self.redactor.deep(e))
         # the customer's own files, read before anything exists: bad evidence is exit 2 here
         self.customer = read_evidence(self.raw, root, catalog, self.redactor)
+        self.lab = opts.live
+        if self.lab is not None:  # refused before a folder exists: what cannot change live
+            labstate.refuse_early(self.lab.state, self.topology, self.raw, root, self.lab.run)
         self.engine: Engine = engine if engine is not None else connect_engine(opts.engine)
-        self.run_id = new_run_id()
-        self.folder = RunFolder.create(reports_root(root), self.topology.scenario, self.run_id)
-        self.labels = RunLabels(
-            self.run_id, self.topology.scenario, owner_token(), str(self.folder.path.resolve())
-        )
+        if self.lab is not None:  # the lab's run, labels and folder; this rerun's own folder
+            self.run_id = self.lab.run
+            self.folder = self.lab.next_folder()
+            self.labels = self.lab.labels()
+        else:
+            self.run_id = new_run_id()
+            self.folder = RunFolder.create(reports_root(root), self.topology.scenario, self.run_id)
+            self.labels = RunLabels(
+                self.run_id, self.topology.scenario, owner_token(), str(self.folder.path.resolve())
+            )
+        self.since: datetime | None = None  # a live rerun's start: its own output and logs
+        self.log_skip: dict[str, dict[str, int]] = {}
         self.engine_version = self.engine.version()
         # this run's own stop, also set by a matrix's (or worker's) Ctrl-C; its failure must not
         # stop the other cells
@@ -136,6 +148,7 @@ class Run:
                 "fix": loaded.fix,
                 "fix_file": opts.fix_file,
                 "verification": opts.verification,
+                **({"live": self._live_head()} if self.lab is not None else {}),
                 "params": loaded.params,
                 "matrix_cell": loaded.matrix_cell,
                 "case": self.raw.case.model_dump(exclude_none=True) if self.raw.case else {},
@@ -147,6 +160,10 @@ class Run:
             },
             redact=self.redactor.text,
         )
+
+    def _live_head(self) -> dict[str, Any]:
+        assert self.lab is not None
+        return {"on": self.lab.run, "rerun": self.folder.path.name, "folder": str(self.lab.folder)}
 
     def _write_run_json(self) -> None:
         """run.json as the run starts: what `lab runs`, `lab down` and `lab gc` read."""
@@ -221,6 +238,14 @@ class Run:
             self.live.not_ready = {n.name: n.not_ready for n in nodes if n.not_ready is not None}
             rec["nodes"] = [n.as_dict() for n in nodes]
         self.folder.write(nodes=rec["nodes"])
+        self.start_captures(tag)
+        if self.raw.topology.impairments:
+            with self.phase(f"impair{tag}") as rec:
+                rec["applied"] = faults.topology_impairments(
+                    self.engine, self.run_id, self.raw.topology.impairments, self.live.addresses
+                )
+
+    def start_captures(self, tag: str = "") -> None:
         collect = self.raw.collect
         if collect and collect.capture:
             with self.phase(f"capture{tag}") as rec:
@@ -233,11 +258,6 @@ class Run:
                     rec.setdefault("captures", []).append(
                         {"network": net, "path": str(out), "warning": cap.warning}
                     )
-        if self.raw.topology.impairments:
-            with self.phase(f"impair{tag}") as rec:
-                rec["applied"] = faults.topology_impairments(
-                    self.engine, self.run_id, self.raw.topology.impairments, self.live.addresses
-                )
 
     def configure(self, tag: str = "") -> None:
         items = self.raw.configure
@@ -424,7 +444,8 @@ class Run:
             rec["result_override"] = (
                 "error" if error else ("observed" if rec["observed"] else "absent")
             )
-            if not self.repro.fresh and i < self.rule.target() and error is None:
+            stays = self.lab is not None  # a live lab goes on to the next rerun: left clean
+            if not self.repro.fresh and (i < self.rule.target() or stays) and error is None:
                 rec["undo"] = runner.undo_faults()
         return {
             "attempt": i,
@@ -575,6 +596,8 @@ class Run:
                 folder=self.folder.path,
                 redactor=self.redactor,
                 stop=self._stop_collecting,
+                since=self.since,
+                skip=self.log_skip,
             )
             out: dict[str, Any] = {"nodes": got.files, "captures": self.live.capture_results}
             steps = write_step_logs(self.folder.path, self.journal.data["phases"], self.redactor)
@@ -603,18 +626,100 @@ class Run:
     # -- the whole run ------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """The phases `reproduce` and `up` share: build, preflight, up, configure."""
+        """The phases `reproduce` and `up` share: build, preflight, up, configure (a live
+        rerun: build, then the lab brought in line, captures, configure if its inputs changed)."""
         if self.raw.evidence:
             with self.phase("evidence") as rec:  # read in __init__: recorded as the first phase
                 rec["sources"] = [
                     s.model_dump(mode="json", exclude_none=True) for s in self.customer
                 ]
         self.build()
+        if self.lab is not None:
+            if self.sync():
+                self.configure()
+            self.idempotence()
+            self.running_config()
+            return
         self.preflight()
         self.bring_up()
         self.configure()
         self.idempotence()
         self.running_config()
+
+    def sync(self) -> bool:
+        """The `sync` phase of a live rerun (harness/run/live.py); whether configure runs
+        again (its inputs changed, or a node it configured was restarted or recreated)."""
+        assert self.lab is not None
+        lab, run = self.lab, self.run_id
+        new = labstate.lab_state(self.topology, self.images, self.raw, self.root)
+        self.since = datetime.now(UTC)
+        extra = list(self.raw.collect.logs) if self.raw.collect else []
+        with self.phase("sync", on=lab.run) as rec:
+            plan = labstate.plan_sync(
+                lab.state,
+                new,
+                self.topology,
+                lambda n: live.live_env(self.engine, run, n),
+                live.not_running(self.engine, run),
+            )
+            rec["plan"] = plan.as_dict()
+            labstate.refuse(plan, lab.run)
+            self.log_skip = live.log_sizes(self.engine, run, self.topology, extra)
+            touched = [*plan.replace, *plan.copy]
+            if touched:  # until it is done, those nodes are in no known state
+                lab.state.model_copy(update={"dirty": touched}).write(lab.folder)
+            actions, fresh, restarted = live.Sync(
+                self.engine,
+                self.topology,
+                self.images,
+                self.labels,
+                self.catalog,
+                self.cancel,
+                self.emit,
+                self.opts.trust,
+                probes.may_not_start(self.repro.symptom),
+            ).apply(plan)
+            for name in plan.replace:
+                self.log_skip.pop(name, None)  # a new container: its files are all this run's
+            rec["actions"] = actions
+            self.live.addresses = self._live_addresses(fresh)
+            self.live.not_ready = {u.name: u.not_ready for u in fresh if u.not_ready is not None}
+            rec["impairments"] = live.apply_impairments(
+                self.engine, run, self.raw.topology.impairments, restarted, self.live.addresses
+            )
+            new.write(lab.folder)
+            self.folder.write(nodes=[u.as_dict() for u in fresh])
+        self.start_captures()
+        again = plan.configure or (
+            "node(s) restarted: " + ", ".join(sorted(restarted))
+            if restarted and labstate.has_configure(new)
+            else None
+        )
+        if again:
+            self.emit({"event": "sync", "configure": again})
+        return bool(again)
+
+    def _live_addresses(self, fresh: list[Any]) -> dict[str, dict[str, str]]:
+        """Every node's addresses: the lab's record, the engine's for recreated ones."""
+        known = (
+            {
+                n.get("name"): n.get("addresses") or {}
+                for n in RunFolder(self.lab.folder).read().get("nodes") or []
+            }
+            if self.lab is not None
+            else {}
+        )
+        out: dict[str, dict[str, str]] = {}
+        changed = {u.name: u.addresses for u in fresh}
+        for n in self.topology.nodes:
+            got = changed.get(n.name) or known.get(n.name)
+            if not got:
+                try:
+                    got = self.engine.addresses(self.run_id, n.name)
+                except HarnessError:
+                    got = {}
+            out[n.name] = dict(got)
+        return out
 
     def running_config(self, tag: str = "") -> None:
         """The configuration each node runs with, as its lab dumps it (after configure, and
@@ -678,9 +783,7 @@ class Run:
         keep = self._keep(interrupted, repro.verdict, checks_ok)
         self.journal.set_plan(plan_of(self))  # REPRODUCE.md is written from it (reports)
         removed, down_error = ({}, None) if keep else self._down(failed=failure is not None)
-        state = "interrupted" if interrupted else ("kept" if keep else "done")
-        if down_error and not interrupted:
-            state = "failed"  # not removed, not kept on purpose: `lab gc` may collect it
+        state = self._end_state(interrupted, keep, down_error)
         result = RunResult(
             run=self.run_id,
             scenario=self.topology.scenario,
@@ -709,6 +812,7 @@ class Run:
             state=state, verdict=repro.verdict, rate=repro.rate, kept=keep, removed=removed
         )
         self._write_reports(result)
+        self._list_rerun(repro.verdict, repro.rate)
         if self.late_signals and not interrupted:  # came while the reports were written
             self.folder.write(state="interrupted")
             raise SignalInterrupt(self.late_signals[0])
@@ -736,6 +840,8 @@ class Run:
     def _keep(self, interrupted: bool, verdict: str, checks_ok: bool) -> bool:
         """Whether the lab stays up: always with --destroy never; with passing, when the run
         did not pass and was not interrupted; never with --destroy always."""
+        if self.lab is not None:
+            return True  # a live rerun never removes the lab it was given
         destroy = self.opts.destroy
         wanted = destroy == "never" or (
             destroy == "passing"
@@ -793,9 +899,40 @@ class Run:
                     failure = self._up_failed(exc, keep_on_failure)
                 raise failure from None
 
+    def _end_state(self, interrupted: bool, keep: bool, down_error: str | None) -> str:
+        """run.json's state at the end; a lab kept records what it was built from."""
+        if self.lab is not None:
+            return "interrupted" if interrupted else "done"  # this rerun; the lab stays up
+        if keep and self.images:
+            self._record_lab()
+        if down_error and not interrupted:
+            return "failed"  # not removed, not kept on purpose: `lab gc` may collect it
+        return "interrupted" if interrupted else ("kept" if keep else "done")
+
+    def _list_rerun(self, verdict: str, rate: str) -> None:
+        """A live rerun, listed in its lab's run.json (nothing for any other run)."""
+        if self.lab is not None:
+            self.lab.record(
+                self.folder,
+                verdict=verdict,
+                rate=rate,
+                role=self.opts.role,
+                fix=self.loaded.fix,
+                verification=self.opts.verification,
+                ended=now_iso(),
+            )
+
+    def _record_lab(self) -> None:
+        """lab-state.json: what the lab left up was built from (`lab reproduce --on` reads it)."""
+        with suppress(OSError):
+            labstate.lab_state(self.topology, self.images, self.raw, self.root).write(
+                self.folder.path
+            )
+
     def _stay_up(self) -> UpResult:
         """The lab is up: captures end with this process (they die with it anyway), so they
         cover bring-up and configure; what was written is swept through the redactor."""
+        self._record_lab()
         if self.live.captures:
             self.stop_captures()
             self.journal.set(captures=self.live.capture_results)

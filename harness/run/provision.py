@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
-from harness.engine.api import Engine, RunLabels
+from harness.engine.api import Engine, RunLabels, RunObjects, object_name
 from harness.errors import HarnessError, InfraError, Interrupted
 from harness.run.trust import TRUSTED, Trust, check_capabilities
 from harness.scenario.resolved import NetworkSpec, NodeSpec, Topology
@@ -199,6 +200,75 @@ class _Up:
             }
         )
         return up
+
+
+def replace_nodes(
+    engine: Engine,
+    topology: Topology,
+    images: dict[str, str],
+    labels: RunLabels,
+    cancel: threading.Event,
+    *,
+    names: list[str],
+    on_event: OnEvent = _quiet,
+    trust: Trust = TRUSTED,
+    may_fail: frozenset[str] = frozenset(),
+) -> list[NodeUp]:
+    """A live rerun's recreated nodes: each one's container removed, then created, started
+    and waited for on the run's existing networks exactly as bring_up does (a node waits for
+    its depends_on among them; the others are up already)."""
+    check_capabilities(topology, trust)
+    wanted = set(names)
+    old = [c for c in engine.find(labels.run, sparse=True).containers if c.node in wanted]
+    if old:
+        engine.remove(RunObjects(containers=tuple(old)))
+    ready = {n.name: threading.Event() for n in topology.nodes}
+    for n in topology.nodes:
+        if n.name not in wanted:
+            ready[n.name].set()
+    up = _Up(engine, images, labels, cancel, on_event, ready, may_fail)
+    up.networks = {net.name: object_name(labels.run, net.name) for net in topology.networks}
+    todo = [n for n in topology.nodes if n.name in wanted]
+    pool = ThreadPoolExecutor(max_workers=max(1, len(todo)))
+    try:
+        futures: list[Future[NodeUp]] = [pool.submit(up.one, n) for n in todo]
+        _all(futures)
+        return [f.result() for f in futures]
+    except BaseException:
+        cancel.set()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def restart_node(
+    engine: Engine,
+    node: NodeSpec,
+    labels: RunLabels,
+    cancel: threading.Event,
+    *,
+    image: str,
+    on_event: OnEvent = _quiet,
+    may_fail: frozenset[str] = frozenset(),
+) -> NodeUp:
+    """Restart a live node (its files changed and its lab has no reload) and wait until it
+    is ready again; a log health check reads only what it printed since the restart."""
+    t0 = time.monotonic()
+    since = datetime.now(UTC)
+    ready = {node.name: threading.Event()}
+    up = _Up(engine, {node.name: image}, labels, cancel, on_event, ready, may_fail)
+    engine.node_fault(labels.run, node.name, "restart")
+    try:
+        engine.wait_ready(labels.run, node.name, node.health, cancel, since)
+    except InfraError as exc:
+        if node.name not in may_fail:
+            raise
+        container = object_name(labels.run, node.name)
+        return up._not_ready(node, container, t0, up._failure(node.name, exc))
+    addresses = engine.addresses(labels.run, node.name)
+    return NodeUp(
+        node.name, object_name(labels.run, node.name), image, addresses, time.monotonic() - t0
+    )
 
 
 def _all(futures: list[Future[Any]]) -> None:

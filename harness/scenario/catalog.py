@@ -114,6 +114,9 @@ class LabDef(_Strict):
     ports: list[int] = Field(default_factory=list)
     cap_add: list[str] = Field(default_factory=list)
     running_config: RunningConfig | None = None
+    # how a running node takes changed files (a live rerun, `lab reproduce --on`): a command
+    # run inside it with `sh -c`, done when it exits 0; none given, or not 0: the node restarts
+    reload: str | None = None
     installed: Installed = Field(default_factory=Installed)
     signatures: list[LogSignature] = Field(default_factory=list)
 

@@ -6,9 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from harness import outcomes
+from harness.engine.api import Engine
 from harness.errors import UsageError
 from harness.run.execute import RunOptions, run_scenario
 from harness.run.folder import now_iso
+from harness.run.live import LiveLab
 from harness.run.provision import OnEvent, _quiet
 from harness.run.result import RunResult
 from harness.run.trust import Trust, enforce
@@ -65,6 +67,17 @@ def _load(
     return loaded
 
 
+def _live(on: str | None, loaded: LoadedScenario) -> tuple[Engine | None, LiveLab | None]:
+    """`--on RUN`: the engine and the live lab to rerun on (None, None: a fresh lab)."""
+    if on is None:
+        return None, None
+    from harness.engine.connection import connect_engine
+    from harness.verbs.runs import find_live
+
+    engine = connect_engine()
+    return engine, find_live(engine, on, loaded.topology.scenario)
+
+
 def reproduce(
     scenario: Path,
     *,
@@ -77,12 +90,16 @@ def reproduce(
     cell: dict[str, str] | None = None,
     untrusted: bool = False,
     trust: bool = False,
+    on: str | None = None,
 ) -> ReproduceResult:
     """One run of the scenario. `untrusted`: the file came from someone else (harness/run/
-    trust.py: no playbooks or suites on this machine, default capabilities), unless `trust`."""
+    trust.py: no playbooks or suites on this machine, default capabilities), unless `trust`.
+    `on`: a lab that is up (`lab up`, a kept run): brought in line with the file, then the
+    steps rerun on it (harness/run/live.py); the lab stays up."""
     loaded = _load(scenario, root, params, fix=fix, fix_file=fix_file, cell=cell)
     level = Trust.of(untrusted=untrusted, trust=trust)
     label = ",".join(f"{k}={v}" for k, v in loaded.matrix_cell.items()) if cell else None
+    engine, lab = _live(on, loaded)
     result = run_scenario(
         loaded,
         root=root,
@@ -94,7 +111,9 @@ def reproduce(
             on_event=on_event,
             fix_file=str(fix_file) if fix_file else None,
             trust=level,
+            live=lab,
         ),
+        engine=engine,
     )
     return ReproduceResult(
         **dict(result), exit_code=outcomes.exit_code("reproduce", result.verdict)
@@ -112,8 +131,10 @@ def verify_fix(
     on_event: OnEvent = _quiet,
     untrusted: bool = False,
     trust: bool = False,
+    on: str | None = None,
 ) -> VerifyFixResult:
-    """The baseline and the candidate, each on a fresh topology, then one verdict."""
+    """The baseline and the candidate, each on a fresh topology, then one verdict. `on`: both
+    on that live lab instead, one after the other (the candidate's overlay applied live)."""
     if fix is None and fix_file is None:
         raise UsageError("verify-fix needs --fix NAME (or --fix-file FILE)")
     baseline_loaded = _load(scenario, root, params)
@@ -127,6 +148,7 @@ def verify_fix(
         fix_file=fix_file,
         destroy=destroy,
         on_event=on_event,
+        on=on,
     )
 
 
@@ -139,6 +161,7 @@ def verify_loaded(
     fix_file: Path | None,
     destroy: str,
     on_event: OnEvent,
+    on: str | None = None,
 ) -> VerifyFixResult:
     """verify-fix of two loaded variants (also what `lab replay` of a verification runs):
     both checked against the trust level before either runs, then baseline, candidate, the
@@ -149,15 +172,23 @@ def verify_loaded(
     catalog = load_catalog(root)
     vid, started = new_verification_id(), now_iso()
     on_event({"event": "side", "side": "baseline"})
+    engine, lab = _live(on, baseline_loaded)
     baseline = run_scenario(
         baseline_loaded,
         root=root,
         catalog=catalog,
         opts=RunOptions(
-            destroy=destroy, role="baseline", on_event=on_event, trust=level, verification=vid
+            destroy=destroy,
+            role="baseline",
+            on_event=on_event,
+            trust=level,
+            verification=vid,
+            live=lab,
         ),
+        engine=engine,
     )
     on_event({"event": "side", "side": f"candidate ({candidate_loaded.fix})"})
+    engine, lab = _live(on, candidate_loaded)  # the lab as the baseline rerun left it
     candidate = run_scenario(
         candidate_loaded,
         root=root,
@@ -170,7 +201,9 @@ def verify_loaded(
             trust=level,
             baseline_rate=(baseline.observed, baseline.attempts),  # a confidence's plan
             verification=vid,
+            live=lab,
         ),
+        engine=engine,
     )
 
     result = _fix_result(candidate_loaded, baseline, candidate)

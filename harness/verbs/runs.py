@@ -13,6 +13,7 @@ from harness.errors import UsageError
 from harness.run import collect
 from harness.run.folder import LIVE_STATES, RunFolder, run_state
 from harness.run.ids import owner_alive
+from harness.run.live import LiveLab
 from harness.run.redact import MASK, Redactor, for_scenarios
 from harness.scenario.catalog import find_project_root, load_catalog
 from harness.scenario.load import load_scenario
@@ -65,6 +66,20 @@ def resolve_run(runs: list[str], wanted: str) -> str:
             f"no run {wanted!r} on this engine", hint="`lab ls` lists the runs that are up"
         )
     raise UsageError(f"run {wanted!r} is ambiguous: {', '.join(hits)}")
+
+
+def find_live(engine: Engine, wanted: str, scenario: str) -> LiveLab:
+    """`--on RUN`: the lab of that run (an id or unique prefix) on this engine, checked for a
+    live rerun of `scenario` (harness/run/live.py); exit 2 saying why not."""
+    runs = _runs(engine)
+    run = resolve_run(list(runs), wanted)
+    folder = _labels(runs[run]).get(LABEL_FOLDER)
+    if not folder or not Path(folder).is_dir():
+        raise UsageError(
+            f"run {run} has no run folder on this machine ({folder or 'no folder label'})",
+            hint="rerun it fresh with `lab reproduce FILE`",
+        )
+    return LiveLab.of(run, Path(folder), scenario)
 
 
 def _scenario_redactor(folder: Path) -> tuple[Redactor, str]:
