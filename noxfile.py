@@ -37,9 +37,11 @@ def demo(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def bench(session: nox.Session) -> None:
-    """Bring-up/teardown against the SDK floor and docker compose, `lab --help` start-up, and
-    an 8-cell matrix at -j1/-j2/-j4 beside its engine floor (the same engine calls, no harness)."""
+    """Bring-up/teardown against the SDK floor and docker compose, `lab --help` start-up, an
+    8-cell matrix at -j1/-j2/-j4 beside its engine floor (the same engine calls, no harness),
+    one engine vs two, and a saved edit to the verdict on a live lab vs a fresh run."""
     session.run(PY, "-m", "compileall", "-q", "harness")  # as an installed package would be
     session.run(PY, "bench/bring_up.py", *session.posargs)
     session.run(PY, "bench/matrix.py")
     session.run(PY, "bench/scale_out.py")  # one engine vs two, through Dask
+    session.run(PY, "bench/live.py")  # edit -> verdict: a live lab (lab watch) vs fresh

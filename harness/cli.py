@@ -656,6 +656,63 @@ def reproduce(
     raise typer.Exit(outcomes.exit_code("reproduce", result.verdict))
 
 
+@app.command()
+def watch(
+    *,
+    scenario: Annotated[Path, typer.Argument(help="Scenario file.")],
+    on: Annotated[str, typer.Option("--on", help="The lab to rerun on (`lab up`, a kept run).")],
+    param: ParamOpt = None,
+    fix: Annotated[str | None, typer.Option("--fix", help="Rerun with this fix.")] = None,
+    fix_file: FixFileOpt = None,
+    untrusted: UntrustedOpt = False,
+    trust: TrustOpt = False,
+    project: ProjectOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rerun on a live lab now and on every save of the scenario or a file it reads: one
+    verdict line and the probe that decided, each time. Ctrl-C stops; the lab stays up."""
+    from harness.verbs.results import WatchRerun, WatchResult
+
+    def line(r: WatchRerun) -> None:
+        if as_json:  # one JSON line per rerun as it ends; the whole result at the end
+            print(json.dumps(r.model_dump(mode="json")), flush=True)
+            return
+        when = r.at[11:19]
+        if r.error:
+            print(f"{when} not rerun: {r.error}" + (f"\n  hint: {r.hint}" if r.hint else ""))
+        else:
+            where = Path(r.folder or "").name
+            print(f"{when} {r.verdict} {r.rate}  {r.decided}  ({r.seconds} s, live/{where})")
+        sys.stdout.flush()
+
+    def work() -> WatchResult:
+        from harness.verbs.watch import watch as do
+
+        print(
+            f"watching {scenario} and the files it reads; Ctrl-C stops (the lab stays up)",
+            file=sys.stderr,
+        )
+        return do(
+            scenario,
+            root=_root(project, scenario),
+            on=on,
+            params=_parse_params(param),
+            fix=fix,
+            fix_file=fix_file,
+            untrusted=untrusted,
+            trust=trust,
+            on_rerun=line,
+        )
+
+    def render(r: WatchResult) -> None:
+        how = "interrupted during a rerun" if r.ended == "interrupted" else "stopped"
+        print(f"{how} after {len(r.reruns)} rerun(s); lab {r.run} is still up: {r.lab_down}")
+
+    result = _serve(as_json, work, render, redact=True)
+    if result.ended == "interrupted":
+        raise typer.Exit(outcomes.INTERRUPTED)
+
+
 @app.command("verify-fix")
 def verify_fix(
     *,

@@ -114,6 +114,10 @@ class PlanNode(_Model):
     files: list[NodeFile] = Field(default_factory=list)
     depends_on: list[str] = Field(default_factory=list)
     health: NodeHealth | None = None  # schema 1.2
+    # schema 1.8: the node settings as `docker create` flags, and the entrypoint's arguments
+    # (they come after the image, before the command)
+    options: list[str] = Field(default_factory=list)
+    entry_args: list[str] = Field(default_factory=list)
 
 
 class PlanItem(_Model):
@@ -200,6 +204,7 @@ class NotReady(_Model):
 
     state: Literal["exited", "not_ready", "skipped"] | str
     exit_code: int | None = None
+    oom_killed: bool | None = None  # schema 1.8: the kernel's OOM killer ended it
     reason: str | None = None
     log_tail: str | None = None
 

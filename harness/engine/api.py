@@ -17,11 +17,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Literal, Protocol
+from typing import IO, TYPE_CHECKING, Any, Literal, Protocol
 
 from harness.errors import Interrupted
-from harness.scenario.catalog import Catalog
 from harness.scenario.resolved import FileSpec, HealthSpec, NetworkSpec, NodeSpec, Topology
+
+if TYPE_CHECKING:  # a type only: `lab ls`/`down`/`gc` do not load the catalog's models
+    from harness.scenario.catalog import Catalog
 
 LABEL_RUN = "labharness.run"
 LABEL_SCENARIO = "labharness.scenario"

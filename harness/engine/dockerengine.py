@@ -13,11 +13,10 @@ import threading
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from harness.engine import capture, copyout, execs, faults, handson, impair, objects, waits
 from harness.engine import client as docker_client
-from harness.engine import images as engine_images
 from harness.engine.api import (
     LABEL_NETWORK,
     LABEL_NODE,
@@ -44,8 +43,10 @@ from harness.engine.api import (
 )
 from harness.engine.client import engine_errors
 from harness.errors import InfraError
-from harness.scenario.catalog import Catalog
 from harness.scenario.resolved import FileSpec, HealthSpec, NetworkSpec, NodeSpec, Topology
+
+if TYPE_CHECKING:  # the image builder and the catalog load only for the verbs that build
+    from harness.scenario.catalog import Catalog
 
 
 def _labels_of(attrs: dict[str, Any]) -> dict[str, str]:
@@ -338,6 +339,8 @@ class DockerEngine:
         copy_from: str | None = None,
         on_progress: ProgressFn | None = None,
     ) -> dict[str, str]:
+        from harness.engine import images as engine_images
+
         if copy_from:
             from harness.engine.targets import ensure_images_on
 
@@ -347,17 +350,25 @@ class DockerEngine:
         return engine_images.ensure_images(self.client, topology, catalog, on_progress=on_progress)
 
     def ensure_plan(self, plan: Any, on_progress: ProgressFn | None = None) -> BuildOutcome:
+        from harness.engine import images as engine_images
+
         return engine_images.ensure_plan(self.client, plan, on_progress=on_progress)
 
     def list_images(self, catalog: Catalog | None = None) -> list[dict[str, Any]]:
+        from harness.engine import images as engine_images
+
         return engine_images.list_images(self.client, catalog)
 
     def has_image(self, ref: str) -> bool:
+        from harness.engine import images as engine_images
+
         return engine_images.image_exists(self.client, ref)
 
     def prune_images(
         self, catalog: Catalog, *, keep_current: bool = True, only: str | None = None
     ) -> list[dict[str, Any]]:
+        from harness.engine import images as engine_images
+
         return engine_images.prune_images(
             self.client, catalog, keep_current=keep_current, only=only
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import shutil
 import tarfile
 import tempfile
@@ -25,7 +26,7 @@ from harness.engine.api import (
 from harness.engine.client import engine_errors, engine_info
 from harness.engine.sources import open_source
 from harness.errors import InfraError
-from harness.scenario.resolved import FileSpec, NetworkSpec, NodeSpec
+from harness.scenario.resolved import FileSpec, NetworkSpec, NodeSettings, NodeSpec
 
 
 def create_network(client: Any, labels: RunLabels, net: NetworkSpec) -> Any:
@@ -93,6 +94,49 @@ def _has_own_init(client: Any, image: str) -> bool:
     )
 
 
+def _wants_init(client: Any, image: str, entrypoint: tuple[str, ...] | None) -> bool:
+    """Docker's init (tini) unless the node's entrypoint is an init already: the image's own
+    (an ENTRYPOINT with tini), or the scenario's `entrypoint:` when it starts with one."""
+    if entrypoint is not None:
+        return not entrypoint or "tini" not in posixpath.basename(entrypoint[0])
+    return not _has_own_init(client, image)
+
+
+def host_settings(s: NodeSettings) -> dict[str, Any]:
+    """A node's settings as Docker host-config options (only those the scenario gives)."""
+    from docker.types import Ulimit
+
+    out: dict[str, Any] = {}
+    if s.extra_hosts:
+        out["extra_hosts"] = dict(s.extra_hosts)
+    if s.dns:
+        out["dns"] = list(s.dns)
+    if s.cpus is not None:
+        out["nano_cpus"] = int(s.cpus * 1e9)
+    if s.memory is not None:  # swap included: past the limit the OOM killer acts, no swapping
+        out["mem_limit"] = s.memory
+        out["memswap_limit"] = s.memory
+    if s.tmpfs:
+        out["tmpfs"] = {path: f"size={size}" for path, size in s.tmpfs}
+    if s.sysctls:
+        out["sysctls"] = dict(s.sysctls)
+    if s.ulimits:
+        out["ulimits"] = [Ulimit(name=n, soft=soft, hard=hard) for n, soft, hard in s.ulimits]
+    return out
+
+
+def container_settings(s: NodeSettings) -> dict[str, Any]:
+    """A node's settings as Docker create options of the container itself."""
+    out: dict[str, Any] = {}
+    if s.user is not None:
+        out["user"] = s.user
+    if s.workdir is not None:
+        out["working_dir"] = s.workdir
+    if s.entrypoint is not None:
+        out["entrypoint"] = list(s.entrypoint)
+    return out
+
+
 def create_node(
     client: Any, labels: RunLabels, node: NodeSpec, image: str, networks: dict[str, str]
 ) -> Any:
@@ -111,11 +155,13 @@ def create_node(
             labels={**labels.base(), LABEL_NODE: node.name},
             detach=True,
             host_config=api.create_host_config(
-                init=not _has_own_init(client, image),
+                init=_wants_init(client, image, node.settings.entrypoint),
                 cap_add=list(node.cap_add) or None,
                 network_mode=networks[first.network],
+                **host_settings(node.settings),
             ),
             networking_config=api.create_networking_config({networks[first.network]: endpoint}),
+            **container_settings(node.settings),
         )
         cid = created["Id"]
         for att in rest:

@@ -28,18 +28,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from harness.engine import client as engine
 from harness.engine.api import ProgressFn
-from harness.engine.images import ensure_plan, image_exists
 from harness.errors import InfraError, UsageError
-from harness.images import plan_image
-from harness.scenario.catalog import Catalog
-from harness.scenario.resolved import Topology
+
+if TYPE_CHECKING:  # types only: resolving a target must not load the image builder
+    from harness.scenario.catalog import Catalog
+    from harness.scenario.resolved import Topology
 
 TARGETS_ENV = "LABHARNESS_TARGETS"
 
@@ -163,6 +163,8 @@ def resolve(wanted: str | None, path: Path | None = None) -> Target:
 
 def copy_image(source: Any, target: Any, tag: str) -> None:
     """`docker save TAG | docker load` between two engines, streamed."""
+    from harness.engine.images import image_exists
+
     with engine.engine_errors(f"copy image {tag} between engines"):
         chunks = source.images.get(tag).save(named=True)
         target.api.load_image(chunks, quiet=True)
@@ -180,6 +182,9 @@ def ensure_images_on(
 ) -> dict[str, str]:
     """{node: tag} on `client`'s engine: built there, or (copy_from set) built on that engine
     and moved with save/load. Each distinct image once; present tags cost one lookup."""
+    from harness.engine.images import ensure_plan, image_exists
+    from harness.images import plan_image
+
     source = engine.connect(copy_from) if copy_from else None
     done: dict[str, str] = {}
     out: dict[str, str] = {}

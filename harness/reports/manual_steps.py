@@ -322,7 +322,10 @@ def _node(node: PlanNode, image: str) -> list[str]:
         words.append(f"--ip {q(first.ipv4)}")
     words += [f"--cap-add {q(c)}" for c in node.cap_add]
     words += [f"-e {_value(f'{k}={v}')}" for k, v in node.env]
-    words.append(q(image) + ("".join(f" {_value(a)}" for a in node.command or [])))
+    flags = iter(node.options)  # the node settings, flag and value in pairs
+    words += [f"{flag} {_value(value)}" for flag, value in zip(flags, flags, strict=False)]
+    args = [*node.entry_args, *(node.command or [])]
+    words.append(q(image) + "".join(f" {_value(a)}" for a in args))
     lines = [" \\\n  ".join(words) + " >/dev/null"]
     for att in rest:
         ip = f" --ip {q(att.ipv4)}" if att.ipv4 else ""

@@ -119,6 +119,7 @@ class Run:
                 self.run_id, self.topology.scenario, owner_token(), str(self.folder.path.resolve())
             )
         self.since: datetime | None = None  # a live rerun's start: its own output and logs
+        self.rerun_key: str | None = None  # what it ran, on what (labstate.rerun_key)
         self.log_skip: dict[str, dict[str, int]] = {}
         self.engine_version = self.engine.version()
         # this run's own stop, also set by a matrix's (or worker's) Ctrl-C; its failure must not
@@ -652,6 +653,7 @@ class Run:
         assert self.lab is not None
         lab, run = self.lab, self.run_id
         new = labstate.lab_state(self.topology, self.images, self.raw, self.root)
+        self.rerun_key = labstate.rerun_key(new, self.raw, dict(self.loaded.params))
         self.since = datetime.now(UTC)
         extra = list(self.raw.collect.logs) if self.raw.collect else []
         with self.phase("sync", on=lab.run) as rec:
@@ -812,11 +814,11 @@ class Run:
             state=state, verdict=repro.verdict, rate=repro.rate, kept=keep, removed=removed
         )
         self._write_reports(result)
-        self._list_rerun(repro.verdict, repro.rate)
+        self._list_rerun(result)
         if self.late_signals and not interrupted:  # came while the reports were written
             self.folder.write(state="interrupted")
             raise SignalInterrupt(self.late_signals[0])
-        _raise_unreported(failure, interrupted)
+        _raise_unreported(failure, interrupted, self.run_id if self.lab is not None else None)
         if isinstance(failure, HarnessError):
             result.error = failure.message
             result.hint = failure.hint
@@ -909,18 +911,23 @@ class Run:
             return "failed"  # not removed, not kept on purpose: `lab gc` may collect it
         return "interrupted" if interrupted else ("kept" if keep else "done")
 
-    def _list_rerun(self, verdict: str, rate: str) -> None:
-        """A live rerun, listed in its lab's run.json (nothing for any other run)."""
-        if self.lab is not None:
-            self.lab.record(
-                self.folder,
-                verdict=verdict,
-                rate=rate,
-                role=self.opts.role,
-                fix=self.loaded.fix,
-                verification=self.opts.verification,
-                ended=now_iso(),
-            )
+    def _list_rerun(self, result: RunResult) -> None:
+        """A live rerun, listed in its lab's run.json, its result kept beside its journal (what
+        verify-fix --on reads back as a recorded baseline); nothing for any other run."""
+        if self.lab is None:
+            return
+        clean = self.redactor.text(json.dumps(result.model_dump(mode="json")))
+        (self.folder.path / live.RESULT_FILE).write_text(clean)
+        self.lab.record(
+            self.folder,
+            verdict=result.verdict,
+            rate=result.rate,
+            role=self.opts.role,
+            fix=self.loaded.fix,
+            verification=self.opts.verification,
+            key=self.rerun_key,
+            ended=now_iso(),
+        )
 
     def _record_lab(self) -> None:
         """lab-state.json: what the lab left up was built from (`lab reproduce --on` reads it)."""
@@ -1026,13 +1033,21 @@ class ConfigureFailed(InfraError):
     """The customer's configuration did not apply: the run cannot go on (verdict ERROR)."""
 
 
-def _raise_unreported(failure: BaseException | None, interrupted: bool) -> None:
+def _raise_unreported(
+    failure: BaseException | None, interrupted: bool, live_lab: str | None = None
+) -> None:
     """What a finished run raises instead of returning its result: a cancelled matrix cell's
-    Interrupted (the matrix reports it), a signal, bad input, and anything not ours."""
+    Interrupted (the matrix reports it), a signal, bad input, and anything not ours.
+    `live_lab`: a live rerun's lab, which a signal leaves up (the message says so)."""
     if isinstance(failure, Interrupted) and not isinstance(failure, SignalInterrupt):
         raise failure  # a cancelled matrix cell: the matrix reports it
     if interrupted:
-        raise SignalInterrupt(getattr(failure, "signum", 2))
+        sig = SignalInterrupt(getattr(failure, "signum", 2))
+        if live_lab is not None:
+            sig.message = f"{sig.message.split(';')[0]}; lab {live_lab} stays up"
+            sig.hint = f"`lab down {live_lab}` removes it"
+            sig.args = (sig.message,)
+        raise sig
     if isinstance(failure, UsageError):
         raise failure
     if failure is not None and not isinstance(failure, HarnessError):

@@ -234,6 +234,21 @@ def has_configure(state: LabState) -> bool:
     return state.configure != _EMPTY
 
 
+def rerun_key(state: LabState, raw: Scenario, params: dict[str, Any]) -> str:
+    """What a live rerun's verdict depends on: the lab it ran on (as the scenario made it) and
+    the replay, verify and collect sections with the params. Two reruns with the same key ran
+    the same thing on the same lab (verify-fix --on reuses a recorded baseline by it)."""
+    return _digest(
+        {
+            "lab": state.model_dump(exclude={"dirty"}),
+            "reproduce": raw.reproduce.model_dump(mode="json") if raw.reproduce else None,
+            "verify": [v if isinstance(v, str) else v.model_dump(mode="json") for v in raw.verify],
+            "collect": raw.collect.model_dump(mode="json") if raw.collect else None,
+            "params": params,
+        }
+    )
+
+
 def refuse(plan: SyncPlan, run: str) -> None:
     """A change that cannot be applied to a live lab: UsageError (exit 2), rerun fresh."""
     from harness.errors import UsageError

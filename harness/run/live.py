@@ -11,6 +11,7 @@ folder, `<lab's folder>/live/<n>/`, with its reports; the lab's run.json lists t
 
 from __future__ import annotations
 
+import json
 import posixpath
 import threading
 import time
@@ -22,14 +23,16 @@ from harness.engine.api import Engine, RunLabels
 from harness.errors import UsageError
 from harness.run import faults
 from harness.run.folder import LIVE_STATES, RunFolder, now_iso
-from harness.run.labstate import LabState, SyncPlan
+from harness.run.labstate import LabState, SyncPlan, lab_state, rerun_key
 from harness.run.provision import NodeUp, OnEvent, replace_nodes, restart_node
 from harness.run.trust import Trust
 from harness.scenario.catalog import Catalog
+from harness.scenario.load import LoadedScenario
 from harness.scenario.resolved import LabImage, NodeSpec, Topology
 from harness.scenario.schema import Impairment
 
 RERUNS = "live"  # the reruns' folders, under the lab's own
+RESULT_FILE = "result.json"  # a rerun's RunResult, redacted, beside its journal
 FRESH_HINT = "run `lab reproduce FILE` for a fresh lab (and `lab down RUN` for this one)"
 
 
@@ -91,6 +94,41 @@ class LiveLab:
         reruns = [r for r in data.get("reruns") or [] if r.get("folder") != str(rerun.path)]
         reruns.append({"folder": str(rerun.path), "rerun": rerun.path.name, **fields})
         lab.write(reruns=reruns, last_rerun=now_iso())
+
+
+def recorded_baseline(lab: LiveLab, key: str) -> tuple[Path, dict[str, Any]] | None:
+    """The newest rerun of this lab that ran exactly what a baseline would run now (same
+    rerun_key: the lab as the scenario makes it, the replay, verify, collect, params), with no
+    fix, and ended with a verdict: its folder and its result.json; None when there is none."""
+    for r in reversed(RunFolder(lab.folder).read().get("reruns") or []):
+        if r.get("key") != key or r.get("fix") or r.get("role") not in ("reproduce", "baseline"):
+            continue
+        folder = Path(str(r.get("folder") or ""))
+        if RunFolder(folder).read().get("state") != "done":
+            continue
+        try:
+            data = json.loads((folder / RESULT_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("verdict") not in (None, "ERROR"):
+            return folder, data
+    return None
+
+
+def key_now(loaded: LoadedScenario, root: Path, catalog: Catalog) -> str:
+    """The rerun_key a rerun of `loaded` would record, worked out without running it: the
+    topology as Run adjusts it (NET_ADMIN where impairments need it) and the image tags the
+    catalog gives (content hashes, as the build would find them)."""
+    from harness.images import plan_image
+    from harness.scenario.schema import Reproduce
+
+    raw = loaded.raw
+    repro = raw.reproduce or Reproduce()
+    needs = faults.nodes_needing_net_admin(raw.topology.impairments, repro.steps)
+    topology = faults.with_net_admin(loaded.topology, needs)
+    images = {n.name: plan_image(catalog, n.image).tag for n in topology.nodes}
+    state = lab_state(topology, images, raw, root)
+    return rerun_key(state, raw, dict(loaded.params))
 
 
 def live_env(engine: Engine, run: str, node: str) -> dict[str, str] | None:

@@ -80,6 +80,8 @@ def _nodes(run: Any) -> list[PlanNode]:
             command=list(node.command) if node.command else None,
             files=[NodeFile(source=_rel(f.source, run.root), target=f.target) for f in node.files],
             depends_on=list(node.depends_on),
+            options=node.settings.docker_flags(),
+            entry_args=node.settings.entry_args(),
             health=NodeHealth(
                 kind=node.health.kind,
                 command=node.health.command,

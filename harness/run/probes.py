@@ -92,6 +92,7 @@ def _regex(name: str, pattern: str, text: str, ev: list[str]) -> bool:
 def describe(probe: Probe) -> str:
     if isinstance(probe, ReadyProbe):
         given = [f"exit_code={probe.exit_code}"] if probe.exit_code is not None else []
+        given += [f"oom_killed={probe.oom_killed}"] if probe.oom_killed is not None else []
         given += [f"log /{probe.log}/"] if probe.log is not None else []
         return f"node {probe.node} {probe.state}" + (": " + ", ".join(given) if given else "")
     if isinstance(probe, StepProbe):
@@ -181,6 +182,10 @@ def _ready(probe: ReadyProbe, ready: Readiness) -> ProbeResult:
         code = failed.get("exit_code")
         ok &= tolerance_holds(probe.exit_code, code)
         ev.append(f"exit code {code} (expected {_tol_text(probe.exit_code)})")
+    if probe.oom_killed is not None:
+        killed = bool(failed.get("oom_killed"))
+        ok &= killed == probe.oom_killed
+        ev.append(f"killed by the OOM killer: {'yes' if killed else 'no'}")
     if probe.log is not None:
         ok &= _regex("log", probe.log, str(failed.get("log") or ""), ev)
     return ProbeResult(describe(probe), bool(ok), ev)

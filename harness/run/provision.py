@@ -159,11 +159,12 @@ class _Up:
         """How an allowed node failed: exited (with its code) or not ready, the wait's first
         line (which check timed out), its last log lines and its whole output."""
         run = self.labels.run
-        state, code = "not_ready", None
+        state, code, oom = "not_ready", None, False
         try:
             st = self.engine.inspect(run, name).get("State") or {}
             if st.get("Status") in ("exited", "dead"):
                 state, code = "exited", st.get("ExitCode")
+            oom = bool(st.get("OOMKilled"))  # its memory limit: the kernel's OOM killer
         except HarnessError:
             pass
         try:
@@ -172,7 +173,14 @@ class _Up:
             log = ""
         tail = "\n".join(log.rstrip().splitlines()[-TAIL_LINES:])
         reason = exc.message.split("\n", 1)[0]
-        return {"state": state, "exit_code": code, "reason": reason, "log_tail": tail, "log": log}
+        return {
+            "state": state,
+            "exit_code": code,
+            "oom_killed": oom,
+            "reason": reason,
+            "log_tail": tail,
+            "log": log,
+        }
 
     def _not_ready(
         self, node: NodeSpec, container: str, t0: float, record: dict[str, Any]

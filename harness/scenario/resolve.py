@@ -8,6 +8,7 @@ Default rules (documented in docs/scenario-format.md):
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from harness.scenario.resolved import (
     ImageSource,
     LabImage,
     NetworkSpec,
+    NodeSettings,
     NodeSpec,
     PlainImage,
     Topology,
@@ -124,6 +126,31 @@ def _attachments(node: Node) -> tuple[Attachment, ...]:
     )
 
 
+def _ulimit(value: int | str) -> tuple[int, int]:
+    if isinstance(value, int):
+        return value, value
+    soft, hard = value.split(":")
+    return int(soft), int(hard)
+
+
+def _settings(node: Node) -> NodeSettings:
+    entry = node.entrypoint
+    return NodeSettings(
+        extra_hosts=tuple(sorted((k, str(v)) for k, v in node.extra_hosts.items())),
+        dns=tuple(str(d) for d in node.dns),
+        cpus=node.cpus,
+        memory=node.memory,
+        tmpfs=tuple(sorted(node.tmpfs.items())),
+        sysctls=tuple(sorted((k, as_text(v)) for k, v in node.sysctls.items())),
+        ulimits=tuple(sorted((k, *_ulimit(v)) for k, v in node.ulimits.items())),
+        user=node.user,
+        workdir=node.workdir,
+        entrypoint=(tuple(shlex.split(entry)) if isinstance(entry, str) else tuple(entry))
+        if entry is not None
+        else None,
+    )
+
+
 def _source(value: str, root: Path) -> Path:
     p = Path(value)
     return (p if p.is_absolute() else root / p).resolve()
@@ -159,6 +186,7 @@ def resolve_topology(
                 log_paths=tuple(lab.logs) if lab else (),
                 cap_add=_dedupe(caps),
                 depends_on=_dedupe(node.depends_on),
+                settings=_settings(node),
             )
         )
     return Topology(model.scenario, networks, tuple(nodes), source)

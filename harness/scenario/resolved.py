@@ -80,6 +80,56 @@ class NodeSpec:
     log_paths: tuple[str, ...] = ()
     cap_add: tuple[str, ...] = ()  # e.g. NET_ADMIN when impairments target this node
     depends_on: tuple[str, ...] = ()  # nodes that must be ready before this one starts
+    settings: NodeSettings = field(default_factory=lambda: NodeSettings())
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """The container settings a recreate may need beyond image, command, env and networks:
+    each maps onto one Docker create option (harness/engine/objects.py)."""
+
+    extra_hosts: tuple[tuple[str, str], ...] = ()  # name -> address in /etc/hosts
+    dns: tuple[str, ...] = ()
+    cpus: float | None = None
+    memory: int | None = None  # bytes; swap the same (none)
+    tmpfs: tuple[tuple[str, int], ...] = ()  # path -> size in bytes
+    sysctls: tuple[tuple[str, str], ...] = ()
+    ulimits: tuple[tuple[str, int, int], ...] = ()  # name, soft, hard
+    user: str | None = None
+    workdir: str | None = None
+    entrypoint: tuple[str, ...] | None = None
+
+    def empty(self) -> bool:
+        return self == NodeSettings()
+
+    def docker_flags(self) -> list[str]:
+        """The same settings as `docker create` flags (REPRODUCE.md), before the image; the
+        entrypoint's own arguments are not flags: entry_args() goes after the image."""
+        out: list[str] = []
+        for name, addr in self.extra_hosts:
+            out += ["--add-host", f"{name}:{addr}"]
+        for server in self.dns:
+            out += ["--dns", server]
+        if self.cpus is not None:
+            out += ["--cpus", f"{self.cpus:g}"]
+        if self.memory is not None:
+            out += ["--memory", str(self.memory), "--memory-swap", str(self.memory)]
+        for path, size in self.tmpfs:
+            out += ["--tmpfs", f"{path}:size={size}"]
+        for key, value in self.sysctls:
+            out += ["--sysctl", f"{key}={value}"]
+        for name, soft, hard in self.ulimits:
+            out += ["--ulimit", f"{name}={soft}:{hard}"]
+        if self.user is not None:
+            out += ["--user", self.user]
+        if self.workdir is not None:
+            out += ["--workdir", self.workdir]
+        if self.entrypoint:
+            out += ["--entrypoint", self.entrypoint[0]]
+        return out
+
+    def entry_args(self) -> list[str]:
+        return list(self.entrypoint[1:]) if self.entrypoint else []
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from pydantic import (
     ConfigDict,
     Discriminator,
     Field,
+    IPvAnyAddress,
     PlainValidator,
     Tag,
     WithJsonSchema,
@@ -46,6 +47,40 @@ SCENARIO_PATTERN = r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$"
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,62}$"  # step ids, fix names
 
 # -- value formats -----------------------------------------------------------------------------
+
+_SIZE_RE = re.compile(r"^\s*(\d+)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
+_SIZE_UNIT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+SIZE_HELP = "expected a size like '64m', '512k', '1g' or a number of bytes"
+
+
+def parse_size(value: object) -> int:
+    """'64m' -> 67108864 (binary units, as Docker reads them); anything else: ValueError."""
+    if isinstance(value, bool):
+        raise ValueError(SIZE_HELP)
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, str) and (m := _SIZE_RE.match(value)):
+        size = int(m.group(1)) * _SIZE_UNIT[m.group(2).lower()]
+    else:
+        raise ValueError(f"{SIZE_HELP}, got {value!r}")
+    if size <= 0:
+        raise ValueError(f"{SIZE_HELP} (greater than zero), got {value!r}")
+    return size
+
+
+Size = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": r"^\s*\d+\s*([kKmMgGtT]i?[bB]?|[bB])?\s*$"},
+                {"type": "integer", "exclusiveMinimum": 0},
+            ],
+            "description": "a size: '64m', '512k', '1g' or a number of bytes",
+        }
+    ),
+]
 
 _DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -263,6 +298,84 @@ Health = Annotated[
 ]
 
 
+def _checked(pattern: str, help_text: str) -> Callable[[Any], Any]:
+    compiled = re.compile(pattern)
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or not compiled.match(value):
+            raise ValueError(f"{help_text}, got {value!r}")
+        return value
+
+    return check
+
+
+def _text_schema(pattern: str, max_length: int = 4096) -> WithJsonSchema:
+    return WithJsonSchema({"type": "string", "pattern": pattern, "maxLength": max_length})
+
+
+_HOST = r"^[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?$"
+_SYSCTL = r"^[a-z0-9_]+(\.[a-z0-9_-]+)+$"
+_USER = r"^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$"
+# strings checked against a pattern, refused with a sentence (not the raw regex)
+HostName = Annotated[
+    str,
+    AfterValidator(_checked(_HOST, "expected a host name like db.example")),
+    _text_schema(_HOST),
+]
+AbsPath = Annotated[
+    str,
+    AfterValidator(_checked(r"^/", "expected an absolute path (starting with /)")),
+    _text_schema(r"^/"),
+]
+SysctlName = Annotated[
+    str,
+    AfterValidator(_checked(_SYSCTL, "expected a kernel setting name like net.core.somaxconn")),
+    _text_schema(_SYSCTL),
+]
+UserSpec = Annotated[
+    str,
+    AfterValidator(_checked(_USER, "expected a user name or uid, optionally with :group")),
+    _text_schema(_USER, 64),
+]
+ULIMITS = (
+    "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile",
+    "nproc", "rss", "rtprio", "rttime", "sigpending", "stack",
+)  # fmt: skip
+
+
+def _ulimit_name(value: Any) -> Any:
+    if value not in ULIMITS:
+        raise ValueError(f"unknown ulimit {value!r}; expected one of: {', '.join(ULIMITS)}")
+    return value
+
+
+def _ulimit_value(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d+:\d+", value):
+        soft, hard = (int(v) for v in value.split(":"))
+        if soft <= hard:
+            return value
+        raise ValueError(f"the soft limit is above the hard one, got {value!r}")
+    raise ValueError(f"expected a number, or 'soft:hard' (e.g. '1024:4096'), got {value!r}")
+
+
+UlimitName = Annotated[str, AfterValidator(_ulimit_name), WithJsonSchema({"enum": list(ULIMITS)})]
+UlimitValue = Annotated[
+    Any,
+    PlainValidator(_ulimit_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 0},
+                {"type": "string", "pattern": r"^\d+:\d+$"},
+            ],
+            "description": "a number (soft and hard), or 'soft:hard'",
+        }
+    ),
+]
+
+
 class Node(_Model):
     """One container: exactly one of `lab`, `image`, or just `os` (a bare OS node)."""
 
@@ -286,6 +399,35 @@ class Node(_Model):
     cap_add: list[str] = Field(default_factory=list)
     depends_on: list[str] = Field(
         default_factory=list, description="nodes that must be ready before this one starts"
+    )
+    # the node settings real recreates need (docs/scenario-format.md "Node settings")
+    extra_hosts: dict[HostName, IPvAnyAddress] = Field(
+        default_factory=dict, description="host name -> address, added to the node's /etc/hosts"
+    )
+    dns: list[IPvAnyAddress] = Field(
+        default_factory=list, description="the node's resolvers (its /etc/resolv.conf)"
+    )
+    cpus: float | None = Field(
+        default=None, gt=0, le=1024, description="CPU limit in cores, e.g. 0.5"
+    )
+    memory: Size | None = Field(
+        default=None,
+        description="memory limit (swap included: no swap); past it the OOM killer ends the node",
+    )
+    tmpfs: dict[AbsPath, Size] = Field(
+        default_factory=dict, description="absolute path -> size of a RAM disk mounted there"
+    )
+    sysctls: dict[SysctlName, Scalar] = Field(
+        default_factory=dict, description="namespaced kernel settings, e.g. net.core.somaxconn"
+    )
+    ulimits: dict[UlimitName, UlimitValue] = Field(
+        default_factory=dict, description="resource limits: a number, or 'soft:hard'"
+    )
+    user: UserSpec | None = Field(default=None, description="user (and :group) the node runs as")
+    workdir: AbsPath | None = Field(default=None, description="the node's working folder")
+    entrypoint: StrOrList | None = Field(
+        default=None,
+        description="replaces the image's entrypoint: a list, or a string split like a shell",
     )
 
 
@@ -509,6 +651,10 @@ class ReadyProbe(_Model):
     )
     exit_code: IntTolerance | None = Field(
         default=None, description="the exit code of the node's container (with state: exited)"
+    )
+    oom_killed: bool | None = Field(
+        default=None,
+        description="true: the kernel's OOM killer ended it (its `memory:` limit); false: not",
     )
     log: Regex | None = Field(
         default=None, description="regex on the node's output, read when it failed to start"

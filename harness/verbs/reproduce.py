@@ -8,6 +8,7 @@ from typing import Any
 from harness import outcomes
 from harness.engine.api import Engine
 from harness.errors import UsageError
+from harness.run import live
 from harness.run.execute import RunOptions, run_scenario
 from harness.run.folder import now_iso
 from harness.run.live import LiveLab
@@ -171,22 +172,29 @@ def verify_loaded(
     enforce(candidate_loaded, candidate_loaded.topology, level, fix_text)
     catalog = load_catalog(root)
     vid, started = new_verification_id(), now_iso()
-    on_event({"event": "side", "side": "baseline"})
     engine, lab = _live(on, baseline_loaded)
-    baseline = run_scenario(
-        baseline_loaded,
-        root=root,
-        catalog=catalog,
-        opts=RunOptions(
-            destroy=destroy,
-            role="baseline",
-            on_event=on_event,
-            trust=level,
-            verification=vid,
-            live=lab,
-        ),
-        engine=engine,
+    recorded = (
+        live.recorded_baseline(lab, live.key_now(baseline_loaded, root, catalog)) if lab else None
     )
+    if recorded is not None:  # the lab already ran exactly this baseline: beside it, not again
+        on_event({"event": "side", "side": f"baseline (recorded: {recorded[0]})"})
+        baseline = RunResult.model_validate(recorded[1])
+    else:
+        on_event({"event": "side", "side": "baseline"})
+        baseline = run_scenario(
+            baseline_loaded,
+            root=root,
+            catalog=catalog,
+            opts=RunOptions(
+                destroy=destroy,
+                role="baseline",
+                on_event=on_event,
+                trust=level,
+                verification=vid,
+                live=lab,
+            ),
+            engine=engine,
+        )
     on_event({"event": "side", "side": f"candidate ({candidate_loaded.fix})"})
     engine, lab = _live(on, candidate_loaded)  # the lab as the baseline rerun left it
     candidate = run_scenario(

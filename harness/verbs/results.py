@@ -48,6 +48,30 @@ class ReproduceResult(RunResult):
     exit_code: int
 
 
+class WatchRerun(Result):
+    """One rerun of `lab watch`: what set it off, the verdict line and the probe that decided
+    (or the located error that stopped it: the watch goes on)."""
+
+    at: str
+    changed: list[str] = Field(default_factory=list)  # the files whose save set it off
+    verdict: str | None = None
+    rate: str | None = None
+    decided: str | None = None  # the probe that decided, with what it saw
+    folder: str | None = None  # the rerun's folder (<lab>/live/<n>/)
+    seconds: float | None = None
+    error: str | None = None
+    hint: str | None = None
+
+
+class WatchResult(Result):
+    """`lab watch`: the lab it reran on, each rerun, and how it ended; the lab stays up."""
+
+    run: str
+    reruns: list[WatchRerun] = Field(default_factory=list)
+    ended: str  # stopped (Ctrl-C between reruns) | interrupted (during one) | done
+    lab_down: str  # the command that removes the lab
+
+
 class VerifyFixResult(Result):
     """`lab verify-fix`: the baseline and the candidate runs, and the verdict on the fix."""
 
@@ -672,6 +696,7 @@ RESULTS: dict[str, tuple[type[Result], bool]] = {
     "import-compose": (ImportComposeResult, False),
     "analyze": (AnalyzeResult, False),
     "triage": (TriageResult, False),
+    "watch": (WatchResult, False),
     "error": (ErrorResult, False),  # any verb that fails
     "invalid": (InvalidResult, False),  # any verb given an invalid scenario
 }

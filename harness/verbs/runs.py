@@ -4,20 +4,19 @@ from __future__ import annotations
 
 from contextlib import suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness import journal_model
 from harness.engine.api import LABEL_FOLDER, LABEL_OWNER, LABEL_SCENARIO, Engine, RunObjects
 from harness.engine.connection import connect_engine
 from harness.errors import UsageError
-from harness.run import collect
 from harness.run.folder import LIVE_STATES, RunFolder, run_state
 from harness.run.ids import owner_alive
-from harness.run.live import LiveLab
-from harness.run.redact import MASK, Redactor, for_scenarios
-from harness.scenario.catalog import find_project_root, load_catalog
-from harness.scenario.load import load_scenario
 from harness.verbs.results import DownResult, GcResult, ListedRun
+
+if TYPE_CHECKING:  # imported where used: `lab ls`/`down`/`gc` start without the redactor,
+    # the scenario loader and the journal model unless a run left a pcap to mask
+    from harness.run.live import LiveLab
+    from harness.run.redact import Redactor
 
 
 def _runs(engine: Engine) -> dict[str, RunObjects]:
@@ -71,6 +70,8 @@ def resolve_run(runs: list[str], wanted: str) -> str:
 def find_live(engine: Engine, wanted: str, scenario: str) -> LiveLab:
     """`--on RUN`: the lab of that run (an id or unique prefix) on this engine, checked for a
     live rerun of `scenario` (harness/run/live.py); exit 2 saying why not."""
+    from harness.run.live import LiveLab
+
     runs = _runs(engine)
     run = resolve_run(list(runs), wanted)
     folder = _labels(runs[run]).get(LABEL_FOLDER)
@@ -87,6 +88,11 @@ def _scenario_redactor(folder: Path) -> tuple[Redactor, str]:
     fix, params and matrix cell, as far as the journal has them: a param given on the command
     line and redacted in the journal falls back to the scenario's default); the detector
     rules alone when the scenario no longer loads. Never raises."""
+    from harness import journal_model
+    from harness.run.redact import MASK, Redactor, for_scenarios
+    from harness.scenario.catalog import find_project_root, load_catalog
+    from harness.scenario.load import load_scenario
+
     rf = RunFolder(folder)
     run_json = rf.read()
     journal = journal_model.load(folder / "journal.json")
@@ -134,6 +140,11 @@ def _scenario_redactor(folder: Path) -> tuple[Redactor, str]:
 def _mask_captures(folder: Path) -> dict[str, Any] | None:
     """Mask the pcaps a run left unmasked (it was SIGKILLed: collect never ran), in place: each
     read once, the scenario's redactor built only when one needs it."""
+    d = folder / "captures"
+    if not d.is_dir() or not any(d.glob("*.pcap")):  # most runs: nothing to read, load nothing
+        return None
+    from harness.run import collect
+
     how: list[str] = []
 
     def redactor() -> Redactor:

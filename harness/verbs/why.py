@@ -70,6 +70,19 @@ def broken_checks(
     return lines[:MAX_LINES]
 
 
+def decided(r: RunResult) -> str:
+    """The one probe that decided a run's verdict, for a one-line summary (`lab watch`): the
+    first probe that held in the first attempt that showed the symptom; else the first that did
+    not hold in the last attempt; else the error."""
+    seen = still_observed(r)
+    if seen:
+        return seen[0]
+    missing = not_reproduced(r)
+    if missing:
+        return missing[0]
+    return _short(r.error or r.reason)
+
+
 def run_lines(r: RunResult) -> list[str]:
     """The why of one run's verdict, for its role: empty when there is nothing to explain."""
     if r.verdict == outcomes.NOT_REPRODUCED and not outcomes.hopes_absent(r.role):

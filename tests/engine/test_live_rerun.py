@@ -196,9 +196,14 @@ def test_quick_repro_live_loop_verify_fix_and_refusals(
         proj, reports, "verify-fix", str(scenario), "--fix", "add-page", "--on", run
     )
     assert rc == 0 and fixed["verdict"] == "FIXED", err
-    for side in ("baseline", "candidate"):
-        assert Path(fixed[side]["folder"]).parent == Path(up["folder"]) / "live"
-    assert _sync(fixed["candidate"])["plan"]["configure"]  # the fix's configure ran
+    # the lab already ran this very baseline (the rerun above): it is put beside, not rerun
+    assert fixed["baseline"]["folder"] == again["folder"]
+    assert Path(fixed["candidate"]["folder"]).parent == Path(up["folder"]) / "live"
+    assert fixed["candidate"]["folder"] != again["folder"]
+    # the lab now runs the candidate: a plain rerun brings the baseline back (configure again)
+    rc, back, err = _lab(proj, reports, "reproduce", str(scenario), "--on", run)
+    assert rc == 0 and back["verdict"] == "REPRODUCED", err
+    assert _sync(back)["plan"]["configure"]
     assert Path(fixed["verification_folder"], "report.html").is_file()
     _edit(scenario, "    lan: {}\n", "    lan: {}\n    extra: {}\n")
     before = sorted((Path(up["folder"]) / "live").iterdir())
@@ -208,5 +213,60 @@ def test_quick_repro_live_loop_verify_fix_and_refusals(
     assert "Traceback" not in proc.stderr
     assert sorted((Path(up["folder"]) / "live").iterdir()) == before
     assert not nothing_left(docker_client, run)
+    run_lab("down", run, reports=reports, check=True)
+    assert nothing_left(docker_client, run)
+
+
+def test_watch_reruns_on_save_and_ctrl_c_leaves_the_lab(
+    tmp_path: Path, reports: Path, docker_client: Any, cleanup_runs: list[str]
+) -> None:
+    """`lab watch --on RUN`: a verdict line at once, another after a save (through the OS's
+    file events), a located line for a save that breaks the file (the watch goes on), and
+    Ctrl-C ends it with the lab still up."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    proj = tmp_path / "project"
+    for d in ("labs", "environments"):
+        shutil.copytree(ROOT / d, proj / d, ignore=shutil.ignore_patterns("__pycache__"))
+    (proj / "scenarios").mkdir()
+    scenario = proj / "scenarios" / "quick-repro.yaml"
+    shutil.copy(ROOT / "scenarios" / "examples" / "quick-repro.yaml", scenario)
+    rc, up, err = _lab(proj, reports, "up", str(scenario))
+    assert rc == 0, err
+    run = up["run"]
+    cleanup_runs.append(run)
+    env = {**os.environ, "LABHARNESS_REPORTS": str(reports)}
+    argv = [sys.executable, "-m", "harness", "watch", str(scenario), "--on", run]
+    proc = subprocess.Popen(
+        [*argv, "--project", str(proj), "--json"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        first = json.loads(proc.stdout.readline())
+        assert first["verdict"] == "REPRODUCED" and "status=404" in first["decided"]
+        _edit(scenario, "  page: status.html", "  page: index.html")  # the page exists
+        second = json.loads(proc.stdout.readline())
+        assert second["verdict"] == "NOT_REPRODUCED", second
+        assert str(scenario) in second["changed"]
+        _edit(scenario, "  page: index.html", "  page: [index.html")  # not YAML any more
+        third = json.loads(proc.stdout.readline())
+        assert third["verdict"] is None and "quick-repro.yaml" in third["error"]
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert json.loads(out)["ended"] == "stopped"
+    assert "Traceback" not in err
+    assert not nothing_left(docker_client, run), "Ctrl-C removed the lab"
     run_lab("down", run, reports=reports, check=True)
     assert nothing_left(docker_client, run)

@@ -401,6 +401,27 @@ _REPLAYED = R.RunResult(
     kept=False,
     seconds=3.0,
 )
+CONSTRUCTED["watch"] = R.WatchResult(
+    run="r1",
+    ended="stopped",
+    lab_down="lab down r1",
+    reruns=[
+        R.WatchRerun(
+            at="2026-12-03T16:02:11.000+00:00",
+            verdict="REPRODUCED",
+            rate="2/2",
+            decided="attempt 1: probe step page: status=404: HTTP status 404 (expected 404)",
+            folder="reports/quick-repro/r1/live/4",
+            seconds=0.62,
+        ),
+        R.WatchRerun(
+            at="2026-12-03T16:02:31.000+00:00",
+            changed=["/p/scenarios/quick-repro.yaml"],
+            error="scenarios/quick-repro.yaml:5:9: expected a mapping",
+            seconds=0.05,
+        ),
+    ],
+)
 CONSTRUCTED["replay"] = R.ReplayResult(
     bundle="b.tar.gz",
     sha256="0" * 64,

@@ -139,6 +139,7 @@ SCHEMA_REJECTS = {
     "fix-without-kind",
     "misspelt-top-level-key",
     "node-name-not-dns-safe",
+    "node-settings",
     "not-a-mapping",
     "not-a-scenario",
     "probe-bad-tolerance",
