@@ -64,7 +64,8 @@ def _tar_files(files: Iterable[FileSpec], out: BinaryIO) -> None:
             with open_source(f.source) as src:
                 info = tarfile.TarInfo(f.target.lstrip("/"))
                 info.size = src.size
-                info.mode = src.mode  # scripts stay executable
+                info.mode = src.mode if f.mode is None else f.mode  # scripts stay executable
+                info.uid, info.gid = f.uid, f.gid
                 info.mtime = int(src.mtime)
                 tar.addfile(info, src.file)  # exactly size bytes; a file cut short raises
 

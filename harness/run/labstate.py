@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -73,12 +74,13 @@ def _digest(data: Any) -> str:
 
 
 def file_hash(f: FileSpec) -> str:
-    """A file's mode and content hash, as the node holds it once copied in."""
+    """A file's mode, owner and content hash, as the node holds it once copied in."""
     h = hashlib.sha256()
     with open(f.source, "rb") as fh:
+        mode = f.mode if f.mode is not None else os.fstat(fh.fileno()).st_mode & 0o777
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
-    return f"{f.mode:04o}:{h.hexdigest()}"
+    return f"{mode:04o}:{f.uid}:{f.gid}:{h.hexdigest()}"
 
 
 def _settings(node: NodeSpec) -> str:

@@ -74,6 +74,16 @@ class ComposeService(_Open):
     volumes: list[Mount] = Field(default_factory=list)
     cap_add: list[str] = Field(default_factory=list)
     profiles: list[str] = Field(default_factory=list)
+    # node settings (harness/scenario/compose_settings.py), as `config --format json` gives them
+    extra_hosts: list[str] | dict[str, Any] | None = None
+    dns: list[str] | str | None = None
+    cpus: float | str | None = None
+    mem_limit: int | str | None = None
+    tmpfs: list[str] | str | None = None
+    sysctls: dict[str, Any] | list[str] | None = None
+    ulimits: dict[str, Any] | None = None
+    user: str | None = None
+    working_dir: str | None = None
 
 
 class ComposeProject(_Open):

@@ -20,6 +20,7 @@ from typing import Literal
 from harness.capabilities import why as capability_why
 from harness.localconfig import DEFAULT_CAPABILITIES
 from harness.scenario import compose_parts as parts
+from harness.scenario import compose_settings
 from harness.scenario.catalog import Catalog
 from harness.scenario.compose_model import (
     ComposeNetwork,
@@ -46,8 +47,7 @@ _WHY = {
     "privileged": "refused by the trust rules (docs/security.md): no privileged containers",
     "build": "the harness does not build compose build contexts; the node runs the image "
     "`docker compose build` tags, or give it a lab",
-    "deploy": "no swarm or resource settings in a scenario",
-    "entrypoint": "a scenario sets the command only; the image's entrypoint stays",
+    "deploy": "no swarm settings in a scenario; resource limits go in `cpus:`/`mem_limit:`",
     "restart": "a node runs once per run; restarts are fault steps (`fault: restart`)",
     "logging": "the harness collects each node's output itself",
     "container_name": "containers are named lab-<run>-<node> so runs never collide",
@@ -267,7 +267,7 @@ def _node(w: _Walk, service: str, svc: ComposeService) -> Node:
     node = Node(**_kind(w, service, svc))
     node.networks = _node_networks(w, service, svc)
     node.env = _env(w, service, svc)
-    node.files = _files(w, service, svc)
+    node.files = dict(_files(w, service, svc))
     node.command = _command(w, svc)
     if node.lab is not None and node.command is not None:
         own = w.inp.catalog.labs[node.lab].definition.command
@@ -276,10 +276,13 @@ def _node(w: _Walk, service: str, svc: ComposeService) -> Node:
     node.health = _health(w, service, svc.healthcheck)
     node.depends_on = _depends(w, service, svc)
     node.cap_add = _caps(w, service, svc)
+    found = compose_settings.settings(
+        svc, lambda key, why: w.drop(service, key, why), lambda what: w.note(service, what)
+    )
+    for name, value in found.items():
+        setattr(node, name, value)
     for key in svc.extra_keys():
         w.drop(service, key, _WHY.get(key, "no scenario key for it"))
-    if svc.entrypoint:
-        w.drop(service, "entrypoint", _WHY["entrypoint"])
     return node
 
 

@@ -20,6 +20,8 @@ MAX_NETWORKS = 32  # networks in one lab
 MAX_MATRIX_AXES = 6  # axes of a matrix (before include/exclude)
 MAX_MATRIX_CELLS = 256  # cells of a matrix, computed as the product before expanding
 MAX_CHECKED_NODES = 200_000  # cells x YAML nodes that `lab validate` checks (cells cost this)
+MAX_FOLDER_FILES = 500  # files under one `files:` folder source
+MAX_FOLDER_BYTES = 64 * 1024 * 1024  # their total size
 SHOWN_CHARS = 80  # at most this much of an offending value is echoed in a message
 
 

@@ -151,6 +151,26 @@ def _settings(node: Node) -> NodeSettings:
     )
 
 
+def _files(node: Node, root: Path) -> tuple[FileSpec, ...]:
+    """Each `files:` entry; a folder source is every regular file under it, at the same
+    relative path under the target (validate checked them: regular, inside, within limits)."""
+    out: list[FileSpec] = []
+    for target, value in node.files.items():
+        text = value if isinstance(value, str) else value.source
+        mode = int(value.mode, 8) if not isinstance(value, str) and value.mode else None
+        owner = value.owner if not isinstance(value, str) else None
+        uid, _, gid = (owner or "0").partition(":")
+        ids = {"uid": int(uid), "gid": int(gid or uid)}
+        src = _source(text, root)
+        if src.is_dir():
+            for f in sorted(p for p in src.rglob("*") if p.is_file()):
+                rel = f.relative_to(src).as_posix()
+                out.append(FileSpec(f"{target.rstrip('/')}/{rel}", f, mode, **ids))
+        else:
+            out.append(FileSpec(target, src, mode, **ids))
+    return tuple(out)
+
+
 def _source(value: str, root: Path) -> Path:
     p = Path(value)
     return (p if p.is_absolute() else root / p).resolve()
@@ -177,9 +197,7 @@ def resolve_topology(
                 name=name,
                 image=image_of(node, catalog),
                 networks=_attachments(node),
-                files=tuple(
-                    FileSpec(target, _source(src, root)) for target, src in node.files.items()
-                ),
+                files=_files(node, root),
                 env=tuple(sorted((k, as_text(v)) for k, v in env.items())),
                 command=_command(node, lab),
                 health=_health(node, lab),

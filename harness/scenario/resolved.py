@@ -27,7 +27,9 @@ class Attachment:
 class FileSpec:
     target: str  # absolute path inside the node
     source: Path  # absolute path on the host, inside the project tree
-    mode: int = 0o644
+    mode: int | None = None  # None: the source file's own (scripts stay executable)
+    uid: int = 0
+    gid: int = 0
 
 
 @dataclass(frozen=True)

@@ -376,6 +376,21 @@ UlimitValue = Annotated[
 ]
 
 
+class FileDef(_Model):
+    """A `files:` entry with more than its source: the mode and owner it gets in the node."""
+
+    source: str = Field(description="a file or a folder in the project")
+    mode: Annotated[str, Field(pattern=r"^0?[0-7]{3,4}$")] | None = Field(
+        default=None, description="octal, e.g. '0600' (default: the source's own)"
+    )
+    owner: Annotated[str, Field(pattern=r"^\d+(:\d+)?$")] | None = Field(
+        default=None, description="numeric uid or uid:gid (default: 0:0, root)"
+    )
+
+
+FileValue = str | FileDef
+
+
 class Node(_Model):
     """One container: exactly one of `lab`, `image`, or just `os` (a bare OS node)."""
 
@@ -384,9 +399,10 @@ class Node(_Model):
     os: str | None = Field(default=None, description="an environment under environments/")
     image: str | None = Field(default=None, description="a plain image reference")
     networks: NodeNetworks = Field(default_factory=list)
-    files: dict[str, str] = Field(
+    files: dict[str, FileValue] = Field(
         default_factory=dict,
-        description="absolute path in the node -> file in the project",
+        description="absolute path in the node -> a file or folder in the project, or "
+        "{source, mode, owner}",
         json_schema_extra={"propertyNames": {"pattern": "^/"}},  # validate.py says why
     )
     env: dict[str, Scalar] = Field(default_factory=dict)
@@ -765,7 +781,7 @@ class NodeOverlay(_Model):
     version: Text | None = None
     os: str | None = None
     image: str | None = None
-    files: dict[str, str] = Field(default_factory=dict)
+    files: dict[str, FileValue] = Field(default_factory=dict)
     env: dict[str, Scalar] = Field(default_factory=dict)
     command: StrOrList | None = None
 

@@ -18,7 +18,12 @@ import re2  # type: ignore[import-untyped]
 
 from harness.scenario.ansiblevars import reserved_var
 from harness.scenario.catalog import Catalog, LabDef
-from harness.scenario.limits import MAX_NETWORKS, MAX_TOPOLOGY_NODES
+from harness.scenario.limits import (
+    MAX_FOLDER_BYTES,
+    MAX_FOLDER_FILES,
+    MAX_NETWORKS,
+    MAX_TOPOLOGY_NODES,
+)
 from harness.scenario.problems import Problem
 from harness.scenario.schema import NAME_PATTERN, SCENARIO_PATTERN, SLUG_PATTERN
 from harness.scenario.suggest import did_you_mean, unknown
@@ -307,10 +312,13 @@ class Checker:
 
     def check_node_files(self, node: dict[str, Any], path: YPath) -> None:
         """Files copied in: to an absolute path in the node, from a regular project file."""
-        for target, source in _d(node.get("files")).items():
+        for target, value in _d(node.get("files")).items():
             fpath = (*path, "files", target)
             if isinstance(target, str) and not target.startswith("/"):
                 self.at_key(fpath, f"file target {target!r} must be an absolute path in the node")
+            source = _d(value).get("source") if isinstance(value, dict) else value
+            if isinstance(value, dict):
+                fpath = (*fpath, "source")
             if isinstance(source, str):
                 found = self.check_project_file(fpath, source, "file")
                 if found is not None:
@@ -884,6 +892,9 @@ class Checker:
             return
         if stat.S_ISREG(mode):
             return
+        if stat.S_ISDIR(mode):
+            self.check_folder_source(path, text, found)
+            return
         kinds = {
             stat.S_IFIFO: "a fifo (named pipe)",
             stat.S_IFCHR: "a character device",
@@ -897,6 +908,30 @@ class Checker:
             f"files: {path[-1]}: source {text!r} is {kind}: only regular files can be copied"
             " into a node",
         )
+
+    def check_folder_source(self, path: YPath, text: str, found: Path) -> None:
+        """A folder source: every file under it is copied, so each must be a regular file (no
+        symlink: the copy refuses one), and they must fit the limits."""
+        count, size = 0, 0
+        for p in sorted(found.rglob("*")):
+            rel = p.relative_to(found).as_posix()
+            st = p.lstat()
+            if stat.S_ISDIR(st.st_mode):
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                what = "a symlink" if stat.S_ISLNK(st.st_mode) else "not a regular file"
+                self.at(path, f"files: folder {text!r} holds {rel!r}, {what}: only regular files")
+                return
+            count, size = count + 1, size + st.st_size
+            if count > MAX_FOLDER_FILES or size > MAX_FOLDER_BYTES:
+                self.at(
+                    path,
+                    f"files: folder {text!r} holds more than {MAX_FOLDER_FILES} files or "
+                    f"{MAX_FOLDER_BYTES >> 20} MiB: copy only the files the case needs",
+                )
+                return
+        if count == 0:
+            self.at(path, f"files: folder {text!r} holds no file")
 
     def check_project_file(self, path: YPath, text: str, what: str) -> Path | None:
         """A path relative to the project root that exists and stays inside the project."""

@@ -2,7 +2,7 @@
 real engine: extra_hosts and dns (a resolver node of the scenario answers customer.corp),
 cpus and memory (the cgroup's limits; a node past its memory limit is ended by the OOM killer
 and a readiness probe observes it), tmpfs with a size (a full disk), sysctls, ulimits, user,
-workdir and entrypoint."""
+workdir, entrypoint, and a folder as a `files:` source with its mode and owner."""
 
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ def test_node_settings_take_effect_inside_the_node(
     assert _sh(app, "id -un") == "nobody"
     assert _sh(app, "pwd") == "/tmp"
     assert _sh(app, "df -k /data | tail -1").split()[1] == "1024"  # 1m of tmpfs
+    # a folder source: every file under it, with the mode and owner given
+    assert _sh(app, "stat -c '%a %u:%g' /etc/app/app.conf") == "640 65534:65534"
+    assert _sh(app, "cat /etc/app/sub/logging.conf") == "level debug"
     logs = app.logs().decode(errors="replace")
     assert "started-by-the-entrypoint" in logs
     inspect = app.attrs["HostConfig"]

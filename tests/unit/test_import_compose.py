@@ -121,6 +121,29 @@ def test_webshop_anchors_env_files_static_ips_health_and_a_bind_mounted_nginx_co
     assert any("not checked" in n.what for n in r.notes)  # no engine answered for the image
 
 
+def test_container_settings_are_carried_into_the_node(project: Path) -> None:
+    """extra_hosts, dns, cpus, mem_limit, tmpfs (sized, and unsized: given the default),
+    sysctls, ulimits, user, working_dir and entrypoint reach the node as issue 18's node
+    settings; what a lab cannot have (host-gateway) is said, not written."""
+    r = verb.import_compose(COMPOSE / "node-settings" / "compose.yaml", root=project)
+    sc = _load(project, "node-settings")
+    (node,) = sc.topology.nodes  # type: ignore[attr-defined]
+    s = node.settings
+    assert s.extra_hosts == (("db.customer.example", "192.0.2.10"),)
+    assert s.dns == ("10.87.0.53",) and s.cpus == 0.5 and s.memory == 96 << 20
+    assert dict(s.tmpfs) == {"/data": 1 << 20, "/cache": 64 << 20}
+    assert s.sysctls == (("net.core.somaxconn", "64"),)
+    assert dict((n, (a, b)) for n, a, b in s.ulimits) == {
+        "nofile": (1024, 2048),
+        "nproc": (512, 512),
+    }
+    assert (s.user, s.workdir, s.entrypoint) == ("www-data", "/srv", ("/docker-entrypoint.sh",))
+    dropped = {(d.service, d.key): d.why for d in r.not_carried}
+    assert "host-gateway" in dropped[("web", "extra_hosts")]
+    assert not any(k in ("entrypoint", "mem_limit", "cpus") for _, k in dropped)
+    assert any("tmpfs /cache has no size" in n.what for n in r.notes)
+
+
 def test_profiles_env_variables_as_secrets_caps_and_dollars(project: Path) -> None:
     file = COMPOSE / "cache-stack" / "compose.yaml"
     plain = verb.import_compose(file, root=project)
@@ -160,7 +183,10 @@ def test_legacy_names_builds_gateway_addresses_folders_and_outside_files(project
     why = {(d.service, d.key): d.why for d in r.not_carried}
     assert "gateway" in why[("api_gateway", "networks.backend.ipv4_address")]
     assert "outside" in why[("api_gateway", "volumes[1] /etc/gateway/extra.conf")]
-    assert ("worker", "entrypoint") in why and ("worker", "tmpfs") in why
+    # the entrypoint and the (unsized) tmpfs are node settings now (issue 18 point 4)
+    assert nodes["worker"].settings.entrypoint == ("/bin/worker",)
+    assert dict(nodes["worker"].settings.tmpfs) == {"/tmp": 64 << 20}
+    assert ("worker", "entrypoint") not in why and ("worker", "tmpfs") not in why
     assert ("api_gateway", "build") in why
     assert ("", "networks.backend.ipam.config.gateway") in why
     assert any("api-gateway" in n.what for n in r.notes)  # the rename is said
