@@ -60,6 +60,7 @@ class TopologyNetwork(_Model):
     name: str
     subnet: str | None = None
     internal: bool = False
+    mtu: int | None = None  # schema 1.8
 
 
 class Topology(_Model):

@@ -43,6 +43,7 @@ def create_network(client: Any, labels: RunLabels, net: NetworkSpec) -> Any:
                 driver="bridge",
                 ipam=ipam,
                 internal=net.internal,
+                options={"com.docker.network.driver.mtu": str(net.mtu)} if net.mtu else None,
                 check_duplicate=True,
                 labels={**labels.base(), LABEL_NETWORK: net.name},
             )

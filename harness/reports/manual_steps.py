@@ -306,6 +306,7 @@ def images(plans: list[ImagePlan], tags: dict[str, str], plan: Plan) -> Part:
 def _network(net: TopologyNetwork) -> str:
     extra = f" --subnet {q(net.subnet)}" if net.subnet else ""
     extra += " --internal" if net.internal else ""
+    extra += f" --opt com.docker.network.driver.mtu={net.mtu}" if net.mtu else ""
     return f'docker network create{extra} "$PREFIX-{net.name}" >/dev/null'
 
 

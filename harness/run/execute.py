@@ -1022,6 +1022,7 @@ def topology_summary(topology: Topology, raw: Any) -> dict[str, Any]:
     return {
         "networks": [
             {"name": net.name, "subnet": net.subnet, "internal": net.internal}
+            | ({"mtu": net.mtu} if net.mtu else {})
             for net in topology.networks
         ],
         "nodes": nodes,

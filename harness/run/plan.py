@@ -185,7 +185,7 @@ def plan_of(run: Any) -> Plan:
     return Plan(
         images=_images(run),
         networks=[
-            TopologyNetwork(name=n.name, subnet=n.subnet, internal=bool(n.internal))
+            TopologyNetwork(name=n.name, subnet=n.subnet, internal=bool(n.internal), mtu=n.mtu)
             for n in run.topology.networks
         ],
         nodes=_nodes(run),

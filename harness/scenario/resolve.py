@@ -182,7 +182,7 @@ def resolve_topology(
     """The engine's view of a valid scenario (validate first: this assumes every name exists)."""
     impaired = {imp.node for imp in model.topology.impairments}
     networks = tuple(
-        NetworkSpec(name, spec.subnet if spec else None, spec.internal if spec else False)
+        NetworkSpec(name, spec.subnet, spec.internal, spec.mtu) if spec else NetworkSpec(name)
         for name, spec in model.topology.networks.items()
     )
     nodes: list[NodeSpec] = []

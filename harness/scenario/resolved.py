@@ -15,6 +15,7 @@ class NetworkSpec:
     name: str
     subnet: str | None = None  # CIDR; None lets the engine choose (parallel runs never collide)
     internal: bool = False
+    mtu: int | None = None  # None: the engine's (1500 on a default bridge)
 
 
 @dataclass(frozen=True)

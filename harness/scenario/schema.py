@@ -257,6 +257,9 @@ class NetworkDef(_Model):
         default=None, description="IPv4 CIDR, e.g. 10.90.0.0/24; omit to let the engine choose"
     )
     internal: bool = Field(default=False, description="no route to the outside world")
+    mtu: int | None = Field(
+        default=None, ge=576, le=9216, description="the network's MTU, e.g. 9000 (jumbo frames)"
+    )
 
 
 class NodeNetwork(_Model):

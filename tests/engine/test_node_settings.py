@@ -2,7 +2,7 @@
 real engine: extra_hosts and dns (a resolver node of the scenario answers customer.corp),
 cpus and memory (the cgroup's limits; a node past its memory limit is ended by the OOM killer
 and a readiness probe observes it), tmpfs with a size (a full disk), sysctls, ulimits, user,
-workdir, entrypoint, and a folder as a `files:` source with its mode and owner."""
+workdir, entrypoint, a network's MTU, and a folder as a `files:` source with its mode and owner."""
 
 from __future__ import annotations
 
@@ -42,6 +42,7 @@ def test_node_settings_take_effect_inside_the_node(
     assert quota == "50000", quota
     assert _cgroup(app, "memory.max", "memory/memory.limit_in_bytes") == str(96 << 20)
     assert _sh(app, "cat /proc/sys/net/core/somaxconn") == "64"
+    assert _sh(app, "cat /sys/class/net/eth0/mtu") == "1400"  # the network's mtu
     assert _sh(app, "ulimit -n") == "1024" and _sh(app, "ulimit -Hn") == "2048"
     assert _sh(app, "ulimit -u") == "512"
     assert _sh(app, "id -un") == "nobody"
