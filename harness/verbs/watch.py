@@ -27,6 +27,7 @@ from harness.verbs.results import WatchRerun, WatchResult
 from harness.verbs.why import decided
 
 DEBOUNCE_MS = 150  # an editor's save is often several writes: one rerun for them
+WAKE_MS = 200  # how long the OS's watcher waits for an event before handing back an empty set
 
 
 def watched(
@@ -131,8 +132,6 @@ def watch(
 ) -> WatchResult:
     """Rerun now and on every relevant save until Ctrl-C (or `stop`, for tests). Each rerun is
     given to `on_rerun` as it ends; the result lists them all."""
-    import watchfiles
-
     loaded: LoadedScenario | None = None
     with suppress(UsageError):  # a scenario that does not load yet is watched until it does
         loaded = _load(scenario, root, params, fix, fix_file)
@@ -146,27 +145,51 @@ def watch(
         scenario, root, on, params, fix, fix_file, untrusted, trust, on_rerun, on_event, result
     )
     try:
-        runs.one([])
+        first = True  # the rerun it starts with, once the first watcher is up
         while stop is None or not stop.is_set():
-            files, folders = watched(runs.loaded, scenario, root, fix_file)
-            targets = sorted({f.parent for f in files} | folders)
-            for changes in watchfiles.watch(
-                *[t for t in targets if t.is_dir()],
-                stop_event=stop,
-                debounce=DEBOUNCE_MS,
-                step=50,
-            ):
-                hits = relevant((path for _, path in changes), files, folders)
-                if hits:
-                    runs.one(hits)
-                    break
-            else:
+            if not _watch_until_changed(runs, scenario, root, fix_file, stop, first=first):
                 break  # stop was set
+            first = False
     except KeyboardInterrupt:  # between reruns: the normal way to stop watching
         result.ended = "stopped"
     except Interrupted:  # during a rerun: it is recorded as interrupted, the lab stays up
         result.ended = "interrupted"
     return result
+
+
+def _watch_until_changed(
+    runs: _Reruns,
+    scenario: Path,
+    root: Path,
+    fix_file: Path | None,
+    stop: threading.Event | None,
+    *,
+    first: bool = False,
+) -> bool:
+    """One watcher for as long as the set of watched folders stays the same: saves made while
+    a rerun runs are kept by it and set off the next rerun (none is lost between two). With
+    `first`, the starting rerun runs once the watcher is up (a save right after its line is
+    seen). Returns False when `stop` ended it, True when the watched set changed (an edit
+    added a fixture, or the file loads now)."""
+    import watchfiles
+
+    files, folders = watched(runs.loaded, scenario, root, fix_file)
+    targets = sorted({f.parent for f in files} | folders)
+    for changes in watchfiles.watch(
+        *[t for t in targets if t.is_dir()],
+        stop_event=stop,
+        debounce=DEBOUNCE_MS,
+        step=50,
+        rust_timeout=WAKE_MS,
+        yield_on_timeout=True,  # an empty set now and then: the watcher is up (for `first`)
+    ):
+        hits = relevant((path for _, path in changes), files, folders)
+        if first or hits:
+            first = False
+            runs.one(hits)
+            if watched(runs.loaded, scenario, root, fix_file) != (files, folders):
+                return True
+    return False
 
 
 def _load(

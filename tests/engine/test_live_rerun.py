@@ -248,19 +248,42 @@ def test_watch_reruns_on_save_and_ctrl_c_leaves_the_lab(
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
+    import queue
+    import threading
+
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
         assert proc.stdout is not None
-        first = json.loads(proc.stdout.readline())
+        for text in proc.stdout:
+            lines.put(text)
+
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
+
+    def next_line() -> dict[str, Any]:
+        try:
+            data: dict[str, Any] = json.loads(lines.get(timeout=180))
+        except queue.Empty:
+            raise AssertionError("lab watch printed no line within 180 s") from None
+        return data
+
+    try:
+        first = next_line()
         assert first["verdict"] == "REPRODUCED" and "status=404" in first["decided"]
         _edit(scenario, "  page: status.html", "  page: index.html")  # the page exists
-        second = json.loads(proc.stdout.readline())
+        second = next_line()
         assert second["verdict"] == "NOT_REPRODUCED", second
         assert str(scenario) in second["changed"]
         _edit(scenario, "  page: index.html", "  page: [index.html")  # not YAML any more
-        third = json.loads(proc.stdout.readline())
+        third = next_line()
         assert third["verdict"] is None and "quick-repro.yaml" in third["error"]
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=60)
+        proc.wait(timeout=60)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        reader.join(10)
+        out = "".join(lines.get() for _ in range(lines.qsize()))  # the WatchResult, at the end
     finally:
         if proc.poll() is None:
             proc.kill()
