@@ -142,7 +142,18 @@ def watch(
         on = find_live(connect_engine(), on, loaded.topology.scenario).run
     result = WatchResult(run=on, ended="done", lab_down=f"lab down {on}")
     runs = _Reruns(
-        scenario, root, on, params, fix, fix_file, untrusted, trust, on_rerun, on_event, result
+        scenario,
+        root,
+        on,
+        params,
+        fix,
+        fix_file,
+        untrusted,
+        trust,
+        on_rerun,
+        on_event,
+        result,
+        loaded,
     )
     try:
         first = True  # the rerun it starts with, once the first watcher is up

@@ -64,7 +64,8 @@ def _evidence(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def _sync(result: dict[str, Any]) -> dict[str, Any]:
-    return next(p for p in _journal(result)["phases"] if p["phase"] == "sync")
+    phases = result["phases"] if "phases" in result else _journal(result)["phases"]
+    return next(p for p in phases if p["phase"] == "sync")
 
 
 def _edit(path: Path, old: str, new: str) -> None:
@@ -234,6 +235,14 @@ def test_watch_reruns_on_save_and_ctrl_c_leaves_the_lab(
     (proj / "scenarios").mkdir()
     scenario = proj / "scenarios" / "quick-repro.yaml"
     shutil.copy(ROOT / "scenarios" / "examples" / "quick-repro.yaml", scenario)
+    (proj / "fixtures" / "watch").mkdir(parents=True)
+    fixture = proj / "fixtures" / "watch" / "note.txt"
+    fixture.write_text("first\n")
+    _edit(
+        scenario,
+        "client: {lab: curl, networks: [lan]}",
+        "client: {lab: curl, networks: [lan], files: {/opt/note.txt: fixtures/watch/note.txt}}",
+    )
     rc, up, err = _lab(proj, reports, "up", str(scenario))
     assert rc == 0, err
     run = up["run"]
@@ -271,6 +280,12 @@ def test_watch_reruns_on_save_and_ctrl_c_leaves_the_lab(
     try:
         first = next_line()
         assert first["verdict"] == "REPRODUCED" and "status=404" in first["decided"]
+        fixture.write_text("second\n")  # a file the scenario reads, not the scenario
+        again = next_line()
+        assert again["changed"] == [str(fixture.resolve())] and again["verdict"] == "REPRODUCED"
+        assert _sync(_journal({"folder": again["folder"]}))["plan"]["copy"] == {
+            "client": ["/opt/note.txt"]
+        }
         _edit(scenario, "  page: status.html", "  page: index.html")  # the page exists
         second = next_line()
         assert second["verdict"] == "NOT_REPRODUCED", second
