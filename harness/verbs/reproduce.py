@@ -15,7 +15,7 @@ from harness.run.live import LiveLab
 from harness.run.provision import OnEvent, _quiet
 from harness.run.result import RunResult
 from harness.run.trust import Trust, enforce
-from harness.scenario.catalog import load_catalog
+from harness.scenario.catalog import Catalog, load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
 from harness.verbs.results import ReproduceResult, VerifyFixResult
 from harness.verbs.verification import new_verification_id, write_verification
@@ -44,8 +44,9 @@ def _load(
     fix: str | None = None,
     fix_file: Path | None = None,
     cell: dict[str, str] | None = None,
+    catalog: Catalog | None = None,
 ) -> LoadedScenario:
-    catalog = load_catalog(root)
+    catalog = catalog if catalog is not None else load_catalog(root)
     loaded = load_scenario(
         scenario,
         root=root,
@@ -92,19 +93,22 @@ def reproduce(
     untrusted: bool = False,
     trust: bool = False,
     on: str | None = None,
+    catalog: Catalog | None = None,
 ) -> ReproduceResult:
     """One run of the scenario. `untrusted`: the file came from someone else (harness/run/
     trust.py: no playbooks or suites on this machine, default capabilities), unless `trust`.
     `on`: a lab that is up (`lab up`, a kept run): brought in line with the file, then the
-    steps rerun on it (harness/run/live.py); the lab stays up."""
-    loaded = _load(scenario, root, params, fix=fix, fix_file=fix_file, cell=cell)
+    steps rerun on it (harness/run/live.py); the lab stays up. `catalog`: the labs as the
+    caller read them (read once per command: every lab.yaml is parsed)."""
+    catalog = catalog if catalog is not None else load_catalog(root)
+    loaded = _load(scenario, root, params, fix=fix, fix_file=fix_file, cell=cell, catalog=catalog)
     level = Trust.of(untrusted=untrusted, trust=trust)
     label = ",".join(f"{k}={v}" for k, v in loaded.matrix_cell.items()) if cell else None
     engine, lab = _live(on, loaded)
     result = run_scenario(
         loaded,
         root=root,
-        catalog=load_catalog(root),
+        catalog=catalog,
         opts=RunOptions(
             destroy=destroy,
             role="cell" if cell else "reproduce",
@@ -138,9 +142,10 @@ def verify_fix(
     on that live lab instead, one after the other (the candidate's overlay applied live)."""
     if fix is None and fix_file is None:
         raise UsageError("verify-fix needs --fix NAME (or --fix-file FILE)")
-    baseline_loaded = _load(scenario, root, params)
+    catalog = load_catalog(root)
+    baseline_loaded = _load(scenario, root, params, catalog=catalog)
     # a bad fix fails here, before either run
-    candidate_loaded = _load(scenario, root, params, fix=fix, fix_file=fix_file)
+    candidate_loaded = _load(scenario, root, params, fix=fix, fix_file=fix_file, catalog=catalog)
     return verify_loaded(
         baseline_loaded,
         candidate_loaded,

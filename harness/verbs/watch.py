@@ -20,7 +20,7 @@ from pathlib import Path
 from harness.errors import HarnessError, Interrupted, UsageError
 from harness.run.folder import now_iso
 from harness.run.provision import OnEvent, _quiet
-from harness.scenario.catalog import load_catalog
+from harness.scenario.catalog import Catalog, load_catalog
 from harness.scenario.load import LoadedScenario, load_scenario
 from harness.scenario.schema import PlaybookItem, VerifyRun
 from harness.verbs.results import WatchRerun, WatchResult
@@ -93,7 +93,10 @@ class _Reruns:
         t0 = time.monotonic()
         line = WatchRerun(at=now_iso(), changed=changed)
         try:
-            self.loaded = _load(self.scenario, self.root, self.params, self.fix, self.fix_file)
+            catalog = load_catalog(self.root)  # once per rerun: a lab.yaml may have changed
+            self.loaded = _load(
+                self.scenario, self.root, self.params, self.fix, self.fix_file, catalog=catalog
+            )
             r = reproduce(
                 self.scenario,
                 root=self.root,
@@ -104,6 +107,7 @@ class _Reruns:
                 untrusted=self.untrusted,
                 trust=self.trust,
                 on_event=self.on_event,
+                catalog=catalog,
             )
             line = line.model_copy(
                 update={"verdict": r.verdict, "rate": r.rate, "decided": decided(r)}
@@ -209,8 +213,15 @@ def _load(
     params: dict[str, str] | None,
     fix: str | None,
     fix_file: Path | None,
+    *,
+    catalog: Catalog | None = None,
 ) -> LoadedScenario:
     """The scenario as it reads now (what to watch next); UsageError, located, when not."""
     return load_scenario(
-        scenario, root=root, catalog=load_catalog(root), params=params, fix=fix, fix_file=fix_file
+        scenario,
+        root=root,
+        catalog=catalog if catalog is not None else load_catalog(root),
+        params=params,
+        fix=fix,
+        fix_file=fix_file,
     )
