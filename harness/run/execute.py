@@ -95,8 +95,9 @@ class Run:
         self.catalog = catalog
         self.opts = opts
         impairments = self.raw.topology.impairments
-        needs = faults.nodes_needing_net_admin(impairments, self.repro.steps)
-        self.topology: Topology = faults.with_net_admin(loaded.topology, needs)
+        self.topology: Topology = faults.run_topology(
+            loaded.topology, impairments, self.repro.steps
+        )
         # refused before a folder or a container exists (exit 2, located)
         trust.enforce(loaded, self.topology, opts.trust, opts.fix_file)
         self.redactor = redact.for_scenarios([loaded])

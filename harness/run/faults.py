@@ -162,3 +162,9 @@ def with_net_admin(topology: Topology, names: set[str]) -> Topology:
         for n in topology.nodes
     )
     return replace(topology, nodes=nodes)
+
+
+def run_topology(topology: Topology, impairments: list[Impairment], steps: list[Any]) -> Topology:
+    """The topology a run brings up: NET_ADMIN on the nodes its impairments and fault steps
+    need it on (what a live rerun's record is compared with, too)."""
+    return with_net_admin(topology, nodes_needing_net_admin(impairments, steps))

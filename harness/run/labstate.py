@@ -28,6 +28,7 @@ from harness.scenario.resolved import FileSpec, NodeSpec, Topology
 from harness.scenario.schema import PlaybookItem, Scenario
 
 STATE_FILE = "lab-state.json"
+FRESH_HINT = "run `lab reproduce FILE` for a fresh lab (and `lab down RUN` for this one)"
 STATE_VERSION = 1
 _MAX_PLAYBOOK_FILES = 2000  # a playbook folder bigger than this is hashed by its first files
 # next to a playbook kept at the project's root, only these folders are its inputs
@@ -259,7 +260,7 @@ def refuse(plan: SyncPlan, run: str) -> None:
         raise UsageError(
             f"the scenario changed in a way lab {run} cannot take live:\n  "
             + "\n  ".join(plan.refused),
-            hint="run `lab reproduce FILE` for a fresh lab (and `lab down RUN` for this one)",
+            hint=FRESH_HINT,
         )
 
 

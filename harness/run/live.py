@@ -23,7 +23,7 @@ from harness.engine.api import Engine, RunLabels
 from harness.errors import UsageError
 from harness.run import faults
 from harness.run.folder import LIVE_STATES, RunFolder, now_iso
-from harness.run.labstate import LabState, SyncPlan, lab_state, rerun_key
+from harness.run.labstate import FRESH_HINT, LabState, SyncPlan, lab_state, rerun_key
 from harness.run.provision import NodeUp, OnEvent, replace_nodes, restart_node
 from harness.run.trust import Trust
 from harness.scenario.catalog import Catalog
@@ -33,7 +33,6 @@ from harness.scenario.schema import Impairment
 
 RERUNS = "live"  # the reruns' folders, under the lab's own
 RESULT_FILE = "result.json"  # a rerun's RunResult, redacted, beside its journal
-FRESH_HINT = "run `lab reproduce FILE` for a fresh lab (and `lab down RUN` for this one)"
 
 
 @dataclass(frozen=True)
@@ -124,8 +123,7 @@ def key_now(loaded: LoadedScenario, root: Path, catalog: Catalog) -> str:
 
     raw = loaded.raw
     repro = raw.reproduce or Reproduce()
-    needs = faults.nodes_needing_net_admin(raw.topology.impairments, repro.steps)
-    topology = faults.with_net_admin(loaded.topology, needs)
+    topology = faults.run_topology(loaded.topology, raw.topology.impairments, repro.steps)
     images = {n.name: plan_image(catalog, n.image).tag for n in topology.nodes}
     state = lab_state(topology, images, raw, root)
     return rerun_key(state, raw, dict(loaded.params))

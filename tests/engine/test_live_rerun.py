@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +71,6 @@ def _edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"
     path.write_text(text.replace(old, new))
-
-
-CASES: dict[str, tuple[list[str], Callable[[Path], None], Callable[[dict[str, Any]], None]]] = {}
 
 
 def _ansible_edit(proj: Path) -> None:
