@@ -55,6 +55,10 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # click's own help and usage errors: typer's rich help imports rich.markdown and
+    # markdown-it, which cost `lab --help` a tenth of a second (docs/architecture.md)
+    rich_markup_mode=None,
+    context_settings={"max_content_width": 120},
 )
 images_app = typer.Typer(
     help="Build, list and prune environment and lab images.", no_args_is_help=True
