@@ -104,13 +104,19 @@ def _ansible_line(event: Event) -> str | None:
     return None
 
 
+def _published(event: Event) -> str:
+    """Where the host reaches a node's published ports: ", 127.0.0.1:49153 -> 80/tcp"."""
+    ports = event.get("published") or {}
+    return "".join(f", {where} -> {port}" for port, where in ports.items())
+
+
 # One plain line per event kind (Plain.line); image events have no kind and keep state.
 _LINES: dict[str, Callable[[Event], str | None]] = {
     "matrix": _matrix_line,
     "cell": _cell_line,
     "run": lambda e: f"run {e['run']}  ({e['folder']})",
     "started": lambda e: f"  node {e['node']:<16} started",
-    "ready": lambda e: f"  node {e['node']:<16} ready in {e['seconds']}s",
+    "ready": lambda e: f"  node {e['node']:<16} ready in {e['seconds']}s{_published(e)}",
     "not-ready": lambda e: f"  node {e['node']:<16} {e['state']}: {e['reason']}",
     "networks": lambda e: f"  creating {e['count']} network(s)",
     "phase": lambda e: f"- {e['phase']}",
@@ -128,7 +134,7 @@ def _node_state(event: Event) -> str:
     """A node's cell in the live panel: created, started, ready in N s, or how it failed."""
     kind = str(event["event"])
     if kind == "ready":
-        return f"ready {event['seconds']}s"
+        return f"ready {event['seconds']}s{_published(event)}"
     if kind == "not-ready":
         return f"{event['state']}: {event['reason']}"[:100]
     return kind

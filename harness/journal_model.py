@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from harness.findings_model import Finding
 
 JOURNAL_VERSION = 1  # the on-disk format (docs/journal.md); bump on an incompatible change
-SCHEMA_VERSION = "1.8"  # the published schema; the minor part moves with each added field
+SCHEMA_VERSION = "1.9"  # the published schema; the minor part moves with each added field
 SCHEMA_ID = f"https://labharness.invalid/schemas/journal/{SCHEMA_VERSION}/journal.schema.json"
 SCHEMA_FILE = "schemas/journal.schema.json"
 
@@ -217,6 +217,7 @@ class UpNode(_Model):
     addresses: dict[str, str | None] = Field(default_factory=dict)
     ready_s: float | None = None
     not_ready: NotReady | None = None
+    published: dict[str, str] = Field(default_factory=dict)  # schema 1.9: port -> 127.0.0.1:N
 
 
 class UpPhase(PhaseBase):

@@ -254,6 +254,11 @@ class FakeEngine:
         self._call("addresses", run, node)
         return dict(self._node(run, node).addresses)
 
+    def published(self, run: str, node: str) -> dict[str, str]:
+        self._call("published", run, node)
+        ports = self._node(run, node).spec.settings.ports
+        return {p.key: f"127.0.0.1:{p.host or 49152 + i}" for i, p in enumerate(ports)}
+
     def inspect(self, run: str, node: str) -> dict[str, Any]:
         self._call("inspect", run, node)
         n = self._node(run, node)

@@ -124,6 +124,8 @@ def host_settings(s: NodeSettings) -> dict[str, Any]:
         out["sysctls"] = dict(s.sysctls)
     if s.ulimits:
         out["ulimits"] = [Ulimit(name=n, soft=soft, hard=hard) for n, soft, hard in s.ulimits]
+    if s.ports:  # on 127.0.0.1 only, whatever the engine's default (0.0.0.0 and ::)
+        out["port_bindings"] = {p.key: ("127.0.0.1", p.host) for p in s.ports}
     return out
 
 
@@ -136,6 +138,8 @@ def container_settings(s: NodeSettings) -> dict[str, Any]:
         out["working_dir"] = s.workdir
     if s.entrypoint is not None:
         out["entrypoint"] = list(s.entrypoint)
+    if s.ports:
+        out["ports"] = [(p.port, p.protocol) for p in s.ports]
     return out
 
 
@@ -203,6 +207,20 @@ def addresses(container: Any) -> dict[str, str]:
         (k[len(prefix) :] if k.startswith(prefix) else k): v.get("IPAddress", "")
         for k, v in nets.items()
     }
+
+
+def published(container: Any) -> dict[str, str]:
+    """Container port ("80/tcp") -> where the host reaches it ("127.0.0.1:49153")."""
+    with engine_errors("read the node's published ports"):
+        container.reload()
+    ports = container.attrs.get("NetworkSettings", {}).get("Ports") or {}
+    out: dict[str, str] = {}
+    for key, bindings in sorted(ports.items()):
+        for b in bindings or ():
+            if b.get("HostPort"):
+                out[key] = f"{b.get('HostIp') or '127.0.0.1'}:{b['HostPort']}"
+                break
+    return out
 
 
 @dataclass

@@ -41,6 +41,7 @@ class NodeUp:
     # how it failed to become ready, when it was allowed to: state (exited | not_ready |
     # skipped), exit_code, reason, log_tail, and log (its whole output: for probes, not written)
     not_ready: dict[str, Any] | None = None
+    published: dict[str, str] = field(default_factory=dict)  # "80/tcp" -> "127.0.0.1:49153"
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -50,6 +51,8 @@ class NodeUp:
             "addresses": self.addresses,
             "ready_s": round(self.ready_s, 3),
         }
+        if self.published:
+            d["published"] = self.published
         if self.not_ready is not None:
             d["not_ready"] = {k: v for k, v in self.not_ready.items() if k != "log"}
         return d
@@ -145,14 +148,17 @@ class _Up:
                 raise
             return self._not_ready(node, created.name, t0, self._failure(node.name, exc))
         self.ready[node.name].set()
+        ports = engine.published(labels.run, node.name) if node.settings.ports else {}
         up = NodeUp(
             node.name,
             created.name,
             self.images[node.name],
             engine.addresses(labels.run, node.name),
             time.monotonic() - t0,
+            published=ports,
         )
-        self.on_event({"event": "ready", "node": node.name, "seconds": round(up.ready_s, 2)})
+        event = {"event": "ready", "node": node.name, "seconds": round(up.ready_s, 2)}
+        self.on_event({**event, "published": ports} if ports else event)
         return up
 
     def _failure(self, name: str, exc: InfraError) -> dict[str, Any]:
@@ -273,9 +279,15 @@ def restart_node(
             raise
         container = object_name(labels.run, node.name)
         return up._not_ready(node, container, t0, up._failure(node.name, exc))
+    ports = engine.published(labels.run, node.name) if node.settings.ports else {}
     addresses = engine.addresses(labels.run, node.name)
     return NodeUp(
-        node.name, object_name(labels.run, node.name), image, addresses, time.monotonic() - t0
+        node.name,
+        object_name(labels.run, node.name),
+        image,
+        addresses,
+        time.monotonic() - t0,
+        published=ports,
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from harness import confidence, outcomes
 from harness.journal_model import EvidenceMatch, RateInterval
@@ -98,6 +98,9 @@ class NodeLive(Result):
     image: str
     addresses: dict[str, str]
     ready_s: float
+    published: dict[str, str] = Field(
+        default_factory=dict, description="container port -> 127.0.0.1:host port"
+    )
 
 
 class UpResult(Result):

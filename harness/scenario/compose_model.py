@@ -62,6 +62,16 @@ class Mount(_Open):
     target: str
 
 
+class ComposePort(_Open):
+    """One published port in `config`'s long form (a short `8080:80` range already expanded)."""
+
+    target: int
+    published: str | int | None = None
+    protocol: str = "tcp"
+    host_ip: str | None = None
+    mode: str | None = None
+
+
 class ComposeService(_Open):
     image: str | None = None
     command: list[str] | str | None = None
@@ -84,6 +94,7 @@ class ComposeService(_Open):
     ulimits: dict[str, Any] | None = None
     user: str | None = None
     working_dir: str | None = None
+    ports: list[ComposePort] = Field(default_factory=list)
 
 
 class ComposeProject(_Open):

@@ -1,5 +1,6 @@
 """A compose service's container settings as a scenario node's (docs/import-compose.md):
-extra_hosts, dns, cpus, mem_limit, tmpfs, sysctls, ulimits, user, working_dir and entrypoint,
+extra_hosts, dns, cpus, mem_limit, tmpfs, sysctls, ulimits, user, working_dir, entrypoint and
+ports,
 read from `docker-compose config --format json` (normalised: sizes in bytes, hosts as
 `name=address`). Each value is checked with the scenario schema's own type, so what the
 scenario could not hold is said (dropped, with why) rather than written invalid."""
@@ -11,7 +12,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from harness.scenario.compose_model import ComposeService
+from harness.scenario.compose_model import ComposePort, ComposeService
 from harness.scenario.schema import Node
 
 Drop = Callable[[str, str], None]  # (key, why)
@@ -83,6 +84,25 @@ def _mem(value: int | str) -> int | str:
     return int(value) if str(value).isdigit() else value
 
 
+def _ports(value: list[ComposePort], note: Callable[[str], None]) -> list[int | str]:
+    """Container ports only: the engine picks each host port, on 127.0.0.1 (a fixed one would
+    clash between matrix cells and with this machine's own services), said when one was given."""
+    out: list[int | str] = []
+    for p in value:
+        entry: int | str = p.target if p.protocol == "tcp" else f"{p.target}/{p.protocol}"
+        if entry in out:
+            continue  # one container port is published once
+        out.append(entry)
+        if p.published not in (None, ""):
+            where = f"{p.host_ip}:" if p.host_ip else ""
+            note(
+                f"port {p.target}/{p.protocol} is published on 127.0.0.1 at a port the engine "
+                f"picks, not {where}{p.published} (write '{p.published}:{p.target}' in "
+                "`ports:` to fix the number)"
+            )
+    return out
+
+
 def _raw(
     svc: ComposeService, drop: Drop, note: Callable[[str], None]
 ) -> list[tuple[str, str, Any]]:
@@ -99,6 +119,7 @@ def _raw(
         ("user", "user", svc.user, lambda v: v),
         ("workdir", "working_dir", svc.working_dir, lambda v: v),
         ("entrypoint", "entrypoint", svc.entrypoint, lambda v: v),
+        ("ports", "ports", svc.ports, lambda v: _ports(v, note)),
     ]
     return [(f, k, how(v)) for f, k, v, how in given if v not in (None, "", 0, "0", [], {})]
 

@@ -43,7 +43,6 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MIN_INSIDE = 8  # a secret this long is replaced inside longer text too (commands, URLs)
 HEALTH_MAX = 600.0  # seconds: the longest readiness wait an import writes
 _WHY = {
-    "ports": "nodes reach each other by name on their networks; no host port is published",
     "privileged": "refused by the trust rules (docs/security.md): no privileged containers",
     "build": "the harness does not build compose build contexts; the node runs the image "
     "`docker compose build` tags, or give it a lab",

@@ -8,6 +8,7 @@ Default rules (documented in docs/scenario-format.md):
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 from typing import Any
@@ -25,9 +26,10 @@ from harness.scenario.resolved import (
     NodeSettings,
     NodeSpec,
     PlainImage,
+    PublishedPort,
     Topology,
 )
-from harness.scenario.schema import HealthOverride, Node, Scenario
+from harness.scenario.schema import PORT_PATTERN, HealthOverride, Node, Scenario
 
 
 def default_os(lab: LabDef, version: str | None = None) -> str | None:
@@ -133,6 +135,13 @@ def _ulimit(value: int | str) -> tuple[int, int]:
     return int(soft), int(hard)
 
 
+def _port(value: str) -> PublishedPort:
+    m = re.fullmatch(PORT_PATTERN, value)
+    assert m is not None  # the schema checked it
+    host, port, proto = m.groups()
+    return PublishedPort(int(port), proto or "tcp", int(host) if host else None)
+
+
 def _settings(node: Node) -> NodeSettings:
     entry = node.entrypoint
     return NodeSettings(
@@ -148,6 +157,7 @@ def _settings(node: Node) -> NodeSettings:
         entrypoint=(tuple(shlex.split(entry)) if isinstance(entry, str) else tuple(entry))
         if entry is not None
         else None,
+        ports=tuple(_port(p) for p in node.ports),
     )
 
 

@@ -87,6 +87,22 @@ class NodeSpec:
 
 
 @dataclass(frozen=True)
+class PublishedPort:
+    """A container port published on the host's 127.0.0.1 (host None: the engine picks)."""
+
+    port: int
+    protocol: str = "tcp"  # tcp | udp | sctp
+    host: int | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.port}/{self.protocol}"
+
+    def flag(self) -> str:
+        return f"127.0.0.1:{self.host or ''}:{self.key}"
+
+
+@dataclass(frozen=True)
 class NodeSettings:
     """The container settings a recreate may need beyond image, command, env and networks:
     each maps onto one Docker create option (harness/engine/objects.py)."""
@@ -101,6 +117,7 @@ class NodeSettings:
     user: str | None = None
     workdir: str | None = None
     entrypoint: tuple[str, ...] | None = None
+    ports: tuple[PublishedPort, ...] = ()  # always on 127.0.0.1
 
     def empty(self) -> bool:
         return self == NodeSettings()
@@ -127,7 +144,9 @@ class NodeSettings:
             out += ["--user", self.user]
         if self.workdir is not None:
             out += ["--workdir", self.workdir]
-        if self.entrypoint:
+        for p in self.ports:
+            out += ["-p", p.flag()]
+        if self.entrypoint:  # last: its arguments follow the image (entry_args)
             out += ["--entrypoint", self.entrypoint[0]]
         return out
 

@@ -364,6 +364,49 @@ def _ulimit_value(value: Any) -> Any:
 
 
 UlimitName = Annotated[str, AfterValidator(_ulimit_name), WithJsonSchema({"enum": list(ULIMITS)})]
+PORT_PATTERN = r"^(?:127\.0\.0\.1:)?(?:(\d{1,5}):)?(\d{1,5})(?:/(tcp|udp|sctp))?$"
+
+
+def _port_value(value: Any) -> Any:
+    """A published port: PORT, HOST:PORT or 127.0.0.1:HOST:PORT, optionally /tcp|/udp|/sctp.
+    Only 127.0.0.1: a recreated customer system (its config, its secrets) stays off the
+    network the engineer's machine is on."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise ValueError(f"expected a port like 80, '8080:80' or '53/udp', got {value!r}")
+    m = re.fullmatch(PORT_PATTERN, value.strip())
+    if m is None:
+        if re.fullmatch(r"[^/]*:\d{0,5}:\d{1,5}(/\w+)?|\[.*\].*", value.strip()):
+            raise ValueError(
+                f"ports are published on 127.0.0.1 only (a recreated system stays off the "
+                f"network), got {value!r}; leave the address out"
+            )
+        raise ValueError(
+            f"expected PORT, HOST_PORT:PORT or 127.0.0.1:HOST_PORT:PORT, optionally with "
+            f"/tcp, /udp or /sctp (e.g. 80, '8080:80', '53/udp'), got {value!r}"
+        )
+    for part in m.group(1, 2):
+        if part is not None and not 1 <= int(part) <= 65535:
+            raise ValueError(f"a port is 1-65535, got {value!r}")
+    return value.strip()
+
+
+PortValue = Annotated[
+    Any,
+    PlainValidator(_port_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "integer", "minimum": 1, "maximum": 65535},
+                {"type": "string", "pattern": PORT_PATTERN},
+            ],
+            "description": "a port published on 127.0.0.1: PORT, HOST_PORT:PORT, optionally /udp",
+        }
+    ),
+]
+
+
 UlimitValue = Annotated[
     Any,
     PlainValidator(_ulimit_value),
@@ -447,6 +490,11 @@ class Node(_Model):
     entrypoint: StrOrList | None = Field(
         default=None,
         description="replaces the image's entrypoint: a list, or a string split like a shell",
+    )
+    ports: list[PortValue] = Field(
+        default_factory=list,
+        description="container ports published on the host's 127.0.0.1 only: PORT (the "
+        "engine picks a free host port), HOST_PORT:PORT, '53/udp'",
     )
 
 

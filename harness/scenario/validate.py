@@ -25,7 +25,7 @@ from harness.scenario.limits import (
     MAX_TOPOLOGY_NODES,
 )
 from harness.scenario.problems import Problem
-from harness.scenario.schema import NAME_PATTERN, SCENARIO_PATTERN, SLUG_PATTERN
+from harness.scenario.schema import NAME_PATTERN, PORT_PATTERN, SCENARIO_PATTERN, SLUG_PATTERN
 from harness.scenario.suggest import did_you_mean, unknown
 from harness.scenario.yamlpos import Located, YPath
 
@@ -237,7 +237,37 @@ class Checker:
                 self.at_key(path, msg)
             if isinstance(node, dict):
                 self.check_node(name, node, path, used)
+        self.check_host_ports()
         self.check_depends_on()
+
+    def check_host_ports(self) -> None:
+        """A fixed host port given twice (any nodes) would fail at start, and a container port
+        given twice in one node would collapse to one binding: both said here, located."""
+        seen: dict[tuple[int, str], str] = {}
+        for name, node in self.nodes.items():
+            inside: set[tuple[int, str]] = set()
+            for i, value in enumerate(_l(_d(node).get("ports"))):
+                m = re.fullmatch(PORT_PATTERN, str(value).strip())
+                if m is None:
+                    continue  # a bad one is the schema's to report
+                port = (int(m.group(2)), m.group(3) or "tcp")
+                if port in inside:
+                    self.at(
+                        ("topology", "nodes", name, "ports", i),
+                        f"container port {port[0]}/{port[1]} is already published by this "
+                        "node; a container port is published once",
+                    )
+                inside.add(port)
+                if m.group(1) is None:
+                    continue  # no host port: the engine picks a free one
+                key = (int(m.group(1)), port[1])
+                if key in seen:
+                    self.at(
+                        ("topology", "nodes", name, "ports", i),
+                        f"host port {key[0]}/{key[1]} is already published by node "
+                        f"{seen[key]!r}; give another, or leave it out (the engine picks one)",
+                    )
+                seen.setdefault(key, name)
 
     def check_depends_on(self) -> None:
         graph: dict[str, list[str]] = {}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,12 @@ def test_an_imported_compose_file_validates_comes_up_and_goes(
     # the client reaches nginx (the customer's nginx.conf) and PostgreSQL by name
     page = run_lab("exec", run, "client", "--", "curl", "-sS", "http://proxy/", reports=reports)
     assert page.stdout == "shop front\n", page.stderr
+    # and this machine reaches it where `lab up` said: compose's port, on 127.0.0.1 only
+    published = {n["name"]: n.get("published", {}) for n in up["nodes"]}
+    address = published["proxy"]["80/tcp"]
+    assert address.startswith("127.0.0.1:"), published
+    with urllib.request.urlopen(f"http://{address}/", timeout=10) as answer:
+        assert answer.read() == b"shop front\n"
     port = run_lab(
         "exec", run, "client", "--", "nc", "-z", "-w", "5", "db", "5432", reports=reports
     )

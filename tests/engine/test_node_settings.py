@@ -6,6 +6,8 @@ workdir, entrypoint, a network's MTU, and a folder as a `files:` source with its
 
 from __future__ import annotations
 
+import socket
+import urllib.request
 from typing import Any
 
 import pytest
@@ -14,6 +16,7 @@ from tests.conftest import nothing_left, run_json, run_lab
 
 pytestmark = pytest.mark.engine
 SCENARIO = "tests/engine/scenarios/node-settings.yaml"
+PORTS = "tests/engine/scenarios/published-ports.yaml"
 
 
 def _sh(container: Any, command: str) -> str:
@@ -75,3 +78,33 @@ def test_an_unnamespaced_sysctl_fails_at_start_with_the_engines_reason(
     assert not docker_client.containers.list(
         all=True, filters={"label": "labharness.scenario=node-settings-bad-sysctl"}
     )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_ports_are_published_on_loopback_only(
+    reports: Any, docker_client: Any, cleanup_runs: list[str]
+) -> None:
+    """`ports:` (issue 18 point 4): reachable from this machine at the address `lab up` prints,
+    bound to 127.0.0.1 and nothing else (not 0.0.0.0, not ::), engine-picked or fixed."""
+    fixed = _free_port()
+    r = run_json("up", PORTS, "-p", f"fixed={fixed}", reports=reports)
+    cleanup_runs.append(r["run"])
+    nodes = {n["name"]: n for n in r["nodes"]}
+    assert nodes["pinned"]["published"] == {"80/tcp": f"127.0.0.1:{fixed}"}, nodes
+    assert set(nodes["web"]["published"]) == {"80/tcp", "443/tcp"}, nodes
+    for node, address in (
+        ("web", nodes["web"]["published"]["80/tcp"]),
+        ("pinned", f"127.0.0.1:{fixed}"),
+    ):
+        with urllib.request.urlopen(f"http://{address}/", timeout=10) as answer:
+            assert answer.status == 200, (node, address)
+        container = docker_client.containers.get(f"lab-{r['run']}-{node}")
+        bound = [b for bs in container.attrs["NetworkSettings"]["Ports"].values() for b in bs or []]
+        assert bound and {b["HostIp"] for b in bound} == {"127.0.0.1"}, bound
+    run_lab("down", r["run"], reports=reports, check=True)
+    assert nothing_left(docker_client, r["run"])

@@ -114,9 +114,12 @@ def test_webshop_anchors_env_files_static_ips_health_and_a_bind_mounted_nginx_co
     assert nodes["db"].health.command == "pg_isready -U shop"
     assert list(nodes["api"].depends_on) == ["db"] and list(nodes["proxy"].depends_on) == ["api"]
     dropped = {(d.service, d.key.split(" ")[0]) for d in r.not_carried}
-    assert {("proxy", "ports"), ("db", "volumes[0]"), ("db", "restart"), ("db", "logging")} <= (
-        dropped
-    )
+    assert {("db", "volumes[0]"), ("db", "restart"), ("db", "logging")} <= dropped
+    # "8080:80": the container port, published on 127.0.0.1 at a port the engine picks
+    assert ("proxy", "ports") not in dropped and "ports:\n      - '80'\n" in text
+    assert nodes["proxy"].settings.ports[0].port == 80  # type: ignore[attr-defined]
+    assert nodes["proxy"].settings.ports[0].host is None  # type: ignore[attr-defined]
+    assert any("not 8080 (write '8080:80'" in n.what for n in r.notes if n.service == "proxy")
     assert not [d for d in r.not_carried if d.key.startswith("x-")]  # extension fields
     assert any("not checked" in n.what for n in r.notes)  # no engine answered for the image
 
