@@ -14,7 +14,9 @@ PY = sys.executable
 @nox.session(python=False)
 def tests(session: nox.Session) -> None:
     """The whole suite against the real engine. pytest exit 5 (no tests ran) fails it."""
-    session.run(PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", *session.posargs)
+    # the 30 slowest listed: where a CI run's time goes, for keeping it under 30 minutes
+    args = ("-q", "-p", "no:cacheprovider", "-rs", "--durations=30")
+    session.run(PY, "-m", "pytest", *args, *session.posargs)
 
 
 @nox.session(python=False)
