@@ -66,7 +66,7 @@ def run(client: Any, image: str, script: str, **kwargs: Any) -> tuple[int, str]:
         c.remove(force=True)
 
 
-@pytest.mark.parametrize("os_name", ["debian-11", "debian-12"])
+@pytest.mark.parametrize("os_name", ["debian-11", "debian-12", "debian-13"])
 def test_environment_has_the_tools(
     built: dict[tuple[str, str, str], str], docker_client: Any, os_name: str
 ) -> None:
@@ -86,12 +86,13 @@ def test_environment_has_the_tools(
 
 
 @pytest.mark.parametrize(
-    ("os_name", "expected"), [("debian-11", "OpenSSL 1.1."), ("debian-12", "OpenSSL 3.0.")]
+    ("os_name", "expected"),
+    [("debian-11", "OpenSSL 1.1."), ("debian-12", "OpenSSL 3.0."), ("debian-13", "OpenSSL 3.5.")],
 )
 def test_curl_lab_openssl_differs_by_os(
     built: dict[tuple[str, str, str], str], docker_client: Any, os_name: str, expected: str
 ) -> None:
-    version = {"debian-11": "7.74", "debian-12": "7.88"}[os_name]
+    version = {"debian-11": "7.74", "debian-12": "7.88", "debian-13": "8.14"}[os_name]
     rc, out = run(docker_client, built[("curl", version, os_name)], "openssl version; curl -V")
     assert rc == 0, out
     assert out.startswith(expected), out
@@ -122,6 +123,11 @@ VERSION_COMMANDS = {
         ("curl", "7.88", "debian-12"),
         ("backend", "1.0", "debian-11"),
         ("backend", "1.0", "debian-12"),
+        ("nginx", "1.26", "debian-13"),
+        ("postgres", "17", "debian-13"),
+        ("redis", "8.0", "debian-13"),
+        ("curl", "8.14", "debian-13"),
+        ("backend", "1.0", "debian-13"),
     ],
 )
 def test_lab_image_runs_its_version(
@@ -263,7 +269,7 @@ def _wait_healthy(client: Any, container: Any, command: str, timeout: float = 60
     raise AssertionError(f"{container.name} not ready: {container.logs().decode()[-2000:]}")
 
 
-@pytest.mark.parametrize("os_name", ["debian-11", "debian-12"])
+@pytest.mark.parametrize("os_name", ["debian-11", "debian-12", "debian-13"])
 def test_web_tier_services_talk_to_each_other(
     built: dict[tuple[str, str, str], str],
     catalog: Catalog,
@@ -272,7 +278,11 @@ def test_web_tier_services_talk_to_each_other(
     os_name: str,
 ) -> None:
     """postgres + redis + backend + nginx on one network, queried from the curl lab."""
-    v = {"debian-11": ("13", "6.0", "1.18", "7.74"), "debian-12": ("15", "7.0", "1.22", "7.88")}
+    v = {
+        "debian-11": ("13", "6.0", "1.18", "7.74"),
+        "debian-12": ("15", "7.0", "1.22", "7.88"),
+        "debian-13": ("17", "8.0", "1.26", "8.14"),
+    }
     pg_v, redis_v, nginx_v, curl_v = v[os_name]
     env = {"POSTGRES_DB": "shop", "POSTGRES_USER": "shop", "POSTGRES_PASSWORD": "s3cret'x"}
     started: dict[str, Any] = {}

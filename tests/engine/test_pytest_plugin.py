@@ -4,7 +4,7 @@
     policy; `--lab-run` attaches to a live run.
 (b) `lab reproduce` with suites in `verify`: per-test results in the journal.
 (c) `lab verify-fix` whose fix breaks what the nginx lab's health suite checks: REGRESSION.
-(d) every lab's health suite passes against the web tier, on debian-11 and debian-12.
+(d) every lab's health suite passes against the web tier, on debian-11, debian-12 and debian-13.
 """
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def test_verify_fix_regression_from_a_suite(
         assert nothing_left(docker_client, run)
 
 
-@pytest.mark.parametrize("os_name", ["debian-11", "debian-12"])
+@pytest.mark.parametrize("os_name", ["debian-11", "debian-12", "debian-13"])
 def test_lab_health_suites_on_web_tier(os_name: str, docker_client: Any, reports: Path) -> None:
     p = pytest_run(
         "--lab-scenario",

@@ -36,11 +36,13 @@ def tags(root: Path) -> dict[str, str]:
 
 def test_real_catalog_plans_every_lab_on_every_os() -> None:
     envs, labs = plan_all(load_catalog(REPO))
-    assert [e.name for e in envs] == ["debian-11", "debian-12"]
+    assert [e.name for e in envs] == ["debian-11", "debian-12", "debian-13"]
     got = {(p.lab, p.version, p.os) for p in labs}
     for lab in ("nginx", "curl", "postgres", "redis"):
-        assert sum(1 for g in got if g[0] == lab) == 2
-    assert ("backend", "1.0", "debian-11") in got and ("backend", "1.0", "debian-12") in got
+        assert sum(1 for g in got if g[0] == lab) == 3  # one version per OS generation
+    for os_name in ("debian-11", "debian-12", "debian-13"):
+        assert ("backend", "1.0", os_name) in got
+        assert ("sample-product", "1.4", os_name) in got
 
 
 def test_tag_format() -> None:
@@ -71,6 +73,7 @@ def test_dockerfile_change_changes_only_that_lab(project: Path) -> None:
     assert changed(before, tags(project)) == {
         "lab:nginx:1.18:debian-11",
         "lab:nginx:1.22:debian-12",
+        "lab:nginx:1.26:debian-13",
     }
 
 
@@ -78,12 +81,10 @@ def test_new_file_and_mode_change_change_the_tag(project: Path) -> None:
     before = tags(project)
     (project / "labs/redis/extra.conf").write_text("maxmemory 10mb\n")
     after_add = tags(project)
-    assert changed(before, after_add) == {"lab:redis:6.0:debian-11", "lab:redis:7.0:debian-12"}
+    redis = {"lab:redis:6.0:debian-11", "lab:redis:7.0:debian-12", "lab:redis:8.0:debian-13"}
+    assert changed(before, after_add) == redis
     (project / "labs/redis/extra.conf").chmod(0o600)
-    assert changed(after_add, tags(project)) == {
-        "lab:redis:6.0:debian-11",
-        "lab:redis:7.0:debian-12",
-    }
+    assert changed(after_add, tags(project)) == redis
 
 
 def test_ignored_files_are_not_inputs(project: Path) -> None:
@@ -103,12 +104,14 @@ def test_version_build_args_change_the_tag(project: Path) -> None:
     y = project / "labs/backend/lab.yaml"
     y.write_text(
         y.read_text().replace(
-            "os: [debian-11, debian-12]", 'os: [debian-11, debian-12]\n    build_args: {EXTRA: "1"}'
+            "os: [debian-11, debian-12, debian-13]",
+            'os: [debian-11, debian-12, debian-13]\n    build_args: {EXTRA: "1"}',
         )
     )
     assert changed(before, tags(project)) == {
         "lab:backend:1.0:debian-11",
         "lab:backend:1.0:debian-12",
+        "lab:backend:1.0:debian-13",
     }
 
 

@@ -146,22 +146,39 @@ def test_a_report_becomes_a_valid_scenario(tmp_path: Path, project: Path, shape:
 
 
 def test_nearest_versions_and_os_are_said(tmp_path: Path, project: Path) -> None:
+    """A Debian the catalog has no environment for (14, forky) maps to the newest it has,
+    and versions the catalog lacks to the nearest on it: each said, not guessed silently."""
+    forky = OS_RELEASE_12.replace("12", "14").replace("bookworm", "forky")
+    dpkg = DPKG.replace("1.22.1-9 ", "1.28.0-1 ").replace(
+        "postgresql-15     15.5", "postgresql-18 18.1"
+    )
+    source = as_folder(
+        tmp_path, report(**{"usr/lib/os-release": forky, "sos_commands/dpkg/dpkg_-l": dpkg})
+    )
+    r = import_sos(source, root=project, name="nearest")
+    assert r.os.environment == "debian-13" and not r.os.exact
+    assert "nearest: debian-13" in r.os.note
+    nginx = next(s for s in r.software if s.lab == "nginx")
+    assert (nginx.version, nginx.exact) == ("1.26", False)
+    assert "nginx 1.28.0-1 is not in the catalog for debian-13; nearest: 1.26" in nginx.note
+    pg = next(s for s in r.software if s.lab == "postgres")
+    assert (pg.version, pg.exact) == ("17", False)
+    assert validate_file(Path(r.file), root=project, catalog=load_catalog(project)) == []
+
+
+def test_a_debian_13_host_maps_to_its_own_generation(tmp_path: Path, project: Path) -> None:
     trixie = OS_RELEASE_12.replace("12", "13").replace("bookworm", "trixie")
-    dpkg = DPKG.replace("1.22.1-9 ", "1.26.0-1 ").replace(
-        "postgresql-15     15.5", "postgresql-17 17.2"
+    dpkg = DPKG.replace("1.22.1-9 ", "1.26.3-3+deb13u1 ").replace(
+        "postgresql-15     15.5", "postgresql-17 17.6"
     )
     source = as_folder(
         tmp_path, report(**{"usr/lib/os-release": trixie, "sos_commands/dpkg/dpkg_-l": dpkg})
     )
-    r = import_sos(source, root=project, name="nearest")
-    assert r.os.environment == "debian-12" and not r.os.exact
-    assert "nearest: debian-12" in r.os.note
-    nginx = next(s for s in r.software if s.lab == "nginx")
-    assert (nginx.version, nginx.exact) == ("1.22", False)
-    assert "nginx 1.26.0-1 is not in the catalog for debian-12; nearest: 1.22" in nginx.note
-    pg = next(s for s in r.software if s.lab == "postgres")
-    assert (pg.version, pg.exact) == ("15", False)
-    assert validate_file(Path(r.file), root=project, catalog=load_catalog(project)) == []
+    r = import_sos(source, root=project, name="trixie-host")
+    assert (r.os.environment, r.os.exact) == ("debian-13", True)
+    found = {s.lab: (s.version, s.os, s.exact) for s in r.software}
+    assert found["nginx"] == ("1.26", "debian-13", True)
+    assert found["postgres"] == ("17", "debian-13", True)
 
 
 def test_version_arithmetic() -> None:
@@ -179,7 +196,7 @@ def test_an_ubuntu_host_maps_to_the_newest_debian(tmp_path: Path, project: Path)
         'PRETTY_NAME="Ubuntu 22.04.3 LTS"\nVERSION_CODENAME=jammy\n'
     )
     r = import_sos(as_folder(tmp_path, report(**{"usr/lib/os-release": ubuntu})), root=project)
-    assert (r.os.environment, r.os.exact) == ("debian-12", False)
+    assert (r.os.environment, r.os.exact) == ("debian-13", False)
     assert "Ubuntu 22.04.3 LTS" in r.os.note
 
 
@@ -258,9 +275,9 @@ def test_an_rpm_host(tmp_path: Path, project: Path, shape: str) -> None:
     )
     source = as_folder(tmp_path, members) if shape == "folder" else as_tarball(tmp_path, members)
     r = import_sos(source, root=project, name="rhel")
-    assert (r.os.environment, r.os.exact) == ("debian-12", False)
+    assert (r.os.environment, r.os.exact) == ("debian-13", False)  # the newest Debian
     assert [(s.lab, s.installed, s.version, s.exact) for s in r.software] == [
-        ("nginx", "1.20.1", "1.22", False)
+        ("nginx", "1.20.1", "1.26", False)  # debian-13 has one nginx
     ]
     assert [(n.network, n.subnet, n.address) for n in r.networks] == [
         ("eth0", "10.60.0.0/24", "10.60.0.5")

@@ -9,7 +9,7 @@ import pytest
 from harness.pytest_plugin import Node, same_version
 
 # the OpenSSL a Debian release's curl is linked with (OpenSSL/x.y.z in `curl --version`)
-OPENSSL = {"debian-11": "OpenSSL/1.1.1", "debian-12": "OpenSSL/3."}
+OPENSSL = {"debian-11": "OpenSSL/1.1.1", "debian-12": "OpenSSL/3.0", "debian-13": "OpenSSL/3.5"}
 
 
 def test_package_at_lab_version(host: Any, node: Node) -> None:
