@@ -629,6 +629,7 @@ class Checker:
             path: YPath = ("topology", "impairments", i)
             node = imp.get("node")
             self.check_impairment_link(path, imp)
+            self.check_loss_ipv4(path, imp)
             part = imp.get("partition")
             if isinstance(part, str):
                 if part not in self.nodes and part not in self.networks:
@@ -638,11 +639,56 @@ class Checker:
                     )
                 elif part == node:
                     self.at((*path, "partition"), "a node cannot be partitioned from itself")
+                else:
+                    self.check_partition_ipv4((*path, "partition"), node, part)
             effects = [k for k in ("loss", "rate", "delay", "jitter", "partition") if k in imp]
             if not effects:
                 self.at_key(path, "an impairment needs one of loss, rate, delay, jitter, partition")
             if "jitter" in imp and "delay" not in imp:
                 self.at_key((*path, "jitter"), "'jitter' needs 'delay'")
+
+    def ipv6_networks(self) -> set[str]:
+        return {
+            n for n, spec in self.networks.items() if _d(spec).get("ipv6") or "subnet6" in _d(spec)
+        }
+
+    def check_loss_ipv4(self, path: YPath, spec: dict[str, Any]) -> None:
+        """Loss is iptables' (IPv4 only): refused on a link whose network has IPv6, where IPv6
+        packets would all get through. tc's rate and delay act on every packet."""
+        node, net = spec.get("node"), spec.get("network")
+        if "loss" not in spec or not isinstance(node, str):
+            return
+        nets = self.attached.get(node, [])
+        link = net if isinstance(net, str) else nets[0] if len(nets) == 1 else None
+        if link in self.ipv6_networks():
+            self.at(
+                (*path, "loss"),
+                f"loss: network {link!r} has IPv6, and loss drops IPv4 only, so IPv6 packets "
+                "would all get through (use delay or rate, or a network without IPv6)",
+            )
+
+    def check_partition_ipv4(self, path: YPath, node: Any, target: str) -> None:
+        """A partition drops IPv4 (iptables): refused where node and target share a network
+        with IPv6, over which they would go on reaching each other (a silent no-op)."""
+        if not isinstance(node, str):
+            return
+        v6 = {
+            n for n, spec in self.networks.items() if _d(spec).get("ipv6") or "subnet6" in _d(spec)
+        }
+        theirs = set(self.attached.get(target, [])) if target in self.nodes else {target}
+        shared = sorted(set(self.attached.get(node, [])) & theirs & v6)
+        if not shared:
+            return
+        where = (
+            f"{node!r} and {target!r} share network {shared[0]!r}"
+            if target in self.nodes
+            else f"{node!r} is on network {target!r}"
+        )
+        self.at(
+            path,
+            f"partition: {where}, which has IPv6; a partition drops IPv4 only, so IPv6 "
+            "would still get through (partition across networks without IPv6)",
+        )
 
     def check_impairment_link(self, path: YPath, imp: dict[str, Any]) -> None:
         """An impairment's node and network exist, the node is on that network, and a node on
@@ -757,7 +803,8 @@ class Checker:
         elif sid is None:
             ids.setdefault(f"step-{i + 1}", line)
 
-    def check_fault(self, spath: YPath, step: dict[str, Any]) -> None:
+    def check_fault_target(self, spath: YPath, step: dict[str, Any]) -> None:
+        """partition and heal need a node or network as target; other faults take none."""
         action, target = step.get("fault"), step.get("target")
         if action in ("partition", "heal"):
             if target is None:
@@ -771,8 +818,16 @@ class Checker:
                     (*spath, "target"),
                     unknown("node or network", target, [*self.nodes, *self.networks]),
                 )
+            elif action == "partition" and isinstance(target, str):
+                self.check_partition_ipv4((*spath, "target"), step.get("node"), target)
         elif "target" in step:
             self.at_key((*spath, "target"), f"fault {action!r} takes no 'target'")
+
+    def check_fault(self, spath: YPath, step: dict[str, Any]) -> None:
+        action = step.get("fault")
+        self.check_fault_target(spath, step)
+        if action == "impair":
+            self.check_loss_ipv4(spath, step)
         node, net = step.get("node"), step.get("network")
         if action in ("impair", "clear") and isinstance(net, str):
             if net not in self.networks:

@@ -288,3 +288,69 @@ def test_the_run_records_ipv6_addresses(
     }
     nets = {n["name"]: n for n in journal["topology"]["networks"]}
     assert nets["lan"]["subnet6"] == "fd00:90::/64" and nets["other"]["ipv6"] is True
+
+
+PARTITIONS = """\
+scenario: v6
+topology:
+  networks:
+    lan: {ipv6: true}
+    v4: {}
+  nodes:
+    a: {os: debian-12, networks: [lan, v4]}
+    b: {os: debian-12, networks: [lan, v4]}
+    c: {os: debian-12, networks: [v4]}
+  impairments:
+    - {node: a, network: v4, partition: b}
+    - {node: a, network: v4, partition: lan}
+    - {node: a, network: v4, partition: v4}
+    - {node: a, network: v4, partition: c}
+reproduce:
+  steps:
+    - {fault: partition, node: a, target: b}
+    - {on: a, run: "true"}
+"""
+
+
+def test_a_partition_ipv6_would_get_through_is_refused(
+    tmp_path: Path, test_catalog: Catalog
+) -> None:
+    """Partitions drop IPv4 (iptables): between nodes that share an IPv6 network, or from an
+    IPv6 network the node is on, they would be a silent no-op for IPv6 traffic."""
+    text = _error(tmp_path, test_catalog, PARTITIONS)
+    lines = [line.split("v6.yaml:", 1)[1] for line in text.splitlines() if "v6.yaml:" in line]
+    assert [line.split(":")[0] for line in lines] == ["11", "12", "17"], text
+    assert "partition: 'a' and 'b' share network 'lan', which has IPv6" in lines[0], text
+    assert "partition: 'a' is on network 'lan', which has IPv6" in lines[1], text
+    ok = PARTITIONS.replace("lan: {ipv6: true}", "lan: {}")
+    _load(tmp_path, test_catalog, ok)  # the same partitions without IPv6 are fine
+
+
+LOSS = """\
+scenario: v6
+topology:
+  networks:
+    lan: {subnet6: "fd00:90::/64"}
+    v4: {}
+  nodes:
+    a: {os: debian-12, networks: [lan]}
+    b: {os: debian-12, networks: [lan, v4]}
+  impairments:
+    - {node: a, loss: 5%}
+    - {node: b, network: lan, loss: 5%, delay: 10ms}
+    - {node: b, network: v4, loss: 5%}
+    - {node: a, delay: 10ms, rate: 1mbit}
+reproduce:
+  steps:
+    - {fault: impair, node: b, network: lan, loss: 10%}
+    - {on: a, run: "true"}
+"""
+
+
+def test_loss_on_a_network_with_ipv6_is_refused(tmp_path: Path, test_catalog: Catalog) -> None:
+    """Loss is iptables' (IPv4 only); delay and rate (tc, every packet) stay allowed."""
+    text = _error(tmp_path, test_catalog, LOSS)
+    lines = [line.split("v6.yaml:", 1)[1] for line in text.splitlines() if "v6.yaml:" in line]
+    assert [line.split(":")[0] for line in lines] == ["10", "11", "16"], text
+    assert all("loss: network 'lan' has IPv6, and loss drops IPv4 only" in x for x in lines)
+    _load(tmp_path, test_catalog, LOSS.replace('lan: {subnet6: "fd00:90::/64"}', "lan: {}"))
