@@ -411,6 +411,7 @@ def up(
         print(f"run {run} is up ({result.scenario}{fixed}, {len(result.nodes)} nodes)")
         for n in result.nodes:
             addrs = ", ".join(f"{net}={ip}" for net, ip in n.addresses.items())
+            addrs += "".join(f", {net}={ip}" for net, ip in n.addresses6.items())
             ports = "".join(f"  {where} -> {port}" for port, where in n.published.items())
             print(f"  {n.name:<16} {addrs}{ports}")
         print(f"get in:   lab shell {run} NODE      run:  lab exec {run} NODE -- CMD")

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, Validatio
 from harness.findings_model import Finding
 
 JOURNAL_VERSION = 1  # the on-disk format (docs/journal.md); bump on an incompatible change
-SCHEMA_VERSION = "1.9"  # the published schema; the minor part moves with each added field
+SCHEMA_VERSION = "1.10"  # the published schema; the minor part moves with each added field
 SCHEMA_ID = f"https://labharness.invalid/schemas/journal/{SCHEMA_VERSION}/journal.schema.json"
 SCHEMA_FILE = "schemas/journal.schema.json"
 
@@ -44,6 +44,7 @@ class Link(_Model):
     network: str
     ipv4: str | None = None
     address: str | None = None  # older journals
+    ipv6: str | None = None  # schema 1.10: a static IPv6 address
 
 
 class TopologyNode(_Model):
@@ -61,6 +62,8 @@ class TopologyNetwork(_Model):
     subnet: str | None = None
     internal: bool = False
     mtu: int | None = None  # schema 1.8
+    ipv6: bool = False  # schema 1.10: IPv6 too (dual stack)
+    subnet6: str | None = None  # schema 1.10: the scenario's; None with ipv6: a picked one
 
 
 class Topology(_Model):
@@ -218,6 +221,7 @@ class UpNode(_Model):
     ready_s: float | None = None
     not_ready: NotReady | None = None
     published: dict[str, str] = Field(default_factory=dict)  # schema 1.9: port -> 127.0.0.1:N
+    addresses6: dict[str, str] = Field(default_factory=dict)  # schema 1.10: network -> IPv6
 
 
 class UpPhase(PhaseBase):

@@ -185,6 +185,11 @@ class DockerEngine:
             c = self._fresh.pop((run, node), None)  # the end of its bring-up
         return objects.addresses(c if c is not None else self._container(run, node))
 
+    def addresses6(self, run: str, node: str) -> dict[str, str]:
+        with self._lock:
+            c = self._fresh.get((run, node))  # before addresses(), which ends the bring-up
+        return objects.addresses6(c if c is not None else self._container(run, node))
+
     def published(self, run: str, node: str) -> dict[str, str]:
         with self._lock:
             c = self._fresh.get((run, node))  # before addresses(), which ends the bring-up

@@ -58,6 +58,7 @@ class _Node:
     image: str
     addresses: dict[str, str]
     status: str = "created"
+    addresses6: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -209,8 +210,15 @@ class FakeEngine:
         addresses = {
             att.network: att.ipv4 or f"10.99.0.{next(self._subnets) + 1}" for att in spec.networks
         }
+        addresses6 = {
+            att.network: att.ipv6 or f"fd00:99::{next(self._subnets) + 1:x}"
+            for att in spec.networks
+            if att.has_ipv6
+        }
         with self._lock:
-            self._nodes[(labels.run, spec.name)] = _Node(info, spec, image, addresses)
+            self._nodes[(labels.run, spec.name)] = _Node(
+                info, spec, image, addresses, addresses6=addresses6
+            )
             have = self.files.setdefault(spec.name, {})
             for f in spec.files:
                 have[f.target] = f.source.read_bytes()
@@ -253,6 +261,10 @@ class FakeEngine:
     def addresses(self, run: str, node: str) -> dict[str, str]:
         self._call("addresses", run, node)
         return dict(self._node(run, node).addresses)
+
+    def addresses6(self, run: str, node: str) -> dict[str, str]:
+        self._call("addresses6", run, node)
+        return dict(self._node(run, node).addresses6)
 
     def published(self, run: str, node: str) -> dict[str, str]:
         self._call("published", run, node)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
+import secrets
 import shutil
 import tarfile
 import tempfile
@@ -28,31 +30,62 @@ from harness.engine.sources import open_source
 from harness.errors import InfraError
 from harness.scenario.resolved import FileSpec, NetworkSpec, NodeSettings, NodeSpec
 
+PICK_TRIES = 5  # picked IPv6 subnets tried before an overlap is reported
 
-def create_network(client: Any, labels: RunLabels, net: NetworkSpec) -> Any:
+
+def random_subnet6() -> str:
+    """A unique local /64 (RFC 4193: fd00::/8 and a random 40-bit global ID, subnet 0). The
+    engine's address pools hold no IPv6, so a network that asks for IPv6 without subnet6 gets
+    one of these: two runs picking the same is a 1 in 2**40 chance, and an overlap is retried."""
+    gid = secrets.randbits(40)
+    return str(ipaddress.IPv6Network(((0xFD << 120) | (gid << 80), 64)))
+
+
+def _ipam(net: NetworkSpec, subnet6: str | None) -> Any:
     import docker.types
 
-    ipam = None
-    if net.subnet:
-        ipam = docker.types.IPAMConfig(pool_configs=[docker.types.IPAMPool(subnet=net.subnet)])
+    pools = [docker.types.IPAMPool(subnet=s) for s in (net.subnet, subnet6) if s]
+    return docker.types.IPAMConfig(pool_configs=pools) if pools else None
+
+
+def create_network(client: Any, labels: RunLabels, net: NetworkSpec) -> Any:
+    """The run's network; one that asks for IPv6 without subnet6 tries a few picked ones."""
+    if not net.ipv6 or net.subnet6:
+        return _create_network(client, labels, net, net.subnet6)
+    for _ in range(PICK_TRIES - 1):
+        try:
+            return _create_network(client, labels, net, random_subnet6())
+        except InfraError as exc:
+            if "overlap" not in exc.message:
+                raise
+    return _create_network(client, labels, net, random_subnet6())
+
+
+def _create_network(client: Any, labels: RunLabels, net: NetworkSpec, subnet6: str | None) -> Any:
     name = object_name(labels.run, net.name)
     try:
         with engine_errors(f"create network {net.name}"):
             return client.networks.create(
                 name,
                 driver="bridge",
-                ipam=ipam,
+                ipam=_ipam(net, subnet6),
+                enable_ipv6=net.ipv6,
                 internal=net.internal,
                 options={"com.docker.network.driver.mtu": str(net.mtu)} if net.mtu else None,
                 check_duplicate=True,
                 labels={**labels.base(), LABEL_NETWORK: net.name},
             )
     except InfraError as exc:
-        if net.subnet and "overlap" in exc.message:
+        fixed = [
+            f"{key} {value}"
+            for key, value in (("subnet", net.subnet), ("subnet6", net.subnet6))
+            if value
+        ]
+        if fixed and "overlap" in exc.message:
             raise InfraError(
-                f"network {net.name}: subnet {net.subnet} is already used on this engine",
+                f"network {net.name}: {' or '.join(fixed)} is already used on this engine",
                 hint="another run of a scenario with fixed subnets is up (`lab ls`); bring it"
-                " down, or drop `subnet:` so the engine picks a free one",
+                " down, or drop `subnet:`/`subnet6:` so a free one is picked",
             ) from None
         raise
 
@@ -150,7 +183,9 @@ def create_node(
     api = client.api
     name = object_name(labels.run, node.name)
     first, *rest = node.networks
-    endpoint = api.create_endpoint_config(aliases=[node.name], ipv4_address=first.ipv4)
+    endpoint = api.create_endpoint_config(
+        aliases=[node.name], ipv4_address=first.ipv4, ipv6_address=first.ipv6
+    )
     with engine_errors(f"create node {node.name}"):
         created = api.create_container(
             image=image,
@@ -172,7 +207,11 @@ def create_node(
         cid = created["Id"]
         for att in rest:
             api.connect_container_to_network(
-                cid, networks[att.network], aliases=[node.name], ipv4_address=att.ipv4
+                cid,
+                networks[att.network],
+                aliases=[node.name],
+                ipv4_address=att.ipv4,
+                ipv6_address=att.ipv6,
             )
         if node.files:
             put_files(cid, api, node.files)
@@ -206,6 +245,20 @@ def addresses(container: Any) -> dict[str, str]:
     return {
         (k[len(prefix) :] if k.startswith(prefix) else k): v.get("IPAddress", "")
         for k, v in nets.items()
+    }
+
+
+def addresses6(container: Any) -> dict[str, str]:
+    """Network name (as in the scenario) -> global IPv6 address, on the networks that have
+    IPv6 (link-local ones are not listed: every interface has one)."""
+    with engine_errors("read the node's IPv6 addresses"):
+        container.reload()
+    nets = container.attrs.get("NetworkSettings", {}).get("Networks", {}) or {}
+    prefix = f"lab-{container.labels.get(LABEL_RUN, '')}-"
+    return {
+        k.removeprefix(prefix): v["GlobalIPv6Address"]
+        for k, v in nets.items()
+        if v.get("GlobalIPv6Address")
     }
 
 

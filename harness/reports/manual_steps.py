@@ -303,8 +303,17 @@ def images(plans: list[ImagePlan], tags: dict[str, str], plan: Plan) -> Part:
     return part
 
 
-def _network(net: TopologyNetwork) -> str:
+def _subnet6(net: TopologyNetwork, index: int) -> str:
+    """The IPv6 subnet the script gives: the scenario's, else a unique local /64 made of the
+    script's pid and the network's place (fresh for each execution, as $PREFIX is)."""
+    if net.subnet6:
+        return q(net.subnet6)
+    return f'"fd00:$(($$ / 65536)):$(printf %x $(($$ % 65536))):{index:x}::/64"'
+
+
+def _network(net: TopologyNetwork, index: int = 0) -> str:
     extra = f" --subnet {q(net.subnet)}" if net.subnet else ""
+    extra += f" --ipv6 --subnet {_subnet6(net, index)}" if net.ipv6 or net.subnet6 else ""
     extra += " --internal" if net.internal else ""
     extra += f" --opt com.docker.network.driver.mtu={net.mtu}" if net.mtu else ""
     return f'docker network create{extra} "$PREFIX-{net.name}" >/dev/null'
@@ -321,6 +330,8 @@ def _node(node: PlanNode, image: str) -> list[str]:
     ]
     if first.ipv4:
         words.append(f"--ip {q(first.ipv4)}")
+    if first.ipv6:
+        words.append(f"--ip6 {q(first.ipv6)}")
     words += [f"--cap-add {q(c)}" for c in node.cap_add]
     words += [f"-e {_value(f'{k}={v}')}" for k, v in node.env]
     flags = iter(node.options)  # the node settings, flag and value in pairs
@@ -330,6 +341,7 @@ def _node(node: PlanNode, image: str) -> list[str]:
     lines = [" \\\n  ".join(words) + " >/dev/null"]
     for att in rest:
         ip = f" --ip {q(att.ipv4)}" if att.ipv4 else ""
+        ip += f" --ip6 {q(att.ipv6)}" if att.ipv6 else ""
         lines.append(
             f'docker network connect{ip} --alias {q(node.name)} "$PREFIX-{att.network}"'
             f' "$PREFIX-{node.name}"'
@@ -391,7 +403,7 @@ def topology(plan: Plan, tags: dict[str, str]) -> Part:
             "readiness check, with the same timeout)."
         ],
     )
-    part.lines += [_network(n) for n in plan.networks]
+    part.lines += [_network(n, i) for i, n in enumerate(plan.networks)]
     for node in plan.nodes:
         part.lines += _node(node, tags.get(node.name, "IMAGE"))
     may_fail = may_not_start(plan.probes)

@@ -1014,7 +1014,9 @@ def topology_summary(topology: Topology, raw: Any) -> dict[str, Any]:
                 "name": n.name,
                 **what,
                 "networks": [
-                    {"network": a.network, **({"ipv4": a.ipv4} if a.ipv4 else {})}
+                    {"network": a.network}
+                    | ({"ipv4": a.ipv4} if a.ipv4 else {})
+                    | ({"ipv6": a.ipv6} if a.ipv6 else {})
                     for a in n.networks
                 ],
                 "depends_on": list(n.depends_on),
@@ -1024,6 +1026,7 @@ def topology_summary(topology: Topology, raw: Any) -> dict[str, Any]:
         "networks": [
             {"name": net.name, "subnet": net.subnet, "internal": net.internal}
             | ({"mtu": net.mtu} if net.mtu else {})
+            | ({"ipv6": True, "subnet6": net.subnet6} if net.ipv6 else {})
             for net in topology.networks
         ],
         "nodes": nodes,

@@ -74,7 +74,7 @@ def _nodes(run: Any) -> list[PlanNode]:
     return [
         PlanNode(
             name=node.name,
-            networks=[Link(network=a.network, ipv4=a.ipv4) for a in node.networks],
+            networks=[Link(network=a.network, ipv4=a.ipv4, ipv6=a.ipv6) for a in node.networks],
             cap_add=list(node.cap_add),
             env=[(str(k), str(v)) for k, v in node.env],
             command=list(node.command) if node.command else None,
@@ -185,7 +185,14 @@ def plan_of(run: Any) -> Plan:
     return Plan(
         images=_images(run),
         networks=[
-            TopologyNetwork(name=n.name, subnet=n.subnet, internal=bool(n.internal), mtu=n.mtu)
+            TopologyNetwork(
+                name=n.name,
+                subnet=n.subnet,
+                internal=bool(n.internal),
+                mtu=n.mtu,
+                ipv6=n.ipv6,
+                subnet6=n.subnet6,
+            )
             for n in run.topology.networks
         ],
         nodes=_nodes(run),

@@ -42,6 +42,7 @@ class NodeUp:
     # skipped), exit_code, reason, log_tail, and log (its whole output: for probes, not written)
     not_ready: dict[str, Any] | None = None
     published: dict[str, str] = field(default_factory=dict)  # "80/tcp" -> "127.0.0.1:49153"
+    addresses6: dict[str, str] = field(default_factory=dict)  # network -> IPv6, where it has one
 
     def as_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -51,6 +52,8 @@ class NodeUp:
             "addresses": self.addresses,
             "ready_s": round(self.ready_s, 3),
         }
+        if self.addresses6:
+            d["addresses6"] = self.addresses6
         if self.published:
             d["published"] = self.published
         if self.not_ready is not None:
@@ -149,6 +152,7 @@ class _Up:
             return self._not_ready(node, created.name, t0, self._failure(node.name, exc))
         self.ready[node.name].set()
         ports = engine.published(labels.run, node.name) if node.settings.ports else {}
+        v6 = _addresses6(engine, labels.run, node)
         up = NodeUp(
             node.name,
             created.name,
@@ -156,6 +160,7 @@ class _Up:
             engine.addresses(labels.run, node.name),
             time.monotonic() - t0,
             published=ports,
+            addresses6=v6,
         )
         event = {"event": "ready", "node": node.name, "seconds": round(up.ready_s, 2)}
         self.on_event({**event, "published": ports} if ports else event)
@@ -280,6 +285,7 @@ def restart_node(
         container = object_name(labels.run, node.name)
         return up._not_ready(node, container, t0, up._failure(node.name, exc))
     ports = engine.published(labels.run, node.name) if node.settings.ports else {}
+    v6 = _addresses6(engine, labels.run, node)
     addresses = engine.addresses(labels.run, node.name)
     return NodeUp(
         node.name,
@@ -288,7 +294,13 @@ def restart_node(
         addresses,
         time.monotonic() - t0,
         published=ports,
+        addresses6=v6,
     )
+
+
+def _addresses6(engine: Engine, run: str, node: NodeSpec) -> dict[str, str]:
+    """The node's IPv6 addresses, asked of the engine only when a network of it has IPv6."""
+    return engine.addresses6(run, node.name) if any(a.has_ipv6 for a in node.networks) else {}
 
 
 def _all(futures: list[Future[Any]]) -> None:

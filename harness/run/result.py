@@ -101,6 +101,9 @@ class NodeLive(Result):
     published: dict[str, str] = Field(
         default_factory=dict, description="container port -> 127.0.0.1:host port"
     )
+    addresses6: dict[str, str] = Field(
+        default_factory=dict, description="network -> IPv6 address, on the networks with IPv6"
+    )
 
 
 class UpResult(Result):

@@ -36,11 +36,13 @@ class ComposeNetwork(_Open):
     driver: str | None = None
     internal: bool = False
     external: bool = False
+    enable_ipv6: bool = False
     ipam: Ipam = Field(default_factory=Ipam)
 
 
 class ServiceNetwork(_Open):
     ipv4_address: str | None = None
+    ipv6_address: str | None = None
 
 
 class Healthcheck(_Open):

@@ -29,6 +29,7 @@ from harness.scenario.compose_model import (
     Healthcheck,
 )
 from harness.scenario.compose_mounts import Mounted, mounted_files
+from harness.scenario.ipv6 import check_address6, check_subnet6
 from harness.scenario.schema import (
     HealthOverride,
     NetworkDef,
@@ -113,6 +114,7 @@ class _Walk:
     nodes: dict[str, str] = field(default_factory=dict)  # service -> node
     nets: dict[str, str] = field(default_factory=dict)  # compose network -> scenario network
     subnets: dict[str, ipaddress.IPv4Network] = field(default_factory=dict)
+    subnets6: dict[str, ipaddress.IPv6Network] = field(default_factory=dict)
     used: dict[str, set[str]] = field(default_factory=dict)  # network -> addresses given
     params: dict[str, str] = field(default_factory=dict)  # param -> placeholder
     by_value: dict[str, str] = field(default_factory=dict)  # secret value -> param
@@ -192,9 +194,36 @@ def _network(w: _Walk, name: str, scen: str, net: ComposeNetwork) -> NetworkDef 
     subnet = _subnet(w, name, net)
     if subnet is not None:
         w.subnets[scen] = subnet
-    if subnet is None and not net.internal:
+    subnet6 = _subnet6(w, name, net)
+    if subnet6 is not None:
+        w.subnets6[scen] = subnet6
+    if subnet is None and not net.internal and not net.enable_ipv6:
         return None
-    return NetworkDef(subnet=str(subnet) if subnet else None, internal=net.internal)
+    return NetworkDef(
+        subnet=str(subnet) if subnet else None,
+        internal=net.internal,
+        ipv6=True if net.enable_ipv6 and subnet6 is None else None,
+        subnet6=str(subnet6) if subnet6 else None,
+    )
+
+
+def _subnet6(w: _Walk, name: str, net: ComposeNetwork) -> ipaddress.IPv6Network | None:
+    """The first IPv6 subnet of an `enable_ipv6` network that a lab network can have."""
+    for cfg in net.ipam.config:
+        if not cfg.subnet or ":" not in cfg.subnet:
+            continue
+        key = f"networks.{name}.ipam"
+        if not net.enable_ipv6:
+            w.drop("", key, f"subnet {cfg.subnet}: IPv6 without enable_ipv6 (the engine refuses)")
+            continue
+        checked = check_subnet6(cfg.subnet)
+        if checked.network is None:
+            w.drop("", key, f"subnet {cfg.subnet}: {checked.problem}")
+        elif any(checked.network.overlaps(s) for s in w.subnets6.values()):
+            w.drop("", key, f"subnet {checked.network} overlaps another network's")
+        else:
+            return checked.network
+    return None
 
 
 def _subnet(w: _Walk, name: str, net: ComposeNetwork) -> ipaddress.IPv4Network | None:
@@ -206,8 +235,14 @@ def _subnet(w: _Walk, name: str, net: ComposeNetwork) -> ipaddress.IPv4Network |
         except ValueError as exc:
             w.drop("", f"networks.{name}.ipam", f"subnet {cfg.subnet!r}: {exc}")
             continue
-        if not isinstance(sub, ipaddress.IPv4Network) or sub.prefixlen > 30:
-            w.drop("", f"networks.{name}.ipam", f"subnet {cfg.subnet}: labs use IPv4, /30 or wider")
+        if isinstance(sub, ipaddress.IPv6Network):
+            continue  # _subnet6's
+        if sub.prefixlen > 30:
+            w.drop(
+                "",
+                f"networks.{name}.ipam",
+                f"subnet {cfg.subnet}: an IPv4 subnet of a lab is /30 or wider",
+            )
             continue
         if any(sub.overlaps(s) for s in w.subnets.values()):
             w.drop("", f"networks.{name}.ipam", f"subnet {sub} overlaps another network's")
@@ -337,8 +372,32 @@ def _node_networks(
             for key in attach.extra_keys():
                 w.drop(service, f"networks.{name}.{key}", "no scenario key for it")
         ok = address is not None and _address_ok(w, service, scen, address)
-        out[scen] = NodeNetwork(ipv4=address) if ok else None
+        v6 = attach.ipv6_address if attach else None
+        ok6 = v6 is not None and _address6_ok(w, service, scen, v6)
+        out[scen] = (
+            NodeNetwork(ipv4=address if ok else None, ipv6=v6 if ok6 else None)
+            if ok or ok6
+            else None
+        )
     return out if any(out.values()) else list(out)
+
+
+def _address6_ok(w: _Walk, service: str, network: str, address: str) -> bool:
+    """A service's ipv6_address, kept when its network's subnet6 holds it and it is free."""
+    sub = w.subnets6.get(network)
+    key = f"networks.{network}.ipv6_address"
+    if sub is None:
+        w.drop(service, key, f"{address}: network {network!r} has no IPv6 subnet to hold it")
+        return False
+    checked = check_address6(address, sub, network)
+    if checked.address is None:
+        w.drop(service, key, str(checked.problem))
+        return False
+    if str(checked.address) in w.used.setdefault(network, set()):
+        w.drop(service, key, f"{address}: given to another node on {network!r} already")
+        return False
+    w.used[network].add(str(checked.address))
+    return True
 
 
 def _address_ok(w: _Walk, service: str, network: str, address: str) -> bool:

@@ -29,7 +29,7 @@ from harness.scenario.resolved import (
     PublishedPort,
     Topology,
 )
-from harness.scenario.schema import PORT_PATTERN, HealthOverride, Node, Scenario
+from harness.scenario.schema import PORT_PATTERN, HealthOverride, NetworkDef, Node, Scenario
 
 
 def default_os(lab: LabDef, version: str | None = None) -> str | None:
@@ -119,13 +119,26 @@ def _dedupe(items: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
-def _attachments(node: Node) -> tuple[Attachment, ...]:
+def _attachments(node: Node, v6: frozenset[str]) -> tuple[Attachment, ...]:
+    """A node's networks in order; `v6` names the networks that have IPv6."""
     if isinstance(node.networks, list):
-        return tuple(Attachment(n) for n in dict.fromkeys(node.networks))
+        return tuple(Attachment(n, has_ipv6=n in v6) for n in dict.fromkeys(node.networks))
     return tuple(
-        Attachment(name, spec.ipv4 if spec is not None else None)
+        Attachment(
+            name,
+            spec.ipv4 if spec is not None else None,
+            spec.ipv6 if spec is not None else None,
+            has_ipv6=name in v6,
+        )
         for name, spec in node.networks.items()
     )
+
+
+def _network(name: str, spec: NetworkDef | None) -> NetworkSpec:
+    if spec is None:
+        return NetworkSpec(name)
+    ipv6 = bool(spec.ipv6) or spec.subnet6 is not None  # subnet6 turns IPv6 on
+    return NetworkSpec(name, spec.subnet, spec.internal, spec.mtu, ipv6, spec.subnet6)
 
 
 def _ulimit(value: int | str) -> tuple[int, int]:
@@ -191,10 +204,8 @@ def resolve_topology(
 ) -> Topology:
     """The engine's view of a valid scenario (validate first: this assumes every name exists)."""
     impaired = {imp.node for imp in model.topology.impairments}
-    networks = tuple(
-        NetworkSpec(name, spec.subnet, spec.internal, spec.mtu) if spec else NetworkSpec(name)
-        for name, spec in model.topology.networks.items()
-    )
+    networks = tuple(_network(name, spec) for name, spec in model.topology.networks.items())
+    v6 = frozenset(n.name for n in networks if n.ipv6)
     nodes: list[NodeSpec] = []
     for name, node in model.topology.nodes.items():
         lab = catalog.labs[node.lab].definition if node.lab and node.image is None else None
@@ -206,7 +217,7 @@ def resolve_topology(
             NodeSpec(
                 name=name,
                 image=image_of(node, catalog),
-                networks=_attachments(node),
+                networks=_attachments(node, v6),
                 files=_files(node, root),
                 env=tuple(sorted((k, as_text(v)) for k, v in env.items())),
                 command=_command(node, lab),

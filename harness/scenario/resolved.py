@@ -16,12 +16,17 @@ class NetworkSpec:
     subnet: str | None = None  # CIDR; None lets the engine choose (parallel runs never collide)
     internal: bool = False
     mtu: int | None = None  # None: the engine's (1500 on a default bridge)
+    ipv6: bool = False  # dual stack: IPv6 beside the network's IPv4
+    # CIDR; None with ipv6 on: the engine adapter picks a random fd00::/8 /64 (runs never collide)
+    subnet6: str | None = None
 
 
 @dataclass(frozen=True)
 class Attachment:
     network: str
     ipv4: str | None = None
+    ipv6: str | None = None  # a static IPv6 address (its network has subnet6)
+    has_ipv6: bool = False  # the network has IPv6: the node gets an address there
 
 
 @dataclass(frozen=True)

@@ -260,10 +260,20 @@ class NetworkDef(_Model):
     mtu: int | None = Field(
         default=None, ge=576, le=9216, description="the network's MTU, e.g. 9000 (jumbo frames)"
     )
+    ipv6: bool | None = Field(
+        default=None,
+        description="IPv6 on this network too (dual stack); true without subnet6: the harness "
+        "picks a free fd00::/8 /64 per run",
+    )
+    subnet6: str | None = Field(
+        default=None,
+        description="IPv6 CIDR, e.g. fd00:90::/64 (turns IPv6 on); omit for a picked one",
+    )
 
 
 class NodeNetwork(_Model):
     ipv4: str | None = Field(default=None, description="static address inside the subnet")
+    ipv6: str | None = Field(default=None, description="static IPv6 address inside subnet6")
 
 
 NodeNetworks = Annotated[
@@ -273,7 +283,7 @@ NodeNetworks = Annotated[
         _shape,
         custom_error_type="networks",
         custom_error_message=(
-            "expected a list of network names or a mapping of network name -> {ipv4: address}"
+            "expected a list of network names or a mapping of network name -> {ipv4, ipv6: address}"
         ),
     ),
 ]

@@ -85,7 +85,7 @@ def map_addresses(addresses: list[HostAddress], node_names: set[str]) -> Network
             continue
         what = f"{a.interface} {a.family} {a.address}/{a.prefix}"
         if not isinstance(iface, ipaddress.IPv4Interface):
-            out.skipped.append(Skipped(what, "IPv6: lab networks are IPv4 subnets"))
+            out.skipped.append(Skipped(what, "IPv6: not carried over (add subnet6 by hand)"))
             continue
         why = _why_not(a, iface.network, out)
         if why:

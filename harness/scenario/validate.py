@@ -18,6 +18,7 @@ import re2  # type: ignore[import-untyped]
 
 from harness.scenario.ansiblevars import reserved_var
 from harness.scenario.catalog import Catalog, LabDef
+from harness.scenario.ipv6 import EXAMPLE6, check_address6, check_subnet6
 from harness.scenario.limits import (
     MAX_FOLDER_BYTES,
     MAX_FOLDER_FILES,
@@ -36,6 +37,9 @@ _VAR_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CAP_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _SEARCH_LIMIT = 5000
+
+# (network, address) -> (node, line) of the static addresses given so far, IPv4 and IPv6
+Used = dict[tuple[str, ipaddress.IPv4Address | ipaddress.IPv6Address], tuple[str, int]]
 
 
 def _d(value: Any) -> dict[Any, Any]:
@@ -85,6 +89,7 @@ class Checker:
             k: v for k, v in _d(topo.get("nodes")).items() if isinstance(k, str)
         }
         self.subnets: dict[str, ipaddress.IPv4Network] = {}
+        self.subnets6: dict[str, ipaddress.IPv6Network] = {}
         self.attached: dict[str, list[str]] = {}
 
     # -- reporting -----------------------------------------------------------------------------
@@ -184,6 +189,31 @@ class Checker:
                             )
                             break
                     self.subnets[name] = net
+            self.check_ipv6_network(name, _d(spec), path)
+
+    def check_ipv6_network(self, name: str, spec: dict[Any, Any], path: YPath) -> None:
+        """`subnet6:` parses, is a usable size and kind, overlaps no other network's; and
+        `ipv6: false` does not sit beside it (subnet6 turns IPv6 on)."""
+        text = spec.get("subnet6")
+        if not isinstance(text, str):
+            return
+        if spec.get("ipv6") is False:
+            self.at(
+                (*path, "ipv6"),
+                f"ipv6: false, but network {name!r} gives subnet6 {text}; drop one of them",
+            )
+        checked = check_subnet6(text)
+        if checked.network is None:
+            self.at((*path, "subnet6"), f"subnet6: {checked.problem}")
+            return
+        for other, other_net in self.subnets6.items():
+            if checked.network.overlaps(other_net):
+                self.at(
+                    (*path, "subnet6"),
+                    f"subnet6: {checked.network} overlaps network {other!r} ({other_net})",
+                )
+                return
+        self.subnets6[name] = checked.network
 
     def _subnet(self, path: YPath, text: str) -> ipaddress.IPv4Network | None:
         try:
@@ -200,7 +230,7 @@ class Checker:
             )
             return None
         if not isinstance(net, ipaddress.IPv4Network):
-            self.at(path, f"only IPv4 subnets are supported, got {text!r}")
+            self.at(path, f"{text!r} is an IPv6 network: it goes under subnet6; subnet is IPv4")
             return None
         if net.prefixlen > 30:
             self.at(path, f"subnet {text!r} is too small; use a prefix of /30 or shorter")
@@ -229,7 +259,7 @@ class Checker:
             self.at_key(("topology", "nodes"), "topology has no nodes; declare at least one")
         elif "topology" in self.data and isinstance(topo, dict) and "nodes" not in topo:
             self.at_key(("topology",), "missing required key 'nodes' (the containers to run)")
-        used: dict[tuple[str, ipaddress.IPv4Address], tuple[str, int]] = {}
+        used: Used = {}
         for name, node in self.nodes.items():
             path: YPath = ("topology", "nodes", name)
             msg = dns_name_problem(name, "node")
@@ -319,7 +349,7 @@ class Checker:
         name: str,
         node: dict[str, Any],
         path: YPath,
-        used: dict[tuple[str, ipaddress.IPv4Address], tuple[str, int]],
+        used: Used,
     ) -> None:
         self.check_image(name, node, path)
         self.check_node_networks(name, node, path, used)
@@ -472,7 +502,7 @@ class Checker:
         name: str,
         node: dict[str, Any],
         path: YPath,
-        used: dict[tuple[str, ipaddress.IPv4Address], tuple[str, int]],
+        used: Used,
     ) -> None:
         nets = node.get("networks")
         if nets is None or nets == [] or nets == {}:
@@ -493,6 +523,9 @@ class Checker:
             ipv4 = _d(spec).get("ipv4")
             if isinstance(ipv4, str):
                 self.check_address((*npath, "ipv4"), name, net, ipv4, used)
+            ipv6 = _d(spec).get("ipv6")
+            if isinstance(ipv6, str):
+                self.check_address6((*npath, "ipv6"), name, net, ipv6, used)
 
     def network_entries(self, nets: Any, path: YPath) -> list[tuple[YPath, str, Any]]:
         """(path, network, spec) per network a node lists (a list of names, or a mapping of
@@ -519,7 +552,7 @@ class Checker:
         node: str,
         net: str,
         text: str,
-        used: dict[tuple[str, ipaddress.IPv4Address], tuple[str, int]],
+        used: Used,
     ) -> None:
         subnet_text = _d(self.networks.get(net)).get("subnet")
         if subnet_text is None:
@@ -543,16 +576,50 @@ class Checker:
         if why_not is not None:
             self.at(path, why_not)
             return
+        self.claim(path, node, net, addr, used)
+
+    def claim(
+        self,
+        path: YPath,
+        node: str,
+        net: str,
+        addr: ipaddress.IPv4Address | ipaddress.IPv6Address,
+        used: Used,
+        *,
+        key: str = "",
+    ) -> None:
+        """A static address is given once per network; the second is reported, located."""
         line = self.located.value_pos(path)[0]
         if (net, addr) in used:
             other, other_line = used[(net, addr)]
             self.at(
                 path,
-                f"address {addr} on network {net!r} is already used by node {other!r} "
+                f"{key}address {addr} on network {net!r} is already used by node {other!r} "
                 f"(line {other_line})",
             )
             return
         used[(net, addr)] = (node, line)
+
+    def check_address6(self, path: YPath, node: str, net: str, text: str, used: Used) -> None:
+        """A static IPv6 address needs its network's subnet6, inside it and not reserved."""
+        spec = _d(self.networks.get(net))
+        if spec.get("subnet6") is None:
+            hint = f"'subnet6: {EXAMPLE6}' under topology.networks.{net}"
+            self.at(
+                path,
+                f"ipv6: a static IPv6 address needs subnet6 on network {net!r}; add {hint}"
+                if spec.get("ipv6")
+                else f"ipv6: network {net!r} has no IPv6; add {hint} to turn it on",
+            )
+            return
+        subnet = self.subnets6.get(net)
+        if subnet is None:
+            return  # the subnet6 itself is wrong; reported there
+        checked = check_address6(text, subnet, net)
+        if checked.address is None:
+            self.at(path, f"ipv6: {checked.problem}")
+            return
+        self.claim(path, node, net, checked.address, used, key="ipv6: ")
 
     def check_impairments(self) -> None:
         topo = _d(self.data.get("topology"))
@@ -562,6 +629,7 @@ class Checker:
             path: YPath = ("topology", "impairments", i)
             node = imp.get("node")
             self.check_impairment_link(path, imp)
+            self.check_loss_ipv4(path, imp)
             part = imp.get("partition")
             if isinstance(part, str):
                 if part not in self.nodes and part not in self.networks:
@@ -571,11 +639,56 @@ class Checker:
                     )
                 elif part == node:
                     self.at((*path, "partition"), "a node cannot be partitioned from itself")
+                else:
+                    self.check_partition_ipv4((*path, "partition"), node, part)
             effects = [k for k in ("loss", "rate", "delay", "jitter", "partition") if k in imp]
             if not effects:
                 self.at_key(path, "an impairment needs one of loss, rate, delay, jitter, partition")
             if "jitter" in imp and "delay" not in imp:
                 self.at_key((*path, "jitter"), "'jitter' needs 'delay'")
+
+    def ipv6_networks(self) -> set[str]:
+        return {
+            n for n, spec in self.networks.items() if _d(spec).get("ipv6") or "subnet6" in _d(spec)
+        }
+
+    def check_loss_ipv4(self, path: YPath, spec: dict[str, Any]) -> None:
+        """Loss is iptables' (IPv4 only): refused on a link whose network has IPv6, where IPv6
+        packets would all get through. tc's rate and delay act on every packet."""
+        node, net = spec.get("node"), spec.get("network")
+        if "loss" not in spec or not isinstance(node, str):
+            return
+        nets = self.attached.get(node, [])
+        link = net if isinstance(net, str) else nets[0] if len(nets) == 1 else None
+        if link in self.ipv6_networks():
+            self.at(
+                (*path, "loss"),
+                f"loss: network {link!r} has IPv6, and loss drops IPv4 only, so IPv6 packets "
+                "would all get through (use delay or rate, or a network without IPv6)",
+            )
+
+    def check_partition_ipv4(self, path: YPath, node: Any, target: str) -> None:
+        """A partition drops IPv4 (iptables): refused where node and target share a network
+        with IPv6, over which they would go on reaching each other (a silent no-op)."""
+        if not isinstance(node, str):
+            return
+        v6 = {
+            n for n, spec in self.networks.items() if _d(spec).get("ipv6") or "subnet6" in _d(spec)
+        }
+        theirs = set(self.attached.get(target, [])) if target in self.nodes else {target}
+        shared = sorted(set(self.attached.get(node, [])) & theirs & v6)
+        if not shared:
+            return
+        where = (
+            f"{node!r} and {target!r} share network {shared[0]!r}"
+            if target in self.nodes
+            else f"{node!r} is on network {target!r}"
+        )
+        self.at(
+            path,
+            f"partition: {where}, which has IPv6; a partition drops IPv4 only, so IPv6 "
+            "would still get through (partition across networks without IPv6)",
+        )
 
     def check_impairment_link(self, path: YPath, imp: dict[str, Any]) -> None:
         """An impairment's node and network exist, the node is on that network, and a node on
@@ -690,7 +803,8 @@ class Checker:
         elif sid is None:
             ids.setdefault(f"step-{i + 1}", line)
 
-    def check_fault(self, spath: YPath, step: dict[str, Any]) -> None:
+    def check_fault_target(self, spath: YPath, step: dict[str, Any]) -> None:
+        """partition and heal need a node or network as target; other faults take none."""
         action, target = step.get("fault"), step.get("target")
         if action in ("partition", "heal"):
             if target is None:
@@ -704,8 +818,16 @@ class Checker:
                     (*spath, "target"),
                     unknown("node or network", target, [*self.nodes, *self.networks]),
                 )
+            elif action == "partition" and isinstance(target, str):
+                self.check_partition_ipv4((*spath, "target"), step.get("node"), target)
         elif "target" in step:
             self.at_key((*spath, "target"), f"fault {action!r} takes no 'target'")
+
+    def check_fault(self, spath: YPath, step: dict[str, Any]) -> None:
+        action = step.get("fault")
+        self.check_fault_target(spath, step)
+        if action == "impair":
+            self.check_loss_ipv4(spath, step)
         node, net = step.get("node"), step.get("network")
         if action in ("impair", "clear") and isinstance(net, str):
             if net not in self.networks:

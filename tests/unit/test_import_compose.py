@@ -124,6 +124,24 @@ def test_webshop_anchors_env_files_static_ips_health_and_a_bind_mounted_nginx_co
     assert any("not checked" in n.what for n in r.notes)  # no engine answered for the image
 
 
+def test_dual_stack_networks_and_ipv6_addresses_are_carried(project: Path) -> None:
+    """enable_ipv6 with an IPv6 ipam subnet -> subnet6, alone -> ipv6: true; ipv6_address ->
+    a static ipv6; an IPv6 subnet without enable_ipv6 and an address outside: said, not kept."""
+    r = verb.import_compose(COMPOSE / "dual-stack" / "compose.yaml", root=project)
+    sc = _load(project, "dual-stack")
+    nets = {n.name: n for n in sc.topology.networks}  # type: ignore[attr-defined]
+    assert (nets["front"].subnet, nets["front"].subnet6) == ("10.66.0.0/24", "fd00:66::/64")
+    assert nets["front"].ipv6 and nets["auto"].ipv6 and nets["auto"].subnet6 is None
+    assert not nets["plain"].ipv6
+    nodes = {n.name: n for n in sc.topology.nodes}  # type: ignore[attr-defined]
+    web = {a.network: a for a in nodes["web"].networks}
+    assert (web["front"].ipv4, web["front"].ipv6) == ("10.66.0.10", "fd00:66::10")
+    assert all(a.ipv6 is None for a in nodes["client"].networks)
+    why = {(d.service, d.key): d.why for d in r.not_carried}
+    assert "without enable_ipv6" in why[("", "networks.plain.ipam")]
+    assert "outside network 'front'" in why[("client", "networks.front.ipv6_address")]
+
+
 def test_container_settings_are_carried_into_the_node(project: Path) -> None:
     """extra_hosts, dns, cpus, mem_limit, tmpfs (sized, and unsized: given the default),
     sysctls, ulimits, user, working_dir and entrypoint reach the node as issue 18's node
