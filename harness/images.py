@@ -27,7 +27,15 @@ from pathlib import Path
 
 from harness.errors import UsageError
 from harness.scenario.catalog import Catalog
-from harness.scenario.resolved import EnvImage, ImageSource, LabImage, PlainImage
+from harness.scenario.resolved import (
+    FAKETIME_DIR,
+    EnvImage,
+    ImageSource,
+    LabImage,
+    PlainImage,
+    Topology,
+    node_os,
+)
 
 # Bump when the builder itself changes in a way that changes images (debootstrap flags, the
 # rootfs clean-up, the env Dockerfile template...): every tag changes with it.
@@ -133,6 +141,45 @@ class PlainPlan:
 
 
 ImagePlan = EnvPlan | LabPlan | PlainPlan
+
+# The libfaketime a `clock:` node gets, from the Debian archive of the node's own environment
+# (its C library's ABI), gathered at one path whatever the architecture's multiarch folder.
+FAKETIME_DOCKERFILE = f"""\
+ARG BASE_IMAGE
+FROM ${{BASE_IMAGE}}
+RUN set -eu; apt-get update; \\
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libfaketime; \\
+    mkdir -p {FAKETIME_DIR}; \\
+    cp "$(dpkg -L libfaketime | grep '/libfaketime\\.so\\.1$')" {FAKETIME_DIR}/; \\
+    rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin; \\
+    dpkg-query -W libfaketime
+"""
+
+
+@dataclass(frozen=True)
+class FaketimePlan:
+    """The image libfaketime is taken from for `clock:` nodes of one environment. Never a
+    node's image: the library is copied into the node's container, so the node's own image
+    (and every image of a scenario without `clock:`) stays as it is."""
+
+    env: EnvPlan
+    inputs_hash: str
+
+    @property
+    def os(self) -> str:
+        return self.env.name
+
+    @property
+    def repository(self) -> str:
+        return f"{REPO_PREFIX}/faketime-{self.env.name}"
+
+    @property
+    def tag(self) -> str:
+        return f"{self.repository}:{self.inputs_hash[:HASH_LEN]}"
+
+    @property
+    def kind(self) -> str:
+        return "faketime"
 
 
 def _tag_safe(text: str) -> str:
@@ -323,6 +370,18 @@ def plan_lab(catalog: Catalog, lab: str, version: str, os_name: str) -> LabPlan:
     )
 
 
+def plan_faketime(catalog: Catalog, os_name: str) -> FaketimePlan:
+    env = plan_environment(catalog, os_name)
+    parts = [f"labharness-faketime builder={BUILDER_VERSION}", env.inputs_hash, FAKETIME_DOCKERFILE]
+    return FaketimePlan(env, _digest(parts))
+
+
+def faketime_plans(catalog: Catalog, topology: Topology) -> list[FaketimePlan]:
+    """One libfaketime image per environment that `clock:` nodes run on (none without)."""
+    oses = {node_os(n.image) for n in topology.nodes if n.settings.clock is not None}
+    return [plan_faketime(catalog, o) for o in sorted(o for o in oses if o is not None)]
+
+
 def plan_image(catalog: Catalog, source: ImageSource) -> ImagePlan:
     """The plan for a node's image source."""
     if isinstance(source, LabImage):
@@ -369,4 +428,5 @@ def plan_all(
 def current_tags(catalog: Catalog) -> set[str]:
     """The tags every current catalog entry maps to (what `prune` keeps)."""
     envs, labs = plan_all(catalog)
-    return {p.tag for p in envs} | {p.tag for p in labs}
+    clocks = {plan_faketime(catalog, p.name).tag for p in envs}
+    return {p.tag for p in envs} | {p.tag for p in labs} | clocks

@@ -38,11 +38,14 @@ from harness.engine.api import LABEL_IMAGE, LABEL_INPUTS, BuildOutcome, Progress
 from harness.engine.client import engine_errors
 from harness.errors import InfraError, UsageError
 from harness.images import (
+    FAKETIME_DOCKERFILE,
     EnvPlan,
+    FaketimePlan,
     ImagePlan,
     InputFile,
     LabPlan,
     current_tags,
+    faketime_plans,
     plan_environment,
     plan_image,
     plan_lab,
@@ -621,6 +624,51 @@ def _ensure_lab_plan(client: Any, plan: LabPlan, on_progress: ProgressFn | None)
     return BuildOutcome(plan.tag, "lab", True, seconds, "build")
 
 
+def _faketime_context() -> io.BytesIO:
+    data = FAKETIME_DOCKERFILE.encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size, info.mtime = len(data), 0
+        tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+def ensure_faketime(
+    client: Any, plan: FaketimePlan, on_progress: ProgressFn | None = None
+) -> BuildOutcome:
+    """The image `clock:` nodes of one environment take libfaketime from (built once, from
+    the environment's own Debian archive, then reused by tag)."""
+    start = time.monotonic()
+    if not _image_missing(client, plan.tag):
+        _emit(on_progress, plan.tag, "reused", "already on the engine")
+        return BuildOutcome(plan.tag, "faketime", False, time.monotonic() - start, "reused")
+    _ensure_env_plan(client, plan.env, on_progress)
+    with tag_lock(plan.tag, on_progress):
+        if _image_missing(client, plan.tag):
+            _docker_build(
+                client,
+                tag=plan.tag,
+                fileobj=_faketime_context(),
+                dockerfile="Dockerfile",
+                buildargs={"BASE_IMAGE": plan.env.tag},
+                labels={
+                    LABEL_IMAGE: f"faketime-{plan.os}",
+                    LABEL_INPUTS: plan.inputs_hash,
+                    LABEL_KIND: "faketime",
+                    LABEL_OS: plan.os,
+                },
+                on_progress=on_progress,
+                what=f"libfaketime for {plan.os}",
+                hint="`clock:` needs the package libfaketime from the environment's Debian "
+                "archive: check that the engine's containers reach it",
+            )
+    seconds = time.monotonic() - start
+    _emit(on_progress, plan.tag, "done", f"built in {seconds:.1f} s")
+    return BuildOutcome(plan.tag, "faketime", True, seconds, "build")
+
+
 # ---------------------------------------------------------------------------------------------
 # public API
 
@@ -685,6 +733,8 @@ def ensure_images(
         if plan.tag not in done:
             done[plan.tag] = ensure_plan(client, plan, on_progress=on_progress).tag
         result[node] = done[plan.tag]
+    for clock in faketime_plans(catalog, topology):  # only when a node has `clock:`
+        ensure_faketime(client, clock, on_progress)
     return result
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import ipaddress
 import posixpath
 import secrets
@@ -17,6 +18,7 @@ from functools import lru_cache
 from typing import Any, BinaryIO
 
 from harness.engine.api import (
+    LABEL_IMAGE,
     LABEL_NETWORK,
     LABEL_NODE,
     LABEL_RUN,
@@ -28,7 +30,15 @@ from harness.engine.api import (
 from harness.engine.client import engine_errors, engine_info
 from harness.engine.sources import open_source
 from harness.errors import InfraError
-from harness.scenario.resolved import FileSpec, NetworkSpec, NodeSettings, NodeSpec
+from harness.scenario.resolved import (
+    FAKETIME_DIR,
+    FAKETIME_LIBRARY,
+    FileSpec,
+    NetworkSpec,
+    NodeSettings,
+    NodeSpec,
+    node_os,
+)
 
 PICK_TRIES = 5  # picked IPv6 subnets tried before an overlap is reported
 
@@ -112,6 +122,55 @@ def put_files(container_id: str, api: Any, files: Iterable[FileSpec]) -> None:
         api.put_archive(container_id, "/", buf)
 
 
+def _faketime_image(client: Any, os_name: str) -> str:
+    """The newest libfaketime image of an environment (built by the run's build phase)."""
+    with engine_errors("find the libfaketime image"):
+        found = client.images.list(filters={"label": f"{LABEL_IMAGE}=faketime-{os_name}"})
+    if not found:
+        raise InfraError(
+            f"`clock:` needs the libfaketime image for {os_name}, and the engine has none",
+            hint="`lab up` builds it in its build phase (the package libfaketime from the "
+            "environment's Debian archive); run the scenario again",
+        )
+    return str(max(found, key=lambda i: str(i.attrs.get("Created", ""))).id)
+
+
+@lru_cache(maxsize=16)
+def _faketime_tar(client: Any, image_id: str, labels: tuple[tuple[str, str], ...]) -> bytes:
+    """libfaketime as a tar to put at / (FAKETIME_LIBRARY), read through the engine from a
+    container of its image that never starts: the engine may be remote, no host file is used."""
+    api = client.api
+    with engine_errors("read libfaketime from its image"):
+        cid = api.create_container(image=image_id, labels=dict(labels), command=["true"])["Id"]
+        try:
+            stream, _ = api.get_archive(cid, f"{FAKETIME_DIR}/libfaketime.so.1")
+            raw = b"".join(stream)
+        finally:
+            api.remove_container(cid, force=True)
+    with tarfile.open(fileobj=io.BytesIO(raw)) as src:
+        member = next(m for m in src.getmembers() if m.isfile())
+        data = src.extractfile(member).read()  # type: ignore[union-attr]
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        folder = tarfile.TarInfo(posixpath.dirname(FAKETIME_LIBRARY).lstrip("/"))
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(folder)
+        info = tarfile.TarInfo(FAKETIME_LIBRARY.lstrip("/"))
+        info.size, info.mode = len(data), 0o644  # readable by whatever user the node runs as
+        tar.addfile(info, io.BytesIO(data))
+    return out.getvalue()
+
+
+def put_clock(client: Any, container_id: str, labels: RunLabels, node: NodeSpec) -> None:
+    """libfaketime into a created node (before it starts), for its `clock:` (LD_PRELOAD)."""
+    os_name = node_os(node.image)
+    if os_name is None:  # validation refuses `clock:` on an `image:` node
+        raise InfraError(f"node {node.name}: `clock:` needs a lab or an `os:` node")
+    image = _faketime_image(client, os_name)
+    data = _faketime_tar(client, image, tuple(sorted(labels.base().items())))
+    client.api.put_archive(container_id, "/", data)
+
+
 @lru_cache(maxsize=256)
 def _image_entrypoint(client: Any, image: str) -> tuple[str, ...]:
     try:
@@ -192,7 +251,7 @@ def create_node(
             name=name,
             hostname=node.name,
             command=list(node.command) if node.command is not None else None,
-            environment=dict(node.env),
+            environment={**dict(node.env), **dict(node.settings.clock_env())},
             labels={**labels.base(), LABEL_NODE: node.name},
             detach=True,
             host_config=api.create_host_config(
@@ -215,6 +274,8 @@ def create_node(
             )
         if node.files:
             put_files(cid, api, node.files)
+        if node.settings.clock is not None:
+            put_clock(client, cid, labels, node)
         return client.containers.get(cid)
 
 

@@ -201,4 +201,27 @@ def ensure_images_on(
             else:
                 done[plan.tag] = ensure_plan(client, plan, on_progress=on_progress).tag
         out[node.name] = done[plan.tag]
+    _ensure_clocks_on(client, source, topology, catalog, on_progress)
     return out
+
+
+def _ensure_clocks_on(
+    client: Any,
+    source: Any,
+    topology: Topology,
+    catalog: Catalog,
+    on_progress: ProgressFn | None,
+) -> None:
+    """The libfaketime image of each `clock:` node's environment, there too (built on the
+    source engine and copied, like the nodes' images)."""
+    from harness.engine.images import ensure_faketime, image_exists
+    from harness.images import faketime_plans
+
+    for plan in faketime_plans(catalog, topology):
+        if image_exists(client, plan.tag):
+            continue
+        if source is None:
+            ensure_faketime(client, plan, on_progress)
+            continue
+        ensure_faketime(source, plan, on_progress)
+        copy_image(source, client, plan.tag)

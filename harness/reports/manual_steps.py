@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.journal_model import ImagePlan, Plan, PlanNode, PlanStep, TopologyNetwork
+from harness.scenario.resolved import FAKETIME_LIBRARY
 
 MASK = "***REDACTED***"  # harness.run.redact.MASK: what the journal holds instead of a secret
 INVENTORY = "REPRODUCE-inventory.yml"
@@ -349,7 +350,21 @@ def _node(node: PlanNode, image: str) -> list[str]:
     for f in node.files:
         src = f.source if f.source.startswith("/") else f"$PROJECT/{f.source}"
         lines.append(f'put_file {q(node.name)} "{src}" {q(f.target)}')
+    if f"LD_PRELOAD={FAKETIME_LIBRARY}" in node.options:  # `clock:`
+        lines.append(_PUT_CLOCK.format(image=q(image), node=node.name))
     return lines
+
+
+# `clock:` (LD_PRELOAD): libfaketime from the Debian archive of the node's own OS, copied into
+# the created node as the run did; the node's image stays as it is. Only where a node has one,
+# so the helpers (and every other REPRODUCE) stay as they were.
+_PUT_CLOCK = """\
+# {node}'s clock: libfaketime, installed in a throwaway container of its image, copied in
+docker run --rm --user 0 --entrypoint sh {image} -c 'set -e; apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libfaketime >&2
+  d=usr/local/lib/labharness-faketime; mkdir -p "/$d"
+  cp "$(dpkg -L libfaketime | grep "/libfaketime\\.so\\.1$")" "/$d/"; tar -C / -cf - "$d"' \\
+  2>/dev/null | docker cp - "$PREFIX-{node}:/\""""
 
 
 def start_order(nodes: list[PlanNode]) -> list[PlanNode]:

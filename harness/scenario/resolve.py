@@ -29,7 +29,14 @@ from harness.scenario.resolved import (
     PublishedPort,
     Topology,
 )
-from harness.scenario.schema import PORT_PATTERN, HealthOverride, NetworkDef, Node, Scenario
+from harness.scenario.schema import (
+    PORT_PATTERN,
+    HealthOverride,
+    NetworkDef,
+    Node,
+    Scenario,
+    clock_seconds,
+)
 
 
 def default_os(lab: LabDef, version: str | None = None) -> str | None:
@@ -171,6 +178,7 @@ def _settings(node: Node) -> NodeSettings:
         if entry is not None
         else None,
         ports=tuple(_port(p) for p in node.ports),
+        clock=clock_seconds(node.clock) if node.clock is not None else None,
     )
 
 

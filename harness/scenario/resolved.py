@@ -76,6 +76,11 @@ class EnvImage:
 ImageSource = LabImage | PlainImage | EnvImage
 
 
+def node_os(source: ImageSource) -> str | None:
+    """The environment a node runs on (None: a plain image, whose OS is unknown)."""
+    return source.os if isinstance(source, LabImage | EnvImage) else None
+
+
 @dataclass(frozen=True)
 class NodeSpec:
     name: str
@@ -107,6 +112,11 @@ class PublishedPort:
         return f"127.0.0.1:{self.host or ''}:{self.key}"
 
 
+# Where a node with `clock:` gets libfaketime (copied in before it starts, never in its image).
+FAKETIME_LIBRARY = "/usr/local/lib/labharness-faketime/libfaketime.so.1"
+FAKETIME_DIR = "/labharness-faketime"  # where the libfaketime image holds it
+
+
 @dataclass(frozen=True)
 class NodeSettings:
     """The container settings a recreate may need beyond image, command, env and networks:
@@ -123,6 +133,7 @@ class NodeSettings:
     workdir: str | None = None
     entrypoint: tuple[str, ...] | None = None
     ports: tuple[PublishedPort, ...] = ()  # always on 127.0.0.1
+    clock: int | None = None  # seconds ahead (+) or behind (-) the real time, via libfaketime
 
     def empty(self) -> bool:
         return self == NodeSettings()
@@ -149,11 +160,30 @@ class NodeSettings:
             out += ["--user", self.user]
         if self.workdir is not None:
             out += ["--workdir", self.workdir]
-        for p in self.ports:
-            out += ["-p", p.flag()]
+        out += self._late_flags()
         if self.entrypoint:  # last: its arguments follow the image (entry_args)
             out += ["--entrypoint", self.entrypoint[0]]
         return out
+
+    def _late_flags(self) -> list[str]:
+        out: list[str] = []
+        for p in self.ports:
+            out += ["-p", p.flag()]
+        for key, value in self.clock_env():
+            out += ["-e", f"{key}={value}"]
+        return out
+
+    def clock_env(self) -> tuple[tuple[str, str], ...]:
+        """The environment that shifts the node's wall clock (libfaketime, preloaded into every
+        dynamically linked program the node's command or a `docker exec` starts); the monotonic
+        clock stays real, as on a machine whose time is merely set wrong."""
+        if self.clock is None:
+            return ()
+        return (
+            ("LD_PRELOAD", FAKETIME_LIBRARY),
+            ("FAKETIME", f"{self.clock:+d}"),
+            ("DONT_FAKE_MONOTONIC", "1"),
+        )
 
     def entry_args(self) -> list[str]:
         return list(self.entrypoint[1:]) if self.entrypoint else []

@@ -417,6 +417,60 @@ PortValue = Annotated[
 ]
 
 
+CLOCK_PATTERN = r"^[+-](?:\d+[smhd])+$"
+CLOCK_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+CLOCK_MAX = 36500 * 86400  # a hundred years: anything more is a typo
+
+
+def clock_seconds(text: str) -> int:
+    """A clock offset ('+2h', '-90s', '+1h30m') in seconds; the text matched CLOCK_PATTERN."""
+    total = sum(int(n) * CLOCK_UNITS[u] for n, u in re.findall(r"(\d+)([smhd])", text))
+    return -total if text.startswith("-") else total
+
+
+def _clock_value(value: Any) -> Any:
+    """A node's clock offset from the real time. Relative only: libfaketime's absolute form
+    ('@2026-01-01 00:00:00') starts every process at that instant, so two steps a minute apart
+    would read the same time: not a skewed clock."""
+    if not isinstance(value, str) or isinstance(value, bool):
+        raise ValueError(
+            f"expected a signed offset like '+2h', '-90s' or '+1d' (units s, m, h, d), "
+            f"got {value!r}"
+        )
+    text = value.strip()
+    if text.startswith("@") or re.match(r"^\d{4}-\d\d-\d\d", text):
+        raise ValueError(
+            f"an absolute time is not supported, got {value!r}: give the offset from now, "
+            "e.g. '+400d' or '-2h' (each process would start at that instant and steps "
+            "would not see the clock advance)"
+        )
+    if not re.fullmatch(CLOCK_PATTERN, text):
+        raise ValueError(
+            "expected a sign, then numbers with units s, m, h or d (e.g. '+2h', '-90s', "
+            f"'+1h30m', '+1d'), got {value!r}"
+        )
+    seconds = clock_seconds(text)
+    if seconds == 0:
+        raise ValueError(f"a zero offset changes nothing, got {value!r}; leave `clock:` out")
+    if abs(seconds) > CLOCK_MAX:
+        raise ValueError(f"an offset is at most 36500d (a hundred years), got {value!r}")
+    return text
+
+
+ClockValue = Annotated[
+    Any,
+    PlainValidator(_clock_value),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": CLOCK_PATTERN,
+            "description": "offset of the node's clock from the real time: '+2h', '-90s', "
+            "'+1h30m', '+1d' (units s, m, h, d)",
+        }
+    ),
+]
+
+
 UlimitValue = Annotated[
     Any,
     PlainValidator(_ulimit_value),
@@ -505,6 +559,12 @@ class Node(_Model):
         default_factory=list,
         description="container ports published on the host's 127.0.0.1 only: PORT (the "
         "engine picks a free host port), HOST_PORT:PORT, '53/udp'",
+    )
+    clock: ClockValue | None = Field(
+        default=None,
+        description="the node's wall clock this far from the real time ('+2h', '-90s', "
+        "'+1d'), through libfaketime: its command and every step see it; the host's and the "
+        "other nodes' clocks stay as they are",
     )
 
 

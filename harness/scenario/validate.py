@@ -30,6 +30,8 @@ from harness.scenario.schema import NAME_PATTERN, PORT_PATTERN, SCENARIO_PATTERN
 from harness.scenario.suggest import did_you_mean, unknown
 from harness.scenario.yamlpos import Located, YPath
 
+CLOCK_ENV = ("LD_PRELOAD", "FAKETIME", "DONT_FAKE_MONOTONIC")  # what `clock:` sets
+
 _NAME_RE = re.compile(NAME_PATTERN)
 _SCENARIO_RE = re.compile(SCENARIO_PATTERN)
 _SLUG_RE = re.compile(SLUG_PATTERN)
@@ -369,6 +371,27 @@ class Checker:
                     f"set only one of command, port, log in health (found {', '.join(given)})",
                 )
         self.check_node_caps(node, path)
+        self.check_node_clock(node, path)
+
+    def check_node_clock(self, node: dict[str, Any], path: YPath) -> None:
+        """`clock:` preloads libfaketime built for the node's own Debian environment: an
+        `image:` node's OS and C library are unknown, and the node's own LD_PRELOAD or FAKETIME
+        would be overwritten."""
+        if node.get("clock") is None:
+            return
+        if node.get("image") is not None:
+            self.at_key(
+                (*path, "clock"),
+                "`clock:` needs a lab or an `os:` node (a Debian environment the harness "
+                "builds, whose C library the libfaketime it copies in is built for); an "
+                "`image:` node's OS is unknown: run it from a lab, or give it `os:` instead",
+            )
+        for key in _d(node.get("env")):
+            if key in CLOCK_ENV:
+                self.at_key(
+                    (*path, "env", key),
+                    f"{key} is set by `clock:` (libfaketime); drop one of them",
+                )
 
     def check_node_files(self, node: dict[str, Any], path: YPath) -> None:
         """Files copied in: to an absolute path in the node, from a regular project file."""
