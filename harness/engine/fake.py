@@ -82,7 +82,13 @@ class FakeEngine:
     exits: dict[str, int] = field(default_factory=dict)  # node -> exit code it stops with at start
     images: set[str] = field(default_factory=set)  # image references the engine holds
     capabilities: dict[str, bool] = field(
-        default_factory=lambda: {"netem": True, "tbf": True, "statistic": True, "iptables": True}
+        default_factory=lambda: {
+            "netem": True,
+            "tbf": True,
+            "statistic": True,
+            "iptables": True,
+            "nfqueue": True,
+        }
     )
     calls: list[Call] = field(default_factory=list)
     _failures: list[_Failure] = field(default_factory=list)
@@ -414,11 +420,13 @@ class FakeEngine:
     def check_impairments(self, requests: list[dict[str, Any]], image: str) -> ImpairCheck:
         self._call("check_impairments", len(requests), image)
         missing = [
-            f"{key} {req[key]} on {req.get('node', '?')} needs the netem qdisc, which this"
-            " engine's kernel does not have"
+            f"{key} {req[key]} on {req.get('node', '?')} needs the netem qdisc or NFQUEUE"
+            " (nfnetlink_queue), and this engine's kernel has neither"
             for req in requests
             for key in ("delay", "jitter")
-            if req.get(key) and not self.capabilities.get("netem")
+            if req.get(key)
+            and not self.capabilities.get("netem")
+            and not self.capabilities.get("nfqueue")
         ]
         return ImpairCheck(dict(self.capabilities), missing)
 
@@ -437,7 +445,10 @@ class FakeEngine:
         self._call("impair", run, node, network, loss, rate, delay, jitter)
         self._running(run, node)
         applied = {"loss": loss, "rate": rate, "delay": delay, "jitter": jitter}
-        return {"node": node, "network": network, "applied": applied}
+        out: dict[str, Any] = {"node": node, "network": network, "applied": applied}
+        if delay is not None:
+            out["backend"] = "netem" if self.capabilities.get("netem") else "nfqueue"
+        return out
 
     def clear_impairment(
         self, run: str, node: str, network: str | None = None, address: str | None = None

@@ -19,9 +19,18 @@ apply(container, network, address, *, loss=None, rate=None, delay=None, jitter=N
       Forwarded packets count too (the jumps sit in INPUT, OUTPUT and FORWARD).
     - rate: tc tbf, root qdisc (handle 4c48:) on the interface: limits what the node SENDS on
       that network (egress). Limit both ends of a link to cap both directions.
-    - delay/jitter: tc netem at the root (handle 4c48:), with tbf as its child for a rate; egress.
-      Only where the kernel has netem (see capabilities()); else InfraError.
-    Returns {"node", "network", "interface", "applied": {...}, "commands": [...]}.
+    - delay/jitter, by the backend delay_backend() picks from capabilities():
+      "netem": tc netem at the root (handle 4c48:), with tbf as its child for a rate; egress.
+      "nfqueue" (kernels without netem): iptables `-t mangle` PREROUTING -i <dev> -j NFQUEUE
+      (chain LABHARNESS-DELAY, comment lh:delay:<network>) and a helper container in the node's
+      network namespace that releases each packet after delay +- jitter (delayhelper.py,
+      nfqdelay.py). It delays what ARRIVES on the interface, not what leaves: a packet the
+      node's own TCP sends and a queue holds still counts against the socket (TCP small
+      queues), which caps a delayed sender at a few kB/s; on ingress the sender is the peer and
+      a round trip gains the same delay as with netem. A rate stays on tbf (egress).
+      Neither backend: InfraError. LABHARNESS_DELAY_BACKEND=netem|nfqueue forces one.
+    Returns {"node", "network", "interface", "applied": {...}, "commands": [...]}, plus
+    "backend" and "helper" when a delay was set.
 
 clear(container, network=None, address=None) -> dict
     network given (with address, or the interface found again from the rule tags): remove this
@@ -48,8 +57,12 @@ show(container) -> dict
 
 capabilities(client, image) -> dict[str, bool]
     Probed once per engine (engine id + kernel version), cached in-process and in
-    <cache>/capabilities.json: {"netem", "tbf", "statistic", "iptables"}. The probe is a
-    throwaway container (label labharness.probe=capabilities, NET_ADMIN) from `image`.
+    <cache>/capabilities.json: {"netem", "tbf", "statistic", "iptables", "nfqueue"} (an entry
+    without one of them, as older caches have, is probed again). The probe is a throwaway
+    container (label labharness.probe=capabilities, NET_ADMIN) from `image`.
+
+delay_backend(caps) -> "netem" | "nfqueue" | None
+    netem where the kernel has it, else nfqueue where NFQUEUE works, else None.
 
 unsupported(requests, caps, kernel=None) -> list[str]
     One sentence per requested impairment this engine cannot do. requests: the scenario's
@@ -78,6 +91,7 @@ from harness.errors import InfraError, UsageError
 
 CHAIN_IN = "LABHARNESS-IN"
 CHAIN_OUT = "LABHARNESS-OUT"
+CHAIN_DELAY = "LABHARNESS-DELAY"  # in the mangle table, jumped to from PREROUTING
 TAG = "lh"  # rule comments: lh:loss:<network>, lh:part:<target>
 HANDLE = "4c48:"  # our root qdisc ("LH"); a child tbf under netem gets 4c49:
 CHILD_HANDLE = "4c49:"
@@ -274,6 +288,7 @@ def apply(
     delay: str | None = None,
     jitter: str | None = None,
     direction: str = "both",
+    backend: str | None = None,
 ) -> dict[str, Any]:
     """Set loss/rate/delay/jitter on the node's link to `network` (see the module doc)."""
     if direction not in ("both", "in", "out"):
@@ -284,6 +299,10 @@ def apply(
     dev = interface_for(container, address)
     commands: list[list[str]] = []
     applied: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    if delay is not None:
+        backend = backend or _backend_for(container)
+        extra["backend"] = backend
 
     clear(container, network, address)  # apply sets; it never stacks
 
@@ -292,9 +311,18 @@ def apply(
         if p > 0:
             commands += _apply_loss(container, network, dev, p, direction)
         applied["loss"] = {"value": loss, "probability": p, "direction": direction}
+    if delay is not None and backend == "nfqueue":
+        argv, extra["helper"] = _apply_nfqueue(container, network, dev, delay, jitter)
+        commands.append(argv)
+        delay = jitter = None  # done: only a rate is left for tc
     commands += _apply_qdiscs(container, dev, rate=rate, delay=delay, jitter=jitter)
-    if delay is not None:
-        applied["delay"] = {"value": delay, "jitter": jitter}
+    if "backend" in extra:
+        applied["delay"] = {
+            "value": extra["helper"]["delay"] if "helper" in extra else delay,
+            "jitter": extra["helper"]["jitter"] if "helper" in extra else jitter,
+            "backend": extra["backend"],
+            "direction": "in" if extra["backend"] == "nfqueue" else "out",
+        }
     if rate is not None:
         applied["rate"] = {"value": rate, "bits_per_second": rate_bits(rate), "direction": "out"}
 
@@ -304,7 +332,69 @@ def apply(
         "interface": dev,
         "applied": applied,
         "commands": [shlex.join(c) for c in commands],
+        **extra,
     }
+
+
+def _backend_for(container: Any) -> str:
+    """The delay backend for this node's engine (LABHARNESS_DELAY_BACKEND forces one)."""
+    forced = os.environ.get("LABHARNESS_DELAY_BACKEND", "").strip()
+    if forced:
+        if forced not in DELAY_BACKENDS:
+            raise UsageError(
+                f"LABHARNESS_DELAY_BACKEND must be one of {', '.join(DELAY_BACKENDS)},"
+                f" got {forced!r}"
+            )
+        return forced
+    caps = capabilities(container.client, str(container.image.id))
+    chosen = delay_backend(caps)
+    if chosen is None:
+        raise InfraError(
+            f"delay on {_node(container)} needs the netem qdisc or NFQUEUE (nfnetlink_queue),"
+            " and this engine's kernel has neither",
+            hint="see docs/impairments.md",
+        )
+    return chosen
+
+
+def _ifindex(container: Any, dev: str) -> int:
+    _, out = _run(container, ["cat", f"/sys/class/net/{dev}/ifindex"])
+    return int(out.strip())
+
+
+def _apply_nfqueue(
+    container: Any, network: str, dev: str, delay: str, jitter: str | None
+) -> tuple[list[str], dict[str, Any]]:
+    """Packets arriving on dev go to queue <ifindex>, which the helper releases late."""
+    from harness.engine import delayhelper
+
+    delay_ms = delay_seconds(_delay(delay)) * 1000
+    jitter_ms = delay_seconds(_delay(jitter)) * 1000 if jitter else 0.0
+    queue = _ifindex(container, dev)
+    mangle = ["-t", "mangle"]
+    if _ipt(container, *mangle, "-n", "-L", CHAIN_DELAY, ok_codes=(0, 1)) != 0:
+        _ipt(container, *mangle, "-N", CHAIN_DELAY, ok_codes=(0, 1))
+    if _ipt(container, *mangle, "-C", "PREROUTING", "-j", CHAIN_DELAY, ok_codes=(0, 1)) != 0:
+        _ipt(container, *mangle, "-I", "PREROUTING", "1", "-j", CHAIN_DELAY)
+    # the helper first: the rule's --queue-bypass lets packets through while nothing listens
+    helper = delayhelper.start(container, network, queue, delay_ms, jitter_ms)
+    argv = [*mangle, "-A", CHAIN_DELAY, "-i", dev, *_comment("delay", network)]
+    argv += ["-j", "NFQUEUE", "--queue-num", str(queue), "--queue-bypass"]
+    try:
+        _ipt(container, *argv)
+    except BaseException:
+        delayhelper.stop(container, network)
+        raise
+    helper |= {"delay": delay, "jitter": jitter, "limit": DELAY_LIMIT}
+    return ["iptables", *argv], helper
+
+
+def delay_seconds(value: str) -> float:
+    """'100ms' -> 0.1."""
+    m = _DELAY_RX.fullmatch(value.strip())
+    if not m:
+        raise UsageError(f"expected a delay like '100ms', '1s' or '500us', got {value!r}")
+    return float(m.group(1)) * {"us": 1e-6, "ms": 1e-3, "s": 1.0}[m.group(2)]
 
 
 def _apply_loss(
@@ -348,11 +438,47 @@ def _apply_qdiscs(
     return commands
 
 
+def _delay_rules(container: Any) -> list[tuple[list[str], str]]:
+    """Our NFQUEUE rules in the mangle table as (argv after the chain, comment)."""
+    code, out = _run(
+        container, ["iptables", "-w", "5", "-t", "mangle", "-S", CHAIN_DELAY], ok_codes=(0, 1)
+    )
+    found = []
+    for line in out.splitlines() if code == 0 else []:
+        words = shlex.split(line)
+        if len(words) >= 3 and words[0] == "-A":
+            comment = words[words.index("--comment") + 1] if "--comment" in words else ""
+            found.append((words[2:], comment))
+    return found
+
+
+def _clear_delay(container: Any, network: str | None) -> tuple[int, list[dict[str, Any]]]:
+    """Remove our NFQUEUE rules (one network's, or all with the chain) and the helpers."""
+    from harness.engine import delayhelper
+
+    mangle = ["-t", "mangle"]
+    n = 0
+    for spec, comment in _delay_rules(container):
+        if network is None or comment == f"{TAG}:delay:{network}":
+            _ipt(container, *mangle, "-D", CHAIN_DELAY, *spec, ok_codes=(0, 1))
+            n += 1
+    if network is None:
+        while (
+            _ipt(container, *mangle, "-D", "PREROUTING", "-j", CHAIN_DELAY, ok_codes=(0, 1, 2)) == 0
+        ):
+            pass
+        _ipt(container, *mangle, "-X", CHAIN_DELAY, ok_codes=(0, 1))
+    helpers = delayhelper.stop(container, network) if hasattr(container, "client") else []
+    return n, helpers
+
+
 def clear(container: Any, network: str | None = None, address: str | None = None) -> dict[str, Any]:
     """Remove what apply() set on one network (or everything of ours when network is None)."""
     node = _node(container)
+    delay_rules, helpers = _clear_delay(container, network)
+    extra = {"helpers": helpers} if helpers else {}
     if network is None:
-        rules = _delete_rules(container, lambda c: c.startswith(f"{TAG}:"))
+        rules = delay_rules + _delete_rules(container, lambda c: c.startswith(f"{TAG}:"))
         for chain, parents in (
             (CHAIN_IN, ("INPUT", "FORWARD")),
             (CHAIN_OUT, ("OUTPUT", "FORWARD")),
@@ -363,7 +489,8 @@ def clear(container: Any, network: str | None = None, address: str | None = None
             _ipt(container, "-F", chain, ok_codes=(0, 1))
             _ipt(container, "-X", chain, ok_codes=(0, 1))
         qdiscs = sum(_del_qdisc(container, dev) for dev in _devices(container))
-        return {"node": node, "network": None, "removed": {"rules": rules, "qdiscs": qdiscs}}
+        removed = {"rules": rules, "qdiscs": qdiscs}
+        return {"node": node, "network": None, "removed": removed, **extra}
 
     tag = f"{TAG}:loss:{network}"
     devs: set[str] = set()
@@ -374,9 +501,10 @@ def clear(container: Any, network: str | None = None, address: str | None = None
             for flag in ("-i", "-o"):
                 if flag in spec:
                     devs.add(spec[spec.index(flag) + 1])
-    rules = _delete_rules(container, lambda c: c == tag)
+    rules = delay_rules + _delete_rules(container, lambda c: c == tag)
     qdiscs = sum(_del_qdisc(container, dev) for dev in sorted(devs))
-    return {"node": node, "network": network, "removed": {"rules": rules, "qdiscs": qdiscs}}
+    removed = {"rules": rules, "qdiscs": qdiscs}
+    return {"node": node, "network": network, "removed": removed, **extra}
 
 
 def partition(container: Any, target: str, addresses: list[str]) -> dict[str, Any]:
@@ -430,6 +558,7 @@ def subnets(client: Any, network: str) -> list[str]:
 def show(container: Any) -> dict[str, Any]:
     """This module's rules and qdiscs in the node, for the journal and evidence."""
     rules = [f"{chain} {shlex.join(spec)}" for chain, spec, _ in _rules(container)]
+    rules += [f"mangle {CHAIN_DELAY} {shlex.join(spec)}" for spec, _ in _delay_rules(container)]
     qdiscs = []
     for dev in _devices(container):
         q = _qdisc(container, dev)
@@ -440,7 +569,9 @@ def show(container: Any) -> dict[str, Any]:
 
 # -- what this engine can do -------------------------------------------------------------------
 
-CAPABILITIES = ("netem", "tbf", "statistic", "iptables")
+CAPABILITIES = ("netem", "tbf", "statistic", "iptables", "nfqueue")
+DELAY_BACKENDS = ("netem", "nfqueue")
+DELAY_LIMIT = 1000  # packets the nfqueue helper holds at once (nfqdelay.DEFAULT_LIMIT)
 _PROBE_SCRIPT = r"""
 try() { name=$1; shift; if "$@" >/dev/null 2>&1; then echo "$name=1"; else echo "$name=0"; fi; }
 try netem tc qdisc add dev lo root handle 1: netem delay 1ms
@@ -449,6 +580,8 @@ try tbf tc qdisc add dev lo root handle 1: tbf rate 1mbit burst 5000 latency 50m
 tc qdisc del dev lo root >/dev/null 2>&1
 try iptables iptables -w 5 -A OUTPUT -o lo -d 127.0.0.2 -j DROP
 try statistic iptables -w 5 -A OUTPUT -o lo -m statistic --mode random --probability 0.5 -j DROP
+nfq="-t mangle -A PREROUTING -i lo -d 127.0.0.2 -j NFQUEUE --queue-num 0 --queue-bypass"
+try nfqueue sh -c "iptables -w 5 $nfq && test -e /proc/net/netfilter/nfnetlink_queue"
 """
 
 _caps_lock = threading.Lock()
@@ -523,6 +656,15 @@ def capabilities(client: Any, image: str, refresh: bool = False) -> dict[str, bo
         return dict(caps)
 
 
+def delay_backend(caps: dict[str, bool]) -> str | None:
+    """netem where the kernel has it, else nfqueue where NFQUEUE works, else None."""
+    if caps.get("netem"):
+        return "netem"
+    if caps.get("nfqueue") and caps.get("iptables"):
+        return "nfqueue"
+    return None
+
+
 def _where(req: dict[str, Any]) -> str:
     node = req.get("node", "?")
     return f"{node}/{req['network']}" if req.get("network") else str(node)
@@ -537,9 +679,10 @@ def unsupported(
     for req in requests:
         where = _where(req)
         for key in ("delay", "jitter"):
-            if req.get(key) and not caps.get("netem", False):
+            if req.get(key) and delay_backend(caps) is None:
                 out.append(
-                    f"{key} {req[key]} on {where} needs the netem qdisc, which {kern} does not have"
+                    f"{key} {req[key]} on {where} needs the netem qdisc or NFQUEUE"
+                    f" (nfnetlink_queue), and {kern} has neither"
                 )
         if req.get("rate") and not caps.get("tbf", False):
             out.append(f"rate {req['rate']} on {where} needs the tbf qdisc, which {kern} lacks")

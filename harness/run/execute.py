@@ -206,7 +206,8 @@ class Run:
             rec["images"] = self.images
 
     def preflight(self) -> None:
-        """Refuse, before anything starts, what this engine cannot do (delay without netem)."""
+        """Refuse, before anything starts, what this engine cannot do (delay without netem or
+        NFQUEUE)."""
         reqs = faults.requested(self.raw.topology.impairments, self.repro.steps)
         with self.phase("preflight") as rec:
             rec["impairments"] = reqs
@@ -215,13 +216,18 @@ class Run:
             probe_image = next(iter(self.images.values()))
             can = self.engine.check_impairments(reqs, probe_image)
             rec["capabilities"] = can.capabilities
+            if any(r.get("delay") for r in reqs):  # netem first, else nfqueue (impair.py)
+                caps = can.capabilities
+                rec["delay_backend"] = (
+                    "netem" if caps.get("netem") else "nfqueue" if caps.get("nfqueue") else None
+                )
             missing = can.missing
             if missing:
                 raise InfraError(
                     "this engine cannot apply what the scenario asks for:\n  "
                     + "\n  ".join(missing),
                     hint="run it on an engine whose kernel has the missing qdisc (netem is in "
-                    "most distribution kernels), or drop that impairment",
+                    "most distribution kernels) or NFQUEUE, or drop that impairment",
                 )
 
     def bring_up(self, tag: str = "") -> None:

@@ -164,28 +164,39 @@ def test_capabilities_are_probed_once_and_cached(
     kernel = impair.engine_kernel(net.client)
     sentences = impair.unsupported(
         [{"node": "proxy", "network": "dmz", "delay": "100ms", "loss": "5%"}],
-        {**caps, "netem": False},
+        {**caps, "netem": False, "nfqueue": True, "iptables": True},
+        kernel,
+    )
+    assert sentences == []  # nfqueue does it when the kernel has NFQUEUE
+    sentences = impair.unsupported(
+        [{"node": "proxy", "network": "dmz", "delay": "100ms", "loss": "5%"}],
+        {**caps, "netem": False, "nfqueue": False},
         kernel,
     )
     assert sentences == [
-        f"delay 100ms on proxy/dmz needs the netem qdisc, which this engine's kernel ({kernel})"
-        " does not have"
+        f"delay 100ms on proxy/dmz needs the netem qdisc or NFQUEUE (nfnetlink_queue), and this"
+        f" engine's kernel ({kernel}) has neither"
     ]
     assert impair.unsupported([{"node": "p", "delay": "1ms"}], {**caps, "netem": True}) == []
 
 
 def test_delay_with_netem(net: Lab, env_image: str) -> None:
+    """Delay with whichever backend the probe picks: netem, else nfqueue (issue 18 point 5)."""
     caps = impair.capabilities(net.client, env_image)
-    if not caps["netem"]:
+    backend = impair.delay_backend(caps)
+    if backend is None:
         pytest.skip(
-            f"this engine's kernel ({impair.engine_kernel(net.client)}) has no netem qdisc:"
-            " delay and jitter cannot be applied here"
+            f"this engine's kernel ({impair.engine_kernel(net.client)}) has neither the netem"
+            " qdisc nor NFQUEUE: delay and jitter cannot be applied here"
         )
     c_front = net.addresses["c"]["front"]
-    impair.apply(net.containers["c"], "front", c_front, delay="100ms", rate="10mbit")
+    res = impair.apply(net.containers["c"], "front", c_front, delay="100ms", rate="10mbit")
     try:
+        assert res["backend"] == backend
+        assert res["applied"]["delay"]["backend"] == backend
         _, out = net.sh("a", f"ping -n -c 3 -i 0.2 {c_front}")
         rtts = [float(x) for x in re.findall(r"time=([\d.]+) ms", out)]
         assert rtts and min(rtts) >= 90, out
     finally:
         impair.clear(net.containers["c"], "front", c_front)
+    assert impair.show(net.containers["c"])["rules"] == []
