@@ -221,7 +221,9 @@ class Run:
                 rec["delay_backend"] = (
                     "netem" if caps.get("netem") else "nfqueue" if caps.get("nfqueue") else None
                 )
-            missing = can.missing
+            missing = list(can.missing)
+            if rec.get("delay_backend") == "nfqueue":
+                missing += faults.delays_on_ipv6(reqs, self.topology)
             if missing:
                 raise InfraError(
                     "this engine cannot apply what the scenario asks for:\n  "

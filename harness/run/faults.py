@@ -131,6 +131,28 @@ def topology_impairments(
     return out
 
 
+def delays_on_ipv6(reqs: list[dict[str, Any]], topology: Topology) -> list[str]:
+    """The nfqueue backend queues IPv4 only (its rule is iptables'), and names resolve to a
+    node's IPv6 address first: a delay on a dual-stack network would not delay what the steps
+    send. One sentence per such request, for the preflight to refuse (netem delays both)."""
+    v6 = {n.name for n in topology.networks if n.ipv6}
+    nodes = {n.name: n for n in topology.nodes}
+    out: list[str] = []
+    for req in reqs:
+        value = req.get("delay") or req.get("jitter")
+        node = nodes.get(str(req.get("node")))
+        if not value or node is None:
+            continue
+        nets = [req["network"]] if req.get("network") else [a.network for a in node.networks]
+        hit = sorted(set(nets) & v6)
+        if hit:
+            out.append(
+                f"delay {value} on {node.name}/{hit[0]}: that network has IPv6, which the "
+                "NFQUEUE delay backend does not queue (IPv4 only); it needs netem"
+            )
+    return out
+
+
 def requested(topology_impairments: list[Impairment], steps: list[Any]) -> list[dict[str, Any]]:
     """Every impairment a run will ask for, for the capability check before anything starts."""
     reqs = [i.model_dump(exclude_none=True) for i in topology_impairments]

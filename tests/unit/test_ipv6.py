@@ -354,3 +354,45 @@ def test_loss_on_a_network_with_ipv6_is_refused(tmp_path: Path, test_catalog: Ca
     assert [line.split(":")[0] for line in lines] == ["10", "11", "16"], text
     assert all("loss: network 'lan' has IPv6, and loss drops IPv4 only" in x for x in lines)
     _load(tmp_path, test_catalog, LOSS.replace('lan: {subnet6: "fd00:90::/64"}', "lan: {}"))
+
+
+DELAY = """\
+scenario: v6
+topology:
+  networks:
+    lan: {subnet6: "fd00:90::/64"}
+    v4: {}
+  nodes:
+    a: {os: debian-12, networks: [lan]}
+    b: {os: debian-12, networks: [v4]}
+  impairments:
+    - {node: a, delay: 50ms}
+    - {node: b, delay: 50ms}
+"""
+
+
+@pytest.mark.parametrize(("netem", "refused"), [(False, True), (True, False)])
+def test_a_delay_on_ipv6_needs_netem(
+    tmp_path: Path,
+    test_catalog: Catalog,
+    monkeypatch: pytest.MonkeyPatch,
+    netem: bool,
+    refused: bool,
+) -> None:
+    """The NFQUEUE delay backend queues IPv4 only: where it is the backend, a delay on a
+    dual-stack network is refused before anything starts (exit 3), never applied half."""
+    monkeypatch.setenv("LABHARNESS_REPORTS", str(tmp_path / "reports"))
+    loaded = _load(tmp_path, test_catalog, DELAY)
+    fake = FakeEngine()
+    fake.capabilities.update(netem=netem, nfqueue=True)
+    run = Run(loaded, CATALOG_ROOT, test_catalog, RunOptions(), engine=fake)
+    if not refused:
+        run.build()
+        run.preflight()
+        return
+    run.build()
+    with pytest.raises(InfraError) as err:
+        run.preflight()
+    text = err.value.message
+    assert "delay 50ms on a/lan: that network has IPv6" in text, text
+    assert "on b/" not in text  # b's network is IPv4 only: the NFQUEUE backend delays it
