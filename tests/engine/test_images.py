@@ -106,6 +106,7 @@ VERSION_COMMANDS = {
     "redis": ("redis-server --version", "v={v}."),
     "curl": ("curl --version", "curl {v}."),
     "backend": ("python3 /opt/backend/app.py --version", "{v}"),
+    "haproxy": ("haproxy -v", "version {v}."),
 }
 
 
@@ -122,6 +123,8 @@ VERSION_COMMANDS = {
         ("curl", "7.88", "debian-12"),
         ("backend", "1.0", "debian-11"),
         ("backend", "1.0", "debian-12"),
+        ("haproxy", "2.2", "debian-11"),
+        ("haproxy", "2.6", "debian-12"),
     ],
 )
 def test_lab_image_runs_its_version(
