@@ -35,6 +35,8 @@ VERIFY = [
     # the workaround: nginx starts, but a default OpenSSL 3 client still refuses the certificate
     ("nginx-sha1-certificate", "allow-sha1", "INCONCLUSIVE"),
     ("nginx-sha1-certificate", "add-chain", "NOT_FIXED"),
+    ("haproxy-healthcheck-path", "check-path", "FIXED"),
+    ("haproxy-healthcheck-path", "longer-timeouts", "NOT_FIXED"),
 ]
 
 

@@ -107,6 +107,7 @@ VERSION_COMMANDS = {
     "redis": ("redis-server --version", "v={v}."),
     "curl": ("curl --version", "curl {v}."),
     "backend": ("python3 /opt/backend/app.py --version", "{v}"),
+    "haproxy": ("haproxy -v", "version {v}."),
 }
 
 
@@ -128,6 +129,9 @@ VERSION_COMMANDS = {
         ("redis", "8.0", "debian-13"),
         ("curl", "8.14", "debian-13"),
         ("backend", "1.0", "debian-13"),
+        ("haproxy", "2.2", "debian-11"),
+        ("haproxy", "2.6", "debian-12"),
+        ("haproxy", "3.0", "debian-13"),
     ],
 )
 def test_lab_image_runs_its_version(

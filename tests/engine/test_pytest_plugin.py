@@ -254,3 +254,23 @@ def test_lab_health_suites_on_web_tier(os_name: str, docker_client: Any, reports
         assert f"[{node}] PASSED" in out
     assert " FAILED" not in out and " SKIPPED" not in out
     assert nothing_left(docker_client, state["run"])
+
+
+@pytest.mark.parametrize("os_name", ["debian-11", "debian-12", "debian-13"])
+def test_haproxy_health_suite(os_name: str, docker_client: Any, reports: Path) -> None:
+    """The haproxy lab's suite on the haproxy case (its servers DOWN: the suite needs none UP)."""
+    p = pytest_run(
+        "--lab-scenario",
+        "scenarios/cases/haproxy-healthcheck-path.yaml",
+        "--lab-param",
+        f"os={os_name}",
+        "--import-mode=importlib",
+        "labs/haproxy/tests",
+        reports=reports,
+    )
+    out = p.stdout + p.stderr
+    [state] = session_runs(reports, "haproxy-healthcheck-path")
+    assert p.returncode == 0, out
+    assert out.count("[lb] PASSED") == 5, out
+    assert " FAILED" not in out and " SKIPPED" not in out
+    assert nothing_left(docker_client, state["run"])
