@@ -114,15 +114,17 @@ def tail(container: Any, lines: int = TAIL_LINES) -> str:
 
 
 def _ready(check: Check, container: Any) -> bool:
-    """One check; a container that stopped since its state was read (the engine refuses the
-    exec: 409 at its creation, or 500 "is not running" at its start) is not ready, and the
-    next state read says how it ended."""
+    """One check; a container that stopped since its state was read is not ready, and the
+    next state read says how it ended. The engine says so three ways: 409 at the exec's
+    creation, 500 "is not running" at its start, or, when it stops while the exec runs, it
+    drops the exec and answers 404 "No such exec instance" when the exit code is read."""
     import docker.errors  # here, not at the top: the client imports docker first (paramiko)
 
     try:
         return check.ready(container)
     except docker.errors.APIError as exc:
-        if exc.status_code == 409 or "is not running" in str(exc.explanation or ""):
+        said = str(exc.explanation or "")
+        if exc.status_code == 409 or "is not running" in said or "No such exec instance" in said:
             return False
         raise
 

@@ -180,7 +180,7 @@ def test_fixed_subnet_taken_by_another_run_is_a_clear_error(
 
 def test_images_verbs_report_the_catalog(reports: Path) -> None:
     built = run_json("images", "build", "--environments-only", reports=reports)
-    assert {r["name"] for r in built} == {"debian-11", "debian-12"}
+    assert {r["name"] for r in built} == {"debian-11", "debian-12", "debian-13"}
     assert all(r["status"] in ("built", "reused") for r in built)
     listed = run_json("images", "ls", reports=reports)
     current = {r["tag"] for r in listed if r["current"]}

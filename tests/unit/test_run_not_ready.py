@@ -214,11 +214,14 @@ def test_nodes_a_symptom_allows_not_to_start_are_found_at_any_depth(
 
 class _Exits:
     """A container that stops between its state read and the readiness exec (the engine
-    answers 409, then 500 'is not running'), then reads as exited with code 1."""
+    answers 409, then 500 'is not running'; or, stopping while the exec runs, it drops the
+    exec and answers 404 'No such exec instance' when its exit code is read), then reads as
+    exited with code 1."""
 
     name = "lab-x-proxy"
 
-    def __init__(self) -> None:
+    def __init__(self, vanish: bool = False) -> None:
+        self.vanish = vanish
         self.reads = 0
         self.attrs: dict[str, Any] = {}
 
@@ -228,6 +231,10 @@ class _Exits:
         self.attrs = {"State": {"Status": status, "ExitCode": 1}}
 
     def exec_run(self, *args: Any, **kwargs: Any) -> Any:
+        if self.vanish:
+            raise docker.errors.NotFound(
+                "404 Client Error", _Status(404), "No such exec instance: 1989c2ffae8b"
+            )
         if self.reads % 2:  # refused at the exec's creation, or at its start
             raise docker.errors.APIError("409 Conflict", _Status(409), "container is not running")
         raise docker.errors.APIError("500 Server Error", _Status(500), "x is not running: Exited")
@@ -241,7 +248,8 @@ class _Status:
         self.status_code = code
 
 
-def test_a_node_that_stops_during_its_readiness_exec_is_an_exit_not_a_crash() -> None:
+@pytest.mark.parametrize("vanish", [False, True], ids=["refused", "exec-dropped"])
+def test_a_node_that_stops_during_its_readiness_exec_is_an_exit_not_a_crash(vanish: bool) -> None:
     spec = HealthSpec(kind="command", command="true", timeout=5.0, interval=0.01)
     with pytest.raises(InfraError, match="exited with code 1 before it was ready"):
-        waits.wait_ready(_Exits(), "proxy", spec)
+        waits.wait_ready(_Exits(vanish), "proxy", spec)
