@@ -251,6 +251,7 @@ class Applied(_Model):
     network: str | None = None
     interface: str | None = None
     commands: list[str | list[str]] | None = None
+    backend: str | None = None  # a delay's: netem | nfqueue (schema 1.10)
     a: Applied | None = None
     b: Applied | None = None
 

@@ -14,7 +14,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from harness import outcomes
-from harness.journal_model import EvidencePhase, UpPhase
+from harness.journal_model import EvidencePhase, ImpairPhase, Journal, UpPhase
 from harness.reports.journal import (
     Run,
     attempt_outcome,
@@ -196,7 +196,6 @@ def context(run: Run) -> dict[str, Any]:
         groups.setdefault(group, []).append((label, rel))
     for rel in run.ansible_artifacts():
         groups.setdefault("ansible", []).append((rel.split("/", 2)[-1], rel))
-    topo = j.topology
     return {
         "run": run,
         "j": j,
@@ -222,12 +221,7 @@ def context(run: Run) -> dict[str, Any]:
         "artifacts": groups,
         "nodes": _node_rows(run),
         "not_ready": _not_ready_rows(run),
-        "impairments": [
-            impairment_text(i)
-            + f" on {s(i.get('node'))}"
-            + (f"/{s(i.get('network'))}" if i.get("network") else "")
-            for i in topo.impairments
-        ],
+        "impairments": impairment_lines(j),
         "params": {s(k): s(v) for k, v in j.params.items()},
         "reports": [
             r
@@ -254,3 +248,31 @@ def write_html(run: Run, folder: Path) -> Path:
     tmp.write_text(render_html(run), encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+# how each delay backend works, for the line that names it (docs/impairments.md)
+DELAY_BACKENDS = {
+    "netem": "tc netem, on what the node sends",
+    "nfqueue": "NFQUEUE and a helper, on what the node receives",
+}
+
+
+def impairment_lines(j: Journal) -> list[str]:
+    """The scenario's impairments, each with the delay backend the run used for it (the probe
+    picks netem or nfqueue per engine: a reader of the ticket must see which)."""
+    used: dict[tuple[str | None, str | None], str] = {}
+    for p in j.phases:
+        if isinstance(p, ImpairPhase):
+            for a in p.applied:
+                if a.backend:
+                    used[(a.node, a.network)] = a.backend
+                    used.setdefault((a.node, None), a.backend)
+    out = []
+    for i in j.topology.impairments:
+        node, net = i.get("node"), i.get("network")
+        text = impairment_text(i) + f" on {s(node)}" + (f"/{s(net)}" if net else "")
+        backend = used.get((node, net)) if i.get("delay") else None
+        if backend:
+            text += f" (delay by {backend}: {DELAY_BACKENDS.get(backend, backend)})"
+        out.append(text)
+    return out

@@ -18,6 +18,7 @@ from harness.journal_model import (
     BuildPhase,
     ConfigurePhase,
     ImagePlan,
+    ImpairPhase,
     Journal,
     Plan,
     PlanItem,
@@ -37,7 +38,21 @@ def _manual(j: Journal) -> Manual:
     plan = j.plan or plan_from_phases(j)
     build = j.phase("build")
     tags = build.images if isinstance(build, BuildPhase) else {}
-    return steps_model.build(plan, tags, list(j.topology.impairments), j.run or "")
+    return steps_model.build(
+        plan, tags, list(j.topology.impairments), j.run or "", delay_backends(j)
+    )
+
+
+def delay_backends(j: Journal) -> list[str]:
+    """The delay backends the run's impair phase used (netem, nfqueue), in order."""
+    found = [
+        a.backend
+        for p in j.phases
+        if isinstance(p, ImpairPhase)
+        for a in p.applied
+        if a.backend is not None
+    ]
+    return list(dict.fromkeys(found))
 
 
 def _body(lines: list[str]) -> list[str]:
@@ -115,6 +130,14 @@ def render(j: Journal) -> str:
         "HERE=$(pwd)   # the folder holding this file",
         *m.settings,
         "WORK=$(mktemp -d)   # the step outputs the probes read",
+        *(
+            [
+                "# a delay where the kernel has no netem: the helper's program from labharness",
+                'cp /path/to/labharness/harness/engine/nfqdelay.py "$WORK/"',
+            ]
+            if m.delays
+            else []
+        ),
         "```",
         "",
     ]
@@ -145,10 +168,16 @@ def render(j: Journal) -> str:
     lines += [
         "## Helpers",
         "",
-        "Shell functions the commands above call (REPRODUCE.sh has the same ones).",
+        "Shell functions the commands above call (REPRODUCE.sh has the same ones"
+        + (
+            "; `nfq_delay` runs the program REPRODUCE.sh carries, harness/engine/nfqdelay.py"
+            " in labharness)."
+            if m.delays
+            else ")."
+        ),
         "",
         "```sh",
-        steps_model.HELPERS,
+        steps_model.helpers(m.delays),
         "```",
         "",
     ]
@@ -159,7 +188,7 @@ def render_script(j: Journal) -> str:
     """The text of REPRODUCE.sh: the same commands as REPRODUCE.md, as one script."""
     m = _manual(j)
     p = m.parts
-    head = _script_head(j, m.settings)
+    head = _script_head(j, m.settings, m.delays)
     funcs: list[str] = []
     for name, lines in (
         ("make_images", p["images"].lines),
@@ -172,8 +201,9 @@ def render_script(j: Journal) -> str:
     return "\n".join([*head, *funcs, *_script_main(m.plan.fresh)]) + "\n"
 
 
-def _script_head(j: Journal, settings: list[str]) -> list[str]:
-    """The script's header: what it is, its settings, the helpers and the cleanup trap."""
+def _script_head(j: Journal, settings: list[str], delays: bool = False) -> list[str]:
+    """The script's header: what it is, its settings, the helpers and the cleanup trap (and,
+    for a delay, the delay helper's program)."""
     return [
         "#!/bin/sh",
         f"# {SCRIPT}: `{j.scenario}` rebuilt on a Docker engine, the customer's steps replayed",
@@ -188,7 +218,8 @@ def _script_head(j: Journal, settings: list[str]) -> list[str]:
         'HERE=$(cd "$(dirname "$0")" && pwd)',
         *settings,
         'WORK=$(mktemp -d "${TMPDIR:-/tmp}/reproduce.XXXXXX")',
-        steps_model.HELPERS,
+        *(steps_model.nfqdelay_lines() if delays else []),
+        steps_model.helpers(delays),
         "finish() {",
         "  rc=$?",
         "  trap - EXIT",

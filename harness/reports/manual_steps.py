@@ -15,6 +15,7 @@ import json
 import re
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.journal_model import ImagePlan, Plan, PlanNode, PlanStep, TopologyNetwork
@@ -207,6 +208,99 @@ down() {  # every container and network of this prefix, gone
   for n in $NODES; do docker rm -f "$PREFIX-$n" >/dev/null 2>&1 || true; done
   for n in $NETWORKS; do docker network rm "$PREFIX-$n" >/dev/null 2>&1 || true; done
 }"""
+
+
+# A delay: netem where the kernel has it; else what the harness does without netem (the
+# "nfqueue" backend, docs/impairments.md): packets arriving on the node's interface are
+# queued by an NFQUEUE rule, and a helper container in the node's network namespace (the
+# node's own image, with Debian's libnetfilter-queue1 copied in) releases each one late. The
+# program it runs is harness/engine/nfqdelay.py, which REPRODUCE.sh carries ($WORK/nfqdelay.py).
+# Only in the steps of a run with a delay, so every other REPRODUCE stays as it was.
+DELAY_HELPERS = r"""delay_link() {  # node, network, delay, jitter ('' none), the same two in ms
+  dev=$(dev_of "$1" "$2")
+  if in_node "$1" tc qdisc add dev "$dev" root handle 4c48: netem delay "$3" ${4:+"$4"} \
+    2>/dev/null; then return 0; fi
+  say "  no netem in this kernel: $3 on $1/$2 by NFQUEUE and a helper (packets in are held)"
+  nfq_delay "$1" "$2" "$dev" "$5" "$6"
+}
+rate_link() {  # node, network, then tbf's arguments: under a netem delay, else at the root
+  n=$1 dev=$(dev_of "$1" "$2"); shift 2
+  if in_node "$n" tc qdisc show dev "$dev" | grep -q netem; then
+    in_node "$n" tc qdisc add dev "$dev" parent 4c48:1 handle 4c49: "$@"
+  else
+    in_node "$n" tc qdisc add dev "$dev" root handle 4c48: "$@"
+  fi
+}
+nfq_delay() {  # node, network, interface, delay ms, jitter ms: the helper, then the rule
+  h="$PREFIX-$1-delay-$2" q=$(in_node "$1" cat "/sys/class/net/$3/ifindex")
+  img=$(docker inspect -f '{{.Config.Image}}' "$PREFIX-$1")
+  docker create --name "$h" --network "container:$PREFIX-$1" --cap-add NET_ADMIN --init \
+    --user 0 --entrypoint python3 "$img" /nfqdelay.py --queue "$q" --delay "$4" \
+    --jitter "$5" >/dev/null
+  docker run --rm --user 0 --entrypoint sh "$img" -c 'set -e; apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      libnetfilter-queue1 >&2
+    tar -C / -chf - $(dpkg -L libnetfilter-queue1 | grep "\.so\.[0-9]*$" | sed "s,^/,,")' \
+    2>/dev/null | docker cp - "$h:/" || die "no libnetfilter-queue1 for the delay helper of $1"
+  docker cp "$WORK/nfqdelay.py" "$h:/nfqdelay.py"
+  docker start "$h" >/dev/null
+  t0=$(date +%s)
+  until docker logs "$h" 2>&1 | grep -q 'ready queue='; do
+    if [ $(($(date +%s) - t0)) -ge 15 ]; then
+      docker logs "$h" >&2 || true
+      die "the delay helper of $1 did not bind queue $q (it needs nfnetlink_queue)"
+    fi
+    sleep 0.1
+  done
+  in_node "$1" iptables -w 5 -t mangle -N LABHARNESS-DELAY 2>/dev/null || true
+  in_node "$1" iptables -w 5 -t mangle -C PREROUTING -j LABHARNESS-DELAY 2>/dev/null ||
+    in_node "$1" iptables -w 5 -t mangle -I PREROUTING 1 -j LABHARNESS-DELAY
+  in_node "$1" iptables -w 5 -t mangle -A LABHARNESS-DELAY -i "$3" \
+    -m comment --comment "lh:delay:$2" -j NFQUEUE --queue-num "$q" --queue-bypass
+}
+clear_delay() {  # node, network: its NFQUEUE rule and helper removed
+  in_node "$1" iptables -w 5 -t mangle -S LABHARNESS-DELAY 2>/dev/null |
+    grep -F -- "lh:delay:$2" | sed 's/^-A /-D /' |
+    while read -r spec; do eval "in_node \"\$1\" iptables -w 5 -t mangle $spec"; done
+  docker rm -f "$PREFIX-$1-delay-$2" >/dev/null 2>&1 || true
+}
+clear_link() {  # node, network: its loss rules, qdisc, NFQUEUE rule and delay helper removed
+  dev=$(dev_of "$1" "$2")
+  in_node "$1" iptables -w 5 -S | grep -F -- "lh:loss:$2" | sed 's/^-A /-D /' |
+    while read -r spec; do eval "in_node \"\$1\" iptables -w 5 $spec"; done
+  in_node "$1" tc qdisc del dev "$dev" root handle 4c48: 2>/dev/null || true
+  clear_delay "$1" "$2"
+}
+down() {  # every container (delay helpers first) and network of this prefix, gone
+  for n in $NODES; do for w in $NETWORKS; do
+    docker rm -f "$PREFIX-$n-delay-$w" >/dev/null 2>&1 || true
+  done; done
+  for n in $NODES; do docker rm -f "$PREFIX-$n" >/dev/null 2>&1 || true; done
+  for n in $NETWORKS; do docker network rm "$PREFIX-$n" >/dev/null 2>&1 || true; done
+}"""
+NFQDELAY = Path(__file__).resolve().parents[1] / "engine" / "nfqdelay.py"  # a file, not an import
+NFQDELAY_END = "LH_NFQDELAY_PY"
+
+
+def helpers(delays: bool) -> str:
+    """The shell helpers; with the delay ones (which redefine clear_link and down) when the
+    run has a delay."""
+    return f"{HELPERS}\n{DELAY_HELPERS}" if delays else HELPERS
+
+
+def nfqdelay_lines() -> list[str]:
+    """The helper's program, written to $WORK by REPRODUCE.sh (a quoted heredoc)."""
+    text = NFQDELAY.read_text()
+    if NFQDELAY_END in text:  # cannot be: the heredoc would end early
+        raise ValueError(f"{NFQDELAY} holds {NFQDELAY_END}")
+    return [f"cat >\"$WORK/nfqdelay.py\" <<'{NFQDELAY_END}'", text.rstrip("\n"), NFQDELAY_END]
+
+
+def has_delay(plan: Plan, wanted: list[dict[str, Any]]) -> bool:
+    """A delay in the scenario's impairments or in an `impair` fault step."""
+    return any(imp.get("delay") for imp in wanted) or any(
+        st.kind == "fault" and st.fault == "impair" and st.args.get("delay") for st in plan.steps
+    )
 
 
 @dataclass
@@ -478,8 +572,17 @@ def tbf(rate: str) -> str:
     return f"tbf rate {int(bits)}bit burst {max(int(bits / 8 / 10), 5000)} latency 200ms"
 
 
+def _ms(value: str) -> float:
+    """'100ms' -> 100 (the scenario's validation allows us, ms and s)."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(us|ms|s)\s*", value)
+    if not m:
+        return 0.0
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+
+
 def link_lines(node: str, network: str, spec: dict[str, Any]) -> list[str]:
-    """loss (iptables statistic), rate (tc tbf), delay/jitter (tc netem) on one link."""
+    """loss (iptables statistic), rate (tc tbf), delay/jitter (tc netem, else NFQUEUE and a
+    helper, as the harness does without netem) on one link."""
     lines: list[str] = []
     where = f"{q(node)} {q(network)}"
     loss = spec.get("loss")
@@ -488,19 +591,18 @@ def link_lines(node: str, network: str, spec: dict[str, Any]) -> list[str]:
         lines.append(f"loss {where} {p:.6f}")
     delay, rate = spec.get("delay"), spec.get("rate")
     if delay:
-        jitter = f" {spec['jitter']}" if spec.get("jitter") else ""
-        lines.append(f"shape {where} netem delay {delay}{jitter}   # needs the netem qdisc")
+        jitter = str(spec.get("jitter") or "")
+        ms = f"{_ms(str(delay)):g} {_ms(jitter) if jitter else 0:g}"
+        lines.append(f"delay_link {where} {q(str(delay))} {q(jitter)} {ms}")
         if rate:
-            lines.append(
-                f'in_node {q(node)} tc qdisc add dev "$(dev_of {where})" parent 4c48:1'
-                f" handle 4c49: {tbf(str(rate))}"
-            )
+            lines.append(f"rate_link {where} {tbf(str(rate))}")
     elif rate:
         lines.append(f"shape {where} {tbf(str(rate))}")
     return lines
 
 
-def impairments(plan: Plan, wanted: list[dict[str, Any]]) -> Part:
+def impairments(plan: Plan, wanted: list[dict[str, Any]], backends: list[str]) -> Part:
+    """`backends`: the delay backends the run used (its impair phase), said beside the text."""
     part = Part(
         "impair",
         "Impairments",
@@ -509,6 +611,13 @@ def impairments(plan: Plan, wanted: list[dict[str, Any]]) -> Part:
             "(they have NET_ADMIN); the helpers find the interface of each network."
         ],
     )
+    if has_delay(plan, wanted):
+        used = f" The run delayed with {' and '.join(backends)}." if backends else ""
+        part.text.append(
+            "A delay is tc netem where the kernel has it; else, as the harness does without "
+            "netem, an NFQUEUE rule in the node and a helper container in its network "
+            f"namespace that holds each arriving packet (`nfq_delay`, docs/impairments.md).{used}"
+        )
     for imp in wanted:
         node = str(imp.get("node", "NODE"))
         if imp.get("partition"):
@@ -755,9 +864,16 @@ class Manual:
     plan: Plan
     settings: list[str]
     parts: dict[str, Part]
+    delays: bool = False  # a delay somewhere: the delay helpers and the helper's program
 
 
-def build(plan: Plan, tags: dict[str, str], wanted: list[dict[str, Any]], run: str) -> Manual:
+def build(
+    plan: Plan,
+    tags: dict[str, str],
+    wanted: list[dict[str, Any]],
+    run: str,
+    backends: list[str] | None = None,
+) -> Manual:
     project = plan.project or "$HERE/project"
     settings = [
         f"PROJECT=${{PROJECT:-{q(project) if plan.project else project}}}"
@@ -773,11 +889,11 @@ def build(plan: Plan, tags: dict[str, str], wanted: list[dict[str, Any]], run: s
     parts = [
         images(plan.images, tags, plan),
         topology(plan, tags),
-        impairments(plan, wanted),
+        impairments(plan, wanted, backends or []),
         configure(plan),
         steps(plan),
         undo(plan),
         symptom(plan),
         cleanup(plan),
     ]
-    return Manual(plan, settings, {p.key: p for p in parts})
+    return Manual(plan, settings, {p.key: p for p in parts}, has_delay(plan, wanted))

@@ -169,3 +169,19 @@ def test_report_verb_finds_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     make_run(tmp_path, "tls-baseline")
     with pytest.raises(UsageError, match="ambiguous"):
         report(run_id[:4])
+
+
+@pytest.mark.parametrize("backend", ["netem", "nfqueue"])
+def test_a_delay_says_which_backend_made_it(tmp_path: Path, backend: str) -> None:
+    """The probe picks the backend per engine: the report says which one the run used."""
+    data = journal("lossy-intermittent")
+    data["topology"]["impairments"] = [
+        {"node": "client", "network": "dmz", "delay": "150ms"},
+        {"node": "proxy", "network": "dmz", "loss": "5%"},
+    ]
+    for p in data["phases"]:
+        if p["phase"] == "impair":
+            p["applied"] = [{"node": "client", "network": "dmz", "backend": backend}]
+    _, html = html_of(tmp_path, "lossy-intermittent", data)
+    assert f"delay 150ms on client/dmz (delay by {backend}: " in html
+    assert "loss 5% on proxy/dmz" in html and html.count("(delay by ") == 1

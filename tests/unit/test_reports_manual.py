@@ -214,3 +214,90 @@ def test_dependents_of_a_node_that_did_not_start_are_not_started(tmp_path: Path)
     ], out
     plain = manual_steps.topology(jm.Plan(nodes=nodes), {}).lines  # no readiness probe
     assert not any("first_down" in x for x in plain)
+
+
+# -- a delay: netem where the kernel has it, else the harness's nfqueue way ------------------
+
+
+def _delayed(backend: str = "nfqueue") -> jm.Journal:
+    """lossy-intermittent with a delay and jitter on the client's link, applied by `backend`."""
+    data = journal("lossy-intermittent")
+    data["topology"]["impairments"] = [
+        {"node": "client", "network": "dmz", "delay": "150ms", "jitter": "20ms", "rate": "2mbit"}
+    ]
+    for p in data["phases"]:
+        if p["phase"] == "impair":
+            p["applied"] = [{"node": "client", "network": "dmz", "backend": backend}]
+    return jm.parse(data)
+
+
+def test_a_delay_is_netem_or_the_nfqueue_helper_and_the_script_carries_its_program() -> None:
+    lines = manual_steps.link_lines(
+        "client", "dmz", {"delay": "150ms", "jitter": "20ms", "rate": "2mbit"}
+    )
+    assert lines == [
+        "delay_link client dmz 150ms 20ms 150 20",
+        "rate_link client dmz " + manual_steps.tbf("2mbit"),
+    ]
+    assert manual_steps.link_lines("c", "n", {"delay": "1s"}) == ["delay_link c n 1s '' 1000 0"]
+    text = render_script(_delayed())
+    assert "\ndelay_link client dmz 150ms 20ms 150 20\n" in text
+    assert "nfq_delay()" in text and "--queue-bypass" in text and "-j NFQUEUE" in text
+    program = text.split("<<'LH_NFQDELAY_PY'\n", 1)[1].split("\nLH_NFQDELAY_PY\n", 1)[0]
+    assert program + "\n" == manual_steps.NFQDELAY.read_text()  # the harness's own program
+    assert 'docker rm -f "$PREFIX-$n-delay-$w"' in text  # down removes the helpers too
+    for shell in SHELLS:
+        p = subprocess.run([shell, "-n", "-c", text], capture_output=True, text=True)
+        assert p.returncode == 0, (shell, p.stderr)
+    md = render(_delayed())
+    assert "The run delayed with nfqueue." in md and "nfq_delay() {" in md
+    assert "nfqdelay.py" in md and "LH_NFQDELAY_PY" not in md
+
+
+def test_without_a_delay_the_steps_are_as_they_were() -> None:
+    j = jm.parse(journal("lossy-intermittent"))
+    text = render_script(j)
+    assert "nfq_delay" not in text and "LH_NFQDELAY_PY" not in text
+    assert "delay_link" not in render(j)
+
+
+def test_the_shell_delay_helpers_fall_back_to_nfqueue_without_netem(tmp_path: Path) -> None:
+    """delay_link with docker stubbed: where `tc ... netem` fails (this kernel), the NFQUEUE
+    rule goes in with the helper's queue, after the helper said it bound it; clear_link takes
+    the rule and the helper away again."""
+    log = tmp_path / "calls"
+    stub = tmp_path / "docker"
+    stub.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {log}\n'
+        'case "$*" in\n'
+        '  *"netem"*) exit 2 ;;\n'
+        '  *"ifindex"*) echo 7 ;;\n'
+        '  *"ip -o -4 addr show"*) echo "2: eth0    inet 10.0.0.2/24 brd 10.0.0.255" ;;\n'
+        '  "network inspect"*) echo "P-client 10.0.0.2/24" ;;\n'
+        '  "logs"*) echo "ready queue=7" ;;\n'
+        '  *"-S LABHARNESS-DELAY"*) echo "-A LABHARNESS-DELAY -i eth0 -m comment'
+        ' --comment lh:delay:dmz -j NFQUEUE --queue-num 7 --queue-bypass" ;;\n'
+        "esac\n"
+    )
+    stub.chmod(0o755)
+    script = (
+        f"PREFIX=P\nNODES=client\nNETWORKS=dmz\nWORK={tmp_path}\n"
+        f"{manual_steps.helpers(True)}\n"
+        "delay_link client dmz 150ms 20ms 150 20\nclear_link client dmz\n"
+    )
+    p = subprocess.run(
+        ["sh", "-eu", "-c", script],
+        capture_output=True,
+        text=True,
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin"},
+    )
+    assert p.returncode == 0, p.stderr
+    assert "no netem in this kernel" in p.stdout
+    calls = log.read_text()
+    assert "create --name P-client-delay-dmz --network container:P-client" in calls
+    assert "/nfqdelay.py --queue 7 --delay 150 --jitter 20" in calls
+    rule = "-A LABHARNESS-DELAY -i eth0 -m comment --comment lh:delay:dmz -j NFQUEUE"
+    assert calls.index("start P-client-delay-dmz") < calls.index(rule)
+    assert "-t mangle -D LABHARNESS-DELAY -i eth0" in calls
+    assert "rm -f P-client-delay-dmz" in calls
