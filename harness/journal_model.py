@@ -55,6 +55,7 @@ class TopologyNode(_Model):
     image: str | None = None
     networks: list[Link] = Field(default_factory=list)
     depends_on: list[str] = Field(default_factory=list)
+    clock_s: int | None = None  # schema 1.10: seconds its clock is ahead (+) or behind (-)
 
 
 class TopologyNetwork(_Model):

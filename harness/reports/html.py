@@ -88,6 +88,17 @@ def _attempt_rows(run: Run) -> list[dict[str, Any]]:
     return attempts
 
 
+def clock_text(seconds: int) -> str:
+    """A node's clock offset as a person says it: +2h, -1m 30s, +1d 2h 3m 4s."""
+    sign, rest = ("+" if seconds >= 0 else "-"), abs(seconds)
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return sign + (" ".join(parts) or "0s")
+
+
 def _node_rows(run: Run) -> list[dict[str, str]]:
     """One row per node: what it runs, its image and its addresses."""
     addresses = run.addresses()
@@ -96,7 +107,8 @@ def _node_rows(run: Run) -> list[dict[str, str]]:
         {
             "name": n.name,
             "lab": " ".join(x for x in (n.lab, n.version) if x),
-            "os": n.os or n.image or "",
+            "os": (n.os or n.image or "")
+            + (f" (clock {clock_text(n.clock_s)})" if n.clock_s else ""),
             "image": images.get(n.name, ""),
             "addresses": ", ".join(f"{k} {v}" for k, v in addresses.get(n.name, {}).items()),
         }

@@ -1029,6 +1029,7 @@ def topology_summary(topology: Topology, raw: Any) -> dict[str, Any]:
                 ],
                 "depends_on": list(n.depends_on),
             }
+            | ({"clock_s": n.settings.clock} if n.settings.clock is not None else {})
         )
     return {
         "networks": [

@@ -60,6 +60,12 @@ def test_a_nodes_clock_is_off_by_its_offset_inside_and_nowhere_else(
         _near(started[node], started["real"], OFFSETS[node], f"{node}'s command")
     # the reproduce steps: `date` and Python's time.time() (each a `docker exec`)
     steps = _steps(Path(r["folder"]))
+    # the journal and the report say whose clock is off, and by how much
+    journal = json.loads((Path(r["folder"]) / "journal.json").read_text())
+    recorded = {n["name"]: n.get("clock_s") for n in journal["topology"]["nodes"]}
+    assert recorded == {"ahead": 7200, "behind": -90, "real": None}, recorded
+    html = (Path(r["folder"]) / "report.html").read_text()
+    assert "(clock +2h)" in html and "(clock -1m 30s)" in html
     assert abs(steps["skew-ahead"] - 7200) <= 1 and abs(steps["skew-behind"] + 90) <= 1, steps
     assert steps["skew-real"] == 0, steps
     _near(steps["ahead"], steps["real"], 7200, "step on ahead")

@@ -185,3 +185,26 @@ def test_a_delay_says_which_backend_made_it(tmp_path: Path, backend: str) -> Non
     _, html = html_of(tmp_path, "lossy-intermittent", data)
     assert f"delay 150ms on client/dmz (delay by {backend}: " in html
     assert "loss 5% on proxy/dmz" in html and html.count("(delay by ") == 1
+
+
+def test_a_node_whose_clock_is_off_says_so(tmp_path: Path) -> None:
+    from harness.reports.html import clock_text
+
+    assert [clock_text(x) for x in (7200, -90, 93784, 0)] == [
+        "+2h",
+        "-1m 30s",
+        "+1d 2h 3m 4s",
+        "+0s",
+    ]
+    from harness.reports.html import clock_text
+
+    assert [clock_text(x) for x in (7200, -90, 93784, 0)] == [
+        "+2h",
+        "-1m 30s",
+        "+1d 2h 3m 4s",
+        "+0s",
+    ]
+    data = journal("lossy-intermittent")
+    data["topology"]["nodes"][0]["clock_s"] = -7200
+    _, html = html_of(tmp_path, "lossy-intermittent", data)
+    assert "debian-12 (clock -2h)" in html and html.count("(clock ") == 1
