@@ -76,12 +76,14 @@ def inventory(
     run_id: str,
     addresses: dict[str, dict[str, str]],
     node_labs: dict[str, str],
+    addresses6: dict[str, dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The run's inventory, as a YAML-able dict (Ansible's YAML inventory format).
 
     One host per node (inventory_hostname = node name) reached in its container
     `lab-<run>-<node>`; a group per lab (the lab name) and per network (`net_<network>`);
-    host vars lab_node, lab_run and lab_addresses ({network: ipv4}).
+    host vars lab_node, lab_run and lab_addresses ({network: ipv4}), and lab_addresses6
+    ({network: ipv6}) on a node with an address on an IPv6 network.
     """
     hosts: dict[str, Any] = {}
     children: dict[str, dict[str, Any]] = {}
@@ -96,6 +98,9 @@ def inventory(
             "lab_run": run_id,
             "lab_addresses": {n: got[n] for n in nets if got.get(n)},
         }
+        got6 = (addresses6 or {}).get(node.name, {})
+        if any(got6.get(n) for n in nets):
+            hosts[node.name]["lab_addresses6"] = {n: got6[n] for n in nets if got6.get(n)}
         groups = [network_group(n) for n in nets]
         if node.name in node_labs:
             groups.insert(0, lab_group(node_labs[node.name]))

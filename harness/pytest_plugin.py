@@ -46,6 +46,7 @@ class Network:
     name: str
     subnet: str | None
     addresses: dict[str, str]  # node -> IPv4 on this network
+    addresses6: dict[str, str] = field(default_factory=dict)  # node -> IPv6 (an IPv6 network)
 
 
 @dataclass
@@ -60,6 +61,7 @@ class Node:
     version: str | None = None
     os: str | None = None
     image: str | None = None
+    addresses6: dict[str, str] = field(default_factory=dict)  # network -> IPv6, where any
     owner: Lab | None = field(default=None, repr=False, compare=False)
 
     def exec(self, command: str | list[str], timeout: float = 60.0) -> Any:
@@ -129,6 +131,7 @@ class Lab:
                 version=info.version if info else None,
                 os=info.os if info else None,
                 image=n.get("image"),
+                addresses6=dict(n.get("addresses6") or {}),
             )
         if not nodes:
             raise LabError(
@@ -141,6 +144,8 @@ class Lab:
         for node in nodes.values():
             for net_name, ip in node.addresses.items():
                 nets.setdefault(net_name, Network(net_name, None, {})).addresses[node.name] = ip
+            for net_name, ip in node.addresses6.items():
+                nets.setdefault(net_name, Network(net_name, None, {})).addresses6[node.name] = ip
         return cls(
             run=run,
             scenario=str(state.get("scenario") or folder.parent.name),
@@ -170,6 +175,18 @@ class Lab:
             return addrs[network]
         except KeyError:
             raise LabError(f"node {node} is not on network {network!r}") from None
+
+    def address6(self, node: str, network: str | None = None) -> str:
+        """A node's IPv6 address (on `network`, or its first network with IPv6)."""
+        addrs = self.node(node).addresses6
+        if not addrs:
+            raise LabError(f"node {node} has no IPv6 address (no network of it has IPv6)")
+        if network is None:
+            return next(iter(addrs.values()))
+        try:
+            return addrs[network]
+        except KeyError:
+            raise LabError(f"node {node} has no IPv6 address on network {network!r}") from None
 
     def host(self, name: str) -> Any:
         """A testinfra Host for the node, over the docker backend (the docker CLI)."""

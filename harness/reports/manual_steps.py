@@ -826,24 +826,40 @@ def cleanup(plan: Plan) -> Part:
     )
 
 
+_IP6_OF = """\
+ip6_of() {  # node, network: its IPv6 address there
+  docker network inspect -f '{{range .Containers}}{{.Name}} {{.IPv6Address}}{{"\\n"}}{{end}}' \\
+    "$PREFIX-$2" | awk -v n="$PREFIX-$1" '$1 == n {sub("/.*", "", $2); print $2}'
+}"""
+
+
 def env_exports(plan: Plan) -> list[str]:
-    """The addresses the inventory reads (LAB_ADDR_<node>_<network>), once the nodes run."""
+    """The addresses the inventory reads (LAB_ADDR_<node>_<network>, and LAB_ADDR6_... on an
+    IPv6 network), once the nodes run."""
     if not any(i.playbook is not None for i in plan.configure):
         return []
-    return [
+    lines = [
         f'export {addr_var(n.name, a.network)}="$(ip_of {q(n.name)} {q(a.network)})"'
         for n in plan.nodes
         for a in n.networks
     ]
+    v6 = {net.name for net in plan.networks if net.ipv6 or net.subnet6}
+    six = [
+        f'export {addr_var(n.name, a.network, 6)}="$(ip6_of {q(n.name)} {q(a.network)})"'
+        for n in plan.nodes
+        for a in n.networks
+        if a.network in v6
+    ]
+    return [*lines, _IP6_OF, *six] if six else lines
 
 
-def addr_var(node: str, network: str) -> str:
-    return "LAB_ADDR_" + re.sub(r"\W", "_", f"{node}_{network}")
+def addr_var(node: str, network: str, family: int = 4) -> str:
+    return ("LAB_ADDR6_" if family == 6 else "LAB_ADDR_") + re.sub(r"\W", "_", f"{node}_{network}")
 
 
 def manual_inventory(inv: dict[str, Any]) -> dict[str, Any]:
     """The run's inventory with the names and addresses a manual execution has: read from
-    the environment REPRODUCE.sh exports (PREFIX, LAB_ADDR_<node>_<network>)."""
+    the environment REPRODUCE.sh exports (PREFIX, LAB_ADDR_<node>_<network>, LAB_ADDR6_...)."""
     out: dict[str, Any] = json.loads(json.dumps(inv))
     for node, hv in (out.get("all", {}).get("hosts") or {}).items():
         if not isinstance(hv, dict):
@@ -854,6 +870,11 @@ def manual_inventory(inv: dict[str, Any]) -> dict[str, Any]:
         hv["lab_addresses"] = {
             net: "{{ lookup('env', '" + addr_var(node, net) + "') }}" for net in nets
         }
+        if hv.get("lab_addresses6"):
+            hv["lab_addresses6"] = {
+                net: "{{ lookup('env', '" + addr_var(node, net, 6) + "') }}"
+                for net in hv["lab_addresses6"]
+            }
     return out
 
 

@@ -66,6 +66,7 @@ class _Live:
     """What one bring-up of the topology holds: addresses and running captures."""
 
     addresses: dict[str, dict[str, str]] = field(default_factory=dict)
+    addresses6: dict[str, dict[str, str]] = field(default_factory=dict)  # IPv6, where any
     capture_paths: dict[str, Path] = field(default_factory=dict)  # network -> its pcap
     captures: list[CaptureInfo] = field(default_factory=list)
     capture_results: list[dict[str, Any]] = field(default_factory=list)
@@ -245,6 +246,7 @@ class Run:
                 may_fail=probes.may_not_start(self.repro.symptom),
             )
             self.live.addresses = {n.name: n.addresses for n in nodes}
+            self.live.addresses6 = {n.name: n.addresses6 for n in nodes if n.addresses6}
             self.live.not_ready = {n.name: n.not_ready for n in nodes if n.not_ready is not None}
             rec["nodes"] = [n.as_dict() for n in nodes]
         self.folder.write(nodes=rec["nodes"])
@@ -322,7 +324,9 @@ class Run:
 
         self._refuse_host_code(f"configure playbook {item.playbook!r}")
         node_labs = ansible.node_labs_of(self.topology)
-        inv = ansible.inventory(self.topology, self.run_id, self.live.addresses, node_labs)
+        inv = ansible.inventory(
+            self.topology, self.run_id, self.live.addresses, node_labs, self.live.addresses6
+        )
         limit = ansible.resolve_hosts(self.topology, node_labs, item.hosts)
         if self.live.not_ready:  # the nodes that did not start are left out, with the reason
             hosts = [n.name for n in self.topology.nodes] if limit is None else limit
@@ -694,6 +698,7 @@ class Run:
                 self.log_skip.pop(name, None)  # a new container: its files are all this run's
             rec["actions"] = actions
             self.live.addresses = self._live_addresses(fresh)
+            self.live.addresses6 = self._live_addresses6(fresh)
             self.live.not_ready = {u.name: u.not_ready for u in fresh if u.not_ready is not None}
             rec["impairments"] = live.apply_impairments(
                 self.engine, run, self.raw.topology.impairments, restarted, self.live.addresses
@@ -731,6 +736,19 @@ class Run:
                     got = {}
             out[n.name] = dict(got)
         return out
+
+    def _live_addresses6(self, fresh: list[Any]) -> dict[str, dict[str, str]]:
+        """Every node's IPv6 addresses: the lab's record, the engine's for recreated ones."""
+        known = {
+            n.get("name"): n.get("addresses6") or {}
+            for n in (RunFolder(self.lab.folder).read().get("nodes") or [] if self.lab else [])
+        }
+        changed = {u.name: u.addresses6 for u in fresh}
+        out = {
+            n.name: dict(changed.get(n.name) or known.get(n.name) or {})
+            for n in self.topology.nodes
+        }
+        return {k: v for k, v in out.items() if v}
 
     def running_config(self, tag: str = "") -> None:
         """The configuration each node runs with, as its lab dumps it (after configure, and

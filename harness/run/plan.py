@@ -107,7 +107,9 @@ def _configure(run: Any) -> tuple[list[PlanItem], dict[str, Any] | None]:
 
             node_labs = ansible.node_labs_of(run.topology)
             if inventory is None:
-                inventory = ansible.inventory(run.topology, "manual", run.live.addresses, node_labs)
+                inventory = ansible.inventory(
+                    run.topology, "manual", run.live.addresses, node_labs, run.live.addresses6
+                )
             limit = ansible.resolve_hosts(run.topology, node_labs, item.hosts)
             items.append(PlanItem(playbook=str(item.playbook), limit=limit, vars=dict(item.vars)))
     return items, inventory

@@ -172,3 +172,21 @@ def test_failure_summary_names_task_host_and_message() -> None:
     )
     assert r.summary() == "failed on db in task 'check': boom"
     assert r.as_dict()["failed"][0]["task"] == "check"
+
+
+def test_ipv6_addresses_only_on_nodes_that_have_them() -> None:
+    """lab_addresses6 on a node with an address on an IPv6 network, those networks only; the
+    manual inventory reads them from LAB_ADDR6_<node>_<network>, which REPRODUCE.sh exports."""
+    from harness.reports.manual_steps import manual_inventory
+
+    six = {"proxy": {"back-end": "fd00::2"}, "client": {}}
+    hosts = ansible.inventory(TOPO, "r", ADDRS, LABS, six)["all"]["hosts"]
+    assert hosts["proxy"]["lab_addresses6"] == {"back-end": "fd00::2"}
+    assert "lab_addresses6" not in hosts["client"] and "lab_addresses6" not in hosts["db"]
+    assert (
+        "lab_addresses6" not in ansible.inventory(TOPO, "r", ADDRS, LABS)["all"]["hosts"]["proxy"]
+    )
+    manual = manual_inventory(ansible.inventory(TOPO, "r", ADDRS, LABS, six))["all"]["hosts"]
+    assert manual["proxy"]["lab_addresses6"] == {
+        "back-end": "{{ lookup('env', 'LAB_ADDR6_proxy_back_end') }}"
+    }

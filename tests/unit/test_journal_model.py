@@ -159,7 +159,7 @@ def live_run(loaded: LoadedScenario, data: dict[str, Any], folder: Path) -> Simp
         engine_version=data["engine"],
         loaded=loaded,
         journal=SimpleNamespace(data=data),
-        live=SimpleNamespace(addresses=addresses),
+        live=SimpleNamespace(addresses=addresses, addresses6={}),
         folder=SimpleNamespace(path=folder),
         redactor=SimpleNamespace(text=lambda text: text),
     )

@@ -153,6 +153,8 @@ def test_lab_from_folder_and_targets(tmp_path: Path) -> None:
     assert (lab.node("db").lab, lab.node("db").version) == ("postgres", "15")
     assert lab.networks["lan"].addresses == {"web": "10.0.0.2", "db": "10.0.0.3"}
     assert lab.address("web") == "10.0.0.2"
+    with pytest.raises(LabError, match="node db has no IPv6 address"):
+        lab.address6("db")
     with pytest.raises(LabError, match="no node 'nope'"):
         lab.node("nope")
     labs = Path("/p/labs")
@@ -172,3 +174,16 @@ def test_same_version() -> None:
     assert same_version("15.18-0+deb12u1", "15")
     assert not same_version("1.220-1", "1.22")
     assert not same_version("13.16-0+deb11u1", "15")
+
+
+def test_lab_from_folder_reads_ipv6_addresses(tmp_path: Path) -> None:
+    _, run = _project(tmp_path)
+    state = json.loads((run / "run.json").read_text())
+    state["nodes"][0]["addresses6"] = {"lan": "fd00::2"}
+    (run / "run.json").write_text(json.dumps(state))
+    lab = Lab.from_folder(run)
+    assert lab.node("web").addresses6 == {"lan": "fd00::2"} and lab.node("db").addresses6 == {}
+    assert lab.networks["lan"].addresses6 == {"web": "fd00::2"}
+    assert lab.address6("web") == lab.address6("web", "lan") == "fd00::2"
+    with pytest.raises(LabError, match="no IPv6 address on network 'wan'"):
+        lab.address6("web", "wan")
