@@ -433,7 +433,13 @@ class Run:
 
     def attempt(self, i: int) -> dict[str, Any]:
         since = datetime.now(UTC)
-        runner = StepRunner(self.engine, self.run_id, self.live.addresses, self.emit)
+        runner = StepRunner(
+            self.engine,
+            self.run_id,
+            self.live.addresses,
+            self.emit,
+            self.raw.topology.impairments,
+        )
         with self.phase(f"attempt-{i}", attempt=i) as rec:
             results: dict[str, dict[str, Any]] = {}
             rec["steps"] = []

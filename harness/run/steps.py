@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import shlex
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from harness.engine.api import Background, Engine, WaitFor
 from harness.errors import HarnessError, InfraError
 from harness.run.folder import now_iso
-from harness.scenario.schema import FaultStep, HttpStep, RunStep, SleepStep, WaitStep
+from harness.scenario.schema import FaultStep, HttpStep, Impairment, RunStep, SleepStep, WaitStep
 
 Step = RunStep | HttpStep | WaitStep | SleepStep | FaultStep
 OUTPUT_LIMIT = 64 * 1024
@@ -69,11 +69,13 @@ class StepRunner:
         run_id: str,
         addresses: dict[str, dict[str, str]],
         on_event: Callable[[dict[str, Any]], None],
+        impairments: Sequence[Impairment] = (),
     ) -> None:
         self.engine = engine
         self.run_id = run_id
         self.addresses = addresses
         self.on_event = on_event
+        self.impairments = list(impairments)  # the topology's: put back on a restarted node
         self.background: dict[str, tuple[Background, dict[str, Any]]] = {}
         self.undo: list[FaultStep] = []
 
@@ -175,9 +177,24 @@ class StepRunner:
         from harness.run import faults
 
         detail = faults.apply(self.engine, self.run_id, step, self.addresses)
+        if step.fault == "restart":
+            self._reapply(step.node, detail)
         if step.fault in ("stop", "kill", "pause", "partition", "impair"):
             self.undo.append(step)
         return {"exit_code": 0, "fault": detail}
+
+    def _reapply(self, node: str, record: dict[str, Any]) -> None:
+        """A restarted node has a new network namespace: the topology's impairments that were
+        inside the old one (its links' loss, rate, delay and its delay helper; a partition
+        with it on either side) are gone. Put them back, so the rest of the attempt and the
+        next ones run on the topology the scenario describes."""
+        from harness.run import faults
+
+        mine = [i for i in self.impairments if node in (i.node, i.partition)]
+        if mine:
+            record["reapplied"] = faults.topology_impairments(
+                self.engine, self.run_id, mine, self.addresses
+            )
 
     def stop_background(self) -> list[dict[str, Any]]:
         out = []
@@ -202,7 +219,10 @@ class StepRunner:
 
         done = []
         for step in reversed(self.undo):
-            done.append(faults.revert(self.engine, self.run_id, step, self.addresses))
+            rec = faults.revert(self.engine, self.run_id, step, self.addresses)
+            if step.fault in ("stop", "kill"):  # started again: a new network namespace
+                self._reapply(step.node, rec)
+            done.append(rec)
         self.undo.clear()
         return done
 

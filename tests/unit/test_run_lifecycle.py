@@ -420,3 +420,33 @@ def test_an_analysis_that_breaks_never_fails_the_run(
     rec = next(p for p in journal(run)["phases"] if p["phase"] == "analyze")
     assert rec["result"] == "error" and "a reader's bug" in rec["error"]
     assert phases(run)[-1] == "down" and (run.folder.path / "report.html").is_file()
+
+
+def test_a_restarted_or_started_node_gets_its_impairments_back(
+    tmp_path: Path, test_catalog: Catalog
+) -> None:
+    """A restart (or a stop undone between attempts) gives the node a new network namespace,
+    without the loss rule the topology put in the old one: the run puts it back, and says so."""
+    text = SCENARIO.replace(
+        '    - {id: probe, on: client, run: "probe-app"}',
+        '    - {id: probe, on: client, run: "probe-app"}\n'
+        "    - {fault: restart, node: app}\n"
+        "    - {fault: stop, node: app}\n"
+        "    - {fault: restart, node: client}",
+    ).replace("attempts: 3", "attempts: 2")
+    fake = FakeEngine()
+    fake.on_exec("client", "probe-app", ok("BROKEN"))
+    run = make_run(tmp_path, test_catalog, fake, text)
+    run.execute()
+    impaired = [(args[1], args[2]) for args in fake.called("impair")]
+    # the impair phase; attempt 1: after the restart, after the stop is undone; attempt 2:
+    # after the restart (the last attempt's faults stay for collect: nothing is undone)
+    assert impaired == [("app", "lan")] * (1 + 2 + 1), fake.calls
+    order = [(m, a[1:3]) for m, a in fake.calls if m in ("node_fault", "impair", "start_node")]
+    first = order.index(("node_fault", ("app", "restart")))
+    assert order[first + 1] == ("impair", ("app", "lan"))
+    steps = [s for p in journal(run)["phases"] if p["phase"] == "attempt-1" for s in p["steps"]]
+    restart = next(s for s in steps if s.get("fault", {}).get("action") == "restart")
+    assert restart["fault"]["reapplied"][0]["node"] == "app"
+    client = [s for s in steps if s.get("fault", {}).get("node") == "client"]
+    assert client and "reapplied" not in client[0]["fault"]  # client has no impairment
