@@ -319,6 +319,7 @@ class Engine(Protocol):
         rate: str | None = None,
         delay: str | None = None,
         jitter: str | None = None,
+        duplicate: str | None = None,
     ) -> dict[str, Any]: ...
     def clear_impairment(
         self, run: str, node: str, network: str | None = None, address: str | None = None

@@ -294,9 +294,19 @@ class DockerEngine:
         rate: str | None = None,
         delay: str | None = None,
         jitter: str | None = None,
+        duplicate: str | None = None,
     ) -> dict[str, Any]:
         c = self._container(run, node)
-        return impair.apply(c, network, address, loss=loss, rate=rate, delay=delay, jitter=jitter)
+        return impair.apply(
+            c,
+            network,
+            address,
+            loss=loss,
+            rate=rate,
+            delay=delay,
+            jitter=jitter,
+            duplicate=duplicate,
+        )
 
     def clear_impairment(
         self, run: str, node: str, network: str | None = None, address: str | None = None

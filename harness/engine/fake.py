@@ -88,6 +88,7 @@ class FakeEngine:
             "statistic": True,
             "iptables": True,
             "nfqueue": True,
+            "tee": True,
         }
     )
     calls: list[Call] = field(default_factory=list)
@@ -441,10 +442,17 @@ class FakeEngine:
         rate: str | None = None,
         delay: str | None = None,
         jitter: str | None = None,
+        duplicate: str | None = None,
     ) -> dict[str, Any]:
-        self._call("impair", run, node, network, loss, rate, delay, jitter)
+        self._call("impair", run, node, network, loss, rate, delay, jitter, duplicate)
         self._running(run, node)
-        applied = {"loss": loss, "rate": rate, "delay": delay, "jitter": jitter}
+        applied = {
+            "loss": loss,
+            "rate": rate,
+            "delay": delay,
+            "jitter": jitter,
+            "duplicate": duplicate,
+        }
         out: dict[str, Any] = {"node": node, "network": network, "applied": applied}
         if delay is not None:
             out["backend"] = "netem" if self.capabilities.get("netem") else "nfqueue"

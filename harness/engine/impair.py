@@ -8,7 +8,7 @@ hint (missing NET_ADMIN, missing qdisc).
 API
 ---
 apply(container, network, address, *, loss=None, rate=None, delay=None, jitter=None,
-      direction="both") -> dict
+      duplicate=None, direction="both") -> dict
     Set the conditions of the node's link on `network` (the scenario's network name; used to
     tag rules) whose interface is the one holding `address` (the node's IPv4 on that network).
     Replaces whatever this module set before on that network. Values as in the scenario:
@@ -29,6 +29,11 @@ apply(container, network, address, *, loss=None, rate=None, delay=None, jitter=N
       queues), which caps a delayed sender at a few kB/s; on ingress the sender is the peer and
       a round trip gains the same delay as with netem. A rate stays on tbf (egress).
       Neither backend: InfraError. LABHARNESS_DELAY_BACKEND=netem|nfqueue forces one.
+    - duplicate: iptables `-t mangle` INPUT -i <dev> -m statistic -j TEE --gateway <address>
+      (chain LABHARNESS-DUP, comment lh:dup:<network>): that share of what ARRIVES on the
+      interface is copied to the node's own address (the copy comes in again through lo, and
+      the application gets both), on every kernel with the TEE target. In INPUT, after an
+      nfqueue delay in PREROUTING: a copy follows its delayed original.
     Returns {"node", "network", "interface", "applied": {...}, "commands": [...]}, plus
     "backend" and "helper" when a delay was set.
 
@@ -57,7 +62,7 @@ show(container) -> dict
 
 capabilities(client, image) -> dict[str, bool]
     Probed once per engine (engine id + kernel version), cached in-process and in
-    <cache>/capabilities.json: {"netem", "tbf", "statistic", "iptables", "nfqueue"} (an entry
+    <cache>/capabilities.json: {"netem", "tbf", "statistic", "iptables", "nfqueue", "tee"} (an entry
     without one of them, as older caches have, is probed again). The probe is a throwaway
     container (label labharness.probe=capabilities, NET_ADMIN) from `image`.
 
@@ -92,6 +97,9 @@ from harness.errors import InfraError, UsageError
 CHAIN_IN = "LABHARNESS-IN"
 CHAIN_OUT = "LABHARNESS-OUT"
 CHAIN_DELAY = "LABHARNESS-DELAY"  # in the mangle table, jumped to from PREROUTING
+# duplication: in the mangle table, jumped to from INPUT, so after a delay in PREROUTING (the
+# nfqueue backend's verdict ends that hook's chains): the copy follows its delayed original
+CHAIN_DUP = "LABHARNESS-DUP"
 TAG = "lh"  # rule comments: lh:loss:<network>, lh:part:<target>
 HANDLE = "4c48:"  # our root qdisc ("LH"); a child tbf under netem gets 4c49:
 CHILD_HANDLE = "4c49:"
@@ -287,6 +295,7 @@ def apply(
     rate: str | None = None,
     delay: str | None = None,
     jitter: str | None = None,
+    duplicate: str | None = None,
     direction: str = "both",
     backend: str | None = None,
 ) -> dict[str, Any]:
@@ -316,6 +325,11 @@ def apply(
         commands.append(argv)
         delay = jitter = None  # done: only a rate is left for tc
     commands += _apply_qdiscs(container, dev, rate=rate, delay=delay, jitter=jitter)
+    if duplicate is not None:
+        p = loss_probability(duplicate)
+        if p > 0:
+            commands.append(_apply_duplicate(container, network, dev, p, address))
+        applied["duplicate"] = {"value": duplicate, "probability": p, "direction": "in"}
     if "backend" in extra:
         applied["delay"] = {
             "value": extra["helper"]["delay"] if "helper" in extra else delay,
@@ -438,10 +452,44 @@ def _apply_qdiscs(
     return commands
 
 
-def _delay_rules(container: Any) -> list[tuple[list[str], str]]:
-    """Our NFQUEUE rules in the mangle table as (argv after the chain, comment)."""
+def _apply_duplicate(container: Any, network: str, dev: str, p: float, address: str) -> list[str]:
+    """A share p of what arrives on dev copied (iptables TEE to the node's own address: the
+    copy comes in again through lo and is delivered too), as netem's duplicate does."""
+    mangle = ["-t", "mangle"]
+    if _ipt(container, *mangle, "-n", "-L", CHAIN_DUP, ok_codes=(0, 1)) != 0:
+        _ipt(container, *mangle, "-N", CHAIN_DUP, ok_codes=(0, 1))
+    if _ipt(container, *mangle, "-C", "INPUT", "-j", CHAIN_DUP, ok_codes=(0, 1)) != 0:
+        _ipt(container, *mangle, "-I", "INPUT", "1", "-j", CHAIN_DUP)
+    stat = ["-m", "statistic", "--mode", "random", "--probability", f"{p:.6f}"]
+    argv = [*mangle, "-A", CHAIN_DUP, "-i", dev, *stat, *_comment("dup", network)]
+    argv += ["-j", "TEE", "--gateway", address]
+    _ipt(container, *argv)
+    return ["iptables", *argv]
+
+
+def _dup_rules(container: Any) -> list[tuple[list[str], str]]:
+    return _delay_rules(container, CHAIN_DUP)
+
+
+def _clear_duplicate(container: Any, network: str | None) -> int:
+    """Remove our TEE rules (one network's, or all with the chain)."""
+    mangle = ["-t", "mangle"]
+    n = 0
+    for spec, comment in _dup_rules(container):
+        if network is None or comment == f"{TAG}:dup:{network}":
+            _ipt(container, *mangle, "-D", CHAIN_DUP, *spec, ok_codes=(0, 1))
+            n += 1
+    if network is None:
+        while _ipt(container, *mangle, "-D", "INPUT", "-j", CHAIN_DUP, ok_codes=(0, 1, 2)) == 0:
+            pass
+        _ipt(container, *mangle, "-X", CHAIN_DUP, ok_codes=(0, 1))
+    return n
+
+
+def _delay_rules(container: Any, chain: str = CHAIN_DELAY) -> list[tuple[list[str], str]]:
+    """Our rules in a mangle chain (NFQUEUE, TEE) as (argv after the chain, comment)."""
     code, out = _run(
-        container, ["iptables", "-w", "5", "-t", "mangle", "-S", CHAIN_DELAY], ok_codes=(0, 1)
+        container, ["iptables", "-w", "5", "-t", "mangle", "-S", chain], ok_codes=(0, 1)
     )
     found = []
     for line in out.splitlines() if code == 0 else []:
@@ -476,6 +524,7 @@ def clear(container: Any, network: str | None = None, address: str | None = None
     """Remove what apply() set on one network (or everything of ours when network is None)."""
     node = _node(container)
     delay_rules, helpers = _clear_delay(container, network)
+    delay_rules += _clear_duplicate(container, network)
     extra = {"helpers": helpers} if helpers else {}
     if network is None:
         rules = delay_rules + _delete_rules(container, lambda c: c.startswith(f"{TAG}:"))
@@ -559,6 +608,7 @@ def show(container: Any) -> dict[str, Any]:
     """This module's rules and qdiscs in the node, for the journal and evidence."""
     rules = [f"{chain} {shlex.join(spec)}" for chain, spec, _ in _rules(container)]
     rules += [f"mangle {CHAIN_DELAY} {shlex.join(spec)}" for spec, _ in _delay_rules(container)]
+    rules += [f"mangle {CHAIN_DUP} {shlex.join(spec)}" for spec, _ in _dup_rules(container)]
     qdiscs = []
     for dev in _devices(container):
         q = _qdisc(container, dev)
@@ -569,7 +619,7 @@ def show(container: Any) -> dict[str, Any]:
 
 # -- what this engine can do -------------------------------------------------------------------
 
-CAPABILITIES = ("netem", "tbf", "statistic", "iptables", "nfqueue")
+CAPABILITIES = ("netem", "tbf", "statistic", "iptables", "nfqueue", "tee")
 DELAY_BACKENDS = ("netem", "nfqueue")
 DELAY_LIMIT = 1000  # packets the nfqueue helper holds at once (nfqdelay.DEFAULT_LIMIT)
 _PROBE_SCRIPT = r"""
@@ -582,6 +632,7 @@ try iptables iptables -w 5 -A OUTPUT -o lo -d 127.0.0.2 -j DROP
 try statistic iptables -w 5 -A OUTPUT -o lo -m statistic --mode random --probability 0.5 -j DROP
 nfq="-t mangle -A PREROUTING -i lo -d 127.0.0.2 -j NFQUEUE --queue-num 0 --queue-bypass"
 try nfqueue sh -c "iptables -w 5 $nfq && test -e /proc/net/netfilter/nfnetlink_queue"
+try tee iptables -w 5 -t mangle -A INPUT -i lo -d 127.0.0.2 -j TEE --gateway 127.0.0.2
 """
 
 _caps_lock = threading.Lock()
@@ -684,6 +735,11 @@ def unsupported(
                     f"{key} {req[key]} on {where} needs the netem qdisc or NFQUEUE"
                     f" (nfnetlink_queue), and {kern} has neither"
                 )
+        if req.get("duplicate") and not caps.get("tee", False):
+            out.append(
+                f"duplicate {req['duplicate']} on {where} needs the iptables TEE target, which"
+                f" {kern} lacks"
+            )
         if req.get("rate") and not caps.get("tbf", False):
             out.append(f"rate {req['rate']} on {where} needs the tbf qdisc, which {kern} lacks")
         if req.get("loss") and not caps.get("statistic", False):

@@ -177,7 +177,7 @@ def render(j: Journal) -> str:
         ),
         "",
         "```sh",
-        steps_model.helpers(m.delays),
+        steps_model.helpers(m.delays or m.duplicates),
         "```",
         "",
     ]
@@ -188,7 +188,7 @@ def render_script(j: Journal) -> str:
     """The text of REPRODUCE.sh: the same commands as REPRODUCE.md, as one script."""
     m = _manual(j)
     p = m.parts
-    head = _script_head(j, m.settings, m.delays)
+    head = _script_head(j, m.settings, m.delays, m.duplicates)
     funcs: list[str] = []
     for name, lines in (
         ("make_images", p["images"].lines),
@@ -201,7 +201,9 @@ def render_script(j: Journal) -> str:
     return "\n".join([*head, *funcs, *_script_main(m.plan.fresh)]) + "\n"
 
 
-def _script_head(j: Journal, settings: list[str], delays: bool = False) -> list[str]:
+def _script_head(
+    j: Journal, settings: list[str], delays: bool = False, duplicates: bool = False
+) -> list[str]:
     """The script's header: what it is, its settings, the helpers and the cleanup trap (and,
     for a delay, the delay helper's program)."""
     return [
@@ -219,7 +221,7 @@ def _script_head(j: Journal, settings: list[str], delays: bool = False) -> list[
         *settings,
         'WORK=$(mktemp -d "${TMPDIR:-/tmp}/reproduce.XXXXXX")',
         *(steps_model.nfqdelay_lines() if delays else []),
-        steps_model.helpers(delays),
+        steps_model.helpers(delays or duplicates),
         "finish() {",
         "  rc=$?",
         "  trap - EXIT",

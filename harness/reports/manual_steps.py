@@ -215,7 +215,9 @@ down() {  # every container and network of this prefix, gone
 # queued by an NFQUEUE rule, and a helper container in the node's network namespace (the
 # node's own image, with Debian's libnetfilter-queue1 copied in) releases each one late. The
 # program it runs is harness/engine/nfqdelay.py, which REPRODUCE.sh carries ($WORK/nfqdelay.py).
-# Only in the steps of a run with a delay, so every other REPRODUCE stays as it was.
+# dup_link copies what arrives (iptables TEE to the node's own address), as the harness does.
+# Only in the steps of a run with a delay or a duplicate, so every other REPRODUCE stays as it
+# was.
 DELAY_HELPERS = r"""delay_link() {  # node, network, delay, jitter ('' none), the same two in ms
   dev=$(dev_of "$1" "$2")
   if in_node "$1" tc qdisc add dev "$dev" root handle 4c48: netem delay "$3" ${4:+"$4"} \
@@ -264,10 +266,17 @@ clear_delay() {  # node, network: its NFQUEUE rule and helper removed
     while read -r spec; do eval "in_node \"\$1\" iptables -w 5 -t mangle $spec"; done
   docker rm -f "$PREFIX-$1-delay-$2" >/dev/null 2>&1 || true
 }
-clear_link() {  # node, network: its loss rules, qdisc, NFQUEUE rule and delay helper removed
+dup_link() {  # node, network, probability: that share of what arrives there copied (TEE)
+  in_node "$1" iptables -w 5 -t mangle -I INPUT 1 -i "$(dev_of "$1" "$2")" -m statistic \
+    --mode random --probability "$3" -m comment --comment "lh:dup:$2" \
+    -j TEE --gateway "$(ip_of "$1" "$2")"
+}
+clear_link() {  # node, network: its loss, duplicate and delay rules, qdisc and helper removed
   dev=$(dev_of "$1" "$2")
   in_node "$1" iptables -w 5 -S | grep -F -- "lh:loss:$2" | sed 's/^-A /-D /' |
     while read -r spec; do eval "in_node \"\$1\" iptables -w 5 $spec"; done
+  in_node "$1" iptables -w 5 -t mangle -S INPUT | grep -F -- "lh:dup:$2" | sed 's/^-A /-D /' |
+    while read -r spec; do eval "in_node \"\$1\" iptables -w 5 -t mangle $spec"; done
   in_node "$1" tc qdisc del dev "$dev" root handle 4c48: 2>/dev/null || true
   clear_delay "$1" "$2"
 }
@@ -296,10 +305,10 @@ def nfqdelay_lines() -> list[str]:
     return [f"cat >\"$WORK/nfqdelay.py\" <<'{NFQDELAY_END}'", text.rstrip("\n"), NFQDELAY_END]
 
 
-def has_delay(plan: Plan, wanted: list[dict[str, Any]]) -> bool:
-    """A delay in the scenario's impairments or in an `impair` fault step."""
-    return any(imp.get("delay") for imp in wanted) or any(
-        st.kind == "fault" and st.fault == "impair" and st.args.get("delay") for st in plan.steps
+def has_delay(plan: Plan, wanted: list[dict[str, Any]], key: str = "delay") -> bool:
+    """A delay (or another `key`) in the scenario's impairments or an `impair` fault step."""
+    return any(imp.get(key) for imp in wanted) or any(
+        st.kind == "fault" and st.fault == "impair" and st.args.get(key) for st in plan.steps
     )
 
 
@@ -590,6 +599,10 @@ def link_lines(node: str, network: str, spec: dict[str, Any]) -> list[str]:
         p = float(str(loss).strip().rstrip("%")) / 100
         lines.append(f"loss {where} {p:.6f}")
     delay, rate = spec.get("delay"), spec.get("rate")
+    dup = spec.get("duplicate")
+    if dup:
+        p = float(str(dup).strip().rstrip("%")) / 100
+        lines.append(f"dup_link {where} {p:.6f}")
     if delay:
         jitter = str(spec.get("jitter") or "")
         ms = f"{_ms(str(delay)):g} {_ms(jitter) if jitter else 0:g}"
@@ -622,7 +635,7 @@ def impairments(plan: Plan, wanted: list[dict[str, Any]], backends: list[str]) -
         node = str(imp.get("node", "NODE"))
         if imp.get("partition"):
             part.lines.append(f"partition {q(node)} {q(str(imp['partition']))}")
-        if imp.get("loss") or imp.get("rate") or imp.get("delay"):
+        if imp.get("loss") or imp.get("rate") or imp.get("delay") or imp.get("duplicate"):
             part.lines += link_lines(node, _only_network(plan, node, imp.get("network")), imp)
     return part
 
@@ -886,6 +899,7 @@ class Manual:
     settings: list[str]
     parts: dict[str, Part]
     delays: bool = False  # a delay somewhere: the delay helpers and the helper's program
+    duplicates: bool = False  # a duplicate somewhere: the helpers with dup_link
 
 
 def build(
@@ -917,4 +931,10 @@ def build(
         symptom(plan),
         cleanup(plan),
     ]
-    return Manual(plan, settings, {p.key: p for p in parts}, has_delay(plan, wanted))
+    return Manual(
+        plan,
+        settings,
+        {p.key: p for p in parts},
+        has_delay(plan, wanted),
+        has_delay(plan, wanted, "duplicate"),
+    )

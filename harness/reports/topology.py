@@ -16,7 +16,7 @@ COL = 190  # width per node column
 BOX_W, BOX_H = 160, 62
 TOP = 20
 BAR_GAP = 64
-IMPAIR_KEYS = ("loss", "rate", "delay", "jitter", "partition")
+IMPAIR_KEYS = ("loss", "rate", "delay", "jitter", "duplicate", "partition")
 
 
 def _t(text: Any) -> str:

@@ -56,10 +56,19 @@ def impair_link(
     rate: str | None = None,
     delay: str | None = None,
     jitter: str | None = None,
+    duplicate: str | None = None,
 ) -> dict[str, Any]:
     net = _only_network(node, addresses, network)
     return engine.impair(
-        run, node, net, addresses[node][net], loss=loss, rate=rate, delay=delay, jitter=jitter
+        run,
+        node,
+        net,
+        addresses[node][net],
+        loss=loss,
+        rate=rate,
+        delay=delay,
+        jitter=jitter,
+        duplicate=duplicate,
     )
 
 
@@ -81,6 +90,7 @@ def apply(engine: Engine, run: str, step: FaultStep, addresses: Addresses) -> di
             rate=step.rate,
             delay=step.delay,
             jitter=step.jitter,
+            duplicate=step.duplicate,
         )
     net = step.network  # clear
     return engine.clear_impairment(
@@ -114,7 +124,7 @@ def topology_impairments(
     for imp in impairments:
         if imp.partition:
             out.append(partition(engine, run, imp.node, imp.partition, addresses))
-        if imp.loss or imp.rate or imp.delay:
+        if imp.loss or imp.rate or imp.delay or imp.duplicate:
             out.append(
                 impair_link(
                     engine,
@@ -126,6 +136,7 @@ def topology_impairments(
                     rate=imp.rate,
                     delay=imp.delay,
                     jitter=imp.jitter,
+                    duplicate=imp.duplicate,
                 )
             )
     return out

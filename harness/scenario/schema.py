@@ -577,6 +577,9 @@ class Impairment(_Model):
     rate: Rate | None = None
     delay: Delay | None = None
     jitter: Delay | None = None
+    duplicate: Loss | None = Field(
+        default=None, description="this share of the packets the node receives there, twice"
+    )
     partition: str | None = Field(default=None, description="a node or network to cut off")
 
 
@@ -692,6 +695,7 @@ class FaultStep(_Model):
     rate: Rate | None = None
     delay: Delay | None = None
     jitter: Delay | None = None
+    duplicate: Loss | None = None
 
 
 Step = Annotated[

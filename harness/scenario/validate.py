@@ -664,9 +664,14 @@ class Checker:
                     self.at((*path, "partition"), "a node cannot be partitioned from itself")
                 else:
                     self.check_partition_ipv4((*path, "partition"), node, part)
-            effects = [k for k in ("loss", "rate", "delay", "jitter", "partition") if k in imp]
+            effects = [
+                k for k in ("loss", "rate", "delay", "jitter", "duplicate", "partition") if k in imp
+            ]
             if not effects:
-                self.at_key(path, "an impairment needs one of loss, rate, delay, jitter, partition")
+                self.at_key(
+                    path,
+                    "an impairment needs one of loss, rate, delay, jitter, duplicate, partition",
+                )
             if "jitter" in imp and "delay" not in imp:
                 self.at_key((*path, "jitter"), "'jitter' needs 'delay'")
 
@@ -676,19 +681,24 @@ class Checker:
         }
 
     def check_loss_ipv4(self, path: YPath, spec: dict[str, Any]) -> None:
-        """Loss is iptables' (IPv4 only): refused on a link whose network has IPv6, where IPv6
-        packets would all get through. tc's rate and delay act on every packet."""
+        """Loss and duplication are iptables' (IPv4 only): refused on a link whose network has
+        IPv6, where IPv6 packets would all get through untouched. tc's rate and delay act on
+        every packet."""
         node, net = spec.get("node"), spec.get("network")
-        if "loss" not in spec or not isinstance(node, str):
+        if not isinstance(node, str):
             return
         nets = self.attached.get(node, [])
         link = net if isinstance(net, str) else nets[0] if len(nets) == 1 else None
-        if link in self.ipv6_networks():
-            self.at(
-                (*path, "loss"),
-                f"loss: network {link!r} has IPv6, and loss drops IPv4 only, so IPv6 packets "
-                "would all get through (use delay or rate, or a network without IPv6)",
-            )
+        if link not in self.ipv6_networks():
+            return
+        for key, does in (("loss", "drops"), ("duplicate", "copies")):
+            if key in spec:
+                self.at(
+                    (*path, key),
+                    f"{key}: network {link!r} has IPv6, and {key} {does} IPv4 only, so IPv6 "
+                    "packets would all get through untouched (use delay or rate, or a network "
+                    "without IPv6)",
+                )
 
     def check_partition_ipv4(self, path: YPath, node: Any, target: str) -> None:
         """A partition drops IPv4 (iptables): refused where node and target share a network
@@ -867,9 +877,11 @@ class Checker:
                 f"node {node!r} is on several networks ({', '.join(self.attached[node])}); "
                 "say which with 'network'",
             )
-        effects = [k for k in ("loss", "rate", "delay", "jitter") if k in step]
+        effects = [k for k in ("loss", "rate", "delay", "jitter", "duplicate") if k in step]
         if action == "impair" and not effects:
-            self.at_key((*spath, "fault"), "fault 'impair' needs one of loss, rate, delay")
+            self.at_key(
+                (*spath, "fault"), "fault 'impair' needs one of loss, rate, delay, duplicate"
+            )
         elif action != "impair" and effects:
             self.at_key((*spath, effects[0]), f"fault {action!r} takes no {effects[0]!r}")
         if action not in ("impair", "clear") and "network" in step:
