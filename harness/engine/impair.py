@@ -89,6 +89,7 @@ import os
 import re
 import shlex
 import threading
+import time
 from typing import Any
 
 from harness.engine.client import engine_errors, engine_info
@@ -104,6 +105,7 @@ TAG = "lh"  # rule comments: lh:loss:<network>, lh:part:<target>
 HANDLE = "4c48:"  # our root qdisc ("LH"); a child tbf under netem gets 4c49:
 CHILD_HANDLE = "4c49:"
 LABEL_PROBE = "labharness.probe"
+_EXEC_TRIES = 3  # `ip addr` asked again when the engine lost its output (interfaces())
 
 _NO_CAP_HINT = (
     "the node needs the NET_ADMIN capability for tc and iptables: the harness adds it to nodes"
@@ -189,13 +191,20 @@ def _run(container: Any, argv: list[str], ok_codes: tuple[int, ...] = (0,)) -> t
 
 
 def interfaces(container: Any) -> dict[str, str]:
-    """IPv4 address -> interface name, from `ip -o -4 addr` inside the node."""
-    _, out = _run(container, ["ip", "-o", "-4", "addr", "show"])
+    """IPv4 address -> interface name, from `ip -o -4 addr` inside the node.
+
+    Every namespace has 127.0.0.1: an exit 0 without a single address is the engine losing a
+    short exec's output (moby/moby#27289, seen with two runs at once), so it is asked again."""
     found: dict[str, str] = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if len(parts) >= 4 and parts[2] == "inet":
-            found[parts[3].split("/")[0]] = parts[1].split("@")[0]
+    for attempt in range(_EXEC_TRIES):
+        _, out = _run(container, ["ip", "-o", "-4", "addr", "show"])
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) >= 4 and parts[2] == "inet":
+                found[parts[3].split("/")[0]] = parts[1].split("@")[0]
+        if found:
+            break
+        time.sleep(0.1 * (attempt + 1))
     return found
 
 

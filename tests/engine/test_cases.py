@@ -37,6 +37,10 @@ VERIFY = [
     ("nginx-sha1-certificate", "add-chain", "NOT_FIXED"),
     ("haproxy-healthcheck-path", "check-path", "FIXED"),
     ("haproxy-healthcheck-path", "longer-timeouts", "NOT_FIXED"),
+    # 800 ms on the proxy-to-app link (the delay backend: netem, else nfqueue) against
+    # proxy_read_timeout 250ms; 5s fixes it, a longer proxy_connect_timeout does not
+    ("upstream-latency-timeout", "read-timeout", "FIXED"),
+    ("upstream-latency-timeout", "connect-timeout", "NOT_FIXED"),
 ]
 
 
