@@ -41,6 +41,9 @@ VERIFY = [
     # proxy_read_timeout 250ms; 5s fixes it, a longer proxy_connect_timeout does not
     ("upstream-latency-timeout", "read-timeout", "FIXED"),
     ("upstream-latency-timeout", "connect-timeout", "NOT_FIXED"),
+    ("openssh-rsa-sha1-refused", "accept-ssh-rsa", "FIXED"),  # the workaround
+    ("openssh-rsa-sha1-refused", "client-rsa-sha2", "FIXED"),
+    ("openssh-rsa-sha1-refused", "hostkey-ssh-rsa", "NOT_FIXED"),
 ]
 
 
@@ -152,3 +155,41 @@ def test_sha1_baseline_names_the_failed_readiness_with_its_log_line(
     html = (folder / "report.html").read_text()
     assert "Did not start" in html and "ca md too weak" in html
     assert nothing_left(docker_client, r["run"])
+
+
+@pytest.mark.parametrize(
+    ("fix", "verdict"), [("accept-ssh-rsa", "FIXED"), ("hostkey-ssh-rsa", "NOT_FIXED")]
+)
+def test_openssh_case_on_debian_13(
+    fix: str, verdict: str, docker_client: Any, reports: Path, cleanup_runs: list[str]
+) -> None:
+    """OpenSSH 10.0 refuses ssh-rsa too, but logs only the closed connection (its
+    server-sig-algs leaves ssh-rsa out, so the client never signs): still REPRODUCED, the same
+    workaround FIXED, the wrong one NOT_FIXED, triaged to the same known problem."""
+    case = "openssh-rsa-sha1-refused"
+    code, r = _verify_fix(case, fix, reports, "-p", "os=debian-13")
+    runs = [r["baseline"]["run"], r["candidate"]["run"]]
+    cleanup_runs += runs
+    assert r["baseline"]["verdict"] == "REPRODUCED", r["baseline"]["reason"]
+    assert (r["verdict"], code) == (verdict, 0 if verdict == "FIXED" else 1), r["reason"]
+    for run in runs:
+        assert nothing_left(docker_client, run)
+    if verdict == "FIXED":
+        _triaged_to_its_case(case, Path(r["baseline"]["folder"]), reports)
+
+
+def test_ssh_rsa_still_accepted_on_debian_11(reports: Path, cleanup_runs: list[str]) -> None:
+    """The same client and key log in to OpenSSH 8.4: the server's upgrade is the cause."""
+    p = run_lab(
+        "reproduce",
+        f"{CASES}/openssh-rsa-sha1-refused.yaml",
+        "-p",
+        "os=debian-11",
+        "--destroy",
+        "always",
+        "--json",
+        reports=reports,
+    )
+    r = json.loads(p.stdout)
+    cleanup_runs.append(r["run"])
+    assert (p.returncode, r["verdict"]) == (1, "NOT_REPRODUCED"), r["reason"]

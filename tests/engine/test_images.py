@@ -108,6 +108,7 @@ VERSION_COMMANDS = {
     "curl": ("curl --version", "curl {v}."),
     "backend": ("python3 /opt/backend/app.py --version", "{v}"),
     "haproxy": ("haproxy -v", "version {v}."),
+    "openssh": ("ssh -V 2>&1", "OpenSSH_{v}p"),
 }
 
 
@@ -132,6 +133,9 @@ VERSION_COMMANDS = {
         ("haproxy", "2.2", "debian-11"),
         ("haproxy", "2.6", "debian-12"),
         ("haproxy", "3.0", "debian-13"),
+        ("openssh", "8.4", "debian-11"),
+        ("openssh", "9.2", "debian-12"),
+        ("openssh", "10.0", "debian-13"),
     ],
 )
 def test_lab_image_runs_its_version(

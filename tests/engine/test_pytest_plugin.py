@@ -274,3 +274,24 @@ def test_haproxy_health_suite(os_name: str, docker_client: Any, reports: Path) -
     assert out.count("[lb] PASSED") == 5, out
     assert " FAILED" not in out and " SKIPPED" not in out
     assert nothing_left(docker_client, state["run"])
+
+
+@pytest.mark.parametrize("os_name", ["debian-11", "debian-12", "debian-13"])
+def test_openssh_health_suite(os_name: str, docker_client: Any, reports: Path) -> None:
+    """The openssh lab's suite on the openssh case: on the server (the customer's
+    authorized_keys: the suite logs nobody in) and on the client node (the same lab)."""
+    p = pytest_run(
+        "--lab-scenario",
+        "scenarios/cases/openssh-rsa-sha1-refused.yaml",
+        "--lab-param",
+        f"os={os_name}",
+        "--import-mode=importlib",
+        "labs/openssh/tests",
+        reports=reports,
+    )
+    out = p.stdout + p.stderr
+    [state] = session_runs(reports, "openssh-rsa-sha1-refused")
+    assert p.returncode == 0, out
+    assert out.count("[server] PASSED") == 7 and out.count("[nas01] PASSED") == 7, out
+    assert " FAILED" not in out and " SKIPPED" not in out
+    assert nothing_left(docker_client, state["run"])
