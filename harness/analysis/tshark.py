@@ -5,14 +5,20 @@ its columns.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import errno
 import functools
 import hashlib
 import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import tempfile
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,13 +88,153 @@ def _error(stderr: str) -> str | None:
     return " ".join(lines) or None
 
 
-def read(path: Path, timeout: float = 120.0) -> Read:
-    """One pass over the capture: FIELDS of the frames FILTER keeps, plus the frame count."""
-    argv = [binary(), "-r", str(path), "-n", "-Y", FILTER, "-T", "fields"]
+def _argv(tshark: str, source: str) -> list[str]:
+    argv = [tshark, "-r", source, "-n", "-Y", FILTER, "-T", "fields"]
     argv += ["-E", "separator=/t", "-E", "occurrence=f", "-z", "io,stat,0"]
     for f in FIELDS:
         argv += ["-e", f]
-    done = _run(argv, timeout, path)
+    return argv
+
+
+# -- tshark started ahead ------------------------------------------------------------------
+# tshark spends about 0.35 s loading its dissectors before it opens a file: most of what one
+# small capture costs. A run knows early which captures it will read, so it starts that many
+# tshark processes ahead (prewarm), each blocked opening its own FIFO once it is ready; read()
+# then copies the capture into one and only waits for the dissection. Same argv, same output.
+
+WARM_MAX = 8  # processes kept ready at most
+OPEN_WAIT = 30.0  # seconds read() waits for a warm tshark to open its FIFO
+# a warm tshark outlives an unused wait by this much at most (coreutils timeout): one whose
+# harness was killed (no atexit) would otherwise wait on its FIFO for ever
+WARM_LIFE = 900
+
+
+@dataclass
+class _Warm:
+    proc: subprocess.Popen[str]
+    fifo: Path
+
+
+_warm: list[_Warm] = []
+_warm_lock = threading.Lock()
+
+
+def prewarm(count: int = 1) -> int:
+    """Have `count` tshark processes ready for read(); how many were started. Nothing when
+    tshark is missing (read() then says so) or the FIFO cannot be made."""
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        return 0
+    started = 0
+    with _warm_lock:
+        _warm[:] = [w for w in _warm if w.proc.poll() is None or _drop(w)]
+        while len(_warm) < min(count, WARM_MAX):
+            try:
+                fifo = Path(tempfile.mkdtemp(prefix="labharness-tshark-")) / "capture"
+                os.mkfifo(fifo, 0o600)
+                life = shutil.which("timeout")
+                bound = [life, "-k", "5", str(WARM_LIFE)] if life else []
+                proc = subprocess.Popen(
+                    [*bound, *_argv(tshark, str(fifo))],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    errors="replace",
+                    start_new_session=True,  # its own group: _drop ends timeout and tshark
+                )
+            except OSError:
+                return started
+            _warm.append(_Warm(proc, fifo))
+            started += 1
+    return started
+
+
+def _drop(w: _Warm) -> bool:
+    """End a warm tshark and remove its FIFO; False (for the filter above)."""
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        # the whole group: a tshark whose timeout wrapper died is still in it
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(w.proc.pid, signal.SIGKILL)
+        w.proc.communicate(timeout=5)
+    with contextlib.suppress(OSError):
+        w.fifo.unlink()
+        w.fifo.parent.rmdir()
+    return False
+
+
+@atexit.register
+def _drop_all() -> None:
+    with _warm_lock:
+        for w in _warm:
+            _drop(w)
+        _warm.clear()
+
+
+def _take() -> _Warm | None:
+    with _warm_lock:
+        while _warm:
+            w = _warm.pop(0)
+            if w.proc.poll() is None:
+                return w
+            _drop(w)
+    return None
+
+
+def _open_writer(w: _Warm) -> int | None:
+    """The FIFO opened for writing once the warm tshark opened it for reading (it may still be
+    loading its dissectors); None when it died first or does not get there in time."""
+    deadline = time.monotonic() + OPEN_WAIT
+    while time.monotonic() < deadline and w.proc.poll() is None:
+        try:
+            fd = os.open(w.fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
+                return None
+            time.sleep(0.005)
+            continue
+        os.set_blocking(fd, True)
+        return fd
+    return None
+
+
+def _feed(fd: int, path: Path) -> None:
+    with contextlib.suppress(OSError), os.fdopen(fd, "wb") as out, path.open("rb") as src:
+        shutil.copyfileobj(src, out, 1 << 20)  # a tshark that stops early: BrokenPipeError
+
+
+def _run_warm(w: _Warm, path: Path, timeout: float) -> subprocess.CompletedProcess[str] | None:
+    """The capture through a warm tshark; None when it cannot take it (then run one cold)."""
+    fd = _open_writer(w)
+    if fd is None:
+        _drop(w)
+        return None
+    feeder = threading.Thread(target=_feed, args=(fd, path), daemon=True)
+    feeder.start()
+    try:
+        out, err = w.proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _drop(w)
+        raise BadEvidence(
+            f"{path}: tshark did not finish within {timeout:g} s",
+            hint="split the capture (editcap -c 100000 IN OUT) or give --timeout more seconds",
+        ) from None
+    finally:
+        feeder.join(timeout=5)
+        with contextlib.suppress(OSError):
+            w.fifo.unlink()
+            w.fifo.parent.rmdir()
+    err = err.replace(str(w.fifo), str(path))  # tshark names the file it read: the capture
+    return subprocess.CompletedProcess(w.proc.args, w.proc.returncode, out, err)
+
+
+def read(path: Path, timeout: float = 120.0) -> Read:
+    """One pass over the capture: FIELDS of the frames FILTER keeps, plus the frame count
+    (through a tshark started ahead when prewarm() left one ready)."""
+    warm = _take()
+    done = _run_warm(warm, path, timeout) if warm is not None else None
+    if done is None:
+        done = _run(_argv(binary(), str(path)), timeout, path)
     head, _, stats = done.stdout.partition("\n=====")
     rows = []
     for line in head.splitlines():

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from harness.analysis import inputs
+from harness.analysis import inputs, tshark
 from harness.analysis.read import read_task
 from harness.errors import HarnessError
 from harness.journal_model import AnalyzedSource
@@ -34,6 +34,11 @@ def _failed(task: inputs.Task, rel: str, exc: HarnessError) -> AnalyzedSource:
     )
 
 
+def prewarm(captures: int) -> None:
+    """tshark started ahead for the captures the run will read (harness.analysis.tshark)."""
+    tshark.prewarm(captures)
+
+
 def analyze_folder(
     folder: Path,
     catalog: Catalog,
@@ -46,7 +51,9 @@ def analyze_folder(
     (a Ctrl-C while finishing) ends the reading early, keeping the sources read so far."""
     mask_captures(folder, redactor)
     out: list[AnalyzedSource] = []
-    for task in inputs.plan([str(folder)]).tasks:
+    tasks = inputs.plan([str(folder)]).tasks
+    tshark.prewarm(sum(t.sniffed.kind == "capture" for t in tasks))  # their start-ups at once
+    for task in tasks:
         if stop():
             break
         rel = task.path.relative_to(folder).as_posix()

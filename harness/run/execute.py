@@ -20,6 +20,7 @@ from harness.engine.api import CaptureInfo, Engine, RunLabels
 from harness.engine.connection import connect_engine
 from harness.errors import HarnessError, InfraError, Interrupted, UsageError
 from harness.journal_model import AnalyzedSource, EvidenceMatch
+from harness.run import analyze as run_analyze
 from harness.run import faults, labstate, live, probes, redact, trust
 from harness.run import running_config as runconf
 from harness.run.analyze import analyze_folder
@@ -129,6 +130,7 @@ class Run:
         self.cancel = opts.cancel.child() if opts.cancel is not None else StopFlag()
         self.live = _Live()
         self.finishing = False
+        self.captures_wanted = 0  # capture files the analyze phase will read
         # Ctrl-C/SIGTERM noted while finishing: collection stops early, the run still ends
         # interrupted (exit 128+n) once the lab is down
         self.late_signals: list[int] = []
@@ -260,6 +262,8 @@ class Run:
     def start_captures(self, tag: str = "") -> None:
         collect = self.raw.collect
         if collect and collect.capture:
+            self.captures_wanted += len(collect.capture)
+            run_analyze.prewarm(self.captures_wanted)  # tshark loads while the run works
             with self.phase(f"capture{tag}") as rec:
                 for net in collect.capture:
                     suffix = tag.replace("-", "-attempt-") if tag else ""

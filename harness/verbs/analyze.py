@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from harness.analysis import inputs
+from harness.analysis import inputs, tshark
 from harness.analysis.evidence import BadEvidence
 from harness.analysis.read import read_task
 from harness.findings_model import Source
@@ -32,6 +32,7 @@ def analyze(
     redactor = Redactor()
     problems = list(plan.problems)
     sources: list[Source] = []
+    tshark.prewarm(sum(t.sniffed.kind == "capture" for t in plan.tasks))  # start-ups at once
     for task in plan.tasks:
         try:
             source = read_task(
