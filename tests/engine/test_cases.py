@@ -37,6 +37,8 @@ VERIFY = [
     ("nginx-sha1-certificate", "add-chain", "NOT_FIXED"),
     ("haproxy-healthcheck-path", "check-path", "FIXED"),
     ("haproxy-healthcheck-path", "longer-timeouts", "NOT_FIXED"),
+    ("unbound-static-local-zone", "transparent-zone", "FIXED"),
+    ("unbound-static-local-zone", "negative-cache-ttl", "NOT_FIXED"),
 ]
 
 

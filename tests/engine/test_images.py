@@ -108,6 +108,7 @@ VERSION_COMMANDS = {
     "curl": ("curl --version", "curl {v}."),
     "backend": ("python3 /opt/backend/app.py --version", "{v}"),
     "haproxy": ("haproxy -v", "version {v}."),
+    "unbound": ("unbound -V", "Version {v}."),
 }
 
 
@@ -132,6 +133,9 @@ VERSION_COMMANDS = {
         ("haproxy", "2.2", "debian-11"),
         ("haproxy", "2.6", "debian-12"),
         ("haproxy", "3.0", "debian-13"),
+        ("unbound", "1.13", "debian-11"),
+        ("unbound", "1.17", "debian-12"),
+        ("unbound", "1.26", "debian-13"),
     ],
 )
 def test_lab_image_runs_its_version(
