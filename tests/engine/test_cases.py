@@ -150,3 +150,19 @@ def test_sha1_baseline_names_the_failed_readiness_with_its_log_line(
     html = (folder / "report.html").read_text()
     assert "Did not start" in html and "ca md too weak" in html
     assert nothing_left(docker_client, r["run"])
+
+
+@pytest.mark.parametrize("os_name", ["debian-11", "debian-13"])
+def test_unbound_case_on_unbound_1_13_and_1_26(
+    os_name: str, docker_client: Any, reports: Path, cleanup_runs: list[str]
+) -> None:
+    """The static local zone shadows the forwarded zone with 1.13 and 1.26 too (the VERIFY
+    table runs 1.17): REPRODUCED, and the transparent zone FIXED."""
+    code, r = _verify_fix(
+        "unbound-static-local-zone", "transparent-zone", reports, "-p", f"os={os_name}"
+    )
+    cleanup_runs += [r["baseline"]["run"], r["candidate"]["run"]]
+    assert r["baseline"]["verdict"] == "REPRODUCED", r["baseline"]["reason"]
+    assert (r["verdict"], code) == ("FIXED", 0), r["reason"]
+    for run in (r["baseline"]["run"], r["candidate"]["run"]):
+        assert nothing_left(docker_client, run)
