@@ -44,6 +44,8 @@ VERIFY = [
     ("openssh-rsa-sha1-refused", "accept-ssh-rsa", "FIXED"),  # the workaround
     ("openssh-rsa-sha1-refused", "client-rsa-sha2", "FIXED"),
     ("openssh-rsa-sha1-refused", "hostkey-ssh-rsa", "NOT_FIXED"),
+    ("unbound-static-local-zone", "transparent-zone", "FIXED"),
+    ("unbound-static-local-zone", "negative-cache-ttl", "NOT_FIXED"),
 ]
 
 
@@ -193,3 +195,19 @@ def test_ssh_rsa_still_accepted_on_debian_11(reports: Path, cleanup_runs: list[s
     r = json.loads(p.stdout)
     cleanup_runs.append(r["run"])
     assert (p.returncode, r["verdict"]) == (1, "NOT_REPRODUCED"), r["reason"]
+
+
+@pytest.mark.parametrize("os_name", ["debian-11", "debian-13"])
+def test_unbound_case_on_unbound_1_13_and_1_26(
+    os_name: str, docker_client: Any, reports: Path, cleanup_runs: list[str]
+) -> None:
+    """The static local zone shadows the forwarded zone with 1.13 and 1.26 too (the VERIFY
+    table runs 1.17): REPRODUCED, and the transparent zone FIXED."""
+    code, r = _verify_fix(
+        "unbound-static-local-zone", "transparent-zone", reports, "-p", f"os={os_name}"
+    )
+    cleanup_runs += [r["baseline"]["run"], r["candidate"]["run"]]
+    assert r["baseline"]["verdict"] == "REPRODUCED", r["baseline"]["reason"]
+    assert (r["verdict"], code) == ("FIXED", 0), r["reason"]
+    for run in (r["baseline"]["run"], r["candidate"]["run"]):
+        assert nothing_left(docker_client, run)

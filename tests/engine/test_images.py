@@ -109,6 +109,7 @@ VERSION_COMMANDS = {
     "backend": ("python3 /opt/backend/app.py --version", "{v}"),
     "haproxy": ("haproxy -v", "version {v}."),
     "openssh": ("ssh -V 2>&1", "OpenSSH_{v}p"),
+    "unbound": ("unbound -V", "Version {v}."),
 }
 
 
@@ -136,6 +137,9 @@ VERSION_COMMANDS = {
         ("openssh", "8.4", "debian-11"),
         ("openssh", "9.2", "debian-12"),
         ("openssh", "10.0", "debian-13"),
+        ("unbound", "1.13", "debian-11"),
+        ("unbound", "1.17", "debian-12"),
+        ("unbound", "1.26", "debian-13"),
     ],
 )
 def test_lab_image_runs_its_version(

@@ -114,6 +114,21 @@ def _postgres_sync(sync: dict[str, Any]) -> None:
     assert act["node"] == "app" and act["action"] == "copied+restarted"
 
 
+def _unbound_edit(proj: Path) -> None:  # the static zone made transparent: a reload, no restart
+    _edit(
+        proj / "fixtures/unbound-static-local-zone/unbound.conf",
+        'local-zone: "corp.example." static',
+        'local-zone: "corp.example." transparent',
+    )
+
+
+def _unbound_sync(sync: dict[str, Any]) -> None:
+    assert sync["plan"]["copy"] == {"resolver": ["/etc/unbound/unbound.conf"]}, sync["plan"]
+    (act,) = sync["actions"]
+    assert act["node"] == "resolver" and act["action"] == "copied+reloaded", act
+    assert act["reload"]["exit_code"] == 0, act
+
+
 CASE_ARGS = {
     "tls-min-version": ([], _ansible_edit, _ansible_sync),
     "lossy-link-intermittent": (
@@ -122,6 +137,7 @@ CASE_ARGS = {
         _impairment_sync,
     ),
     "postgres-too-many-clients": ([], _postgres_edit, _postgres_sync),
+    "unbound-static-local-zone": ([], _unbound_edit, _unbound_sync),
 }
 UP_ARGS = {"lossy-link-intermittent": ["--fix", "client-retries"]}
 

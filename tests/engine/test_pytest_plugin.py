@@ -295,3 +295,24 @@ def test_openssh_health_suite(os_name: str, docker_client: Any, reports: Path) -
     assert out.count("[server] PASSED") == 7 and out.count("[nas01] PASSED") == 7, out
     assert " FAILED" not in out and " SKIPPED" not in out
     assert nothing_left(docker_client, state["run"])
+
+
+@pytest.mark.parametrize("os_name", ["debian-11", "debian-12", "debian-13"])
+def test_unbound_health_suite(os_name: str, docker_client: Any, reports: Path) -> None:
+    """The unbound lab's suite on the unbound case's two resolvers (the branch's, whose static
+    zone is the symptom, and HQ's): 5 tests each."""
+    p = pytest_run(
+        "--lab-scenario",
+        "scenarios/cases/unbound-static-local-zone.yaml",
+        "--lab-param",
+        f"os={os_name}",
+        "--import-mode=importlib",
+        "labs/unbound/tests",
+        reports=reports,
+    )
+    out = p.stdout + p.stderr
+    [state] = session_runs(reports, "unbound-static-local-zone")
+    assert p.returncode == 0, out
+    assert out.count("[resolver] PASSED") == 5 and out.count("[hq] PASSED") == 5, out
+    assert " FAILED" not in out and " SKIPPED" not in out
+    assert nothing_left(docker_client, state["run"])

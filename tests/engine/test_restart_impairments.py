@@ -48,4 +48,3 @@ def journal_backend(journal: dict[str, Any]) -> str | None:
                 if a.get("backend"):
                     return str(a["backend"])
     return None
-
