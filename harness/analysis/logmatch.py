@@ -99,7 +99,10 @@ def scan(
     anyone = compile_signature("|".join(f"(?:{r.signature.pattern})" for r in rules))
     tallies: dict[int, _Tally] = {}
     n = 0
-    for n, line in enumerate(lines, start=1):
+    for n, raw in enumerate(lines, start=1):
+        # without its line end: RE2's `$` matches at the very end only, so a signature ending
+        # in `$` matches a file's lines as it matches a run's own (split) output
+        line = raw.rstrip("\r\n")
         if not anyone.search(line):
             continue
         for i, rule in enumerate(rules):
@@ -107,7 +110,7 @@ def scan(
                 t = tallies.setdefault(i, _Tally(rule))
                 if not t.count:
                     t.line, t.stamp = n, timestamp(line)
-                    t.sample = redact(line.rstrip("\r\n")[:SAMPLE_MAX])
+                    t.sample = redact(line[:SAMPLE_MAX])
                 t.count += 1
     out.lines = n
     out.findings = [_finding(t, source, node) for t in tallies.values()]

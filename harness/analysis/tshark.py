@@ -68,16 +68,20 @@ def binary() -> str:
     return found
 
 
+def _too_long(what: Path | str, timeout: float) -> BadEvidence:
+    return BadEvidence(
+        f"{what}: tshark did not finish within {timeout:g} s",
+        hint="split the capture (editcap -c 100000 IN OUT) or give --timeout more seconds",
+    )
+
+
 def _run(argv: list[str], timeout: float, what: Path | str) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
             argv, capture_output=True, text=True, errors="replace", timeout=timeout, check=False
         )
     except subprocess.TimeoutExpired:
-        raise BadEvidence(
-            f"{what}: tshark did not finish within {timeout:g} s",
-            hint="split the capture (editcap -c 100000 IN OUT) or give --timeout more seconds",
-        ) from None
+        raise _too_long(what, timeout) from None
     except OSError as exc:
         raise InfraError(f"tshark could not run: {exc}") from None
 
@@ -103,7 +107,6 @@ def _argv(tshark: str, source: str) -> list[str]:
 # then copies the capture into one and only waits for the dissection. Same argv, same output.
 
 WARM_MAX = 8  # processes kept ready at most
-OPEN_WAIT = 30.0  # seconds read() waits for a warm tshark to open its FIFO
 # a warm tshark outlives an unused wait by this much at most (coreutils timeout): one whose
 # harness was killed (no atexit) would otherwise wait on its FIFO for ever
 WARM_LIFE = 900
@@ -181,10 +184,9 @@ def _take() -> _Warm | None:
     return None
 
 
-def _open_writer(w: _Warm) -> int | None:
+def _open_writer(w: _Warm, deadline: float) -> int | None:
     """The FIFO opened for writing once the warm tshark opened it for reading (it may still be
-    loading its dissectors); None when it died first or does not get there in time."""
-    deadline = time.monotonic() + OPEN_WAIT
+    loading its dissectors); None when it died first or did not get there by `deadline`."""
     while time.monotonic() < deadline and w.proc.poll() is None:
         try:
             fd = os.open(w.fifo, os.O_WRONLY | os.O_NONBLOCK)
@@ -204,21 +206,23 @@ def _feed(fd: int, path: Path) -> None:
 
 
 def _run_warm(w: _Warm, path: Path, timeout: float) -> subprocess.CompletedProcess[str] | None:
-    """The capture through a warm tshark; None when it cannot take it (then run one cold)."""
-    fd = _open_writer(w)
+    """The capture through a warm tshark; None when it cannot take it (then run one cold).
+    The timeout counts from here, the wait for it to open its FIFO included."""
+    deadline = time.monotonic() + timeout
+    fd = _open_writer(w, deadline)
     if fd is None:
+        alive = w.proc.poll() is None
         _drop(w)
+        if alive:  # still not reading after the whole timeout: as stuck as a cold one
+            raise _too_long(path, timeout)
         return None
     feeder = threading.Thread(target=_feed, args=(fd, path), daemon=True)
     feeder.start()
     try:
-        out, err = w.proc.communicate(timeout=timeout)
+        out, err = w.proc.communicate(timeout=max(0.1, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         _drop(w)
-        raise BadEvidence(
-            f"{path}: tshark did not finish within {timeout:g} s",
-            hint="split the capture (editcap -c 100000 IN OUT) or give --timeout more seconds",
-        ) from None
+        raise _too_long(path, timeout) from None
     finally:
         feeder.join(timeout=5)
         with contextlib.suppress(OSError):

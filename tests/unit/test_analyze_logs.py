@@ -43,8 +43,20 @@ def test_signature_matches_its_lines_and_not_the_near_miss(sig: str) -> None:
     for line in LINES[sig]["match"]:
         found = logmatch.scan([line], [rule], source="x.log").findings
         assert [f.signature for f in found] == [f"log:{sig}"], line
+        # as a file gives it (harness.analysis.evidence.lines keeps the line end)
+        found = logmatch.scan([line + "\n"], [rule], source="x.log").findings
+        assert [f.signature for f in found] == [f"log:{sig}"], f"{line!r} with its line end"
     for line in LINES[sig]["miss"]:
         assert not logmatch.scan([line], [rule], source="x.log").findings, line
+
+
+def test_an_anchored_signature_matches_a_files_line_as_a_runs() -> None:
+    """RE2's `$` matches at the very end only: the line end is not part of the line."""
+    sig = RULES[next(iter(RULES))].signature.model_copy(update={"pattern": "ready$"})
+    rule = logmatch.Rule(lab="x", signature=sig, rx=logmatch.compile_signature("ready$"))
+    for end in ("", "\n", "\r\n"):
+        found = logmatch.scan([f"server is ready{end}"], [rule], source="x.log").findings
+        assert len(found) == 1 and found[0].sample == "server is ready", repr(end)
 
 
 def test_scan_counts_first_line_timestamp_and_redacts_the_sample() -> None:
