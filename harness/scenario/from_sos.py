@@ -153,7 +153,11 @@ def _nodes(
 
     def networks(node: str) -> dict[str, Any] | list[str]:
         mine = addresses[node]
-        return {n.network: _ipv4(mine.get(n.network)) for n in nets.carried} or ["lan"]
+        out = {n.network: _ipv4(mine.get(n.network)) for n in nets.carried}
+        for n in nets.carried:  # the host's IPv6 address, kept by the node that keeps its IPv4
+            if n.address6 and node == hosts[0] and n.static and out.get(n.network):
+                out[n.network] = {**(out[n.network] or {}), "ipv6": n.address6}
+        return out or ["lan"]
 
     nodes: dict[str, Any] = {}
     for node in hosts:
@@ -254,7 +258,10 @@ def _document(
     lines += [f"not carried over: {n.what}: {n.why}" for n in summary.not_carried[:MAX_NOTED]]
     if len(summary.not_carried) > MAX_NOTED:
         lines.append(f"... and {len(summary.not_carried) - MAX_NOTED} more (lab import sos --json)")
-    networks = {n.network: {"subnet": n.subnet} for n in summary.networks} or {"lan": {}}
+    networks = {
+        n.network: {"subnet": n.subnet} | ({"subnet6": n.subnet6} if n.subnet6 else {})
+        for n in summary.networks
+    } or {"lan": {}}
     return {
         "scenario": name,
         "title": f"{host} as its sosreport describes it",

@@ -1,9 +1,12 @@
 """The host's addresses as scenario networks (pure): one network per interface subnet.
 
 A lab network is an IPv4 subnet of at most /30 whose first address is the engine's gateway;
-what cannot be one (IPv6, /31 and /32, a subnet overlapping one already taken, the host's own
-container bridges) is listed as not carried over, with the reason. Loopback and IPv6
-link-local addresses are left out silently: every host has them.
+what cannot be one (/31 and /32, a subnet overlapping one already taken, the host's own
+container bridges) is listed as not carried over, with the reason. An IPv6 address on an
+interface whose IPv4 subnet was carried makes that network dual stack (its `subnet6`, and the
+host node keeps the address as its static `ipv6`), within what harness.scenario.ipv6 allows;
+an IPv6 address elsewhere is listed. Loopback and IPv6 link-local addresses are left out
+silently: every host has them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from harness.scenario.ipv6 import check_address6, check_subnet6
 from harness.scenario.limits import MAX_NETWORKS
 from harness.scenario.sos_facts import HostAddress, Skipped
 from harness.scenario.sos_match import Carried
@@ -27,6 +31,8 @@ class NetworkCarried(Carried):
     subnet: str
     address: str  # the host's address on it
     static: bool  # whether the host node keeps that address in the lab
+    subnet6: str | None = None  # its IPv6 subnet, when the host has a usable one there
+    address6: str | None = None  # the host's IPv6 address on it (kept by the host node)
 
 
 @dataclass
@@ -85,8 +91,7 @@ def map_addresses(addresses: list[HostAddress], node_names: set[str]) -> Network
             continue
         what = f"{a.interface} {a.family} {a.address}/{a.prefix}"
         if not isinstance(iface, ipaddress.IPv4Interface):
-            out.skipped.append(Skipped(what, "IPv6: not carried over (add subnet6 by hand)"))
-            continue
+            continue  # after every IPv4 network is known: _carry_ipv6
         why = _why_not(a, iface.network, out)
         if why:
             out.skipped.append(Skipped(what, why))
@@ -111,7 +116,51 @@ def map_addresses(addresses: list[HostAddress], node_names: set[str]) -> Network
                 static=static,
             )
         )
+    _carry_ipv6(addresses, out)
     return out
+
+
+def _carry_ipv6(addresses: list[HostAddress], out: Networks) -> None:
+    """Each IPv6 address onto the network carried for its interface (dual stack), or listed."""
+    for a in addresses:
+        try:
+            iface = ipaddress.ip_interface(f"{a.address}/{a.prefix}")
+        except ValueError:
+            continue  # listed as not an address already
+        if not isinstance(iface, ipaddress.IPv6Interface) or _skip_silently(a):
+            continue
+        what = f"{a.interface} {a.family} {a.address}/{a.prefix}"
+        why = _why_not6(a, iface, out)
+        if why:
+            out.skipped.append(Skipped(what, why))
+            continue
+        i = next(i for i, c in enumerate(out.carried) if c.interface == a.interface)
+        placed = check_address6(str(iface.ip), iface.network, out.carried[i].network)
+        if placed.problem:  # the subnet is carried; the host node gets an address from the engine
+            out.skipped.append(Skipped(what, f"{placed.problem}: the host node gets another"))
+        out.carried[i] = out.carried[i].model_copy(
+            update={
+                "subnet6": str(iface.network),
+                "address6": None if placed.problem else str(iface.ip),
+            }
+        )
+
+
+def _why_not6(a: HostAddress, iface: ipaddress.IPv6Interface, out: Networks) -> str | None:
+    """Why this IPv6 address cannot go on a carried network, or None."""
+    mine = next((c for c in out.carried if c.interface == a.interface), None)
+    if mine is None:
+        return "IPv6 on an interface with no IPv4 network carried over: a lab network is IPv4 first"
+    if mine.subnet6 is not None:
+        return f"a second IPv6 address on {a.interface}: a node has one IPv6 address per network"
+    net = iface.network
+    checked = check_subnet6(str(net))
+    if checked.problem:
+        return checked.problem
+    for c in out.carried:
+        if c.subnet6 and net.overlaps(ipaddress.ip_network(c.subnet6)):
+            return f"{net} overlaps {c.subnet6} ({c.interface}), already carried over"
+    return None
 
 
 def node_addresses(

@@ -177,7 +177,8 @@ def render_lines(r: ImportSosResult) -> list[str]:
         lines.append(f"software  {s.node}: {s.package} {s.installed} -> {s.lab} {s.version}{note}")
     for n in r.networks:
         where = f"host at {n.address}" if n.static else f"host's {n.address} not kept"
-        lines.append(f"network   {n.network}: {n.subnet} (from {n.interface}; {where})")
+        six = f" and {n.subnet6} (host at {n.address6})" if n.subnet6 else ""
+        lines.append(f"network   {n.network}: {n.subnet}{six} (from {n.interface}; {where})")
     redacted = sum(f.redacted for f in r.files)
     if r.files:
         nodes = ", ".join(sorted({f.node for f in r.files}))

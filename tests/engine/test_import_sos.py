@@ -183,11 +183,13 @@ def test_a_host_with_two_services_on_two_networks_comes_up(
     docker_client: Any, reports: Path, tmp_path: Path, cleanup_runs: list[str]
 ) -> None:
     """A hand-made report of a host running nginx and PostgreSQL on two subnets (the host is
-    .1 on the second, the lab's gateway): every node gets a static address, none collides,
-    and the services answer at them."""
+    .1 on the second, the lab's gateway), dual stack on the first: every node gets a static
+    address, none collides, the host's IPv6 address is nginx's, and the services answer."""
     a, b = secrets.randbelow(100) + 100, secrets.randbelow(100) + 100
+    six = f"fd00:252:{a:x}::7"
     ip = (
         f"2: eth0    inet 10.252.{a}.7/24 brd 10.252.{a}.255 scope global eth0\\\\  x\n"
+        f"2: eth0    inet6 {six}/64 scope global \\\\  x\n"
         f"3: eth1    inet 10.253.{b}.1/24 brd 10.253.{b}.255 scope global eth1\\\\  x\n"
     )
     members = report(
@@ -212,6 +214,13 @@ def test_a_host_with_two_services_on_two_networks_comes_up(
     run = up["run"]
     cleanup_runs.append(run)
     assert {n["name"]: n["addresses"] for n in up["nodes"]} == wanted
+    assert doc["topology"]["networks"]["eth0"]["subnet6"] == f"fd00:252:{a:x}::/64"
+    six_of = {n["name"]: n.get("addresses6", {}) for n in up["nodes"]}
+    assert six_of["nginx"] == {"eth0": six} and set(six_of["client"]) == {"eth0"}, six_of
+    page6 = run_lab(
+        "exec", run, "client", "--", "curl", "-sS", "-g", f"http://[{six}]/health", reports=reports
+    )
+    assert page6.stdout == "ok\n", page6.stderr
     page = run_lab(
         "exec", run, "client", "--", "curl", "-sS", f"http://10.252.{a}.7/health", reports=reports
     )

@@ -37,6 +37,9 @@ IP_O_ADDR = """1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever
 4: docker0    inet 172.17.0.1/16 brd 172.17.255.255 scope global docker0\\       valid_lft
 5: tun0    inet 10.9.9.9/32 scope global tun0\\       valid_lft forever
 2: eth0    inet6 2001:db8::5/64 scope global \\       valid_lft forever
+2: eth0    inet6 2001:db8::6/64 scope global \\       valid_lft forever
+3: eth1    inet6 fd00:71::1/64 scope global \\       valid_lft forever
+6: wg0    inet6 fd00:77::2/64 scope global \\       valid_lft forever
 """
 NGINX_CONF = "user www-data;\nevents {}\nhttp {\n  include /etc/nginx/sites-enabled/*;\n}\n"
 SITE = (

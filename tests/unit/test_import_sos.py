@@ -95,14 +95,16 @@ def test_a_report_becomes_a_valid_scenario(tmp_path: Path, project: Path, shape:
     }  # redis-server is `rc` (removed): not carried
     nodes = doc["topology"]["nodes"]
     assert set(nodes) == {"nginx", "postgres", "client"}
+    # IPv6 beside IPv4 where the host had both (dual stack): its subnet6, and the host's
+    # address kept by the node that keeps its IPv4 one
     assert doc["topology"]["networks"] == {
-        "eth0": {"subnet": "10.70.3.0/24"},
-        "eth1": {"subnet": "10.71.0.0/24"},
+        "eth0": {"subnet": "10.70.3.0/24", "subnet6": "2001:db8::/64"},
+        "eth1": {"subnet": "10.71.0.0/24", "subnet6": "fd00:71::/64"},
     }
     # the first service keeps the host's address; .1 is the lab's gateway, so not kept; every
     # other address is static too, from the top of the subnet (none the engine could give first)
     assert nodes["nginx"]["networks"] == {
-        "eth0": {"ipv4": "10.70.3.5"},
+        "eth0": {"ipv4": "10.70.3.5", "ipv6": "2001:db8::5"},
         "eth1": {"ipv4": "10.71.0.254"},
     }
     assert nodes["postgres"]["networks"] == {
@@ -137,7 +139,10 @@ def test_a_report_becomes_a_valid_scenario(tmp_path: Path, project: Path, shape:
     assert "not in effect" in why["etc/postgresql/ (in effect)"]
     assert "container or VM bridge" in why["docker0 inet 172.17.0.1/16"]
     assert "at most /30" in why["tun0 inet 10.9.9.9/32"]
-    assert "IPv6" in why["eth0 inet6 2001:db8::5/64"]
+    assert "eth0 inet6 2001:db8::5/64" not in why  # carried
+    assert "a second IPv6 address on eth0" in why["eth0 inet6 2001:db8::6/64"]
+    assert "reserved for the gateway" in why["eth1 inet6 fd00:71::1/64"]
+    assert "no IPv4 network carried over" in why["wg0 inet6 fd00:77::2/64"]
     assert "gateway" in why["eth1 inet 10.71.0.1/24"]
     assert "2 installed packages" in why["packages"]  # adduser, libc6
     assert r.unknown_packages == ["adduser", "libc6"]
@@ -522,7 +527,10 @@ def test_cli_json_and_text(tmp_path: Path, project: Path) -> None:
     assert r.exit_code == 0, r.output
     assert "os        Debian GNU/Linux 12 (bookworm) -> debian-12" in r.stdout
     assert "not carried over (" in r.stdout and "etc/nginx/logo.png: binary" in r.stdout
-    assert "network   eth0: 10.70.3.0/24 (from eth0; host at 10.70.3.5)" in r.stdout
+    assert (
+        "network   eth0: 10.70.3.0/24 and 2001:db8::/64 (host at 2001:db8::5)"
+        " (from eth0; host at 10.70.3.5)" in r.stdout
+    )
 
 
 def test_cli_bad_input_is_exit_2_without_traceback(tmp_path: Path, project: Path) -> None:
