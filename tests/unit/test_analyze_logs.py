@@ -24,7 +24,9 @@ RULES = {r.signature.id: r for r in logmatch.rules_of(CATALOG)}
 def test_every_shipped_signature_has_real_lines() -> None:
     assert set(RULES) == set(LINES)
     labs = {r.lab for r in RULES.values()}
-    assert labs == {"nginx", "postgres", "redis", "curl", "backend", "sample-product", "haproxy"}
+    assert labs == {
+        "nginx", "postgres", "redis", "curl", "backend", "sample-product", "haproxy", "mosquitto"
+    }
 
 
 @pytest.mark.parametrize("sig", sorted(LINES))
