@@ -37,6 +37,9 @@ VERIFY = [
     ("nginx-sha1-certificate", "add-chain", "NOT_FIXED"),
     ("haproxy-healthcheck-path", "check-path", "FIXED"),
     ("haproxy-healthcheck-path", "longer-timeouts", "NOT_FIXED"),
+    ("mosquitto-anonymous-refused", "password-file", "FIXED"),
+    ("mosquitto-anonymous-refused", "allow-anonymous", "FIXED"),  # the workaround
+    ("mosquitto-anonymous-refused", "raise-max-connections", "NOT_FIXED"),
 ]
 
 

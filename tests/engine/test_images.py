@@ -108,6 +108,11 @@ VERSION_COMMANDS = {
     "curl": ("curl --version", "curl {v}."),
     "backend": ("python3 /opt/backend/app.py --version", "{v}"),
     "haproxy": ("haproxy -v", "version {v}."),
+    # mosquitto -h exits 3; the clients must be the same release as the broker
+    "mosquitto": (
+        "mosquitto -h | head -n 1; mosquitto_pub --help | sed -n 2p",
+        "mosquitto version {v}\nmosquitto_pub version {v} running on libmosquitto {v}.",
+    ),
 }
 
 
@@ -132,6 +137,9 @@ VERSION_COMMANDS = {
         ("haproxy", "2.2", "debian-11"),
         ("haproxy", "2.6", "debian-12"),
         ("haproxy", "3.0", "debian-13"),
+        ("mosquitto", "2.0.11", "debian-11"),
+        ("mosquitto", "2.0.11", "debian-12"),
+        ("mosquitto", "2.0.21", "debian-13"),
     ],
 )
 def test_lab_image_runs_its_version(

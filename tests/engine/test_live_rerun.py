@@ -114,6 +114,21 @@ def _postgres_sync(sync: dict[str, Any]) -> None:
     assert act["node"] == "app" and act["action"] == "copied+restarted"
 
 
+def _mosquitto_edit(proj: Path) -> None:  # the workaround, typed into the customer's file
+    _edit(
+        proj / "fixtures/mosquitto-anonymous-refused/mosquitto.conf",
+        "listener 1883\n",
+        "listener 1883\nallow_anonymous true\n",
+    )
+
+
+def _mosquitto_sync(sync: dict[str, Any]) -> None:  # allow_anonymous: SIGHUP, no restart
+    assert sync["plan"]["copy"] == {"broker": ["/etc/mosquitto/mosquitto.conf"]}, sync["plan"]
+    (act,) = sync["actions"]
+    assert act["node"] == "broker" and act["action"] == "copied+reloaded", act
+    assert act["reload"]["exit_code"] == 0, act
+
+
 CASE_ARGS = {
     "tls-min-version": ([], _ansible_edit, _ansible_sync),
     "lossy-link-intermittent": (
@@ -122,6 +137,7 @@ CASE_ARGS = {
         _impairment_sync,
     ),
     "postgres-too-many-clients": ([], _postgres_edit, _postgres_sync),
+    "mosquitto-anonymous-refused": ([], _mosquitto_edit, _mosquitto_sync),
 }
 UP_ARGS = {"lossy-link-intermittent": ["--fix", "client-retries"]}
 
