@@ -25,7 +25,14 @@ def test_every_shipped_signature_has_real_lines() -> None:
     assert set(RULES) == set(LINES)
     labs = {r.lab for r in RULES.values()}
     assert labs == {
-        "nginx", "postgres", "redis", "curl", "backend", "sample-product", "haproxy", "mosquitto"
+        "nginx",
+        "postgres",
+        "redis",
+        "curl",
+        "backend",
+        "sample-product",
+        "haproxy",
+        "mosquitto",
     }
 
 
