@@ -40,6 +40,8 @@ VERIFY = [
     ("mosquitto-anonymous-refused", "password-file", "FIXED"),
     ("mosquitto-anonymous-refused", "allow-anonymous", "FIXED"),  # the workaround
     ("mosquitto-anonymous-refused", "raise-max-connections", "NOT_FIXED"),
+    ("mosquitto-queue-dropped", "default-queue", "FIXED"),
+    ("mosquitto-queue-dropped", "more-inflight", "NOT_FIXED"),
 ]
 
 
