@@ -46,6 +46,11 @@ VERIFY = [
     ("openssh-rsa-sha1-refused", "hostkey-ssh-rsa", "NOT_FIXED"),
     ("unbound-static-local-zone", "transparent-zone", "FIXED"),
     ("unbound-static-local-zone", "negative-cache-ttl", "NOT_FIXED"),
+    ("mosquitto-anonymous-refused", "password-file", "FIXED"),
+    ("mosquitto-anonymous-refused", "allow-anonymous", "FIXED"),  # the workaround
+    ("mosquitto-anonymous-refused", "raise-max-connections", "NOT_FIXED"),
+    ("mosquitto-queue-dropped", "default-queue", "FIXED"),
+    ("mosquitto-queue-dropped", "more-inflight", "NOT_FIXED"),
 ]
 
 

@@ -110,6 +110,11 @@ VERSION_COMMANDS = {
     "haproxy": ("haproxy -v", "version {v}."),
     "openssh": ("ssh -V 2>&1", "OpenSSH_{v}p"),
     "unbound": ("unbound -V", "Version {v}."),
+    # mosquitto -h exits 3; the clients must be the same release as the broker
+    "mosquitto": (
+        "mosquitto -h | head -n 1; mosquitto_pub --help | sed -n 2p",
+        "mosquitto version {v}\nmosquitto_pub version {v} running on libmosquitto {v}.",
+    ),
 }
 
 
@@ -140,6 +145,9 @@ VERSION_COMMANDS = {
         ("unbound", "1.13", "debian-11"),
         ("unbound", "1.17", "debian-12"),
         ("unbound", "1.26", "debian-13"),
+        ("mosquitto", "2.0.11", "debian-11"),
+        ("mosquitto", "2.0.11", "debian-12"),
+        ("mosquitto", "2.0.21", "debian-13"),
     ],
 )
 def test_lab_image_runs_its_version(

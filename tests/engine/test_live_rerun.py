@@ -126,6 +126,20 @@ def _unbound_sync(sync: dict[str, Any]) -> None:
     assert sync["plan"]["copy"] == {"resolver": ["/etc/unbound/unbound.conf"]}, sync["plan"]
     (act,) = sync["actions"]
     assert act["node"] == "resolver" and act["action"] == "copied+reloaded", act
+
+
+def _mosquitto_edit(proj: Path) -> None:  # the workaround, typed into the customer's file
+    _edit(
+        proj / "fixtures/mosquitto-anonymous-refused/mosquitto.conf",
+        "listener 1883\n",
+        "listener 1883\nallow_anonymous true\n",
+    )
+
+
+def _mosquitto_sync(sync: dict[str, Any]) -> None:  # allow_anonymous: SIGHUP, no restart
+    assert sync["plan"]["copy"] == {"broker": ["/etc/mosquitto/mosquitto.conf"]}, sync["plan"]
+    (act,) = sync["actions"]
+    assert act["node"] == "broker" and act["action"] == "copied+reloaded", act
     assert act["reload"]["exit_code"] == 0, act
 
 
@@ -138,6 +152,7 @@ CASE_ARGS = {
     ),
     "postgres-too-many-clients": ([], _postgres_edit, _postgres_sync),
     "unbound-static-local-zone": ([], _unbound_edit, _unbound_sync),
+    "mosquitto-anonymous-refused": ([], _mosquitto_edit, _mosquitto_sync),
 }
 UP_ARGS = {"lossy-link-intermittent": ["--fix", "client-retries"]}
 

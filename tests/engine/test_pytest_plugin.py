@@ -316,3 +316,24 @@ def test_unbound_health_suite(os_name: str, docker_client: Any, reports: Path) -
     assert out.count("[resolver] PASSED") == 5 and out.count("[hq] PASSED") == 5, out
     assert " FAILED" not in out and " SKIPPED" not in out
     assert nothing_left(docker_client, state["run"])
+
+
+@pytest.mark.parametrize("os_name", ["debian-11", "debian-12", "debian-13"])
+def test_mosquitto_health_suite(os_name: str, docker_client: Any, reports: Path) -> None:
+    """The mosquitto lab's suite on the mosquitto case: on the broker that refuses anonymous
+    clients (the customer's file) and on the sensor's default broker that allows them."""
+    p = pytest_run(
+        "--lab-scenario",
+        "scenarios/cases/mosquitto-anonymous-refused.yaml",
+        "--lab-param",
+        f"os={os_name}",
+        "--import-mode=importlib",
+        "labs/mosquitto/tests",
+        reports=reports,
+    )
+    out = p.stdout + p.stderr
+    [state] = session_runs(reports, "mosquitto-anonymous-refused")
+    assert p.returncode == 0, out
+    assert out.count("[broker] PASSED") == out.count("[sensor] PASSED") == 5, out
+    assert " FAILED" not in out and " SKIPPED" not in out
+    assert nothing_left(docker_client, state["run"])

@@ -184,7 +184,8 @@ def test_run_folder_each_node_with_its_labs_signatures(tmp_path: Path) -> None:
     assert src["captures/dmz.pcap"]["network"] == "dmz"
     assert by_signature(src["captures/dmz.pcap"])["tcp.reset"]["network"] == "dmz"
     db = src["artifacts/db/container.log"]
-    assert (db["node"], db["labs"]) == ("db", ["postgres", "redis"])  # redis: scope any only
+    # mosquitto, redis: their scope any signatures only (a client's error text)
+    assert (db["node"], db["labs"]) == ("db", ["mosquitto", "postgres", "redis"])
     assert list(by_signature(db)) == ["log:postgres.too-many-clients"]
     err = src["artifacts/proxy/files/var/log/nginx/error.log"]
     assert list(by_signature(err)) == ["log:nginx.body-too-large"]

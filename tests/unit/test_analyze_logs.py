@@ -34,6 +34,7 @@ def test_every_shipped_signature_has_real_lines() -> None:
         "haproxy",
         "openssh",
         "unbound",
+        "mosquitto",
     }
 
 
