@@ -122,25 +122,7 @@ def render(j: Journal) -> str:
     m = _manual(j)
     p = m.parts
     lines = _header(j)
-    lines += [
-        "The settings (block 0); then paste the block of *Helpers* at the end of this file:",
-        "the commands below use them.",
-        "",
-        "```sh",
-        "HERE=$(pwd)   # the folder holding this file",
-        *m.settings,
-        "WORK=$(mktemp -d)   # the step outputs the probes read",
-        *(
-            [
-                "# a delay where the kernel has no netem: the helper's program from labharness",
-                'cp /path/to/labharness/harness/engine/nfqdelay.py "$WORK/"',
-            ]
-            if m.delays
-            else []
-        ),
-        "```",
-        "",
-    ]
+    lines += _settings_block(m)
     lines += _block("1", p["images"])
     lines += _block("2", p["topology"])
     if p["impair"].lines:
@@ -164,24 +146,46 @@ def render(j: Journal) -> str:
         for c in j.checks:
             passed = outcomes.check_passed(c.model_dump())
             lines.append(f"- `{c.name}`: {'passed' if passed else 'FAILED'}")
-    lines += ["", *_block("", p["cleanup"])]
-    lines += [
+    lines += ["", *_block("", p["cleanup"]), *_helpers_block(m)]
+    return "\n".join(lines)
+
+
+def _settings_block(m: Manual) -> list[str]:
+    """Block 0: the settings, the work folder (and, for a delay, the helper's program)."""
+    program = [
+        "# a delay where the kernel has no netem: the helper's program from labharness",
+        'cp /path/to/labharness/harness/engine/nfqdelay.py "$WORK/"',
+    ]
+    return [
+        "The settings (block 0); then paste the block of *Helpers* at the end of this file:",
+        "the commands below use them.",
+        "",
+        "```sh",
+        "HERE=$(pwd)   # the folder holding this file",
+        *m.settings,
+        "WORK=$(mktemp -d)   # the step outputs the probes read",
+        *(program if m.delays else []),
+        "```",
+        "",
+    ]
+
+
+def _helpers_block(m: Manual) -> list[str]:
+    carried = (
+        "; `nfq_delay` runs the program REPRODUCE.sh carries, harness/engine/nfqdelay.py"
+        " in labharness)."
+    )
+    return [
         "## Helpers",
         "",
         "Shell functions the commands above call (REPRODUCE.sh has the same ones"
-        + (
-            "; `nfq_delay` runs the program REPRODUCE.sh carries, harness/engine/nfqdelay.py"
-            " in labharness)."
-            if m.delays
-            else ")."
-        ),
+        + (carried if m.delays else ")."),
         "",
         "```sh",
         steps_model.helpers(m.delays or m.duplicates),
         "```",
         "",
     ]
-    return "\n".join(lines)
 
 
 def render_script(j: Journal) -> str:

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark n
 
 @pytest.fixture(autouse=True)
 def _no_warm_left() -> Iterator[None]:
+    tshark._drop_all()  # what earlier tests of this process left ready
     yield
     tshark._drop_all()
     assert tshark._warm == []
