@@ -143,6 +143,21 @@ def _mosquitto_sync(sync: dict[str, Any]) -> None:  # allow_anonymous: SIGHUP, n
     assert act["reload"]["exit_code"] == 0, act
 
 
+def _haproxy_edit(proj: Path) -> None:  # the check path corrected in the customer's file
+    _edit(
+        proj / "fixtures/haproxy-healthcheck-path/haproxy.cfg",
+        "option httpchk GET /healthcheck",
+        "option httpchk GET /health",
+    )
+
+
+def _haproxy_sync(sync: dict[str, Any]) -> None:  # checked, then SIGUSR2 to the master
+    assert sync["plan"]["copy"] == {"lb": ["/etc/haproxy/haproxy.cfg"]}, sync["plan"]
+    (act,) = sync["actions"]
+    assert act["node"] == "lb" and act["action"] == "copied+reloaded", act
+    assert act["reload"]["exit_code"] == 0, act
+
+
 CASE_ARGS = {
     "tls-min-version": ([], _ansible_edit, _ansible_sync),
     "lossy-link-intermittent": (
@@ -153,6 +168,7 @@ CASE_ARGS = {
     "postgres-too-many-clients": ([], _postgres_edit, _postgres_sync),
     "unbound-static-local-zone": ([], _unbound_edit, _unbound_sync),
     "mosquitto-anonymous-refused": ([], _mosquitto_edit, _mosquitto_sync),
+    "haproxy-healthcheck-path": ([], _haproxy_edit, _haproxy_sync),
 }
 UP_ARGS = {"lossy-link-intermittent": ["--fix", "client-retries"]}
 
