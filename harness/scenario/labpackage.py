@@ -42,21 +42,10 @@ def version_matches(lab_version: str, upstream: str) -> bool:
 
 def package_problem(lab_dir: Path, rel: str, lab_version: str) -> str | None:
     """Why `rel` (lab.yaml's `package:`) cannot deliver `lab_version`, or None when it can."""
-    pure = PurePosixPath(rel)
-    if pure.is_absolute() or rel.startswith("~") or "\\" in rel:
-        return f"{rel!r} must be a path relative to the lab folder {lab_dir}"
-    if ".." in pure.parts:
-        return f"{rel!r} leaves the lab folder ('..'); keep the package inside {lab_dir}"
-    path = lab_dir / rel
-    if not os.path.lexists(path):
-        return f"no such file {path} (put the package in the lab folder)"
-    real = Path(os.path.realpath(path))
-    lab_real = Path(os.path.realpath(lab_dir))
-    if not real.is_relative_to(lab_real):
-        return (
-            f"{path} resolves to {real}, outside the lab folder {lab_real}; nothing outside a "
-            "lab's folder may go into its image (copy the file into the folder instead)"
-        )
+    located = _locate(lab_dir, rel)
+    if isinstance(located, str):
+        return located
+    path, real = located
     st = os.stat(real)
     if not stat.S_ISREG(st.st_mode):
         return f"{path} is not a regular file"
@@ -76,6 +65,27 @@ def package_problem(lab_dir: Path, rel: str, lab_version: str) -> str | None:
             f"version {upstream_version(version)!r}, or use the package of {lab_version}"
         )
     return None
+
+
+def _locate(lab_dir: Path, rel: str) -> tuple[Path, Path] | str:
+    """(path as written, path resolved) of a file that exists inside the lab folder, or why
+    not: an untrusted lab.yaml must not reach a host file by path or by symlink."""
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or rel.startswith("~") or "\\" in rel:
+        return f"{rel!r} must be a path relative to the lab folder {lab_dir}"
+    if ".." in pure.parts:
+        return f"{rel!r} leaves the lab folder ('..'); keep the package inside {lab_dir}"
+    path = lab_dir / rel
+    if not os.path.lexists(path):
+        return f"no such file {path} (put the package in the lab folder)"
+    real = Path(os.path.realpath(path))
+    lab_real = Path(os.path.realpath(lab_dir))
+    if not real.is_relative_to(lab_real):
+        return (
+            f"{path} resolves to {real}, outside the lab folder {lab_real}; nothing outside a "
+            "lab's folder may go into its image (copy the file into the folder instead)"
+        )
+    return path, real
 
 
 def _fields(real: Path, st: os.stat_result) -> tuple[str, str] | str:
