@@ -348,6 +348,7 @@ def plan_lab(catalog: Catalog, lab: str, version: str, os_name: str) -> LabPlan:
     args = {**d.build.args, **spec.build_args, "BASE_IMAGE": env.tag, "LAB_VERSION": version}
     if spec.package is not None:
         args["LAB_PACKAGE"] = _package_in_context(lab, spec.package, lab_root, context, files)
+        _check_takes_package(lab, context / dockerfile)
     build_args = tuple(sorted(args.items()))
     parts = [
         f"labharness-lab builder={BUILDER_VERSION}",
@@ -383,6 +384,17 @@ def _package_in_context(
     if rel not in {f.path for f in files}:
         raise UsageError(f"lab {lab!r}: package {package!r} is excluded by .dockerignore")
     return rel
+
+
+def _check_takes_package(lab: str, dockerfile: Path) -> None:
+    """A Dockerfile that never declares `ARG LAB_PACKAGE` would build the version without its
+    package (Docker only warns about an unused build arg): refuse that before building."""
+    text = dockerfile.read_text(encoding="utf-8", errors="replace")
+    if not re.search(r"(?im)^\s*ARG\s+LAB_PACKAGE\b", text):
+        raise UsageError(
+            f"lab {lab!r}: a version has a package, but {dockerfile} declares no "
+            "`ARG LAB_PACKAGE` to install it (see labs/sample-product/Dockerfile)"
+        )
 
 
 def plan_faketime(catalog: Catalog, os_name: str) -> FaketimePlan:

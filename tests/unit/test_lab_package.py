@@ -167,6 +167,14 @@ def test_a_package_excluded_by_dockerignore_is_refused_when_planned(project: Pat
         plan_lab(load_catalog(project), "sample-product", "1.5", "debian-12")
 
 
+def test_a_dockerfile_that_ignores_the_package_is_refused_when_planned(project: Path) -> None:
+    dockerfile = project / "labs/sample-product/Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("ARG LAB_PACKAGE=", "ARG OTHER="))
+    with pytest.raises(UsageError, match=r"declares no `ARG LAB_PACKAGE`"):
+        plan_lab(load_catalog(project), "sample-product", "1.5", "debian-12")
+    plan_lab(load_catalog(project), "sample-product", "1.4", "debian-12")  # others still plan
+
+
 def test_upstream_version_and_matching() -> None:
     assert upstream_version("1:1.5.0-1") == "1.5.0"
     assert upstream_version("1.5.0") == "1.5.0"
