@@ -46,7 +46,10 @@ def package_problem(lab_dir: Path, rel: str, lab_version: str) -> str | None:
     if isinstance(located, str):
         return located
     path, real = located
-    st = os.stat(real)
+    try:
+        st = os.stat(real)
+    except OSError as exc:
+        return f"{path}: cannot read: {exc.strerror}"
     if not stat.S_ISREG(st.st_mode):
         return f"{path} is not a regular file"
     most = env_limit(PACKAGE_LIMIT_VAR, MAX_PACKAGE_BYTES)
@@ -97,8 +100,12 @@ def _fields(real: Path, st: os.stat_result) -> tuple[str, str] | str:
 
 
 def _read_fields(real: Path) -> tuple[str, str] | str:
-    with real.open("rb") as f:
-        head = f.read(len(_AR_MAGIC) + 16)
+    """The ar magic checked here first, so dpkg-deb only ever sees something shaped like one."""
+    try:
+        with real.open("rb") as f:
+            head = f.read(len(_AR_MAGIC) + 16)
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
     if not head.startswith(_AR_MAGIC) or not head[len(_AR_MAGIC) :].startswith(b"debian-binary"):
         return "not a Debian package (a .deb is an ar archive starting with debian-binary)"
     dpkg_deb = shutil.which("dpkg-deb")
