@@ -346,6 +346,9 @@ def plan_lab(catalog: Catalog, lab: str, version: str, os_name: str) -> LabPlan:
     if dockerfile not in {f.path for f in files}:
         raise UsageError(f"lab {lab!r}: {dockerfile} is excluded by .dockerignore")
     args = {**d.build.args, **spec.build_args, "BASE_IMAGE": env.tag, "LAB_VERSION": version}
+    if spec.package is not None:
+        args["LAB_PACKAGE"] = _package_in_context(lab, spec.package, lab_root, context, files)
+        _check_takes_package(lab, context / dockerfile)
     build_args = tuple(sorted(args.items()))
     parts = [
         f"labharness-lab builder={BUILDER_VERSION}",
@@ -368,6 +371,30 @@ def plan_lab(catalog: Catalog, lab: str, version: str, os_name: str) -> LabPlan:
         env=env,
         inputs_hash=_digest(parts),
     )
+
+
+def _package_in_context(
+    lab: str, package: str, lab_root: Path, context: Path, files: tuple[InputFile, ...]
+) -> str:
+    """The package's path in the build context (LAB_PACKAGE): it must be one of the hashed
+    files, so that its bytes are in the tag and the build gets exactly them."""
+    rel = Path(os.path.relpath(lab_root / package, context)).as_posix()
+    if rel.startswith("../"):
+        raise UsageError(f"lab {lab!r}: package {package!r} is outside the build context {context}")
+    if rel not in {f.path for f in files}:
+        raise UsageError(f"lab {lab!r}: package {package!r} is excluded by .dockerignore")
+    return rel
+
+
+def _check_takes_package(lab: str, dockerfile: Path) -> None:
+    """A Dockerfile that never declares `ARG LAB_PACKAGE` would build the version without its
+    package (Docker only warns about an unused build arg): refuse that before building."""
+    text = dockerfile.read_text(encoding="utf-8", errors="replace")
+    if not re.search(r"(?im)^\s*ARG\s+LAB_PACKAGE\b", text):
+        raise UsageError(
+            f"lab {lab!r}: a version has a package, but {dockerfile} declares no "
+            "`ARG LAB_PACKAGE` to install it (see labs/sample-product/Dockerfile)"
+        )
 
 
 def plan_faketime(catalog: Catalog, os_name: str) -> FaketimePlan:

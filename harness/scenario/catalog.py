@@ -14,6 +14,7 @@ import re2  # type: ignore[import-untyped]
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.errors import UsageError
+from harness.scenario.labpackage import package_problem
 from harness.scenario.yamlpos import Located, load_yaml
 
 
@@ -35,6 +36,12 @@ class LabVersion(_Strict):
     os: list[str] = Field(min_length=1, description="environments this version builds on")
     build_args: dict[str, str] = Field(default_factory=dict)
     description: str | None = None
+    package: str | None = Field(
+        default=None,
+        min_length=1,
+        description="a vendor's .deb in the lab folder (relative path) this version is "
+        "installed from; the Dockerfile gets its path in the build context as LAB_PACKAGE",
+    )
 
 
 class LabBuild(_Strict):
@@ -206,6 +213,21 @@ def _fail(path: Path, exc: ValidationError, located: Located) -> UsageError:
     return UsageError("\n".join(lines))
 
 
+def _check_packages(path: Path, d: LabDef, located: Located) -> None:
+    """Every `package:` names a Debian package of its version inside the lab folder: a lab
+    folder may come from someone else, so this is refused before any build (exit 2)."""
+    lines = []
+    for version, spec in d.versions.items():
+        if spec.package is None:
+            continue
+        problem = package_problem(path.parent, spec.package, version)
+        if problem is not None:
+            line, col = located.value_pos(("versions", version, "package"))
+            lines.append(f"{path}:{line}:{col}: versions.{version}.package: {problem}")
+    if lines:
+        raise UsageError("\n".join(lines))
+
+
 def load_catalog(root: Path) -> Catalog:
     """Read every labs/*/lab.yaml and environments/*/environment.yaml under the project root."""
     labs: dict[str, Lab] = {}
@@ -217,6 +239,7 @@ def load_catalog(root: Path) -> Catalog:
             raise _fail(f, exc, located) from None
         if d.name != f.parent.name:
             raise UsageError(f"{f}: name {d.name!r} must match its folder {f.parent.name!r}")
+        _check_packages(f, d, located)
         labs[d.name] = Lab(f.parent, d)
     envs: dict[str, Environment] = {}
     for f in sorted((root / "environments").glob("*/environment.yaml")):

@@ -22,6 +22,7 @@ import pytest
 from harness.engine.images import ensure_images, ensure_plan, image_exists, list_images
 from harness.errors import InfraError
 from harness.images import plan_all, plan_lab
+from harness.scenario import labpackage
 from harness.scenario.catalog import Catalog, load_catalog
 from harness.scenario.resolved import (
     Attachment,
@@ -115,6 +116,7 @@ VERSION_COMMANDS = {
         "mosquitto -h | head -n 1; mosquitto_pub --help | sed -n 2p",
         "mosquitto version {v}\nmosquitto_pub version {v} running on libmosquitto {v}.",
     ),
+    "sample-product": ("python3 /opt/ledger/ledger.py --version", "{v}"),
 }
 
 
@@ -148,6 +150,9 @@ VERSION_COMMANDS = {
         ("mosquitto", "2.0.11", "debian-11"),
         ("mosquitto", "2.0.11", "debian-12"),
         ("mosquitto", "2.0.21", "debian-13"),
+        ("sample-product", "1.5", "debian-11"),  # from the vendor's .deb in the lab folder
+        ("sample-product", "1.5", "debian-12"),
+        ("sample-product", "1.5", "debian-13"),
     ],
 )
 def test_lab_image_runs_its_version(
@@ -260,6 +265,50 @@ def test_version_check_fails_the_build_clearly(
     plan = plan_lab(load_catalog(scratch_project), "redis", "7.2", "debian-12")
     try:
         with pytest.raises(InfraError, match=r"ships redis '7\.0\.\d+', not 7\.2"):
+            ensure_plan(docker_client, plan)
+    finally:
+        _remove_built(docker_client, plan.tag)
+
+
+@pytest.mark.parametrize("os_name", ["debian-11", "debian-12", "debian-13"])
+def test_vendor_package_version_is_the_installed_deb(
+    built: dict[tuple[str, str, str], str], docker_client: Any, os_name: str
+) -> None:
+    """ledger 1.5 comes from packages/ledger_1.5.0-1_all.deb: dpkg knows it, its Depends came
+    from the archive, its postinst ran in the build (the log folder)."""
+    tag = built[("sample-product", "1.5", os_name)]
+    rc, out = run(
+        docker_client,
+        tag,
+        "dpkg-query -W -f='${Package} ${Version} ${Status}\\n' ledger python3-redis;"
+        " dpkg -L ledger | grep -x /opt/ledger/ledger.py; test -d /var/log/ledger",
+    )
+    assert rc == 0, out
+    assert "ledger 1.5.0-1 install ok installed" in out, out
+    assert "python3-redis " in out and out.count("install ok installed") == 2, out
+    rc, out = run(docker_client, built[("sample-product", "1.4", os_name)], "dpkg-query -W ledger")
+    assert rc != 0, out  # 1.4 comes from versions/1.4/, not from a package
+
+
+def test_package_version_mismatch_fails_the_build_naming_the_file(
+    scratch_project: Path,
+    root: Path,
+    built: dict[tuple[str, str, str], str],
+    docker_client: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a host without dpkg-deb the catalog cannot read the package's version: the build's
+    own check still refuses a .deb of another version, naming the file."""
+    lab = scratch_project / "labs/sample-product"
+    shutil.copytree(root / "labs/sample-product", lab)
+    (lab / "lab.yaml").write_text((lab / "lab.yaml").read_text().replace('"1.5":', '"1.6":'))
+    monkeypatch.setattr(labpackage, "_fields", lambda real, st: ("", ""))
+    plan = plan_lab(load_catalog(scratch_project), "sample-product", "1.6", "debian-12")
+    try:
+        with pytest.raises(
+            InfraError,
+            match=r"packages/ledger_1\.5\.0-1_all\.deb is ledger version '1\.5\.0-1', not 1\.6",
+        ):
             ensure_plan(docker_client, plan)
     finally:
         _remove_built(docker_client, plan.tag)

@@ -337,3 +337,29 @@ def test_mosquitto_health_suite(os_name: str, docker_client: Any, reports: Path)
     assert out.count("[broker] PASSED") == out.count("[sensor] PASSED") == 5, out
     assert " FAILED" not in out and " SKIPPED" not in out
     assert nothing_left(docker_client, state["run"])
+
+
+@pytest.mark.parametrize("os_name", ["debian-11", "debian-12", "debian-13"])
+def test_sample_product_health_suite_on_the_vendor_package(
+    os_name: str, docker_client: Any, reports: Path
+) -> None:
+    """ledger 1.5, installed from the vendor's .deb in the lab folder, passes the sample
+    product's suite (dpkg's package `ledger` at the lab version among its checks)."""
+    p = pytest_run(
+        "--lab-scenario",
+        "scenarios/cases/sample-product-separator.yaml",
+        "--lab-param",
+        f"os={os_name}",
+        "--lab-param",
+        "product_version=1.5",
+        "--import-mode=importlib",
+        "labs/sample-product/tests",
+        reports=reports,
+    )
+    out = p.stdout + p.stderr
+    [state] = session_runs(reports, "sample-product-separator")
+    assert p.returncode == 0, out
+    assert out.count("[product] PASSED") == 7, out
+    assert "test_packaged_ledger_is_the_lab_version[product] PASSED" in out, out
+    assert " FAILED" not in out and " SKIPPED" not in out
+    assert nothing_left(docker_client, state["run"])

@@ -44,9 +44,10 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    """A project with the real catalog (lab.yaml and environment.yaml files only)."""
+    """A project with the real catalog (lab.yaml and environment.yaml files only, and the
+    packages lab.yaml names: the catalog checks they are there)."""
     root = tmp_path / "project"
-    for pattern in ("labs/*/lab.yaml", "environments/*/environment.yaml"):
+    for pattern in ("labs/*/lab.yaml", "environments/*/environment.yaml", "labs/*/packages/*"):
         for f in REPO.glob(pattern):
             target = root / f.relative_to(REPO)
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -41,3 +41,15 @@ def test_reaches_redis(host: Any) -> None:
     body, _, status = r.stdout.rpartition("\n")
     assert r.rc == 0 and status == "200", f"GET /balances: {status} {body} {r.stderr}"
     assert "balances" in json.loads(body)
+
+
+def test_packaged_ledger_is_the_lab_version(host: Any, node: Node) -> None:
+    """A version delivered as a vendor's .deb (1.5) is dpkg's package `ledger` at the lab's
+    version, owning /opt/ledger/ledger.py; the others are plain files, owned by no package."""
+    r = host.run("dpkg-query -W -f='${Version}\\n' ledger && dpkg -S /opt/ledger/ledger.py")
+    if r.rc != 0:  # no package: a release copied from versions/<v>/
+        assert "ledger" not in host.run("dpkg-query -W -f='${Package}\\n'").stdout.split()
+        return
+    version = r.stdout.split("\n")[0].split(":")[-1].rsplit("-", 1)[0]
+    assert version == node.version or version.startswith(f"{node.version}."), r.stdout
+    assert "ledger: /opt/ledger/ledger.py" in r.stdout, r.stdout
