@@ -44,6 +44,8 @@ VERIFY = [
     ("openssh-rsa-sha1-refused", "accept-ssh-rsa", "FIXED"),  # the workaround
     ("openssh-rsa-sha1-refused", "client-rsa-sha2", "FIXED"),
     ("openssh-rsa-sha1-refused", "hostkey-ssh-rsa", "NOT_FIXED"),
+    ("openldap-anonymous-lookup", "anonymous-uid-lookup", "FIXED"),
+    ("openldap-anonymous-lookup", "anonymous-auth", "NOT_FIXED"),
 ]
 
 
@@ -193,3 +195,30 @@ def test_ssh_rsa_still_accepted_on_debian_11(reports: Path, cleanup_runs: list[s
     r = json.loads(p.stdout)
     cleanup_runs.append(r["run"])
     assert (p.returncode, r["verdict"]) == (1, "NOT_REPRODUCED"), r["reason"]
+
+
+@pytest.mark.parametrize("os_name", ["debian-11", "debian-13"])
+@pytest.mark.parametrize(
+    ("fix", "verdict"), [("anonymous-uid-lookup", "FIXED"), ("anonymous-auth", "NOT_FIXED")]
+)
+def test_openldap_case_on_other_releases(
+    os_name: str,
+    fix: str,
+    verdict: str,
+    docker_client: Any,
+    reports: Path,
+    cleanup_runs: list[str],
+) -> None:
+    """The same access rules hide ou=people from anonymous clients on slapd 2.4 (debian-11) and
+    2.6 (debian-13): REPRODUCED, the uid lookup rule FIXED, `by anonymous auth` NOT_FIXED (err=50
+    instead of err=32), triaged to the same known problem."""
+    case = "openldap-anonymous-lookup"
+    code, r = _verify_fix(case, fix, reports, "-p", f"os={os_name}")
+    runs = [r["baseline"]["run"], r["candidate"]["run"]]
+    cleanup_runs += runs
+    assert r["baseline"]["verdict"] == "REPRODUCED", r["baseline"]["reason"]
+    assert (r["verdict"], code) == (verdict, 0 if verdict == "FIXED" else 1), r["reason"]
+    for run in runs:
+        assert nothing_left(docker_client, run)
+    if verdict == "FIXED":
+        _triaged_to_its_case(case, Path(r["baseline"]["folder"]), reports)

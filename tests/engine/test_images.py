@@ -109,6 +109,7 @@ VERSION_COMMANDS = {
     "backend": ("python3 /opt/backend/app.py --version", "{v}"),
     "haproxy": ("haproxy -v", "version {v}."),
     "openssh": ("ssh -V 2>&1", "OpenSSH_{v}p"),
+    "openldap": ("slapd -VV 2>&1 | head -1", "slapd {v}."),  # 2.4 exits 1 after -VV
 }
 
 
@@ -136,6 +137,9 @@ VERSION_COMMANDS = {
         ("openssh", "8.4", "debian-11"),
         ("openssh", "9.2", "debian-12"),
         ("openssh", "10.0", "debian-13"),
+        ("openldap", "2.4", "debian-11"),
+        ("openldap", "2.5", "debian-12"),
+        ("openldap", "2.6", "debian-13"),
     ],
 )
 def test_lab_image_runs_its_version(
