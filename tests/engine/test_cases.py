@@ -51,6 +51,8 @@ VERIFY = [
     ("mosquitto-anonymous-refused", "raise-max-connections", "NOT_FIXED"),
     ("mosquitto-queue-dropped", "default-queue", "FIXED"),
     ("mosquitto-queue-dropped", "more-inflight", "NOT_FIXED"),
+    ("openldap-anonymous-lookup", "anonymous-uid-lookup", "FIXED"),
+    ("openldap-anonymous-lookup", "anonymous-auth", "NOT_FIXED"),
 ]
 
 
@@ -216,3 +218,30 @@ def test_unbound_case_on_unbound_1_13_and_1_26(
     assert (r["verdict"], code) == ("FIXED", 0), r["reason"]
     for run in (r["baseline"]["run"], r["candidate"]["run"]):
         assert nothing_left(docker_client, run)
+
+
+@pytest.mark.parametrize("os_name", ["debian-11", "debian-13"])
+@pytest.mark.parametrize(
+    ("fix", "verdict"), [("anonymous-uid-lookup", "FIXED"), ("anonymous-auth", "NOT_FIXED")]
+)
+def test_openldap_case_on_other_releases(
+    os_name: str,
+    fix: str,
+    verdict: str,
+    docker_client: Any,
+    reports: Path,
+    cleanup_runs: list[str],
+) -> None:
+    """The same access rules hide ou=people from anonymous clients on slapd 2.4 (debian-11) and
+    2.6 (debian-13): REPRODUCED, the uid lookup rule FIXED, `by anonymous auth` NOT_FIXED (err=50
+    instead of err=32), triaged to the same known problem."""
+    case = "openldap-anonymous-lookup"
+    code, r = _verify_fix(case, fix, reports, "-p", f"os={os_name}")
+    runs = [r["baseline"]["run"], r["candidate"]["run"]]
+    cleanup_runs += runs
+    assert r["baseline"]["verdict"] == "REPRODUCED", r["baseline"]["reason"]
+    assert (r["verdict"], code) == (verdict, 0 if verdict == "FIXED" else 1), r["reason"]
+    for run in runs:
+        assert nothing_left(docker_client, run)
+    if verdict == "FIXED":
+        _triaged_to_its_case(case, Path(r["baseline"]["folder"]), reports)

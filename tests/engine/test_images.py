@@ -117,6 +117,7 @@ VERSION_COMMANDS = {
         "mosquitto version {v}\nmosquitto_pub version {v} running on libmosquitto {v}.",
     ),
     "sample-product": ("python3 /opt/ledger/ledger.py --version", "{v}"),
+    "openldap": ("slapd -VV 2>&1 | head -1", "slapd {v}."),  # 2.4 exits 1 after -VV
 }
 
 
@@ -153,6 +154,9 @@ VERSION_COMMANDS = {
         ("sample-product", "1.5", "debian-11"),  # from the vendor's .deb in the lab folder
         ("sample-product", "1.5", "debian-12"),
         ("sample-product", "1.5", "debian-13"),
+        ("openldap", "2.4", "debian-11"),
+        ("openldap", "2.5", "debian-12"),
+        ("openldap", "2.6", "debian-13"),
     ],
 )
 def test_lab_image_runs_its_version(

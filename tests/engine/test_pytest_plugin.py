@@ -363,3 +363,24 @@ def test_sample_product_health_suite_on_the_vendor_package(
     assert "test_packaged_ledger_is_the_lab_version[product] PASSED" in out, out
     assert " FAILED" not in out and " SKIPPED" not in out
     assert nothing_left(docker_client, state["run"])
+
+
+@pytest.mark.parametrize("os_name", ["debian-11", "debian-12", "debian-13"])
+def test_openldap_health_suite(os_name: str, docker_client: Any, reports: Path) -> None:
+    """The openldap lab's suite on the openldap case: on the directory (the customer's access
+    rules: the suite reads only the root DSE) and on the client node (the same lab)."""
+    p = pytest_run(
+        "--lab-scenario",
+        "scenarios/cases/openldap-anonymous-lookup.yaml",
+        "--lab-param",
+        f"os={os_name}",
+        "--import-mode=importlib",
+        "labs/openldap/tests",
+        reports=reports,
+    )
+    out = p.stdout + p.stderr
+    [state] = session_runs(reports, "openldap-anonymous-lookup")
+    assert p.returncode == 0, out
+    assert out.count("[directory01] PASSED") == 7 and out.count("[app01] PASSED") == 7, out
+    assert " FAILED" not in out and " SKIPPED" not in out
+    assert nothing_left(docker_client, state["run"])
