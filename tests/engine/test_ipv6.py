@@ -10,6 +10,7 @@ import ipaddress
 import json
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,7 @@ def test_reproduce_over_ipv6_and_its_reproduce_sh(
     assert f"--ipv6 --subnet {SUBNET6} " in text and f"--ip6 {CLIENT6} " in text, text
     prefix = f"lab-manual-t{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "PREFIX": prefix, "PROJECT": str(ROOT)}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"  # ansible-playbook
     try:
         done = subprocess.run(
             ["sh", str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
