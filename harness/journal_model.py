@@ -372,6 +372,7 @@ class AttemptPhase(PhaseBase):
     symptom: Symptom | None = None
     observed: bool | None = None
     undo: list[Any] = Field(default_factory=list)
+    settled_s: float | None = None  # schema 1.10: the symptom held only when read again then
 
 
 class Check(_Model):

@@ -43,6 +43,8 @@ from harness.scenario.resolved import EnvImage, LabImage, Topology
 from harness.scenario.schema import PlaybookItem, Reproduce, RunItem, VerifyRun
 
 DESTROY = ("passing", "always", "never")
+# pauses before the symptom's logs, files and findings are read again, when it did not hold
+SETTLE_PAUSES = (0.2, 0.3, 0.5)
 _CHANGED_KEYS = ("host", "task", "action", "msg")  # of a task that changed on the second pass
 
 
@@ -462,6 +464,10 @@ class Run:
                 runner.stop_background()  # fills the background steps' records in place
             obs = self.observe(since) if error is None else {}
             sym = probes.symptom(self.repro.symptom, results, obs, self.live.not_ready)
+            if error is None and not sym.held and probes.observations_needed(self.repro.symptom):
+                sym, waited = self._settle(since, results)
+                if waited is not None:
+                    rec["settled_s"] = waited
             rec["symptom"] = sym.as_dict()
             rec["observed"] = bool(sym.held and error is None)
             rec["error"] = error
@@ -477,6 +483,25 @@ class Run:
             "error": error,
             "symptom": rec["symptom"],
         }
+
+    def _settle(
+        self, since: datetime, results: dict[str, dict[str, Any]]
+    ) -> tuple[probes.ProbeResult, float | None]:
+        """The symptom read again while what it reads may still be arriving: a service logs a
+        closed connection a moment after the client exits, and the engine's log driver writes
+        asynchronously. Only when a probe reads logs, files or findings and the symptom does
+        not hold yet; at most SETTLE seconds (the moment it held, or None)."""
+        t0 = time.monotonic()
+        sym = None
+        for pause in SETTLE_PAUSES:
+            self.check_cancel()
+            time.sleep(pause)
+            obs = self.observe(since)
+            sym = probes.symptom(self.repro.symptom, results, obs, self.live.not_ready)
+            if sym.held:
+                return sym, round(time.monotonic() - t0, 3)
+        assert sym is not None
+        return sym, None
 
     def _down_reason(self, node: str) -> str | None:
         """Why nothing runs on `node`: it did not start, as the symptom allowed; else None."""

@@ -450,3 +450,53 @@ def test_a_restarted_or_started_node_gets_its_impairments_back(
     assert restart["fault"]["reapplied"][0]["node"] == "app"
     client = [s for s in steps if s.get("fault", {}).get("node") == "client"]
     assert client and "reapplied" not in client[0]["fault"]  # client has no impairment
+
+
+class _LateLog(FakeEngine):
+    """A service that logs its line a moment after the client's step ended: the first read of
+    its output misses it, a later one has it."""
+
+    def __init__(self, reads_before: int) -> None:
+        super().__init__()
+        self.reads_before = reads_before
+        self.reads = 0
+
+    def logs(self, run: str, node: str, since: Any = None) -> bytes:
+        self._call("logs", run, node)
+        self.reads += 1
+        return b"the session ended: BROKEN\n" if self.reads > self.reads_before else b""
+
+
+LATE = """\
+scenario: late
+topology:
+  networks:
+    lan: {}
+  nodes:
+    app: {os: debian-12, networks: [lan]}
+reproduce:
+  steps:
+    - {id: probe, on: app, run: "probe-app"}
+  symptom:
+    - {step: probe, exit_code: 0}
+    - {log: "BROKEN", on: app}
+"""
+
+
+@pytest.mark.parametrize(("reads_before", "observed"), [(0, True), (2, True), (9, False)])
+def test_a_log_line_a_moment_late_still_counts(
+    tmp_path: Path, test_catalog: Catalog, reads_before: int, observed: bool
+) -> None:
+    """The symptom's logs are read again (up to about a second) when it does not hold yet:
+    a line written just after the step is evidence of that attempt; one that never comes is
+    not, and the attempt is absent after the wait."""
+    fake = _LateLog(reads_before)
+    fake.on_exec("app", "probe-app", ok(""))
+    run = make_run(tmp_path, test_catalog, fake, LATE)
+    result = run.execute()
+    [attempt] = [p for p in journal(run)["phases"] if p["phase"] == "attempt-1"]
+    assert attempt["observed"] is observed and result.verdict == (
+        "REPRODUCED" if observed else "NOT_REPRODUCED"
+    )
+    assert fake.reads == (1 if reads_before == 0 else min(reads_before + 1, 4))
+    assert ("settled_s" in attempt) is (observed and reads_before > 0)
