@@ -99,12 +99,18 @@ def _small_from_host(container: Any, path: str) -> bytes | None:
         return None
 
 
+def precise(since: datetime) -> float:
+    """`since` for the engine to the microsecond: the SDK sends a datetime as whole seconds,
+    so up to a second of what came before (an earlier attempt, a reload) would count."""
+    return since.timestamp()
+
+
 def output_chunks(
     container: Any, stop: Stop = _never, since: datetime | None = None
 ) -> Iterator[bytes]:
     """The node's stdout and stderr so far (since `since`: a live rerun's own), in chunks as
     the engine sends them."""
-    extra = {"since": since} if since is not None else {}
+    extra = {"since": precise(since)} if since is not None else {}
     with engine_errors("read the node's output"):
         stream = container.logs(stdout=True, stderr=True, stream=True, follow=False, **extra)
     try:

@@ -16,6 +16,7 @@ from typing import Any
 from harness.engine import hostview
 from harness.engine.api import ExecResult
 from harness.engine.client import engine_errors
+from harness.engine.copyout import precise
 from harness.errors import InfraError
 
 TIMEOUT_EXIT = (124, 137)
@@ -129,4 +130,4 @@ def logs(container: Any) -> str:
 def logs_since(container: Any, since: Any) -> str:
     """The node's output from `since` (a datetime) on: what one attempt made it say."""
     with engine_errors("read the node's output"):
-        return _text(container.logs(stdout=True, stderr=True, since=since))
+        return _text(container.logs(stdout=True, stderr=True, since=precise(since)))

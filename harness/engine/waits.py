@@ -80,9 +80,11 @@ class LogCheck:
         if self.since is None:
             logs = container.logs(stdout=True, stderr=True).decode(errors="replace")
         else:
-            logs = container.logs(stdout=True, stderr=True, since=self.since).decode(
-                errors="replace"
-            )
+            logs = container.logs(
+                stdout=True,
+                stderr=True,
+                since=self.since.timestamp(),  # to the microsecond
+            ).decode(errors="replace")
         return re.search(self.pattern, logs, re.MULTILINE) is not None
 
 

@@ -216,12 +216,15 @@ def collect_nodes(
     stop: Callable[[], bool] = lambda: False,
     since: datetime | None = None,
     skip: dict[str, dict[str, int]] | None = None,
+    since_for: dict[str, datetime] | None = None,
 ) -> Collected:
     """Write artifacts/<node>/...: output, inspect, files; each file at most MAX_FILE bytes and
     each node at most MAX_NODE, streamed (never a whole file in memory); what was cut is in
     `cut`. Best effort: never raises; `stop()` true (Ctrl-C) ends it between chunks.
-    A live rerun passes `since` (its start: the output nodes printed before is not its own)
-    and `skip` (node -> log file -> its size then: only what was appended since is copied)."""
+    A live rerun passes `since` (its start: the output nodes printed before is not its own),
+    `since_for` (a node reloaded by the rerun: from the end of its reload, so what the old
+    configuration printed until then is not this rerun's evidence) and `skip` (node -> log
+    file -> its size then: only what was appended since is copied)."""
     wanted = _wanted(topology, extra_logs)
     result = Collected()
     try:
@@ -239,7 +242,7 @@ def collect_nodes(
                 redactor=redactor,
                 stop=stop,
                 result=result,
-                since=since,
+                since=(since_for or {}).get(c.node, since),
                 skip=(skip or {}).get(c.node),
             )
     except CopyStopped:

@@ -124,6 +124,7 @@ class Run:
                 self.run_id, self.topology.scenario, owner_token(), str(self.folder.path.resolve())
             )
         self.since: datetime | None = None  # a live rerun's start: its own output and logs
+        self.since_for: dict[str, datetime] = {}  # a node it reloaded: from the reload's end
         self.rerun_key: str | None = None  # what it ran, on what (labstate.rerun_key)
         self.log_skip: dict[str, dict[str, int]] = {}
         self.engine_version = self.engine.version()
@@ -647,6 +648,7 @@ class Run:
                 stop=self._stop_collecting,
                 since=self.since,
                 skip=self.log_skip,
+                since_for=self.since_for,
             )
             out: dict[str, Any] = {"nodes": got.files, "captures": self.live.capture_results}
             steps = write_step_logs(self.folder.path, self.journal.data["phases"], self.redactor)
@@ -718,7 +720,7 @@ class Run:
             touched = [*plan.replace, *plan.copy]
             if touched:  # until it is done, those nodes are in no known state
                 lab.state.model_copy(update={"dirty": touched}).write(lab.folder)
-            actions, fresh, restarted = live.Sync(
+            sync = live.Sync(
                 self.engine,
                 self.topology,
                 self.images,
@@ -728,7 +730,9 @@ class Run:
                 self.emit,
                 self.opts.trust,
                 probes.may_not_start(self.repro.symptom),
-            ).apply(plan)
+            )
+            actions, fresh, restarted = sync.apply(plan)
+            self._after_reloads(sync.reloaded, run, extra)
             for name in plan.replace:
                 self.log_skip.pop(name, None)  # a new container: its files are all this run's
             rec["actions"] = actions
@@ -771,6 +775,16 @@ class Run:
                     got = {}
             out[n.name] = dict(got)
         return out
+
+    def _after_reloads(self, reloaded: dict[str, datetime], run: str, extra: list[str]) -> None:
+        """A reloaded node's evidence starts when its reload ended: its output and log files
+        until then were written by the old configuration (a fresh run has none of it)."""
+        if not reloaded:
+            return
+        self.since_for = dict(reloaded)
+        after = live.log_sizes(self.engine, run, self.topology, extra)
+        for name in reloaded:
+            self.log_skip[name] = after.get(name, {})
 
     def _live_addresses6(self, fresh: list[Any]) -> dict[str, dict[str, str]]:
         """Every node's IPv6 addresses: the lab's record, the engine's for recreated ones."""

@@ -15,7 +15,8 @@ import json
 import posixpath
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,8 @@ class Sync:
     emit: OnEvent
     trust: Trust
     may_fail: frozenset[str]
+    # node -> when its reload ended: what it printed before is the old configuration's
+    reloaded: dict[str, datetime] = field(default_factory=dict)
 
     def apply(self, plan: SyncPlan) -> tuple[list[dict[str, Any]], list[NodeUp], set[str]]:
         """Replace, then copy and reload. Returns the actions, the nodes that were recreated
@@ -202,6 +205,7 @@ class Sync:
             }
             if res.exit_code == 0:
                 rec.update(action="copied+reloaded", seconds=round(time.monotonic() - t0, 3))
+                self.reloaded[spec.name] = datetime.now(UTC)
                 return rec
         up = restart_node(
             self.engine,
