@@ -33,6 +33,7 @@ if TYPE_CHECKING:
         ImagePruned,
         ImportComposeResult,
         ImportSosResult,
+        IndexResult,
         KeysResult,
         ListedRun,
         MatrixCell,
@@ -1147,6 +1148,37 @@ def escalations(
 
     def render(r: EscalationsResult) -> None:
         from harness.verbs.escalations import render_lines
+
+        for line in render_lines(r):
+            print(line)
+
+    _serve(as_json, work, render)
+
+
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="The results store: a SQLite file or sqlite:///PATH, or postgresql://USER@HOST/DB "
+        "(default: $LABHARNESS_STORE, results_store in the local configuration, else "
+        "<reports>/index.sqlite).",
+    ),
+]
+
+
+@app.command("index")
+def index_cmd(
+    *, store: StoreOpt = None, project: ProjectOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Rebuild the results index from the report folders on disk (and the escalation ledger)."""
+
+    def work() -> IndexResult:
+        from harness.verbs.index import index
+
+        return index(root=_root(project), store=store)
+
+    def render(r: IndexResult) -> None:
+        from harness.verbs.index import render_lines
 
         for line in render_lines(r):
             print(line)

@@ -8,6 +8,7 @@ machine beyond the safe defaults is decided here, in a file the engineer owns:
     allow_capabilities: [SYS_PTRACE]      # beyond DEFAULT_CAPABILITIES
     bundle_public_keys: [~/.config/labharness/team.pub]  # Ed25519 keys whose bundles are trusted
     bundle_signing_key: ~/.config/labharness/me.key      # what `lab escalate` signs with
+    results_store: postgresql://lab:pw@db.example/lab    # one results index for the team
 
 The file is honoured only when it is a regular file owned by the current user (or root) and not
 writable by group or others: a file someone else can write could grant itself anything.
@@ -61,6 +62,7 @@ class LocalConfig(BaseModel):
     allow_capabilities: tuple[str, ...] = ()
     bundle_public_keys: tuple[str, ...] = ()
     bundle_signing_key: str | None = None
+    results_store: str | None = None  # the team's store: postgresql://user:pw@host/db
     source: str | None = Field(default=None, exclude=True)  # the file it came from
 
 

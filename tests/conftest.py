@@ -88,3 +88,15 @@ def cleanup_runs(docker_client: Any) -> Iterator[list[str]]:
     yield runs
     for r in runs:
         objects.remove(docker_client, objects.find(docker_client, r))
+
+
+def indexed(reports: Path) -> dict[tuple[str, str], Any]:
+    """The rows the verbs put in the default results store (<reports>/index.sqlite) as they
+    finished, keyed (kind, id)."""
+    from harness.store.db import Store
+
+    store = Store.open(f"sqlite:///{reports / 'index.sqlite'}", readonly=True)
+    try:
+        return {(e.kind, e.id): e for e in store.entries()}
+    finally:
+        store.close()

@@ -41,6 +41,7 @@ from harness.scenario.catalog import Catalog
 from harness.scenario.load import LoadedScenario
 from harness.scenario.resolved import EnvImage, LabImage, Topology
 from harness.scenario.schema import PlaybookItem, Reproduce, RunItem, VerifyRun
+from harness.store.record import index_folder, prewarm
 
 DESTROY = ("passing", "always", "never")
 # pauses before the symptom's logs, files and findings are read again, when it did not hold
@@ -819,6 +820,7 @@ class Run:
 
     def execute(self) -> RunResult:
         self.emit({"event": "run", "run": self.run_id, "folder": str(self.folder.path)})
+        prewarm()  # the results store's libraries load while the engine works
         t0 = time.monotonic()
         attempts: list[dict[str, Any]] = []
         checks: list[dict[str, Any]] = []
@@ -891,6 +893,7 @@ class Run:
         )
         self._write_reports(result)
         self._list_rerun(result)
+        index_folder(reports_root(self.root), self.folder.path)  # the results store (lab serve)
         if self.late_signals and not interrupted:  # came while the reports were written
             self.folder.write(state="interrupted")
             raise SignalInterrupt(self.late_signals[0])
@@ -1023,6 +1026,7 @@ class Run:
         self.folder.write(state="up")
         self.journal.set(result="up", kept=True, ended=now_iso())
         sweep(self.folder.path, self.redactor)
+        index_folder(reports_root(self.root), self.folder.path)
         result = {
             "run": self.run_id,
             "scenario": self.topology.scenario,

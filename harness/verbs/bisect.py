@@ -9,6 +9,8 @@ An untrusted bisect (`--untrusted`) checks every value's scenario before the fir
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +20,8 @@ from typing import Any
 from harness import outcomes
 from harness.errors import UsageError
 from harness.run.execute import RunOptions, run_scenario
+from harness.run.folder import now_iso, reports_root
+from harness.run.ids import new_run_id
 from harness.run.provision import OnEvent, _quiet
 from harness.run.trust import Trust
 from harness.scenario.catalog import Catalog, load_catalog
@@ -26,6 +30,7 @@ from harness.scenario.matrix import axes_of
 from harness.verbs.matrix import raw_matrix, refuse_cells
 from harness.verbs.results import BisectProbe, BisectResult
 
+log = logging.getLogger(__name__)
 _VERSION = re.compile(r"^v?\d+(\.\d+)*$")
 
 
@@ -71,6 +76,20 @@ def run_bisect(
     )
     if level.restricted:  # any value's refusal before the first probe runs
         refuse_cells([prober.load_at(v) for v in ordered], level)
+    started = now_iso()
+    result = _bisected(prober, ordered, fixed=fixed)
+    # the probes' runs are reports/<scenario>/<run>: the bisect goes beside them
+    name = Path(result.probes[0].folder).parent.name if result.probes else scenario.stem
+    try:
+        keep_bisect(reports_root(root), name, started, result)
+    except OSError as exc:  # the verdict is printed whatever happens to its copy on disk
+        log.warning("bisect.json not written: %s", exc)
+    return result
+
+
+def _bisected(prober: _Prober, ordered: list[Any], *, fixed: bool) -> BisectResult:
+    """The search and its verdict: FOUND, NO_TRANSITION, or ERROR (a probe ERROR twice)."""
+    axis, level = prober.axis, prober.level
     what = "fixed" if fixed else "bad"
     result: dict[str, Any] = {
         "axis": axis,
@@ -92,6 +111,27 @@ def run_bisect(
         return _result(result, outcomes.NO_TRANSITION)
     result.update(_found(axis, ordered, found, fixed=fixed), runs=len(prober.probes))
     return _result(result, outcomes.FOUND)
+
+
+def keep_bisect(reports: Path, scenario: str, started: str, result: BisectResult) -> None:
+    """reports/<scenario>/bisect-<id>/bisect.json: the search on disk beside its probes' runs,
+    and in the results store (what `lab index` reads back)."""
+    from harness.store.record import index_folder
+
+    bid = f"bisect-{new_run_id()}"
+    folder = reports / scenario / bid
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "id": bid,
+        "scenario": scenario,
+        "started": started,
+        "ended": now_iso(),
+        **result.model_dump(mode="json", exclude={"exit_code"}),
+    }
+    tmp = folder / ".bisect.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+    tmp.replace(folder / "bisect.json")
+    index_folder(reports, folder)
 
 
 def _result(result: dict[str, Any], verdict: str) -> BisectResult:

@@ -384,6 +384,10 @@ def _ledger_add(root: Path, entry: dict[str, Any]) -> None:
         tmp = path.with_name(f".{LEDGER}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"ledger_version": 1, "escalations": entries}, indent=2))
         tmp.replace(path)
+    from harness.run.folder import reports_root
+    from harness.store.record import index_escalations
+
+    index_escalations(reports_root(root), [entry])  # the results store (lab serve)
 
 
 def render_lines(r: EscalateResult) -> list[str]:

@@ -179,6 +179,9 @@ def run_gate(
     on_disk = result.model_dump(mode="json", exclude={"exit_code"})
     (folder / "results.json").write_text(json.dumps(on_disk, indent=2, default=str))
     write_gate_junit(folder / "junit.xml", result)
+    from harness.store.record import index_folder
+
+    index_folder(reports_root(root), folder)  # the results store (lab serve)
     if save_baseline is not None:
         target = save_baseline if save_baseline.is_absolute() else root / save_baseline
         _write_baseline(target, gate, cells)

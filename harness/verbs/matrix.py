@@ -465,6 +465,10 @@ def close_results(
     )
     results.flush()
     write_outputs(results.folder, results.data)
+    from harness.store.record import index_folder
+
+    # reports/<scenario>/<matrix-id>: the store row, and each cell's run tied to the matrix
+    index_folder(results.folder.parent.parent, results.folder)
     return summary
 
 

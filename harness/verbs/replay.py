@@ -19,6 +19,8 @@ load, the engine, Ctrl-C) removes what was extracted.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -36,6 +38,7 @@ from harness.escalation.safe_extract import (
     remove_extracted,
 )
 from harness.escalation.signing import Verification
+from harness.run.folder import now_iso, reports_root
 from harness.run.provision import OnEvent, _quiet
 from harness.run.redact import MASK
 from harness.verbs.results import ReplayOriginal, ReplayResult, RunResult, VerifyFixResult
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
     from harness.run.trust import Trust
     from harness.scenario.catalog import Catalog
     from harness.scenario.load import LoadedScenario
+
+log = logging.getLogger(__name__)
 
 
 def _fresh_workdir(run_id: str) -> Path:
@@ -190,7 +195,8 @@ def replay(
     from harness.run.signals import interrupts_raise
 
     with interrupts_raise():  # Ctrl-C before the run's own handling is an interrupt too
-        return _replay(
+        started = now_iso()
+        result = _replay(
             bundle,
             workdir=workdir,
             destroy=destroy,
@@ -200,6 +206,33 @@ def replay(
             on_event=on_event,
             trust=trust,
         )
+    keep_replay(reports_root(Path.cwd()), started, result)
+    return result
+
+
+def keep_replay(reports: Path, started: str, result: ReplayResult) -> None:
+    """<reports>/replays/<run>/replay.json, in the reports root of where `lab replay` ran (the
+    replay's own run lives in its workdir), and both in the results store. Never fails the
+    replay: its verdict is printed whatever happens here."""
+    from harness.store.readers import read_run
+    from harness.store.record import index_folder, index_rows
+
+    folder = reports / "replays" / (result.replay.run or "bundle")
+    doc = {"id": folder.name, "started": started, "ended": now_iso()}
+    doc |= result.model_dump(mode="json", exclude={"exit_code", "verification"})
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / ".replay.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n", encoding="utf-8")
+        tmp.replace(folder / "replay.json")
+    except OSError as exc:
+        log.warning("replay.json not written: %s", exc)
+        return
+    index_folder(reports, folder)
+    run = Path(result.replay.folder) if result.replay.folder else None
+    if run is not None and (run / "journal.json").is_file():
+        row = read_run(run, reports)
+        index_rows(reports, [row.model_copy(update={"parent": folder.name})] if row else [])
 
 
 def _replay(

@@ -496,6 +496,19 @@ class ReportResult(Result):
     errors: str | None
 
 
+class IndexResult(Result):
+    """`lab index`: the store rebuilt from the report folders (its URL without the password),
+    how many rows per kind, rows removed because their folder is gone, files it could not
+    read."""
+
+    store: str
+    reports: str
+    indexed: int
+    removed: int
+    by_kind: dict[str, int]
+    skipped: list[str]
+
+
 class EscalationsResult(Result):
     """`lab escalations`: the local ledger's entries and the attachments index, oldest first.
     The entries are the ledger's own records (kept as written, by older versions too)."""
@@ -697,6 +710,7 @@ RESULTS: dict[str, tuple[type[Result], bool]] = {
     "analyze": (AnalyzeResult, False),
     "triage": (TriageResult, False),
     "watch": (WatchResult, False),
+    "index": (IndexResult, False),
     "error": (ErrorResult, False),  # any verb that fails
     "invalid": (InvalidResult, False),  # any verb given an invalid scenario
 }

@@ -144,6 +144,9 @@ def write_verification(
     except Exception as exc:  # it never raises; if it ever did, the verdict is already written
         log.warning("verification reports not written for %s: %s", folder, exc, exc_info=True)
         reports = VerificationReports(folder=str(folder), errors=[f"reports: {exc}"])
+    from harness.store.record import index_folder
+
+    index_folder(reports_root(root), folder)  # the results store (lab serve)
     return WrittenVerification(folder, reports)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, indexed
 from tests.engine.test_escalation import _json as as_json
 from tests.engine.test_escalation import _lab as lab
 
@@ -187,6 +187,12 @@ def test_replay_reruns_both_sides_and_prints_both_verdicts_on_the_fix(
     p = lab(area, "replay", bundle.name, "--workdir", "again", "--json", cwd=clean, **env)
     r = as_json(p)
     assert (p.returncode, r["verdict"], r["same_verdict"]) == (0, "FIXED", True)
+    replays = [e for (kind, _), e in indexed(clean / "reports").items() if kind == "replay"]
+    assert [(e.verdict, e.parent) for e in replays] == [("FIXED", fixed["verification"])] * 2
+    rows = indexed(area / "reports")  # where the escalation was made
+    esc = [e for (kind, _), e in rows.items() if kind == "escalation" and e.ticket == "SUP-91001"]
+    assert esc and esc[0].detail["bundle"] == escalated["bundle"]
+    assert rows[("verification", fixed["verification"])].verdict == "FIXED"
     assert r["original"]["run"] == fixed["verification"]
     new = r["verification"]
     assert new["verification"] != fixed["verification"] and new["verdict"] == "FIXED"

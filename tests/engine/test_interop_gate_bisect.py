@@ -9,7 +9,7 @@ from typing import Any
 
 import jsonschema
 
-from tests.conftest import ROOT, nothing_left, run_lab
+from tests.conftest import ROOT, indexed, nothing_left, run_lab
 
 INTEROP = "scenarios/interop/sample-product-redis.yaml"
 CASE = "scenarios/cases/sample-product-separator.yaml"
@@ -36,6 +36,10 @@ def test_interop_matrix_expected_table(docker_client: Any, reports: Path) -> Non
     assert merged.count("<testsuite ") >= 15  # every cell's suites, merged
     for c in r["cells"]:
         assert nothing_left(docker_client, c["run"])
+    rows = indexed(reports)  # indexed as it finished: the matrix, and each cell's run under it
+    m = rows[("matrix", r["matrix"])]
+    assert m.verdict == "FAIL" and len(m.detail["cells"]) == len(EXPECTED)
+    assert all(rows[("run", c["run"])].parent == r["matrix"] for c in r["cells"])
 
 
 def test_gate_passes_a_good_release_and_fails_a_bad_one(reports: Path, tmp_path: Path) -> None:
@@ -62,6 +66,12 @@ def test_gate_passes_a_good_release_and_fails_a_bad_one(reports: Path, tmp_path:
     assert (bad.returncode, b["verdict"]) == (1, "FAIL")
     assert [x["cell"] for x in b["regressions"]] == ["sample-product-redis[os=debian-11]"]
     assert "regressed: sample-product-redis[os=debian-11]" in b["reason"]
+    rows = indexed(reports)
+    gates = {e.release: e for (kind, _), e in rows.items() if kind == "gate"}
+    assert (gates["1.3"].verdict, gates["1.4"].verdict) == ("PASS", "FAIL")
+    assert [x["key"] for x in gates["1.4"].detail["regressions"]] == [
+        "sample-product-redis[os=debian-11]"
+    ]
     junit = (Path(b["folder"]) / "junit.xml").read_text()
     assert "regression: PASS in the baseline" in junit
     saved = json.loads((tmp_path / "release-1.4.json").read_text())
@@ -105,3 +115,7 @@ def test_bisect_finds_the_version_that_brought_the_defect(reports: Path) -> None
     )
     r = json.loads(p.stdout)
     assert (p.returncode, r["first_fixed"], r["last_unfixed"]) == (0, "1.3", "1.2")
+    bisects = [e for (kind, _), e in indexed(reports).items() if kind == "bisect"]
+    assert sorted(e.verdict for e in bisects) == ["FOUND", "FOUND", "NO_TRANSITION"]
+    assert {e.detail.get("first_bad") for e in bisects} >= {"1.2"}
+    assert all((reports / str(e.folder) / "bisect.json").is_file() for e in bisects)

@@ -401,6 +401,14 @@ _REPLAYED = R.RunResult(
     kept=False,
     seconds=3.0,
 )
+CONSTRUCTED["index"] = R.IndexResult(
+    store="postgresql+psycopg://lab:***@db/results",
+    reports="/p/reports",
+    indexed=9,
+    removed=1,
+    by_kind={"run": 3, "verification": 1, "matrix": 1},
+    skipped=["/p/reports/x/broken: ValueError: not a JSON object"],
+)
 CONSTRUCTED["watch"] = R.WatchResult(
     run="r1",
     ended="stopped",
