@@ -1498,5 +1498,40 @@ def triage(
     _serve(as_json, work, render, redact=True)
 
 
+@app.command()
+def serve(
+    *,
+    store: StoreOpt = None,
+    host: Annotated[
+        str,
+        typer.Option(
+            "--host",
+            help="Address to listen on. 127.0.0.1 (this machine only) unless you ask for "
+            "another here: 0.0.0.0 or a LAN address shows the index to whoever reaches it.",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", min=0, max=65535, help="Port (0: a free one).")
+    ] = 8765,
+    project: ProjectOpt = None,
+) -> None:
+    """A read-only web dashboard over the results index: runs, verifications, matrix heatmaps
+    with history, gates, reproduction rates, escalations; each page's JSON under /api
+    (/openapi.json). Ctrl-C stops it (docs/dashboard.md)."""
+    try:
+        from harness.verbs.serve import open_dashboard
+
+        dash = open_dashboard(root=_root(project), store=store, host=host, port=port)
+    except BaseException as exc:  # a missing index, an unreachable store, a port in use
+        _fail(exc)
+    print(f"lab serve: {dash.url}  (results store {dash.store.shown}; Ctrl-C stops)", flush=True)
+    if not dash.loopback:
+        _err(f"lab serve: listening on {host}: anyone who reaches it can read the index")
+    from harness.verbs.serve import serve as run_server
+
+    run_server(dash)
+    _err("lab serve: stopped")
+
+
 def main() -> None:
     app()

@@ -970,6 +970,7 @@ class Run:
         keep_on_failure, and is raised with its message redacted."""
         self.journal.set(verb="up")
         self.emit({"event": "run", "run": self.run_id, "folder": str(self.folder.path)})
+        prewarm()
         with interrupts_raise():
             try:
                 self.prepare()

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, delete, event, select, text
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from harness.errors import InfraError, UsageError
 from harness.store.entry import ResultEntry
@@ -157,8 +158,12 @@ def _sqlite(url: str, *, readonly: bool) -> Engine:
                 f"results store {path} does not exist",
                 hint="run `lab index` to build it from the report folders",
             )
+        # no pool: a read-only reader (lab serve) opens the file per request, so a store
+        # replaced on disk is read afresh rather than through a connection to the old file
         engine = create_engine(
-            f"sqlite:///file:{path}?mode=ro&uri=true", connect_args={"timeout": 30}
+            f"sqlite:///file:{path}?mode=ro&uri=true",
+            connect_args={"timeout": 30},
+            poolclass=NullPool,
         )
     else:
         if path and path != ":memory:":

@@ -71,6 +71,9 @@ def read_run(folder: Path, reports: Path) -> ResultEntry | None:
         for n in j.topology.nodes
     }
     role = j.role or ("up" if j.verb == "up" else None)
+    rid, parent = j.run, j.verification
+    if j.live and j.live.get("rerun"):  # a rerun on a live lab: live/<n>/ under the lab's folder
+        rid, parent = f"{j.run}/live/{j.live['rerun']}", parent or j.run
     detail: dict[str, Any] = {
         "title": j.title,
         "fix": j.fix,
@@ -82,7 +85,7 @@ def read_run(folder: Path, reports: Path) -> ResultEntry | None:
         detail["interval"] = rep.interval.model_dump(mode="json")
     return ResultEntry(
         kind="run",
-        id=j.run,
+        id=rid,
         scenario=j.scenario,
         cell=j.cell,
         role=role,
@@ -93,7 +96,7 @@ def read_run(folder: Path, reports: Path) -> ResultEntry | None:
         ticket=j.case.ticket,
         versions=versions,
         engine=j.engine,
-        parent=j.verification,
+        parent=parent,
         started=j.started,
         ended=j.ended,
         duration_s=duration(j.started, j.ended),
@@ -330,8 +333,13 @@ def result_folders(reports: Path) -> Iterator[Path]:
     not descending into a run's own artifacts."""
     for here, dirs, files in os.walk(reports, followlinks=False):
         if any(m in files for m in MARKERS):
-            dirs[:] = []  # a result folder holds no other result folders
+            dirs[:] = []  # a result folder holds no other result folders but its live reruns
             yield Path(here)
+            live = Path(here) / "live"
+            if "journal.json" in files and live.is_dir() and not live.is_symlink():
+                yield from sorted(
+                    p for p in live.iterdir() if p.name.isdigit() and not p.is_symlink()
+                )
         else:
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
 

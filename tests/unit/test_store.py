@@ -199,6 +199,26 @@ def test_each_kind_is_read_into_its_row(tree: Path) -> None:
     assert esc[0].ticket == "SUP-1" and esc[0].detail["trackers"][0]["attached"] == ["run-a.tar.gz"]
 
 
+def test_a_live_rerun_is_its_own_row_under_its_lab(tree: Path) -> None:
+    live = {"on": "run-a", "rerun": "1", "folder": str(tree / "quick-repro/run-a")}
+    _write(
+        tree / "quick-repro/run-a/live/1/journal.json",
+        _journal("run-a", verdict="NOT_REPRODUCED", live=live),
+    )
+    rows = {(e.kind, e.id): e for e in read_tree(tree).entries}
+    rerun = rows[("run", "run-a/live/1")]
+    assert (rerun.parent, rerun.verdict, rerun.folder) == (
+        "run-a",
+        "NOT_REPRODUCED",
+        "quick-repro/run-a/live/1",
+    )
+    assert rows[("run", "run-a")].verdict == "REPRODUCED"  # the lab's own run is untouched
+    assert index_folder(tree, tree / "quick-repro/run-a/live/1")
+    assert index_folder(tree, tree / "quick-repro/run-a")
+    ids = {e.id for e in Store.open(store_url(tree), readonly=True).entries("run")}
+    assert ids == {"run-a", "run-a/live/1"}
+
+
 def test_an_unreadable_folder_is_named_and_the_rest_indexed(tree: Path) -> None:
     (tree / "quick-repro/broken").mkdir()
     (tree / "quick-repro/broken/verification.json").write_text("{not json")
