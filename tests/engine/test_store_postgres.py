@@ -6,7 +6,6 @@ no password anywhere."""
 from __future__ import annotations
 
 import json
-import multiprocessing
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from harness.store.db import Store
 from tests.conftest import run_json, run_lab
-from tests.unit.test_store import LEDGER, _writer
+from tests.unit.test_store import LEDGER, write_at_once
 from tests.unit.test_store import tree as tree
 
 SCENARIO = "tests/engine/scenarios/results-store-postgres.yaml"
@@ -65,13 +64,7 @@ def test_concurrent_writers_on_postgresql(postgres: tuple[str, str]) -> None:
     and each write 40 rows: all 320 land."""
     url, _ = postgres
     full = url.replace("postgresql://", "postgresql+psycopg://")
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(full, n)) for n in range(8)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-    assert [p.exitcode for p in procs] == [0] * 8
+    write_at_once(full)
     store = Store.open(full, readonly=True)
     assert len(store.entries("run")) == 320
     store.close()

@@ -261,9 +261,9 @@ def _writer(url: str, n: int) -> None:
     store.close()
 
 
-def test_concurrent_writers_all_land(tmp_path: Path) -> None:
-    """Eight processes open a new store at once (the migration under its lock) and write."""
-    url = f"sqlite:///{tmp_path / 'index.sqlite'}"
+def write_at_once(url: str) -> None:
+    """Eight processes open the store at once (a new one: the migration under its lock) and
+    each write 40 rows; all of them exit 0."""
     ctx = multiprocessing.get_context("spawn")
     procs = [ctx.Process(target=_writer, args=(url, n)) for n in range(8)]
     for p in procs:
@@ -271,6 +271,11 @@ def test_concurrent_writers_all_land(tmp_path: Path) -> None:
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0] * 8
+
+
+def test_concurrent_writers_all_land(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'index.sqlite'}"
+    write_at_once(url)
     assert len(Store.open(url, readonly=True).entries()) == 320
 
 
